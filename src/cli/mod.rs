@@ -1,0 +1,110 @@
+//! Command-line front end. Each subcommand lives in its own file with its clap arguments and
+//! a `run` function returning an [`ExitStatus`] or a [`CliError`].
+//!
+//! Exit codes (DESIGN.md): 0 success, 1 a gate or check said no, 2 bad input.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub mod budget;
+pub mod rules;
+pub mod run;
+pub mod validate;
+
+/// What a command decided, mapped to the process exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// 0: success.
+    Success,
+    /// 1: a gate or check said no.
+    Rejected,
+}
+
+/// Errors that end a command. Every variant maps to an exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Bad input (files, flags, queries that fail): exit 2. The message names the file, the
+    /// field and what was expected.
+    #[error("{0}")]
+    Input(String),
+    /// Several input problems, one per line: exit 2.
+    #[error("{}", .0.join("\n"))]
+    Inputs(Vec<String>),
+    /// A runtime failure of the daemon or an I/O operation that is not the user's input: exit 1.
+    #[error("{0}")]
+    Runtime(String),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Input(_) | CliError::Inputs(_) => 2,
+            CliError::Runtime(_) => 1,
+        }
+    }
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "slogate",
+    version,
+    about = "Error-budget aware progressive delivery: SLO budgets, canary analysis, GitOps reverts"
+)]
+pub struct Cli {
+    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `slogate=debug`.
+    #[arg(long, global = true, env = "SLOGATE_LOG", default_value = "info")]
+    pub log: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check SLO spec files and report every problem (exit 2 when any).
+    Validate(validate::Args),
+    /// Generate Sloth-compatible Prometheus recording and alert rules.
+    Rules(rules::Args),
+    /// Compute error budgets and burn rates from Prometheus.
+    Budget(budget::Args),
+    /// Run the daemon.
+    Run(run::Args),
+}
+
+/// Parse arguments, run the command, and map the outcome to an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(&cli.log);
+    let result = match cli.command {
+        Command::Validate(a) => validate::run(a),
+        Command::Rules(a) => rules::run(a),
+        Command::Budget(a) => budget::run(a),
+        Command::Run(a) => run::run(a),
+    };
+    match result {
+        Ok(ExitStatus::Success) => ExitCode::SUCCESS,
+        Ok(ExitStatus::Rejected) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn init_tracing(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Logs go to stderr so that stdout stays machine-readable (`-o json`).
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Build a current-thread tokio runtime for one-shot async commands.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Runtime(format!("cannot start the async runtime: {e}")))
+}

@@ -1,0 +1,52 @@
+//! `MetricsSource`: read-only PromQL evaluation.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+
+/// One element of an instant vector (a scalar result comes back as one sample with no labels).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub labels: BTreeMap<String, String>,
+    pub value: f64,
+}
+
+/// One series of a range query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    pub labels: BTreeMap<String, String>,
+    /// `(unix seconds, value)` pairs, oldest first.
+    pub points: Vec<(f64, f64)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    #[error("Prometheus at {url} is unreachable: {message}")]
+    Unreachable { url: String, message: String },
+    #[error("Prometheus at {url} did not answer within {timeout_secs}s")]
+    Timeout { url: String, timeout_secs: u64 },
+    #[error("query failed: {message}; query: {query}")]
+    Query { query: String, message: String },
+    #[error("unexpected answer to query {query}: {message}")]
+    Unexpected { query: String, message: String },
+}
+
+/// Evaluate PromQL. Implementations must bound every call with a timeout.
+#[async_trait::async_trait]
+pub trait MetricsSource: Send + Sync {
+    /// Instant query at `at` (now when `None`).
+    async fn instant(
+        &self,
+        query: &str,
+        at: Option<DateTime<Utc>>,
+    ) -> Result<Vec<Sample>, MetricsError>;
+
+    /// Range query over `[start, end]` with a step.
+    async fn range(
+        &self,
+        query: &str,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        step: std::time::Duration,
+    ) -> Result<Vec<Series>, MetricsError>;
+}

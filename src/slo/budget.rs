@@ -1,0 +1,1 @@
+//! Budget maths (to be written).

@@ -1,0 +1,1 @@
+//! Rule generation (to be written).
