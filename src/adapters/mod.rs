@@ -1,1 +1,4 @@
-//! Adapters: implementations of the ports in `crate::ports`.
+//! Adapters: implementations of the ports in `crate::ports`. Only code under this folder
+//! talks to external systems.
+
+pub mod prometheus;

@@ -101,10 +101,85 @@ fn init_tracing(filter: &str) {
         .try_init();
 }
 
-/// Build a current-thread tokio runtime for one-shot async commands.
+/// Build the tokio runtime for async commands.
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| CliError::Runtime(format!("cannot start the async runtime: {e}")))
+}
+
+/// `--period` and `--windows`, shared by the commands that need alert windows.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WindowArgs {
+    /// Default SLO period for SLOs that declare none (built-in catalogs: 30d, 28d).
+    #[arg(long, value_name = "DURATION")]
+    pub period: Option<crate::slo::PromDuration>,
+    /// A custom alert-window catalog (Sloth `sloth.slok.dev/v1 AlertWindows` YAML).
+    #[arg(long, value_name = "FILE")]
+    pub windows: Option<std::path::PathBuf>,
+}
+
+impl WindowArgs {
+    pub fn settings(&self) -> Result<crate::slo::windows::WindowSettings, CliError> {
+        let catalog = match &self.windows {
+            Some(f) => Some(
+                crate::slo::AlertWindows::from_file(f)
+                    .map_err(|e| CliError::Input(e.to_string()))?,
+            ),
+            None => None,
+        };
+        if let (Some(p), Some(c)) = (self.period, catalog) {
+            if p != c.slo_period {
+                return Err(CliError::Input(format!(
+                    "--period {p} disagrees with the --windows catalog's sloPeriod {}: expected the same period, or only one of the two",
+                    c.slo_period
+                )));
+            }
+        }
+        Ok(crate::slo::windows::WindowSettings {
+            default_period: self.period,
+            catalog,
+        })
+    }
+}
+
+/// Load SLO specs from files and directories. Warnings go to stderr; any error ends the
+/// command with exit 2, listing every problem.
+pub fn load_slos(paths: &[std::path::PathBuf]) -> Result<Vec<crate::slo::Slo>, CliError> {
+    let report = crate::slo::spec::load_paths(paths);
+    for w in &report.warnings {
+        eprintln!("warning: {}", format_diagnostic(w));
+    }
+    if !report.errors.is_empty() {
+        return Err(CliError::Inputs(
+            report.errors.iter().map(format_diagnostic).collect(),
+        ));
+    }
+    if report.slos.is_empty() {
+        return Err(CliError::Input(format!(
+            "no SLOs found in {}: expected Sloth, Sloth CRD or OpenSLO spec files",
+            paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    Ok(report.slos)
+}
+
+/// `<file>[doc <i>]: <field>: <message>`.
+pub fn format_diagnostic(d: &crate::slo::spec::Diagnostic) -> String {
+    let mut s = d.file.display().to_string();
+    if let Some(i) = d.doc_index {
+        s.push_str(&format!(" [doc {i}]"));
+    }
+    if !d.field.is_empty() {
+        s.push_str(": ");
+        s.push_str(&d.field);
+    }
+    s.push_str(": ");
+    s.push_str(&d.message);
+    s
 }

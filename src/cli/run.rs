@@ -1,10 +1,44 @@
-//! `slogate run` (to be written).
+//! `slogate run`: the daemon.
+
+use std::path::PathBuf;
 
 use super::{CliError, ExitStatus};
+use crate::runtime::config::Config;
+use crate::runtime::daemon::{self, DaemonError};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Configuration file (YAML or TOML); `SLOGATE_…` environment variables override it.
+    #[arg(long, short, env = "SLOGATE_CONFIG")]
+    pub config: PathBuf,
+    /// Run one evaluation cycle, print its summary as JSON and exit (no HTTP server).
+    /// Exit 1 when any SLO failed to evaluate.
+    #[arg(long)]
+    pub once: bool,
+}
 
-pub fn run(_args: Args) -> Result<ExitStatus, CliError> {
-    Err(CliError::Runtime("not implemented yet".into()))
+pub fn run(args: Args) -> Result<ExitStatus, CliError> {
+    let cfg = Config::load(&args.config).map_err(|e| CliError::Input(e.to_string()))?;
+    let rt = super::runtime()?;
+    if args.once {
+        let summary = rt.block_on(daemon::run_once(&cfg)).map_err(daemon_error)?;
+        let json = serde_json::to_string_pretty(&summary)
+            .map_err(|e| CliError::Runtime(format!("cannot encode JSON: {e}")))?;
+        println!("{json}");
+        return Ok(if summary.errors.is_empty() {
+            ExitStatus::Success
+        } else {
+            ExitStatus::Rejected
+        });
+    }
+    rt.block_on(daemon::run(cfg, daemon::shutdown_signal()))
+        .map_err(daemon_error)?;
+    Ok(ExitStatus::Success)
+}
+
+fn daemon_error(e: DaemonError) -> CliError {
+    match e {
+        DaemonError::Config(m) => CliError::Input(m),
+        other => CliError::Runtime(other.to_string()),
+    }
 }

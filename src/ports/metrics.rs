@@ -19,12 +19,22 @@ pub struct Series {
     pub points: Vec<(f64, f64)>,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum MetricsError {
-    #[error("Prometheus at {url} is unreachable: {message}")]
-    Unreachable { url: String, message: String },
-    #[error("Prometheus at {url} did not answer within {timeout_secs}s")]
-    Timeout { url: String, timeout_secs: u64 },
+    #[error("invalid Prometheus URL {url:?}: {message}")]
+    InvalidUrl { url: String, message: String },
+    #[error("Prometheus at {url} is unreachable: {message}; query: {query}")]
+    Unreachable {
+        url: String,
+        query: String,
+        message: String,
+    },
+    #[error("Prometheus at {url} did not answer within {timeout_secs}s; query: {query}")]
+    Timeout {
+        url: String,
+        query: String,
+        timeout_secs: u64,
+    },
     #[error("query failed: {message}; query: {query}")]
     Query { query: String, message: String },
     #[error("unexpected answer to query {query}: {message}")]

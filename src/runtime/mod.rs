@@ -1,1 +1,9 @@
-//! The daemon runtime.
+//! The daemon runtime and the services it shares with the CLI: evaluation of SLOs through
+//! the ports, configuration, the scheduler, the HTTP server and self-metrics.
+
+pub mod config;
+pub mod daemon;
+pub mod evaluator;
+pub mod metrics;
+pub mod server;
+pub mod slo_store;

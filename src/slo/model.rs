@@ -143,9 +143,10 @@ impl Slo {
         self.objective_percent / 100.0
     }
 
-    /// Error budget as a ratio, `1 - objective`, e.g. 0.001.
+    /// Error budget as a ratio, `1 - objective`, e.g. 0.001. Computed as
+    /// `(100 - objective%) / 100`, as Sloth does, so that 99% gives exactly 0.01.
     pub fn error_budget_ratio(&self) -> f64 {
-        1.0 - self.objective_ratio()
+        (100.0 - self.objective_percent) / 100.0
     }
 }
 

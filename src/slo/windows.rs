@@ -54,6 +54,44 @@ pub enum WindowsError {
     Invalid { file: String, message: String },
     #[error("no built-in alert windows for period {0}: built-in periods are 30d and 28d; pass --windows FILE with a sloth.slok.dev/v1 AlertWindows catalog")]
     UnknownPeriod(PromDuration),
+    #[error("SLO {slo} declares period {declared}, but the --windows catalog is for {catalog}: expected the same period")]
+    PeriodMismatch {
+        slo: String,
+        declared: PromDuration,
+        catalog: PromDuration,
+    },
+}
+
+/// How the SLO period and alert windows are chosen for an SLO, from command-line or
+/// configuration settings.
+#[derive(Debug, Clone, Default)]
+pub struct WindowSettings {
+    /// Default period for SLOs that declare none (30d when unset).
+    pub default_period: Option<PromDuration>,
+    /// A custom catalog (`--windows FILE`); it applies to every SLO.
+    pub catalog: Option<AlertWindows>,
+}
+
+impl WindowSettings {
+    /// The window catalog for one SLO. The SLO's own period (OpenSLO time window) wins over
+    /// the default period; a custom catalog must agree with the SLO's own period.
+    pub fn for_slo(&self, slo: &crate::slo::Slo) -> Result<AlertWindows, WindowsError> {
+        if let Some(cat) = self.catalog {
+            return match slo.period {
+                Some(p) if p != cat.slo_period => Err(WindowsError::PeriodMismatch {
+                    slo: slo.id.clone(),
+                    declared: p,
+                    catalog: cat.slo_period,
+                }),
+                _ => Ok(cat),
+            };
+        }
+        let period = slo
+            .period
+            .or(self.default_period)
+            .unwrap_or(PromDuration::from_days(30));
+        AlertWindows::builtin(period)
+    }
 }
 
 fn pair(pct: f64, short: PromDuration, long: PromDuration) -> WindowPair {

@@ -1,0 +1,325 @@
+//! `slogate run`: wires the SLO store, the Prometheus adapter, the evaluation scheduler and
+//! the HTTP server together, and shuts all of them down gracefully on SIGTERM/SIGINT.
+
+use std::future::Future;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::Rng;
+use tokio::sync::{watch, Notify};
+
+use super::config::Config;
+use super::evaluator::{self, Evaluation, Target};
+use super::metrics::SloLabels;
+use super::server::{self, AppState};
+use super::slo_store::SloStore;
+use crate::adapters::prometheus::Prometheus;
+use crate::ports::metrics::MetricsSource;
+use crate::slo::windows::WindowSettings;
+use crate::slo::AlertWindows;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("{0}")]
+    Config(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("HTTP server failed: {0}")]
+    Server(#[source] std::io::Error),
+}
+
+/// Summary of one evaluation cycle (printed by `run --once`, logged by the daemon).
+#[derive(Debug, serde::Serialize)]
+pub struct CycleSummary {
+    pub slos: usize,
+    pub queries: u64,
+    pub query_errors: u64,
+    pub duration_seconds: f64,
+    pub errors: Vec<String>,
+    pub reached_prometheus: bool,
+}
+
+/// Everything the loops share.
+struct Daemon {
+    settings: WindowSettings,
+    source: Arc<dyn MetricsSource>,
+    store: Arc<Mutex<SloStore>>,
+    state: Arc<AppState>,
+}
+
+impl Daemon {
+    fn new(cfg: &Config) -> Result<Self, DaemonError> {
+        let catalog = match &cfg.evaluation.windows_file {
+            Some(f) => Some(
+                AlertWindows::from_file(f)
+                    .map_err(|e| DaemonError::Config(format!("evaluation.windows_file: {e}")))?,
+            ),
+            None => None,
+        };
+        let settings = WindowSettings {
+            default_period: cfg.evaluation.period,
+            catalog,
+        };
+        let source = Prometheus::new(&cfg.prometheus.url, cfg.prometheus.timeout.as_std())
+            .map_err(|e| DaemonError::Config(format!("prometheus.url: {e}")))?;
+        Ok(Daemon {
+            settings,
+            source: Arc::new(source),
+            store: Arc::new(Mutex::new(SloStore::new(cfg.slos.paths.clone()))),
+            state: Arc::new(AppState::default()),
+        })
+    }
+
+    /// Reload specs off the async runtime (file I/O). Returns whether the set changed.
+    async fn reload(&self) -> bool {
+        let store = self.store.clone();
+        let res = tokio::task::spawn_blocking(move || {
+            // The store is only touched here and in `targets`; a poisoned lock still holds
+            // a consistent SLO list (reload replaces it in one assignment).
+            let mut s = store.lock().unwrap_or_else(|p| p.into_inner());
+            let r = s.reload();
+            (r, s.slos().len(), s.failing_files().len())
+        })
+        .await;
+        let Ok((r, loaded, failing)) = res else {
+            tracing::error!("SLO reload task panicked; keeping the previous SLOs");
+            return false;
+        };
+        for d in &r.errors {
+            tracing::error!(file = %d.file.display(), doc = ?d.doc_index, field = %d.field, "{}", d.message);
+        }
+        for d in &r.warnings {
+            tracing::warn!(file = %d.file.display(), doc = ?d.doc_index, field = %d.field, "{}", d.message);
+        }
+        let m = &self.state.metrics;
+        m.slos_loaded.set(i64::try_from(loaded).unwrap_or(i64::MAX));
+        m.spec_errors.set(i64::try_from(failing).unwrap_or(i64::MAX));
+        if r.changed {
+            m.spec_reloads.inc();
+            tracing::info!(slos = loaded, "SLO specs loaded");
+        }
+        r.changed
+    }
+
+    fn targets(&self) -> Vec<Target> {
+        let store = self.store.lock().unwrap_or_else(|p| p.into_inner());
+        store
+            .slos()
+            .iter()
+            .filter_map(|slo| match self.settings.for_slo(slo) {
+                Ok(windows) => Some(Target {
+                    slo: slo.clone(),
+                    windows,
+                }),
+                Err(e) => {
+                    tracing::error!(slo = %slo.id, "{e}; SLO skipped");
+                    None
+                }
+            })
+            .collect()
+    }
+
+    async fn cycle(&self) -> CycleSummary {
+        let targets = self.targets();
+        let span = tracing::info_span!("evaluation", slos = targets.len());
+        let _enter = span.enter();
+        let ev: Evaluation = evaluator::evaluate(self.source.as_ref(), &targets, None).await;
+        self.record(&targets, &ev)
+    }
+
+    fn record(&self, targets: &[Target], ev: &Evaluation) -> CycleSummary {
+        let m = &self.state.metrics;
+        let label = |t: &Target| SloLabels {
+            sloth_id: t.slo.id.clone(),
+            sloth_service: t.slo.service.clone(),
+            sloth_slo: t.slo.name.clone(),
+        };
+        let current: Vec<SloLabels> = targets.iter().map(label).collect();
+        let failed: Vec<SloLabels> = targets
+            .iter()
+            .zip(&ev.results)
+            .filter(|(_, (_, r))| r.is_err())
+            .map(|(t, _)| label(t))
+            .collect();
+        let reports: Vec<_> = ev.reports().collect();
+        m.publish(&reports, &failed, &current);
+        m.evaluations.inc();
+        m.queries.inc_by(ev.queries);
+        m.query_errors.inc_by(ev.query_errors);
+        m.evaluation_duration.observe(ev.elapsed.as_secs_f64());
+        m.last_evaluation
+            .set(chrono::Utc::now().timestamp_millis() as f64 / 1000.0);
+        let errors: Vec<String> = ev.errors().map(|e| e.to_string()).collect();
+        if !errors.is_empty() {
+            m.evaluation_errors.inc();
+        }
+        for e in &errors {
+            tracing::warn!("{e}");
+        }
+        let reached = !ev.errors().any(|e| e.is_unreachable());
+        if reached {
+            self.state.ready.store(true, Ordering::Release);
+        }
+        {
+            let mut latest = self.state.reports.write().unwrap_or_else(|p| p.into_inner());
+            // Keep the last good report of SLOs that failed this cycle.
+            let mut next: Vec<_> = reports.iter().map(|r| (*r).clone()).collect();
+            for l in &failed {
+                if let Some(old) = latest.iter().find(|r| r.id == l.sloth_id) {
+                    next.push(old.clone());
+                }
+            }
+            *latest = next;
+        }
+        let summary = CycleSummary {
+            slos: targets.len(),
+            queries: ev.queries,
+            query_errors: ev.query_errors,
+            duration_seconds: ev.elapsed.as_secs_f64(),
+            errors,
+            reached_prometheus: reached,
+        };
+        tracing::info!(
+            slos = summary.slos,
+            queries = summary.queries,
+            errors = summary.errors.len(),
+            seconds = summary.duration_seconds,
+            "evaluation cycle done"
+        );
+        summary
+    }
+}
+
+/// One reload and one evaluation cycle, without the server (`slogate run --once`).
+pub async fn run_once(cfg: &Config) -> Result<CycleSummary, DaemonError> {
+    let d = Daemon::new(cfg)?;
+    d.reload().await;
+    Ok(d.cycle().await)
+}
+
+/// Run until `shutdown` resolves.
+pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), DaemonError> {
+    let d = Arc::new(Daemon::new(&cfg)?);
+    let listener = tokio::net::TcpListener::bind(cfg.server.listen)
+        .await
+        .map_err(|source| DaemonError::Bind {
+            addr: cfg.server.listen,
+            source,
+        })?;
+    tracing::info!(addr = %cfg.server.listen, "listening");
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        tracing::info!("shutting down");
+        let _ = stop_tx.send(true);
+    });
+
+    let wake = Arc::new(Notify::new());
+    d.reload().await;
+
+    let reloader = {
+        let d = d.clone();
+        let wake = wake.clone();
+        let mut stop = stop_rx.clone();
+        let every = cfg.slos.reload_interval.as_std();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = stop.changed() => break,
+                }
+                if d.reload().await {
+                    // New or changed SLOs are evaluated right away.
+                    wake.notify_one();
+                }
+            }
+        })
+    };
+
+    let scheduler = {
+        let d = d.clone();
+        let wake = wake.clone();
+        let mut stop = stop_rx.clone();
+        let interval = cfg.evaluation.interval.as_std();
+        let jitter = cfg.evaluation.jitter;
+        tokio::spawn(async move {
+            loop {
+                if *stop.borrow() {
+                    break;
+                }
+                // A cycle in progress is finished before shutting down: it only reads.
+                d.cycle().await;
+                tokio::select! {
+                    _ = tokio::time::sleep(jittered(interval, jitter)) => {}
+                    _ = wake.notified() => {}
+                    _ = stop.changed() => break,
+                }
+            }
+        })
+    };
+
+    let mut stop = stop_rx.clone();
+    let server = axum::serve(listener, server::router(d.state.clone()))
+        .with_graceful_shutdown(async move {
+            let _ = stop.changed().await;
+        });
+    let served = server.await.map_err(DaemonError::Server);
+    let _ = scheduler.await;
+    let _ = reloader.await;
+    tracing::info!("stopped");
+    served
+}
+
+/// `interval` spread uniformly by ±`jitter` (a fraction), so replicas and restarts do not
+/// query Prometheus in lockstep.
+pub fn jittered(interval: Duration, jitter: f64) -> Duration {
+    if jitter <= 0.0 {
+        return interval;
+    }
+    let f = rand::thread_rng().gen_range(-jitter..=jitter);
+    interval.mul_f64((1.0 + f).max(0.0))
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_within_bounds() {
+        let base = Duration::from_secs(300);
+        for _ in 0..1000 {
+            let d = jittered(base, 0.1);
+            assert!(d >= Duration::from_secs(270) && d <= Duration::from_secs(330), "{d:?}");
+        }
+        assert_eq!(jittered(base, 0.0), base);
+    }
+}

@@ -1,0 +1,300 @@
+//! slogate's own metrics, exported on `/metrics` in OpenMetrics text through
+//! prometheus-client. Per-SLO series carry Sloth's `sloth_id`, `sloth_service` and
+//! `sloth_slo` labels so that they join with Sloth's recording rules in dashboards.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::AtomicU64;
+use std::sync::Mutex;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::slo::budget::BudgetReport;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SloLabels {
+    pub sloth_id: String,
+    pub sloth_service: String,
+    pub sloth_slo: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WindowLabels {
+    pub sloth_id: String,
+    pub sloth_service: String,
+    pub sloth_slo: String,
+    pub window: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabels {
+    pub sloth_id: String,
+    pub sloth_service: String,
+    pub sloth_slo: String,
+    pub source: String,
+}
+
+type FGauge = Gauge<f64, AtomicU64>;
+
+/// All self-metrics. Cheap to share behind an `Arc`.
+pub struct Metrics {
+    registry: Registry,
+    pub budget_consumed: Family<SloLabels, FGauge>,
+    pub budget_remaining: Family<SloLabels, FGauge>,
+    pub error_ratio: Family<SloLabels, FGauge>,
+    pub objective: Family<SloLabels, FGauge>,
+    pub burn_rate: Family<WindowLabels, FGauge>,
+    pub no_data: Family<SloLabels, Gauge>,
+    pub source: Family<SourceLabels, Gauge>,
+    pub slo_errors: Family<SloLabels, Counter>,
+    pub evaluation_duration: Histogram,
+    pub evaluations: Counter,
+    pub evaluation_errors: Counter,
+    pub queries: Counter,
+    pub query_errors: Counter,
+    pub last_evaluation: FGauge,
+    pub slos_loaded: Gauge,
+    pub spec_errors: Gauge,
+    pub spec_reloads: Counter,
+    /// SLOs with series currently exported (with their burn-rate windows), so that removed
+    /// SLOs lose their series.
+    exported: Mutex<HashMap<SloLabels, Vec<String>>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let m = Metrics {
+            budget_consumed: Family::default(),
+            budget_remaining: Family::default(),
+            error_ratio: Family::default(),
+            objective: Family::default(),
+            burn_rate: Family::default(),
+            no_data: Family::default(),
+            source: Family::default(),
+            slo_errors: Family::default(),
+            evaluation_duration: Histogram::new(
+                [0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0].into_iter(),
+            ),
+            evaluations: Counter::default(),
+            evaluation_errors: Counter::default(),
+            queries: Counter::default(),
+            query_errors: Counter::default(),
+            last_evaluation: FGauge::default(),
+            slos_loaded: Gauge::default(),
+            spec_errors: Gauge::default(),
+            spec_reloads: Counter::default(),
+            exported: Mutex::new(HashMap::new()),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "slogate_slo_budget_consumed_ratio",
+            "Error budget consumed over the SLO period (error ratio / (1 - objective))",
+            m.budget_consumed.clone(),
+        );
+        registry.register(
+            "slogate_slo_budget_remaining_ratio",
+            "Error budget remaining over the SLO period (1 - consumed)",
+            m.budget_remaining.clone(),
+        );
+        registry.register(
+            "slogate_slo_error_ratio",
+            "Error ratio over the SLO period",
+            m.error_ratio.clone(),
+        );
+        registry.register(
+            "slogate_slo_objective_ratio",
+            "SLO objective as a ratio",
+            m.objective.clone(),
+        );
+        registry.register(
+            "slogate_slo_burn_rate",
+            "Error budget burn rate per alert window",
+            m.burn_rate.clone(),
+        );
+        registry.register(
+            "slogate_slo_no_data",
+            "1 when Prometheus had no data for the SLO period at the last evaluation",
+            m.no_data.clone(),
+        );
+        registry.register(
+            "slogate_slo_source",
+            "1 for the source the SLO's ratios were read from (recording_rules or raw)",
+            m.source.clone(),
+        );
+        registry.register(
+            "slogate_slo_evaluation_errors",
+            "Evaluations of an SLO that failed (query error, ambiguous result)",
+            m.slo_errors.clone(),
+        );
+        registry.register(
+            "slogate_evaluation_duration_seconds",
+            "Wall time of one evaluation cycle over all SLOs",
+            m.evaluation_duration.clone(),
+        );
+        registry.register(
+            "slogate_evaluations",
+            "Evaluation cycles run",
+            m.evaluations.clone(),
+        );
+        registry.register(
+            "slogate_evaluation_errors",
+            "Evaluation cycles in which at least one SLO failed",
+            m.evaluation_errors.clone(),
+        );
+        registry.register(
+            "slogate_prometheus_queries",
+            "Queries sent to Prometheus",
+            m.queries.clone(),
+        );
+        registry.register(
+            "slogate_prometheus_query_errors",
+            "Queries to Prometheus that failed",
+            m.query_errors.clone(),
+        );
+        registry.register(
+            "slogate_last_evaluation_timestamp_seconds",
+            "Unix time of the end of the last evaluation cycle",
+            m.last_evaluation.clone(),
+        );
+        registry.register(
+            "slogate_slos_loaded",
+            "SLOs currently loaded",
+            m.slos_loaded.clone(),
+        );
+        registry.register(
+            "slogate_spec_files_with_errors",
+            "SLO spec files whose latest version failed to load (their previous version is kept)",
+            m.spec_errors.clone(),
+        );
+        registry.register(
+            "slogate_spec_reloads",
+            "Times the SLO spec set changed and was reloaded",
+            m.spec_reloads.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// Publish the reports of one cycle. SLOs no longer present lose their series; SLOs
+    /// that failed this cycle keep their previous values (their error counter goes up).
+    pub fn publish(&self, reports: &[&BudgetReport], failed: &[SloLabels], current: &[SloLabels]) {
+        for r in reports {
+            let l = SloLabels {
+                sloth_id: r.id.clone(),
+                sloth_service: r.service.clone(),
+                sloth_slo: r.slo.clone(),
+            };
+            self.objective.get_or_create(&l).set(r.objective);
+            self.no_data.get_or_create(&l).set(i64::from(r.no_data));
+            let src = match r.source {
+                crate::slo::budget::Source::RecordingRules => "recording_rules",
+                crate::slo::budget::Source::Raw => "raw",
+            };
+            for s in ["recording_rules", "raw"] {
+                let sl = source_labels(&l, s);
+                if s == src {
+                    self.source.get_or_create(&sl).set(1);
+                } else {
+                    self.source.remove(&sl);
+                }
+            }
+            set_or_remove(&self.budget_consumed, &l, r.budget_consumed);
+            set_or_remove(&self.budget_remaining, &l, r.budget_remaining);
+            set_or_remove(&self.error_ratio, &l, r.error_ratio);
+            for (w, v) in &r.burn_rates {
+                let wl = WindowLabels {
+                    sloth_id: l.sloth_id.clone(),
+                    sloth_service: l.sloth_service.clone(),
+                    sloth_slo: l.sloth_slo.clone(),
+                    window: w.clone(),
+                };
+                set_or_remove(&self.burn_rate, &wl, *v);
+            }
+        }
+        for l in failed {
+            self.slo_errors.get_or_create(l).inc();
+        }
+        // A poisoned lock only means another thread panicked mid-update; the map is still
+        // a valid record of exported series, so keep using it.
+        let mut exported = self.exported.lock().unwrap_or_else(|p| p.into_inner());
+        for r in reports {
+            let l = SloLabels {
+                sloth_id: r.id.clone(),
+                sloth_service: r.service.clone(),
+                sloth_slo: r.slo.clone(),
+            };
+            exported.insert(l, r.burn_rates.keys().cloned().collect());
+        }
+        let current: HashSet<&SloLabels> = current.iter().collect();
+        let gone: Vec<SloLabels> = exported
+            .keys()
+            .filter(|l| !current.contains(l))
+            .cloned()
+            .collect();
+        for l in gone {
+            if let Some(windows) = exported.remove(&l) {
+                self.forget(&l, &windows);
+            }
+        }
+    }
+
+    fn forget(&self, l: &SloLabels, windows: &[String]) {
+        self.budget_consumed.remove(l);
+        self.budget_remaining.remove(l);
+        self.error_ratio.remove(l);
+        self.objective.remove(l);
+        self.no_data.remove(l);
+        self.slo_errors.remove(l);
+        for s in ["recording_rules", "raw"] {
+            self.source.remove(&source_labels(l, s));
+        }
+        for w in windows {
+            self.burn_rate.remove(&WindowLabels {
+                sloth_id: l.sloth_id.clone(),
+                sloth_service: l.sloth_service.clone(),
+                sloth_slo: l.sloth_slo.clone(),
+                window: w.clone(),
+            });
+        }
+    }
+
+    /// OpenMetrics text exposition.
+    pub fn encode(&self) -> Result<String, std::fmt::Error> {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+}
+
+fn source_labels(l: &SloLabels, source: &str) -> SourceLabels {
+    SourceLabels {
+        sloth_id: l.sloth_id.clone(),
+        sloth_service: l.sloth_service.clone(),
+        sloth_slo: l.sloth_slo.clone(),
+        source: source.to_string(),
+    }
+}
+
+fn set_or_remove<L>(family: &Family<L, FGauge>, labels: &L, value: Option<f64>)
+where
+    L: Clone + std::hash::Hash + Eq + EncodeLabelSet + std::fmt::Debug,
+{
+    match value {
+        Some(v) => {
+            family.get_or_create(labels).set(v);
+        }
+        None => {
+            family.remove(labels);
+        }
+    }
+}

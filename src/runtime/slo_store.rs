@@ -1,0 +1,135 @@
+//! The daemon's live set of SLOs, reloaded from spec files when they change.
+//!
+//! Changes are found by polling a fingerprint of the files' names and contents (cheap, and
+//! robust to Kubernetes ConfigMap volumes, which swap a symlink rather than writing files).
+//! A file that fails to load is reported and skipped, and the last good version of that
+//! file's SLOs is kept.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeSet, HashSet};
+use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
+
+use crate::slo::spec::{self, Diagnostic};
+use crate::slo::Slo;
+
+/// What one reload did.
+#[derive(Debug, Default)]
+pub struct Reload {
+    /// The spec set changed (new SLOs were taken into use).
+    pub changed: bool,
+    /// Problems in the current files; the files named here keep their previous SLOs.
+    pub errors: Vec<Diagnostic>,
+    pub warnings: Vec<Diagnostic>,
+}
+
+#[derive(Debug)]
+pub struct SloStore {
+    paths: Vec<PathBuf>,
+    fingerprint: Option<u64>,
+    slos: Vec<Slo>,
+    failing_files: BTreeSet<PathBuf>,
+}
+
+impl SloStore {
+    pub fn new(paths: Vec<PathBuf>) -> Self {
+        SloStore {
+            paths,
+            fingerprint: None,
+            slos: Vec::new(),
+            failing_files: BTreeSet::new(),
+        }
+    }
+
+    pub fn slos(&self) -> &[Slo] {
+        &self.slos
+    }
+
+    /// Files whose latest version failed to load.
+    pub fn failing_files(&self) -> &BTreeSet<PathBuf> {
+        &self.failing_files
+    }
+
+    /// Reload when the files changed since the last call.
+    pub fn reload(&mut self) -> Reload {
+        let fp = fingerprint(&self.paths);
+        if Some(fp) == self.fingerprint {
+            return Reload::default();
+        }
+        self.fingerprint = Some(fp);
+        let report = spec::load_paths(&self.paths);
+        let bad: HashSet<PathBuf> = report.errors.iter().map(|d| d.file.clone()).collect();
+        let mut errors = report.errors;
+        // Failing files keep their previous SLOs; good files contribute their new ones. A new
+        // SLO that collides with a kept one loses: the kept one is the known-good version.
+        let mut next: Vec<Slo> = self
+            .slos
+            .iter()
+            .filter(|s| bad.contains(&s.origin.file))
+            .cloned()
+            .collect();
+        let mut seen: HashSet<String> = next.iter().map(|s| s.id.clone()).collect();
+        for s in report.slos {
+            if bad.contains(&s.origin.file) {
+                continue;
+            }
+            if !seen.insert(s.id.clone()) {
+                errors.push(Diagnostic {
+                    severity: spec::Severity::Error,
+                    file: s.origin.file.clone(),
+                    doc_index: Some(s.origin.doc_index),
+                    field: String::new(),
+                    message: format!(
+                        "duplicate SLO id {}: it is still defined by the last good version of a file that now fails to load; expected unique ids",
+                        s.id
+                    ),
+                });
+                continue;
+            }
+            next.push(s);
+        }
+        next.sort_by(|a, b| {
+            (&a.origin.file, a.origin.doc_index, &a.id).cmp(&(
+                &b.origin.file,
+                b.origin.doc_index,
+                &b.id,
+            ))
+        });
+        let changed = next != self.slos;
+        self.slos = next;
+        self.failing_files = bad.into_iter().collect();
+        Reload {
+            changed,
+            errors,
+            warnings: report.warnings,
+        }
+    }
+}
+
+/// Hash of every spec file's path and content (directories expanded like the loader does).
+fn fingerprint(paths: &[PathBuf]) -> u64 {
+    let mut h = DefaultHasher::new();
+    for p in paths {
+        let mut files: Vec<PathBuf> = match std::fs::read_dir(p) {
+            Ok(rd) => rd
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| {
+                    matches!(
+                        f.extension().and_then(|e| e.to_str()),
+                        Some("yml" | "yaml")
+                    )
+                })
+                .collect(),
+            Err(_) => vec![p.clone()],
+        };
+        files.sort();
+        for f in files {
+            f.hash(&mut h);
+            match std::fs::read(&f) {
+                Ok(bytes) => bytes.hash(&mut h),
+                Err(e) => e.kind().to_string().hash(&mut h),
+            }
+        }
+    }
+    h.finish()
+}
