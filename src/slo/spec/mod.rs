@@ -1,13 +1,41 @@
 //! Parsing and validation of SLO spec files into [`crate::slo::Slo`].
 //!
-//! Supported formats: Sloth `prometheus/v1`, Sloth `sloth.slok.dev/v1 PrometheusServiceLevel`,
-//! OpenSLO `openslo/v1alpha` (Sloth's subset) and OpenSLO `openslo/v1`.
+//! Supported formats (several YAML documents per file, separated by `---`, each document
+//! parsed on its own, empty documents skipped):
+//! - Sloth `version: prometheus/v1` ([`sloth`]);
+//! - Sloth `apiVersion: sloth.slok.dev/v1`, `kind: PrometheusServiceLevel` ([`sloth`]);
+//! - OpenSLO `openslo/v1alpha` `SLO`, exactly the subset Sloth reads ([`openslo`]);
+//! - OpenSLO `openslo/v1` `SLO` and `SLI` (ratio metrics, Occurrences, rolling windows)
+//!   ([`openslo`]). `indicatorRef`s are resolved across every file of one load.
 //!
-//! (Being written: this file currently only fixes the public API other modules use.)
+//! Every problem becomes a [`Diagnostic`] naming the file, the document, the field path and
+//! what was expected; nothing stops at the first problem and no input panics. An SLO with any
+//! error is left out of [`LoadReport::slos`].
+//!
+//! Naming (Sloth's ids are `<service>-<slo name>`):
+//! - Sloth formats: the SLO's `name`.
+//! - OpenSLO `v1alpha` (as Sloth): one SLO per objective, named `<metadata.name>-<index>`.
+//! - OpenSLO `v1`: `metadata.name` when the SLO has one objective, `<metadata.name>-<index>`
+//!   (0-based) when it has several.
+//!
+//! Alerts: Sloth formats carry their `alerting` block; OpenSLO SLOs get no page or ticket
+//! alert (both disabled), as Sloth does for OpenSLO.
 
+use std::collections::HashMap;
+use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::slo::Slo;
+use serde::Deserialize;
+use serde_yaml::Value;
+
+use crate::slo::{Origin, Sli, Slo};
+
+mod checks;
+mod openslo;
+mod sloth;
+mod yaml;
+
+use yaml::{describe, quote, shown, DocCtx, Map};
 
 /// How serious a [`Diagnostic`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -15,6 +43,15 @@ use crate::slo::Slo;
 pub enum Severity {
     Error,
     Warning,
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        })
+    }
 }
 
 /// One problem found in an input file.
@@ -30,6 +67,21 @@ pub struct Diagnostic {
     pub message: String,
 }
 
+impl fmt::Display for Diagnostic {
+    /// `<file>[doc <i>]: <field>: <severity>: <message>`; the document and field parts are
+    /// left out when empty.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(i) = self.doc_index {
+            write!(f, "[doc {i}]")?;
+        }
+        if !self.field.is_empty() {
+            write!(f, ": {}", self.field)?;
+        }
+        write!(f, ": {}: {}", self.severity, self.message)
+    }
+}
+
 /// Everything loaded from a set of files.
 #[derive(Debug, Default)]
 pub struct LoadReport {
@@ -38,13 +90,409 @@ pub struct LoadReport {
     pub warnings: Vec<Diagnostic>,
 }
 
-/// Parse every document of one file's text. Never panics on any input.
-pub fn parse_str(_file: &Path, _text: &str) -> LoadReport {
-    LoadReport::default()
+impl LoadReport {
+    /// True when no error was found (warnings allowed).
+    pub fn is_ok(&self) -> bool {
+        self.errors.is_empty()
+    }
+
+    /// Errors and warnings together, ordered by file and document (errors of a document
+    /// before its warnings).
+    pub fn diagnostics(&self) -> Vec<&Diagnostic> {
+        let mut all: Vec<&Diagnostic> = self.errors.iter().chain(&self.warnings).collect();
+        all.sort_by(|a, b| (&a.file, a.doc_index).cmp(&(&b.file, b.doc_index)));
+        all
+    }
+}
+
+/// Parse every document of one file's text. Never panics on any input. OpenSLO
+/// `indicatorRef`s are resolved against the `SLI` documents of this text only.
+pub fn parse_str(file: &Path, text: &str) -> LoadReport {
+    let mut loader = Loader::default();
+    loader.add_text(file, text);
+    loader.finish()
 }
 
 /// Read and parse files; directories are expanded to their `*.yml`/`*.yaml` files (sorted,
-/// not recursive). Also reports duplicate SLO ids across all files.
-pub fn load_paths(_paths: &[PathBuf]) -> LoadReport {
-    LoadReport::default()
+/// not recursive). Also reports duplicate SLO ids across all files and resolves OpenSLO
+/// `indicatorRef`s across all files.
+pub fn load_paths(paths: &[PathBuf]) -> LoadReport {
+    let (files, diags) = expand_paths(paths);
+    let mut loader = Loader {
+        diags,
+        ..Loader::default()
+    };
+    for file in &files {
+        match std::fs::read(file) {
+            Err(e) => loader.file_error(file, format!("cannot read the file: {e}")),
+            Ok(bytes) => match String::from_utf8(bytes) {
+                Ok(text) => loader.add_text(file, &text),
+                Err(e) => loader.file_error(
+                    file,
+                    format!(
+                        "not a UTF-8 text file (invalid byte at offset {}): expected a YAML SLO spec",
+                        e.utf8_error().valid_up_to()
+                    ),
+                ),
+            },
+        }
+    }
+    loader.finish()
+}
+
+/// The files a load reads: files as given, directories expanded to their `*.yml`/`*.yaml`
+/// files (sorted, not recursive), the same file named twice read once. Paths that do not
+/// exist or cannot be listed give an error diagnostic; a directory without spec files gives
+/// a warning.
+pub fn expand_paths(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<Diagnostic>) {
+    let mut files = Vec::new();
+    let mut diags = Vec::new();
+    let file_diag = |severity, file: &Path, message: String| Diagnostic {
+        severity,
+        file: file.to_path_buf(),
+        doc_index: None,
+        field: String::new(),
+        message,
+    };
+    for p in paths {
+        if p.is_dir() {
+            let entries = match std::fs::read_dir(p) {
+                Ok(e) => e,
+                Err(e) => {
+                    diags.push(file_diag(
+                        Severity::Error,
+                        p,
+                        format!("cannot list the directory: {e}"),
+                    ));
+                    continue;
+                }
+            };
+            let mut found: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|f| {
+                    f.is_file()
+                        && matches!(
+                            f.extension().and_then(|x| x.to_str()),
+                            Some("yml") | Some("yaml")
+                        )
+                })
+                .collect();
+            found.sort();
+            if found.is_empty() {
+                diags.push(file_diag(
+                    Severity::Warning,
+                    p,
+                    "directory has no .yml or .yaml files".to_string(),
+                ));
+            }
+            files.extend(found);
+        } else if p.exists() {
+            files.push(p.clone());
+        } else {
+            diags.push(file_diag(
+                Severity::Error,
+                p,
+                "cannot read the file: no such file or directory".to_string(),
+            ));
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    files.retain(|f| seen.insert(std::fs::canonicalize(f).unwrap_or_else(|_| f.clone())));
+    (files, diags)
+}
+
+/// An SLO parsed from one document, before cross-file checks.
+pub(crate) struct Candidate {
+    pub slo: Slo,
+    /// Field path naming the SLO (for duplicate-id errors), e.g. `slos[1].name`.
+    pub name_field: String,
+    /// An OpenSLO v1 `indicatorRef` still to resolve; `slo.sli` is a placeholder until then.
+    pub sli_ref: Option<SliRef>,
+}
+
+/// A reference to an OpenSLO v1 `SLI` document by name.
+pub(crate) struct SliRef {
+    pub name: String,
+    pub field: String,
+}
+
+/// An OpenSLO v1 `SLI` document. `sli` is `None` when the document has errors.
+pub(crate) struct SliDef {
+    pub name: String,
+    pub sli: Option<Sli>,
+    pub origin: Origin,
+    pub field: String,
+}
+
+/// What one document produced.
+#[derive(Default)]
+pub(crate) struct DocOutput {
+    pub candidates: Vec<Candidate>,
+    pub slis: Vec<SliDef>,
+}
+
+#[derive(Default)]
+struct Loader {
+    candidates: Vec<Candidate>,
+    slis: Vec<SliDef>,
+    diags: Vec<Diagnostic>,
+}
+
+const EXPECTED_KINDS: &str = "expected version prometheus/v1, apiVersion sloth.slok.dev/v1 kind PrometheusServiceLevel, or apiVersion openslo/v1alpha|openslo/v1 kind SLO|SLI";
+
+impl Loader {
+    fn file_error(&mut self, file: &Path, message: String) {
+        self.diags.push(Diagnostic {
+            severity: Severity::Error,
+            file: file.to_path_buf(),
+            doc_index: None,
+            field: String::new(),
+            message,
+        });
+    }
+
+    fn add_text(&mut self, file: &Path, text: &str) {
+        let mut docs = 0;
+        let mut non_empty = 0;
+        for (i, de) in serde_yaml::Deserializer::from_str(text).enumerate() {
+            docs += 1;
+            let mut ctx = DocCtx::new(file, i);
+            match Value::deserialize(de) {
+                Ok(Value::Null) => {}
+                Ok(v) => {
+                    non_empty += 1;
+                    let mut out = DocOutput::default();
+                    parse_document(&mut ctx, &v, &mut out);
+                    self.candidates.extend(out.candidates);
+                    self.slis.extend(out.slis);
+                }
+                Err(e) => {
+                    non_empty += 1;
+                    ctx.error(
+                        "",
+                        format!("not valid YAML: {e}; the rest of the file is not read"),
+                    );
+                    self.diags.append(&mut ctx.diags);
+                    break;
+                }
+            }
+            self.diags.append(&mut ctx.diags);
+        }
+        if non_empty == 0 {
+            self.diags.push(Diagnostic {
+                severity: Severity::Warning,
+                file: file.to_path_buf(),
+                doc_index: None,
+                field: String::new(),
+                message: if docs == 0 {
+                    "the file is empty: no SLO documents".to_string()
+                } else {
+                    "the file has only empty YAML documents: no SLOs".to_string()
+                },
+            });
+        }
+    }
+
+    fn finish(mut self) -> LoadReport {
+        let mut report = LoadReport::default();
+
+        // OpenSLO v1 SLI documents by name.
+        let mut slis: HashMap<String, usize> = HashMap::new();
+        for (i, def) in self.slis.iter().enumerate() {
+            if let Some(&first) = slis.get(&def.name) {
+                let prev = &self.slis[first];
+                self.diags.push(Diagnostic {
+                    severity: Severity::Error,
+                    file: def.origin.file.clone(),
+                    doc_index: Some(def.origin.doc_index),
+                    field: def.field.clone(),
+                    message: format!(
+                        "duplicate SLI name {}: already defined in {}[doc {}] at {}",
+                        quote(&def.name),
+                        prev.origin.file.display(),
+                        prev.origin.doc_index,
+                        prev.field
+                    ),
+                });
+            } else {
+                slis.insert(def.name.clone(), i);
+            }
+        }
+
+        // Resolve indicatorRefs, then check ids are unique.
+        let mut ids: HashMap<String, (Origin, String)> = HashMap::new();
+        for mut c in std::mem::take(&mut self.candidates) {
+            if let Some(r) = &c.sli_ref {
+                let found = slis.get(&r.name).map(|&i| &self.slis[i]);
+                let problem = match found {
+                    None => {
+                        let mut known: Vec<&str> =
+                            self.slis.iter().map(|s| s.name.as_str()).collect();
+                        known.sort();
+                        known.dedup();
+                        Some(format!(
+                            "indicatorRef {}: no SLI of that name (apiVersion openslo/v1, kind SLI) in the loaded files; expected one of: {}",
+                            quote(&r.name),
+                            if known.is_empty() {
+                                "(no SLI documents were loaded)".to_string()
+                            } else {
+                                known.join(", ")
+                            }
+                        ))
+                    }
+                    Some(SliDef {
+                        sli: None, origin, ..
+                    }) => Some(format!(
+                        "indicatorRef {}: the SLI in {}[doc {}] has errors",
+                        quote(&r.name),
+                        origin.file.display(),
+                        origin.doc_index
+                    )),
+                    Some(SliDef { sli: Some(sli), .. }) => {
+                        c.slo.sli = sli.clone();
+                        None
+                    }
+                };
+                if let Some(message) = problem {
+                    self.diags.push(Diagnostic {
+                        severity: Severity::Error,
+                        file: c.slo.origin.file.clone(),
+                        doc_index: Some(c.slo.origin.doc_index),
+                        field: r.field.clone(),
+                        message,
+                    });
+                    continue;
+                }
+            }
+            if let Some((origin, field)) = ids.get(&c.slo.id) {
+                self.diags.push(Diagnostic {
+                    severity: Severity::Error,
+                    file: c.slo.origin.file.clone(),
+                    doc_index: Some(c.slo.origin.doc_index),
+                    field: c.name_field.clone(),
+                    message: format!(
+                        "duplicate SLO id {}: already defined in {}[doc {}] at {}; SLO ids (<service>-<slo name>) must be unique",
+                        quote(&c.slo.id),
+                        origin.file.display(),
+                        origin.doc_index,
+                        field
+                    ),
+                });
+                continue;
+            }
+            ids.insert(
+                c.slo.id.clone(),
+                (c.slo.origin.clone(), c.name_field.clone()),
+            );
+            report.slos.push(c.slo);
+        }
+
+        for d in self.diags {
+            match d.severity {
+                Severity::Error => report.errors.push(d),
+                Severity::Warning => report.warnings.push(d),
+            }
+        }
+        report
+    }
+}
+
+/// Dispatch one non-empty document on its `version` / `apiVersion` and `kind`.
+fn parse_document(ctx: &mut DocCtx, v: &Value, out: &mut DocOutput) {
+    let Some(root) = Map::root(v) else {
+        ctx.error(
+            "",
+            format!(
+                "expected a mapping, found {}: {EXPECTED_KINDS}",
+                describe(v)
+            ),
+        );
+        return;
+    };
+    let text = |key: &str| root.get(key).and_then(yaml::scalar_text);
+    if let Some(version) = root.get("version") {
+        match yaml::scalar_text(version).as_deref() {
+            Some("prometheus/v1") => sloth::parse_prometheus_v1(ctx, &root, out),
+            _ => ctx.error(
+                "version",
+                format!("unsupported version {}: {EXPECTED_KINDS}", shown(version)),
+            ),
+        }
+        return;
+    }
+    let Some(api) = root.get("apiVersion") else {
+        ctx.error("", format!("missing version/apiVersion: {EXPECTED_KINDS}"));
+        return;
+    };
+    let kind = text("kind");
+    match (yaml::scalar_text(api).as_deref(), kind.as_deref()) {
+        (Some("sloth.slok.dev/v1"), Some("PrometheusServiceLevel")) => {
+            sloth::parse_k8s_v1(ctx, &root, out)
+        }
+        (Some("openslo/v1alpha"), Some("SLO")) => openslo::parse_v1alpha_slo(ctx, &root, out),
+        (Some("openslo/v1"), Some("SLO")) => openslo::parse_v1_slo(ctx, &root, out),
+        (Some("openslo/v1"), Some("SLI")) => openslo::parse_v1_sli(ctx, &root, out),
+        (Some("openslo/v1alpha"), Some(k @ "Service"))
+        | (
+            Some("openslo/v1"),
+            Some(
+                k @ ("Service"
+                | "DataSource"
+                | "AlertPolicy"
+                | "AlertCondition"
+                | "AlertNotificationTarget"),
+            ),
+        ) => ctx.warn(
+            "kind",
+            format!("OpenSLO kind {k} is not used by slogate; the document is ignored"),
+        ),
+        (Some("sloth.slok.dev/v1" | "openslo/v1alpha" | "openslo/v1"), _) => ctx.error(
+            "kind",
+            format!(
+                "unsupported kind {}: {EXPECTED_KINDS}",
+                root.get("kind")
+                    .map(shown)
+                    .unwrap_or_else(|| "(missing)".to_string())
+            ),
+        ),
+        _ => ctx.error(
+            "apiVersion",
+            format!("unsupported apiVersion {}: {EXPECTED_KINDS}", shown(api)),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diagnostic_display() {
+        let d = Diagnostic {
+            severity: Severity::Error,
+            file: PathBuf::from("a.yml"),
+            doc_index: Some(1),
+            field: "slos[0].objective".into(),
+            message: "bad".into(),
+        };
+        assert_eq!(d.to_string(), "a.yml[doc 1]: slos[0].objective: error: bad");
+        let d = Diagnostic {
+            severity: Severity::Warning,
+            doc_index: None,
+            field: String::new(),
+            ..d
+        };
+        assert_eq!(d.to_string(), "a.yml: warning: bad");
+    }
+
+    #[test]
+    fn empty_and_comment_only_texts() {
+        for text in ["", "# just a comment\n", "---\n---\n"] {
+            let r = parse_str(Path::new("e.yml"), text);
+            assert!(r.is_ok(), "{text:?}: {:?}", r.errors);
+            assert!(r.slos.is_empty());
+            assert_eq!(r.warnings.len(), 1, "{text:?}: {:?}", r.warnings);
+        }
+    }
 }

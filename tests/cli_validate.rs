@@ -1,0 +1,170 @@
+//! `slogate validate`, run as the built binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn fixture(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/specs")
+        .join(path)
+}
+
+fn validate(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_slogate"))
+        .arg("validate")
+        .args(args)
+        .env_remove("SLOGATE_LOG")
+        .output()
+        .expect("run slogate")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn path_arg(p: &Path) -> &str {
+    p.to_str().expect("UTF-8 fixture path")
+}
+
+#[test]
+fn good_files_exit_0_with_a_summary() {
+    let sloth = fixture("sloth/getting-started.yml");
+    let k8s = fixture("sloth/k8s-home-wifi.yml");
+    let openslo = fixture("openslo-v1");
+    let out = validate(&[path_arg(&sloth), path_arg(&k8s), path_arg(&openslo)]);
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert_eq!(stdout, "7 SLOs in 5 files OK\n");
+}
+
+#[test]
+fn warnings_are_printed_but_do_not_fail() {
+    let f = fixture("warn/low-objective.yml");
+    let out = validate(&[path_arg(&f)]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    let prefix = format!("{}[doc 0]: ", f.display());
+    assert!(
+        lines[0].starts_with(&format!("{prefix}slos[0].descripton: warning: ")),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].starts_with(&format!("{prefix}slos[0].objective: warning: ")),
+        "{}",
+        lines[1]
+    );
+    assert!(lines[1].contains("14.4×"));
+    assert_eq!(lines[2], "1 SLO in 1 file OK (2 warnings)");
+}
+
+#[test]
+fn errors_exit_2_and_name_file_document_and_field() {
+    let dir = fixture("bad");
+    let out = validate(&[path_arg(&dir)]);
+    let stdout = text(&out.stdout);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");
+    let sloth = fixture("bad/sloth-errors.yml");
+    let kind = fixture("bad/unknown-kind.yml");
+    let dangling = fixture("bad/dangling-ref.yml");
+    let expected_prefixes = [
+        format!("{}[doc 0]: spec.indicatorRef: error: ", dangling.display()),
+        format!("{}[doc 0]: labels.bad-label: error: ", sloth.display()),
+        format!("{}[doc 0]: slos[0].objective: error: ", sloth.display()),
+        format!(
+            "{}[doc 0]: slos[1].sli.events.total_query: error: ",
+            sloth.display()
+        ),
+        format!("{}[doc 0]: slos[1].alerting.name: error: ", sloth.display()),
+        format!("{}[doc 1]: kind: error: ", kind.display()),
+    ];
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), expected_prefixes.len(), "{stdout}");
+    for (line, prefix) in lines.iter().zip(&expected_prefixes) {
+        assert!(
+            line.starts_with(prefix.as_str()),
+            "{line}\nexpected prefix {prefix}"
+        );
+    }
+    assert!(lines[2].contains("expected a percentage in (0, 100]"));
+    assert!(lines[5].contains("\"ServiceLevelThing\""));
+    assert!(stderr.contains("6 errors in 3 files"), "{stderr}");
+}
+
+#[test]
+fn json_output_is_an_array_of_diagnostics() {
+    let bad = fixture("bad/sloth-errors.yml");
+    let warn = fixture("warn/low-objective.yml");
+    let out = validate(&["-o", "json", path_arg(&bad), path_arg(&warn)]);
+    assert_eq!(out.status.code(), Some(2));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    let items = v.as_array().expect("a JSON array");
+    assert_eq!(items.len(), 6, "{v:#}");
+    let first = &items[0];
+    assert_eq!(first["severity"], "error");
+    assert_eq!(first["file"], path_arg(&bad));
+    assert_eq!(first["doc_index"], 0);
+    assert_eq!(first["field"], "labels.bad-label");
+    assert!(first["message"].as_str().unwrap().contains("bad-label"));
+    let warnings = items.iter().filter(|i| i["severity"] == "warning").count();
+    assert_eq!(warnings, 2);
+
+    // Success: stdout stays pure JSON (an empty array); the summary goes to stderr.
+    let good = fixture("sloth/no-alerts.yml");
+    let out = validate(&["--output", "json", path_arg(&good)]);
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    assert_eq!(v, serde_json::json!([]));
+    assert!(text(&out.stderr).contains("1 SLO in 1 file OK"));
+}
+
+#[test]
+fn duplicate_ids_across_files_fail() {
+    let a = fixture("sloth/getting-started.yml");
+    let b = fixture("sloth/k8s-getting-started.yml");
+    let out = validate(&[path_arg(&a), path_arg(&b)]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{stdout}");
+    assert!(
+        stdout.starts_with(&format!(
+            "{}[doc 0]: spec.slos[0].name: error: duplicate SLO id",
+            b.display()
+        )),
+        "{stdout}"
+    );
+    assert!(stdout.contains(&format!("already defined in {}[doc 0]", a.display())));
+}
+
+#[test]
+fn missing_and_unreadable_files_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.yml");
+    let garbage = dir.path().join("garbage.yml");
+    std::fs::write(&garbage, [0u8, 159, 146, 150, 10, 255]).unwrap();
+    let out = validate(&[path_arg(&missing), path_arg(&garbage)]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{stdout}");
+    assert!(
+        stdout.contains(&format!("{}: error: cannot read", missing.display())),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("{}: error: not a UTF-8", garbage.display())),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn files_are_required() {
+    let out = validate(&[]);
+    assert_eq!(out.status.code(), Some(2), "clap usage errors exit 2");
+    assert!(text(&out.stderr).contains("FILES"), "{}", text(&out.stderr));
+}
