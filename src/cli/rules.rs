@@ -1,10 +1,164 @@
-//! `slogate rules` (to be written).
+//! `slogate rules`: generate Sloth-compatible Prometheus recording and alert rules.
+//!
+//! ```text
+//! slogate rules FILES… [-o DIR] [--period 30d|28d|…] [--windows FILE] [--extra-labels k=v]…
+//!               [--disable-recordings] [--disable-alerts] [--sloth-version V]
+//! ```
+//!
+//! Without `-o`, every generated YAML stream goes to stdout, in input order. With `-o DIR`,
+//! `DIR` is created and each input file gets one output file of the same name
+//! (`examples/slos/checkout.yml` → `DIR/checkout.yml`), holding one YAML document per input
+//! document. Loader warnings go to stderr. Bad input (spec errors, bad flags, an unknown
+//! period, an unreadable windows file) exits 2 with messages naming file, field and
+//! expectation.
 
-use super::{CliError, ExitStatus};
+use std::collections::{BTreeMap, HashSet};
+use std::io::Write;
+use std::path::PathBuf;
+
+use super::{CliError, ExitStatus, WindowArgs};
+use crate::slo::rules::{self, RuleOptions};
+use crate::slo::windows::WindowSettings;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// SLO spec files (Sloth prometheus/v1, Sloth PrometheusServiceLevel, OpenSLO), or
+    /// directories of `*.yml`/`*.yaml` files.
+    #[arg(required = true, value_name = "FILES")]
+    pub files: Vec<PathBuf>,
+    /// Write one rule file per input file into DIR (created if missing), named like the
+    /// input file. Without it, all rules go to stdout.
+    #[arg(short = 'o', long = "out", value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub windows: WindowArgs,
+    /// Extra label added to every recording rule, as `key=value` (repeatable).
+    #[arg(long = "extra-labels", value_name = "K=V")]
+    pub extra_labels: Vec<String>,
+    /// Do not generate the SLI and metadata recording rules.
+    #[arg(long)]
+    pub disable_recordings: bool,
+    /// Do not generate the alert rules.
+    #[arg(long)]
+    pub disable_alerts: bool,
+    /// Value of the `sloth_version` label of `sloth_slo_info` and of the header comment.
+    #[arg(long, value_name = "V", default_value = env!("CARGO_PKG_VERSION"))]
+    pub sloth_version: String,
+}
 
-pub fn run(_args: Args) -> Result<ExitStatus, CliError> {
-    Err(CliError::Runtime("not implemented yet".into()))
+/// Parse `k=v` extra labels, collecting one message per bad flag.
+pub fn parse_extra_labels(raw: &[String]) -> Result<BTreeMap<String, String>, Vec<String>> {
+    let mut out = BTreeMap::new();
+    let mut errors = Vec::new();
+    for item in raw {
+        match item.split_once('=') {
+            Some((k, v)) if rules::is_valid_label_name(k) => {
+                out.insert(k.to_string(), v.to_string());
+            }
+            Some((k, _)) => errors.push(format!(
+                "--extra-labels {item:?}: invalid label name {k:?}: expected a Prometheus label \
+                 name matching [a-zA-Z_][a-zA-Z0-9_]*"
+            )),
+            None => errors.push(format!(
+                "--extra-labels {item:?}: expected key=value, e.g. --extra-labels env=prod"
+            )),
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+pub fn run(args: Args) -> Result<ExitStatus, CliError> {
+    let mut errors = Vec::new();
+    let extra_labels = parse_extra_labels(&args.extra_labels).unwrap_or_else(|e| {
+        errors.extend(e);
+        BTreeMap::new()
+    });
+    let windows = match args.windows.settings() {
+        Ok(w) => w,
+        Err(CliError::Inputs(e)) => {
+            errors.extend(e);
+            WindowSettings::default()
+        }
+        Err(e) => {
+            errors.push(e.to_string());
+            WindowSettings::default()
+        }
+    };
+    if !errors.is_empty() {
+        return Err(CliError::Inputs(errors));
+    }
+    let slos = super::load_slos(&args.files)?;
+
+    let opts = RuleOptions {
+        windows,
+        extra_labels,
+        disable_recordings: args.disable_recordings,
+        disable_alerts: args.disable_alerts,
+        version: args.sloth_version,
+    };
+    let files = rules::generate(&slos, &opts)
+        .map_err(|errs| CliError::Inputs(errs.iter().map(|e| e.to_string()).collect()))?;
+
+    match &args.out {
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            for f in &files {
+                stdout
+                    .write_all(f.render().as_bytes())
+                    .map_err(|e| CliError::Runtime(format!("cannot write to stdout: {e}")))?;
+            }
+            stdout
+                .flush()
+                .map_err(|e| CliError::Runtime(format!("cannot write to stdout: {e}")))?;
+        }
+        Some(dir) => {
+            let mut seen = HashSet::new();
+            let mut dupes = Vec::new();
+            for f in &files {
+                if !seen.insert(f.output_name()) {
+                    dupes.push(format!(
+                        "{}: another input file has the same name {:?}: -o DIR writes one file \
+                         per input named after it, expected distinct input file names",
+                        f.source.display(),
+                        f.output_name()
+                    ));
+                }
+            }
+            if !dupes.is_empty() {
+                return Err(CliError::Inputs(dupes));
+            }
+            std::fs::create_dir_all(dir).map_err(|e| {
+                CliError::Runtime(format!("{}: cannot create directory: {e}", dir.display()))
+            })?;
+            for f in &files {
+                let path = dir.join(f.output_name());
+                std::fs::write(&path, f.render()).map_err(|e| {
+                    CliError::Runtime(format!("{}: cannot write: {e}", path.display()))
+                })?;
+                eprintln!("wrote {}", path.display());
+            }
+        }
+    }
+    Ok(ExitStatus::Success)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extra_labels_parse() {
+        let ok = parse_extra_labels(&["a=b".into(), "cmd=x=y".into(), "e=".into()]).unwrap();
+        assert_eq!(ok["a"], "b");
+        assert_eq!(ok["cmd"], "x=y");
+        assert_eq!(ok["e"], "");
+        let errs = parse_extra_labels(&["nokv".into(), "bad-name=1".into()]).unwrap_err();
+        assert_eq!(errs.len(), 2);
+        assert!(errs[0].contains("--extra-labels") && errs[0].contains("key=value"));
+        assert!(errs[1].contains("invalid label name"));
+    }
 }

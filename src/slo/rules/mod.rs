@@ -1,0 +1,631 @@
+//! Prometheus rule generation, conformant with Sloth v0.16.
+//!
+//! For every SLO three rule groups are generated, with Sloth's names, expressions and labels
+//! (so that Sloth's Grafana dashboards and alert routing work unchanged):
+//!
+//! - `sloth-slo-sli-recordings-<id>`: `slo:sli_error:ratio_rate<w>` for every window of the
+//!   alert window catalog, plus the period rule `slo:sli_error:ratio_rate<period>`, computed
+//!   from the page-quick short window's rule (Sloth's "optimized" period SLI);
+//! - `sloth-slo-meta-recordings-<id>`: objective, error budget, period, current and period burn
+//!   rates, remaining budget and the `sloth_slo_info` series;
+//! - `sloth-slo-alerts-<id>`: the page and ticket multiwindow multi-burn-rate alerts.
+//!
+//! Generation is a pure function of the [`Slo`]s and [`RuleOptions`]: [`generate`] groups the
+//! SLOs by input file and document (one output document per input document, in input order)
+//! and [`OutputFile::render`] writes the YAML stream. SLOs from Sloth's
+//! `PrometheusServiceLevel` CRD become a prometheus-operator `PrometheusRule` object; all other
+//! formats become a plain Prometheus rule file.
+//!
+//! Differences from Sloth, all in cases Sloth rejects or leaves undefined:
+//! - an enabled alert without a name (Sloth: validation error) is named
+//!   `<CamelCaseSloId>ErrorBudgetBurn`, see [`default_alert_name`];
+//! - when a catalog's long window equals the SLO period, the period SLI rule is the plain
+//!   window rule (Sloth would emit the same record twice).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+
+use crate::slo::model::{K8sMeta, Slo, SpecKind};
+use crate::slo::windows::{AlertWindows, WindowPair, WindowSettings};
+use crate::slo::PromDuration;
+
+pub mod gofmt;
+mod render;
+
+pub use render::{HEADER_NOTE, HEADER_TOOL};
+
+/// Sloth's label names.
+pub const LABEL_SLO_ID: &str = "sloth_id";
+pub const LABEL_SLO_SERVICE: &str = "sloth_service";
+pub const LABEL_SLO_NAME: &str = "sloth_slo";
+pub const LABEL_WINDOW: &str = "sloth_window";
+pub const LABEL_SEVERITY: &str = "sloth_severity";
+pub const LABEL_VERSION: &str = "sloth_version";
+pub const LABEL_MODE: &str = "sloth_mode";
+pub const LABEL_SPEC: &str = "sloth_spec";
+pub const LABEL_OBJECTIVE: &str = "sloth_objective";
+
+/// Sloth's metric names.
+pub const METRIC_OBJECTIVE: &str = "slo:objective:ratio";
+pub const METRIC_ERROR_BUDGET: &str = "slo:error_budget:ratio";
+pub const METRIC_TIME_PERIOD_DAYS: &str = "slo:time_period:days";
+pub const METRIC_CURRENT_BURN_RATE: &str = "slo:current_burn_rate:ratio";
+pub const METRIC_PERIOD_BURN_RATE: &str = "slo:period_burn_rate:ratio";
+pub const METRIC_PERIOD_BUDGET_REMAINING: &str = "slo:period_error_budget_remaining:ratio";
+pub const METRIC_INFO: &str = "sloth_slo_info";
+
+/// The SLI error-ratio recording rule name for a window: `slo:sli_error:ratio_rate<w>`.
+pub fn sli_error_metric(window: PromDuration) -> String {
+    format!("slo:sli_error:ratio_rate{window}")
+}
+
+/// Options of one generation run (the `slogate rules` flags).
+#[derive(Debug, Clone)]
+pub struct RuleOptions {
+    /// Period and alert-window catalog selection.
+    pub windows: WindowSettings,
+    /// Labels added to every recording rule (Sloth's `--extra-labels`); they override SLO
+    /// labels of the same name.
+    pub extra_labels: BTreeMap<String, String>,
+    /// Omit the SLI and metadata recording rule groups.
+    pub disable_recordings: bool,
+    /// Omit the alert rule groups.
+    pub disable_alerts: bool,
+    /// Value of the `sloth_version` info label and of the header comment.
+    pub version: String,
+}
+
+impl Default for RuleOptions {
+    fn default() -> Self {
+        RuleOptions {
+            windows: WindowSettings::default(),
+            extra_labels: BTreeMap::new(),
+            disable_recordings: false,
+            disable_alerts: false,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        }
+    }
+}
+
+/// One Prometheus rule: a recording rule (`record`) or an alerting rule (`alert`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    pub kind: RuleKind,
+    pub expr: String,
+    pub labels: BTreeMap<String, String>,
+    /// Always empty for recording rules.
+    pub annotations: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuleKind {
+    Record(String),
+    Alert(String),
+}
+
+impl Rule {
+    /// The recorded metric or the alert name.
+    pub fn name(&self) -> &str {
+        match &self.kind {
+            RuleKind::Record(n) | RuleKind::Alert(n) => n,
+        }
+    }
+}
+
+/// A named rule group.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleGroup {
+    pub name: String,
+    pub rules: Vec<Rule>,
+}
+
+/// The rules of one SLO, split as Sloth splits them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SloRules {
+    pub slo_id: String,
+    pub sli_recordings: Vec<Rule>,
+    pub meta_recordings: Vec<Rule>,
+    pub alerts: Vec<Rule>,
+}
+
+impl SloRules {
+    /// Sloth's groups for this SLO, skipping empty ones.
+    pub fn groups(self) -> Vec<RuleGroup> {
+        let id = self.slo_id;
+        [
+            ("sloth-slo-sli-recordings", self.sli_recordings),
+            ("sloth-slo-meta-recordings", self.meta_recordings),
+            ("sloth-slo-alerts", self.alerts),
+        ]
+        .into_iter()
+        .filter(|(_, rules)| !rules.is_empty())
+        .map(|(prefix, rules)| RuleGroup {
+            name: format!("{prefix}-{id}"),
+            rules,
+        })
+        .collect()
+    }
+}
+
+/// The output of one input document.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputDocument {
+    /// 0-based index of the input document.
+    pub doc_index: usize,
+    /// `Some` for `PrometheusServiceLevel` input: the output is a `PrometheusRule` object.
+    pub k8s: Option<K8sMeta>,
+    pub groups: Vec<RuleGroup>,
+}
+
+/// The output of one input file: one document per input document that declared SLOs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputFile {
+    /// The input file.
+    pub source: PathBuf,
+    pub documents: Vec<OutputDocument>,
+    /// Header version (`RuleOptions::version`).
+    pub version: String,
+}
+
+impl OutputFile {
+    /// The file name used with `slogate rules -o DIR`: the input's file name unchanged (so that
+    /// `examples/slos/checkout.yml` becomes `DIR/checkout.yml`, as Sloth's examples do).
+    pub fn output_name(&self) -> std::ffi::OsString {
+        self.source
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_else(|| "rules.yml".into())
+    }
+
+    /// The YAML stream: one document per input document, each with the generated-code header.
+    pub fn render(&self) -> String {
+        render::render_file(self)
+    }
+}
+
+/// A generation problem, tied to the SLO's input.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{}: {message}", file.display())]
+pub struct RuleError {
+    pub file: PathBuf,
+    pub doc_index: Option<usize>,
+    pub slo_id: Option<String>,
+    pub message: String,
+}
+
+/// Generate the rules of every SLO, grouped per input file and document, in input order.
+///
+/// Linear in the number of SLOs: SLOs are bucketed with hash maps, never searched.
+pub fn generate(slos: &[Slo], opts: &RuleOptions) -> Result<Vec<OutputFile>, Vec<RuleError>> {
+    let mut errors = Vec::new();
+    let mut files: Vec<OutputFile> = Vec::new();
+    let mut file_index: HashMap<&std::path::Path, usize> = HashMap::new();
+    // (file index, doc index) -> position in that file's `documents`.
+    let mut doc_pos: HashMap<(usize, usize), usize> = HashMap::new();
+
+    for slo in slos {
+        let windows = match opts.windows.for_slo(slo) {
+            Ok(w) => w,
+            Err(e) => {
+                errors.push(RuleError {
+                    file: slo.origin.file.clone(),
+                    doc_index: Some(slo.origin.doc_index),
+                    slo_id: Some(slo.id.clone()),
+                    message: format!("SLO {}: {e}", slo.id),
+                });
+                continue;
+            }
+        };
+        let groups = generate_slo(slo, &windows, opts).groups();
+
+        let fi = *file_index
+            .entry(slo.origin.file.as_path())
+            .or_insert_with(|| {
+                files.push(OutputFile {
+                    source: slo.origin.file.clone(),
+                    documents: Vec::new(),
+                    version: opts.version.clone(),
+                });
+                files.len() - 1
+            });
+        let file = &mut files[fi];
+        let di = *doc_pos
+            .entry((fi, slo.origin.doc_index))
+            .or_insert_with(|| {
+                file.documents.push(OutputDocument {
+                    doc_index: slo.origin.doc_index,
+                    k8s: (slo.kind == SpecKind::SlothK8sV1)
+                        .then(|| slo.k8s.clone().unwrap_or_default()),
+                    groups: Vec::new(),
+                });
+                file.documents.len() - 1
+            });
+        file.documents[di].groups.extend(groups);
+    }
+
+    for file in &mut files {
+        // Input order of documents, whatever order the SLOs came in.
+        file.documents.sort_by_key(|d| d.doc_index);
+        for doc in &file.documents {
+            if doc.groups.is_empty() {
+                errors.push(RuleError {
+                    file: file.source.clone(),
+                    doc_index: Some(doc.doc_index),
+                    slo_id: None,
+                    message: format!(
+                        "document {}: 0 rules generated: every recording and alert rule is \
+                         disabled; expected at least one enabled alert or recording rules",
+                        doc.doc_index
+                    ),
+                });
+            }
+        }
+    }
+
+    if errors.is_empty() {
+        Ok(files)
+    } else {
+        Err(errors)
+    }
+}
+
+/// All rules of one SLO for a window catalog.
+pub fn generate_slo(slo: &Slo, windows: &AlertWindows, opts: &RuleOptions) -> SloRules {
+    let period = windows.slo_period;
+    // Sloth merges the extra labels into the SLO labels, extra labels winning.
+    let mut slo_labels = slo.labels.clone();
+    slo_labels.extend(
+        opts.extra_labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
+    let ids = IdLabels::new(slo);
+
+    let (sli_recordings, meta_recordings) = if opts.disable_recordings {
+        (Vec::new(), Vec::new())
+    } else {
+        (
+            sli_recording_rules(slo, windows, &ids, &slo_labels),
+            meta_recording_rules(slo, windows, period, &ids, &slo_labels, opts),
+        )
+    };
+    let alerts = if opts.disable_alerts {
+        Vec::new()
+    } else {
+        alert_rules(slo, windows, &ids)
+    };
+
+    SloRules {
+        slo_id: slo.id.clone(),
+        sli_recordings,
+        meta_recordings,
+        alerts,
+    }
+}
+
+/// The three identifying labels and their PromQL filter.
+struct IdLabels {
+    labels: BTreeMap<String, String>,
+    /// `{sloth_id="…", sloth_service="…", sloth_slo="…"}`
+    filter: String,
+}
+
+impl IdLabels {
+    fn new(slo: &Slo) -> Self {
+        let labels: BTreeMap<String, String> = [
+            (LABEL_SLO_ID, &slo.id),
+            (LABEL_SLO_SERVICE, &slo.service),
+            (LABEL_SLO_NAME, &slo.name),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
+        let filter = prom_filter(&labels);
+        IdLabels { labels, filter }
+    }
+}
+
+/// Sloth's `labelsToPromFilter`: `{a="x", b="y"}`, keys sorted, values Go-quoted.
+fn prom_filter(labels: &BTreeMap<String, String>) -> String {
+    let parts: Vec<String> = labels
+        .iter()
+        .map(|(k, v)| format!("{k}={}", go_quote(v)))
+        .collect();
+    format!("{{{}}}", parts.join(", "))
+}
+
+/// A double-quoted PromQL string literal (Go's `%q` for the printable ASCII/UTF-8 cases).
+fn go_quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Later maps win, like Sloth's `mergeLabels`.
+fn merge<'a>(
+    maps: impl IntoIterator<Item = &'a BTreeMap<String, String>>,
+) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for m in maps {
+        out.extend(m.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    out
+}
+
+fn one(k: &str, v: impl Into<String>) -> BTreeMap<String, String> {
+    BTreeMap::from([(k.to_string(), v.into())])
+}
+
+fn record(name: impl Into<String>, expr: String, labels: BTreeMap<String, String>) -> Rule {
+    Rule {
+        kind: RuleKind::Record(name.into()),
+        expr,
+        labels,
+        annotations: BTreeMap::new(),
+    }
+}
+
+fn sli_recording_rules(
+    slo: &Slo,
+    windows: &AlertWindows,
+    ids: &IdLabels,
+    slo_labels: &BTreeMap<String, String>,
+) -> Vec<Rule> {
+    let period = windows.slo_period;
+    let catalog = windows.windows();
+    let labels_for =
+        |w: PromDuration| merge([&ids.labels, &one(LABEL_WINDOW, w.to_string()), slo_labels]);
+
+    let mut rules: Vec<Rule> = catalog
+        .iter()
+        .map(|&w| {
+            record(
+                sli_error_metric(w),
+                slo.sli.error_ratio_query(&w.to_string()),
+                labels_for(w),
+            )
+        })
+        .collect();
+
+    if !catalog.contains(&period) {
+        // Sloth's optimized period SLI: the ratio of ratios of the page-quick short window.
+        let base = sli_error_metric(windows.page.quick.short_window);
+        let expr = format!(
+            "sum_over_time({base}{f}[{period}])\n/ ignoring ({LABEL_WINDOW})\ncount_over_time({base}{f}[{period}])\n",
+            f = ids.filter
+        );
+        rules.push(record(sli_error_metric(period), expr, labels_for(period)));
+    }
+    rules
+}
+
+fn burn_rate_expr(sli_metric: &str, filter: &str) -> String {
+    format!(
+        "{sli_metric}{filter}\n/ on({LABEL_SLO_ID}, {LABEL_SLO_NAME}, {LABEL_SLO_SERVICE}) group_left\n{METRIC_ERROR_BUDGET}{filter}\n"
+    )
+}
+
+fn meta_recording_rules(
+    slo: &Slo,
+    windows: &AlertWindows,
+    period: PromDuration,
+    ids: &IdLabels,
+    slo_labels: &BTreeMap<String, String>,
+    opts: &RuleOptions,
+) -> Vec<Rule> {
+    let labels = merge([&ids.labels, slo_labels]);
+    let objective_ratio = gofmt::format_g(slo.objective_percent / 100.0);
+    let f = &ids.filter;
+
+    let info_labels = merge([
+        &labels,
+        &BTreeMap::from([
+            (LABEL_VERSION.to_string(), opts.version.clone()),
+            (LABEL_MODE.to_string(), slo.kind.sloth_mode().to_string()),
+            (LABEL_SPEC.to_string(), slo.kind.sloth_spec().to_string()),
+            (
+                LABEL_OBJECTIVE.to_string(),
+                gofmt::format_f(slo.objective_percent),
+            ),
+        ]),
+    ]);
+
+    vec![
+        record(
+            METRIC_OBJECTIVE,
+            format!("vector({objective_ratio})"),
+            labels.clone(),
+        ),
+        record(
+            METRIC_ERROR_BUDGET,
+            format!("vector(1-{objective_ratio})"),
+            labels.clone(),
+        ),
+        record(
+            METRIC_TIME_PERIOD_DAYS,
+            format!("vector({})", gofmt::format_g(period.as_days_f64())),
+            labels.clone(),
+        ),
+        record(
+            METRIC_CURRENT_BURN_RATE,
+            burn_rate_expr(&sli_error_metric(windows.page.quick.short_window), f),
+            labels.clone(),
+        ),
+        record(
+            METRIC_PERIOD_BURN_RATE,
+            burn_rate_expr(&sli_error_metric(period), f),
+            labels.clone(),
+        ),
+        record(
+            METRIC_PERIOD_BUDGET_REMAINING,
+            format!("1 - {METRIC_PERIOD_BURN_RATE}{f}"),
+            labels,
+        ),
+        record(METRIC_INFO, "vector(1)".to_string(), info_labels),
+    ]
+}
+
+/// Sloth's burn-rate factor, computed as Sloth computes it (hours based), so that the printed
+/// factors are Sloth's (`14.4`, `6`, `3`, `1` for the 30-day catalog). Equal, up to float
+/// rounding, to [`WindowPair::burn_rate_factor`].
+pub fn sloth_burn_rate_factor(pair: &WindowPair, period: PromDuration) -> f64 {
+    const HOUR_MS: f64 = 3_600_000.0;
+    let period_hours = period.as_millis() as f64 / HOUR_MS;
+    let long_hours = pair.long_window.as_millis() as f64 / HOUR_MS;
+    (pair.error_budget_percent * period_hours / 100.0) / long_hours
+}
+
+/// The default alert name for an SLO whose alerting block has none (Sloth rejects such
+/// specs): the SLO id in CamelCase followed by `ErrorBudgetBurn`, e.g.
+/// `CheckoutRequestsAvailabilityErrorBudgetBurn`. Always a valid Prometheus alert name.
+pub fn default_alert_name(slo_id: &str) -> String {
+    let mut out = String::new();
+    for part in slo_id.split(|c: char| !c.is_ascii_alphanumeric()) {
+        let mut chars = part.chars();
+        if let Some(first) = chars.next() {
+            out.push(first.to_ascii_uppercase());
+            out.extend(chars);
+        }
+    }
+    if out.chars().next().is_none_or(|c| c.is_ascii_digit()) {
+        out.insert_str(0, "Slo");
+    }
+    out.push_str("ErrorBudgetBurn");
+    out
+}
+
+fn alert_rules(slo: &Slo, windows: &AlertWindows, ids: &IdLabels) -> Vec<Rule> {
+    let period = windows.slo_period;
+    let budget = gofmt::format_g(slo.error_budget_ratio());
+    let name = if slo.alerting.name.is_empty() {
+        default_alert_name(&slo.id)
+    } else {
+        slo.alerting.name.clone()
+    };
+    let mut rules = Vec::new();
+    let severities = [
+        ("page", &slo.alerting.page, windows.page),
+        ("ticket", &slo.alerting.ticket, windows.ticket),
+    ];
+    for (severity, spec, sev_windows) in severities {
+        if spec.disable {
+            continue;
+        }
+        let cond = |p: &WindowPair| {
+            let factor = gofmt::format_g(sloth_burn_rate_factor(p, period));
+            let one = |w: PromDuration| {
+                format!(
+                    "max({}{} > ({factor} * {budget})) without ({LABEL_WINDOW})",
+                    sli_error_metric(w),
+                    ids.filter
+                )
+            };
+            format!(
+                "(\n    {}\n    and\n    {}\n)",
+                one(p.short_window),
+                one(p.long_window)
+            )
+        };
+        let expr = format!(
+            "{}\nor\n{}\n",
+            cond(&sev_windows.quick),
+            cond(&sev_windows.slow)
+        );
+
+        let defaults = BTreeMap::from([
+            (
+                "title".to_string(),
+                format!(
+                    "({severity}) {{{{$labels.{LABEL_SLO_SERVICE}}}}} {{{{$labels.{LABEL_SLO_NAME}}}}} SLO error budget burn rate is too fast."
+                ),
+            ),
+            (
+                "summary".to_string(),
+                format!(
+                    "{{{{$labels.{LABEL_SLO_SERVICE}}}}} {{{{$labels.{LABEL_SLO_NAME}}}}} SLO error budget burn rate is over expected."
+                ),
+            ),
+        ]);
+        rules.push(Rule {
+            kind: RuleKind::Alert(name.clone()),
+            expr,
+            labels: merge([
+                &one(LABEL_SEVERITY, severity),
+                &slo.alerting.labels,
+                &spec.labels,
+            ]),
+            annotations: merge([&defaults, &slo.alerting.annotations, &spec.annotations]),
+        });
+    }
+    rules
+}
+
+/// Whether `name` is a valid Prometheus label name (`[a-zA-Z_][a-zA-Z0-9_]*`).
+pub fn is_valid_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// `n` synthetic SLOs (events SLIs, alternating 99.9 and 99.5 objectives, spread over
+/// `n / 10 + 1` files and several documents per file), for benchmarks and scale tests.
+pub fn synthetic_slos(n: usize) -> Vec<Slo> {
+    use crate::slo::model::{AlertSpec, Alerting, Origin, Sli};
+    (0..n)
+        .map(|i| {
+            let service = format!("svc{}", i / 10);
+            let name = format!("slo{}", i % 10);
+            Slo {
+                id: format!("{service}-{name}"),
+                service: service.clone(),
+                name,
+                description: format!("synthetic SLO {i}"),
+                objective_percent: if i % 2 == 0 { 99.9 } else { 99.5 },
+                labels: BTreeMap::from([("team".to_string(), format!("team{}", i % 7))]),
+                sli: Sli::Events {
+                    error_query: format!(
+                        "sum(rate(http_requests_total{{job=\"{service}\",code=~\"5..\"}}[{{{{.window}}}}]))"
+                    ),
+                    total_query: format!(
+                        "sum(rate(http_requests_total{{job=\"{service}\"}}[{{{{.window}}}}]))"
+                    ),
+                },
+                alerting: Alerting {
+                    name: "HighErrorRate".into(),
+                    labels: BTreeMap::from([("category".to_string(), "availability".to_string())]),
+                    annotations: BTreeMap::new(),
+                    page: AlertSpec {
+                        labels: BTreeMap::from([("severity".to_string(), "critical".to_string())]),
+                        ..AlertSpec::default()
+                    },
+                    ticket: AlertSpec {
+                        labels: BTreeMap::from([("severity".to_string(), "warning".to_string())]),
+                        ..AlertSpec::default()
+                    },
+                },
+                kind: SpecKind::SlothPrometheusV1,
+                origin: Origin {
+                    file: PathBuf::from(format!("synthetic/file{}.yml", i / 10)),
+                    doc_index: (i % 10) / 5,
+                },
+                k8s: None,
+                period: None,
+                guard: None,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;
