@@ -158,7 +158,12 @@ impl MetricsSource for Prometheus {
     ) -> Result<Vec<Series>, MetricsError> {
         let res = self
             .client
-            .query_range(query, start.timestamp(), end.timestamp(), step.as_secs_f64())
+            .query_range(
+                query,
+                start.timestamp(),
+                end.timestamp(),
+                step.as_secs_f64(),
+            )
             .timeout(self.server_timeout_ms())
             .post()
             .await

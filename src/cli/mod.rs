@@ -121,24 +121,51 @@ pub struct WindowArgs {
 }
 
 impl WindowArgs {
+    /// Build the period/window settings, reporting every problem with the flags.
     pub fn settings(&self) -> Result<crate::slo::windows::WindowSettings, CliError> {
-        let catalog = match &self.windows {
-            Some(f) => Some(
-                crate::slo::AlertWindows::from_file(f)
-                    .map_err(|e| CliError::Input(e.to_string()))?,
-            ),
-            None => None,
+        use crate::slo::AlertWindows;
+        let mut errors = Vec::new();
+        let period = match self.period {
+            Some(p) if p.as_millis() == 0 => {
+                errors.push("--period 0s: expected a positive duration such as 30d".to_string());
+                None
+            }
+            other => other,
         };
-        if let (Some(p), Some(c)) = (self.period, catalog) {
-            if p != c.slo_period {
-                return Err(CliError::Input(format!(
-                    "--period {p} disagrees with the --windows catalog's sloPeriod {}: expected the same period, or only one of the two",
+        let catalog = match &self.windows {
+            None => None,
+            Some(path) => match AlertWindows::from_file(path) {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    errors.push(format!("--windows {e}"));
+                    None
+                }
+            },
+        };
+        if let Some(p) = period {
+            match catalog {
+                Some(c) if c.slo_period != p => errors.push(format!(
+                    "--period {p}: the --windows catalog {} is for period {}: expected the same \
+                     period (or leave out --period)",
+                    self.windows
+                        .as_ref()
+                        .map(|w| w.display().to_string())
+                        .unwrap_or_default(),
                     c.slo_period
-                )));
+                )),
+                Some(_) => {}
+                None => {
+                    if let Err(e) = AlertWindows::builtin(p) {
+                        errors.push(format!("--period {p}: {e}"));
+                    }
+                }
             }
         }
+        if !errors.is_empty() {
+            return Err(CliError::Inputs(errors));
+        }
         Ok(crate::slo::windows::WindowSettings {
-            default_period: self.period,
+            default_period: period,
             catalog,
         })
     }
@@ -149,37 +176,48 @@ impl WindowArgs {
 pub fn load_slos(paths: &[std::path::PathBuf]) -> Result<Vec<crate::slo::Slo>, CliError> {
     let report = crate::slo::spec::load_paths(paths);
     for w in &report.warnings {
-        eprintln!("warning: {}", format_diagnostic(w));
+        eprintln!("{w}");
     }
     if !report.errors.is_empty() {
         return Err(CliError::Inputs(
-            report.errors.iter().map(format_diagnostic).collect(),
+            report.errors.iter().map(ToString::to_string).collect(),
         ));
     }
     if report.slos.is_empty() {
+        let names: Vec<String> = paths.iter().map(|f| f.display().to_string()).collect();
         return Err(CliError::Input(format!(
-            "no SLOs found in {}: expected Sloth, Sloth CRD or OpenSLO spec files",
-            paths
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
+            "{}: no SLOs found: expected Sloth prometheus/v1, sloth.slok.dev/v1 \
+             PrometheusServiceLevel or OpenSLO SLO documents",
+            names.join(", ")
         )));
     }
     Ok(report.slos)
 }
 
-/// `<file>[doc <i>]: <field>: <message>`.
-pub fn format_diagnostic(d: &crate::slo::spec::Diagnostic) -> String {
-    let mut s = d.file.display().to_string();
-    if let Some(i) = d.doc_index {
-        s.push_str(&format!(" [doc {i}]"));
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn settings(period: Option<&str>, windows: Option<&str>) -> Result<(), String> {
+        WindowArgs {
+            period: period.map(|p| p.parse().unwrap()),
+            windows: windows.map(PathBuf::from),
+        }
+        .settings()
+        .map(|_| ())
+        .map_err(|e| e.to_string())
     }
-    if !d.field.is_empty() {
-        s.push_str(": ");
-        s.push_str(&d.field);
+
+    #[test]
+    fn window_flags_are_checked() {
+        assert!(settings(Some("28d"), None).is_ok());
+        assert!(settings(None, None).is_ok());
+        let e = settings(Some("7d"), None).unwrap_err();
+        assert!(e.contains("--period 1w") && e.contains("--windows"), "{e}");
+        let e = settings(None, Some("/nonexistent/w.yaml")).unwrap_err();
+        assert!(e.contains("--windows /nonexistent/w.yaml"), "{e}");
+        let e = settings(Some("0s"), None).unwrap_err();
+        assert!(e.contains("positive"), "{e}");
     }
-    s.push_str(": ");
-    s.push_str(&d.message);
-    s
 }

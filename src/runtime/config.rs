@@ -12,7 +12,7 @@ use serde::Deserialize;
 use crate::slo::PromDuration;
 
 /// The whole daemon configuration.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct Config {
     pub prometheus: PrometheusConfig,
@@ -57,17 +57,6 @@ pub struct EvaluationConfig {
 pub struct ServerConfig {
     /// Address of the HTTP server (`/healthz`, `/readyz`, `/metrics`, `/api/v1/…`).
     pub listen: SocketAddr,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            prometheus: PrometheusConfig::default(),
-            slos: SlosConfig::default(),
-            evaluation: EvaluationConfig::default(),
-            server: ServerConfig::default(),
-        }
-    }
 }
 
 impl Default for PrometheusConfig {
@@ -133,8 +122,8 @@ impl Config {
             file: name.clone(),
             message,
         };
-        let text = std::fs::read_to_string(file)
-            .map_err(|e| invalid(format!("cannot read: {e}")))?;
+        let text =
+            std::fs::read_to_string(file).map_err(|e| invalid(format!("cannot read: {e}")))?;
         check_top_level_keys(&text).map_err(invalid)?;
         let format = match file.extension().and_then(|e| e.to_str()) {
             Some("toml") => config::FileFormat::Toml,
@@ -260,14 +249,44 @@ mod tests {
     #[test]
     fn errors_name_the_file_and_field() {
         let e = load("evaluation:\n  interval: 5m\n", &[]).unwrap_err();
-        assert!(e.contains("slogate.yaml") && e.contains("prometheus.url"), "{e}");
+        assert!(
+            e.contains("slogate.yaml") && e.contains("prometheus.url"),
+            "{e}"
+        );
         let e = load("prometheus:\n  url: x\nevaluation:\n  intervall: 5m\n", &[]).unwrap_err();
         assert!(e.contains("intervall"), "{e}");
-        let e = load("prometheus:\n  url: x\nevaluation:\n  interval: soon\n", &[]).unwrap_err();
+        let e = load(
+            "prometheus:\n  url: x\nevaluation:\n  interval: soon\n",
+            &[],
+        )
+        .unwrap_err();
         assert!(e.contains("soon") && e.contains("duration"), "{e}");
         let e = load("prometheus:\n  url: x\nevalutaion: {}\n", &[]).unwrap_err();
-        assert!(e.contains("evalutaion") && e.contains("expected one of"), "{e}");
+        assert!(
+            e.contains("evalutaion") && e.contains("expected one of"),
+            "{e}"
+        );
         let e = load("prometheus:\n  url: x\nevaluation:\n  jitter: 2\n", &[]).unwrap_err();
         assert!(e.contains("evaluation.jitter"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod shipped_config {
+    use super::*;
+
+    /// `deploy/config/slogate.yaml` is what users copy: it must load, and it documents the
+    /// defaults, so its values must equal them.
+    #[test]
+    fn the_shipped_example_config_loads_and_states_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/config/slogate.yaml");
+        let c = Config::load_with_env(&path, Some(Default::default())).unwrap();
+        let d = Config::default();
+        assert_eq!(c.prometheus.timeout, d.prometheus.timeout);
+        assert_eq!(c.slos, d.slos);
+        assert_eq!(c.evaluation.interval, d.evaluation.interval);
+        assert_eq!(c.evaluation.jitter, d.evaluation.jitter);
+        assert_eq!(c.evaluation.period, Some(PromDuration::from_days(30)));
+        assert_eq!(c.server, d.server);
     }
 }

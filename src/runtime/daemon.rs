@@ -98,7 +98,8 @@ impl Daemon {
         }
         let m = &self.state.metrics;
         m.slos_loaded.set(i64::try_from(loaded).unwrap_or(i64::MAX));
-        m.spec_errors.set(i64::try_from(failing).unwrap_or(i64::MAX));
+        m.spec_errors
+            .set(i64::try_from(failing).unwrap_or(i64::MAX));
         if r.changed {
             m.spec_reloads.inc();
             tracing::info!(slos = loaded, "SLO specs loaded");
@@ -166,7 +167,11 @@ impl Daemon {
             self.state.ready.store(true, Ordering::Release);
         }
         {
-            let mut latest = self.state.reports.write().unwrap_or_else(|p| p.into_inner());
+            let mut latest = self
+                .state
+                .reports
+                .write()
+                .unwrap_or_else(|p| p.into_inner());
             // Keep the last good report of SLOs that failed this cycle.
             let mut next: Vec<_> = reports.iter().map(|r| (*r).clone()).collect();
             for l in &failed {
@@ -203,7 +208,10 @@ pub async fn run_once(cfg: &Config) -> Result<CycleSummary, DaemonError> {
 }
 
 /// Run until `shutdown` resolves.
-pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), DaemonError> {
+pub async fn run(
+    cfg: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), DaemonError> {
     let d = Arc::new(Daemon::new(&cfg)?);
     let listener = tokio::net::TcpListener::bind(cfg.server.listen)
         .await
@@ -265,8 +273,8 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
     };
 
     let mut stop = stop_rx.clone();
-    let server = axum::serve(listener, server::router(d.state.clone()))
-        .with_graceful_shutdown(async move {
+    let server =
+        axum::serve(listener, server::router(d.state.clone())).with_graceful_shutdown(async move {
             let _ = stop.changed().await;
         });
     let served = server.await.map_err(DaemonError::Server);
@@ -318,7 +326,10 @@ mod tests {
         let base = Duration::from_secs(300);
         for _ in 0..1000 {
             let d = jittered(base, 0.1);
-            assert!(d >= Duration::from_secs(270) && d <= Duration::from_secs(330), "{d:?}");
+            assert!(
+                d >= Duration::from_secs(270) && d <= Duration::from_secs(330),
+                "{d:?}"
+            );
         }
         assert_eq!(jittered(base, 0.0), base);
     }

@@ -110,6 +110,9 @@ impl Counter<'_> {
     }
 }
 
+/// One raw SLI query's answer: the window, the query text and the result.
+type RawAnswer = (PromDuration, String, Result<Vec<Sample>, MetricsError>);
+
 /// How many raw SLI queries may be in flight at once.
 pub const RAW_CONCURRENCY: usize = 8;
 
@@ -127,10 +130,8 @@ pub async fn evaluate(
     };
 
     // 1. Which SLOs have Sloth recording rules in Prometheus?
-    let with_rules: Result<BTreeSet<String>, MetricsError> = counter
-        .instant("sloth_slo_info", at)
-        .await
-        .map(|v| {
+    let with_rules: Result<BTreeSet<String>, MetricsError> =
+        counter.instant("sloth_slo_info", at).await.map(|v| {
             v.into_iter()
                 .filter_map(|s| s.labels.get("sloth_id").cloned())
                 .collect()
@@ -218,8 +219,7 @@ pub async fn evaluate(
         .buffer_unordered(RAW_CONCURRENCY)
         .collect::<Vec<_>>()
         .await;
-    let mut raw: HashMap<usize, Vec<(PromDuration, String, Result<Vec<Sample>, MetricsError>)>> =
-        HashMap::new();
+    let mut raw: HashMap<usize, Vec<RawAnswer>> = HashMap::new();
     for (i, w, q, r) in raw_results {
         raw.entry(i).or_default().push((w, q, r));
     }
@@ -246,11 +246,7 @@ pub async fn evaluate(
     }
 }
 
-fn single(
-    slo: &str,
-    query: &str,
-    values: &[f64],
-) -> Result<Option<f64>, EvalError> {
+fn single(slo: &str, query: &str, values: &[f64]) -> Result<Option<f64>, EvalError> {
     match values {
         [] => Ok(None),
         [v] => Ok(Some(*v)),
@@ -301,7 +297,7 @@ fn from_recorded(
 
 fn from_raw(
     t: &Target,
-    answers: Vec<(PromDuration, String, Result<Vec<Sample>, MetricsError>)>,
+    answers: Vec<RawAnswer>,
     windows: &[PromDuration],
     period: PromDuration,
 ) -> Result<BudgetReport, EvalError> {
@@ -403,7 +399,10 @@ mod tests {
         let ids: Vec<&str> = targets.iter().map(|t| t.slo.id.as_str()).collect();
         f.answers.insert(
             "sloth_slo_info".into(),
-            Ok(ids.iter().map(|id| sample(&[("sloth_id", id)], 1.0)).collect()),
+            Ok(ids
+                .iter()
+                .map(|id| sample(&[("sloth_id", id)], 1.0))
+                .collect()),
         );
         let mut ws = AlertWindows::default_30d().windows();
         ws.push(PromDuration::from_days(30));
@@ -440,7 +439,9 @@ mod tests {
             }
             counts.push(ev.queries);
             let asked = f.asked.lock().unwrap();
-            assert!(asked.iter().all(|q| q == "sloth_slo_info" || q.starts_with("slo:sli_error:ratio_rate")));
+            assert!(asked
+                .iter()
+                .all(|q| q == "sloth_slo_info" || q.starts_with("slo:sli_error:ratio_rate")));
         }
         // info + 7 windows + the 30d period.
         assert_eq!(counts, vec![9, 9, 9]);
@@ -467,7 +468,10 @@ mod tests {
         // info + 7 windows + period
         assert_eq!(ev.queries, 9);
         let asked = f.asked.lock().unwrap();
-        assert!(asked.contains(&"(err_a[3d])\n/\n(tot_a[3d])\n".to_string()), "{asked:?}");
+        assert!(
+            asked.contains(&"(err_a[3d])\n/\n(tot_a[3d])\n".to_string()),
+            "{asked:?}"
+        );
     }
 
     #[test]
@@ -487,11 +491,17 @@ mod tests {
         let mut f = Fake::default();
         f.answers.insert(
             targets[0].slo.sli.error_ratio_query("1h"),
-            Ok(vec![sample(&[("pod", "1")], 0.1), sample(&[("pod", "2")], 0.2)]),
+            Ok(vec![
+                sample(&[("pod", "1")], 0.1),
+                sample(&[("pod", "2")], 0.2),
+            ]),
         );
         let ev = run(&f, &targets);
         let e = ev.errors().next().expect("an error").to_string();
-        assert!(e.contains("svc-a") && e.contains("2 series") && e.contains("err_a[1h]"), "{e}");
+        assert!(
+            e.contains("svc-a") && e.contains("2 series") && e.contains("err_a[1h]"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -83,9 +83,9 @@ impl Metrics {
             no_data: Family::default(),
             source: Family::default(),
             slo_errors: Family::default(),
-            evaluation_duration: Histogram::new(
-                [0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0].into_iter(),
-            ),
+            evaluation_duration: Histogram::new([
+                0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+            ]),
             evaluations: Counter::default(),
             evaluation_errors: Counter::default(),
             queries: Counter::default(),

@@ -57,10 +57,7 @@ async fn readyz(State(s): State<Arc<AppState>>) -> Response {
 async fn metrics(State(s): State<Arc<AppState>>) -> Response {
     match s.metrics.encode() {
         Ok(body) => ([(header::CONTENT_TYPE, OPENMETRICS)], body).into_response(),
-        Err(_) => json_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "cannot encode metrics",
-        ),
+        Err(_) => json_error(StatusCode::INTERNAL_SERVER_ERROR, "cannot encode metrics"),
     }
 }
 

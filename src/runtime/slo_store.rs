@@ -113,12 +113,7 @@ fn fingerprint(paths: &[PathBuf]) -> u64 {
         let mut files: Vec<PathBuf> = match std::fs::read_dir(p) {
             Ok(rd) => rd
                 .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|f| {
-                    matches!(
-                        f.extension().and_then(|e| e.to_str()),
-                        Some("yml" | "yaml")
-                    )
-                })
+                .filter(|f| matches!(f.extension().and_then(|e| e.to_str()), Some("yml" | "yaml")))
                 .collect(),
             Err(_) => vec![p.clone()],
         };

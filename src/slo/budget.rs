@@ -166,13 +166,23 @@ mod tests {
         crate::slo::AlertWindows::default_30d().windows()
     }
 
-    fn report(objective: f64, period_ratio: Option<f64>, window_ratio: Option<f64>) -> BudgetReport {
+    fn report(
+        objective: f64,
+        period_ratio: Option<f64>,
+        window_ratio: Option<f64>,
+    ) -> BudgetReport {
         let ws = windows();
         let m = Measurements {
             period_error_ratio: period_ratio,
             window_error_ratios: ws.iter().map(|w| (*w, window_ratio)).collect(),
         };
-        assess(&slo(objective), PromDuration::from_days(30), &ws, &m, Source::Raw)
+        assess(
+            &slo(objective),
+            PromDuration::from_days(30),
+            &ws,
+            &m,
+            Source::Raw,
+        )
     }
 
     #[test]
@@ -223,7 +233,10 @@ mod tests {
             assert!(r.burn_rates.values().all(|v| v.is_none()));
             assert_eq!(r.action, Action::None);
             let json = serde_json::to_string(&r).unwrap();
-            assert!(!json.contains("NaN") && json.contains("\"no_data\":true"), "{json}");
+            assert!(
+                !json.contains("NaN") && json.contains("\"no_data\":true"),
+                "{json}"
+            );
         }
     }
 

@@ -139,7 +139,7 @@ impl fmt::Display for PromDuration {
             ("ms", MS, false),
         ];
         for (unit, mult, exact) in terms {
-            if exact && ms % mult != 0 {
+            if exact && !ms.is_multiple_of(mult) {
                 continue;
             }
             let v = ms / mult;
@@ -198,8 +198,22 @@ mod tests {
 
     #[test]
     fn rejects_bad_input() {
-        for bad in ["", "5", "m", "5x", "1h1d", "1h1h", "-5m", "1.5h", " 5m", "99999999999999999999y"] {
-            assert!(bad.parse::<PromDuration>().is_err(), "{bad:?} should be rejected");
+        for bad in [
+            "",
+            "5",
+            "m",
+            "5x",
+            "1h1d",
+            "1h1h",
+            "-5m",
+            "1.5h",
+            " 5m",
+            "99999999999999999999y",
+        ] {
+            assert!(
+                bad.parse::<PromDuration>().is_err(),
+                "{bad:?} should be rejected"
+            );
         }
     }
 

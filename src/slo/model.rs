@@ -199,10 +199,16 @@ mod tests {
     #[test]
     fn expands_window_placeholders() {
         assert_eq!(
-            expand_window("rate(x[{{.window}}]) / rate(y[{{ .window }}]) {{.other}}", "5m"),
+            expand_window(
+                "rate(x[{{.window}}]) / rate(y[{{ .window }}]) {{.other}}",
+                "5m"
+            ),
             "rate(x[5m]) / rate(y[5m]) {{.other}}"
         );
-        assert_eq!(expand_window("no placeholder {{", "5m"), "no placeholder {{");
+        assert_eq!(
+            expand_window("no placeholder {{", "5m"),
+            "no placeholder {{"
+        );
     }
 
     #[test]

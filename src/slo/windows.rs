@@ -118,11 +118,23 @@ impl AlertWindows {
             slo_period: period,
             page: SeverityWindows {
                 quick: pair(2.0, PromDuration::from_mins(5), PromDuration::from_hours(1)),
-                slow: pair(5.0, PromDuration::from_mins(30), PromDuration::from_hours(6)),
+                slow: pair(
+                    5.0,
+                    PromDuration::from_mins(30),
+                    PromDuration::from_hours(6),
+                ),
             },
             ticket: SeverityWindows {
-                quick: pair(10.0, PromDuration::from_hours(2), PromDuration::from_days(1)),
-                slow: pair(10.0, PromDuration::from_hours(6), PromDuration::from_days(3)),
+                quick: pair(
+                    10.0,
+                    PromDuration::from_hours(2),
+                    PromDuration::from_days(1),
+                ),
+                slow: pair(
+                    10.0,
+                    PromDuration::from_hours(6),
+                    PromDuration::from_days(3),
+                ),
             },
         }
     }
@@ -188,8 +200,8 @@ impl AlertWindows {
             .get("spec")
             .cloned()
             .ok_or_else(|| invalid("spec: expected a mapping, found nothing".into()))?;
-        let w: AlertWindows = serde_yaml::from_value(spec)
-            .map_err(|e| invalid(format!("spec: {e}")))?;
+        let w: AlertWindows =
+            serde_yaml::from_value(spec).map_err(|e| invalid(format!("spec: {e}")))?;
         w.check().map_err(invalid)?;
         Ok(w)
     }
@@ -208,12 +220,7 @@ impl AlertWindows {
         if self.slo_period.as_millis() == 0 {
             return Err("spec.sloPeriod: expected a positive duration".into());
         }
-        let names = [
-            "page.quick",
-            "page.slow",
-            "ticket.quick",
-            "ticket.slow",
-        ];
+        let names = ["page.quick", "page.slow", "ticket.quick", "ticket.slow"];
         for (name, p) in names.iter().zip(self.pairs()) {
             if !(p.error_budget_percent > 0.0 && p.error_budget_percent <= 100.0) {
                 return Err(format!(
@@ -245,7 +252,11 @@ mod tests {
     #[test]
     fn default_30d_factors_match_the_workbook() {
         let w = AlertWindows::default_30d();
-        let f: Vec<f64> = w.pairs().iter().map(|p| p.burn_rate_factor(w.slo_period)).collect();
+        let f: Vec<f64> = w
+            .pairs()
+            .iter()
+            .map(|p| p.burn_rate_factor(w.slo_period))
+            .collect();
         let expected = [14.4, 6.0, 3.0, 1.0];
         for (a, b) in f.iter().zip(expected) {
             assert!((a - b).abs() < 1e-9, "{f:?}");
@@ -255,7 +266,11 @@ mod tests {
     #[test]
     fn default_28d_factors() {
         let w = AlertWindows::default_28d();
-        let f: Vec<f64> = w.pairs().iter().map(|p| p.burn_rate_factor(w.slo_period)).collect();
+        let f: Vec<f64> = w
+            .pairs()
+            .iter()
+            .map(|p| p.burn_rate_factor(w.slo_period))
+            .collect();
         let expected = [13.44, 5.6, 2.8, 28.0 * 24.0 * 0.1 / 72.0];
         for (a, b) in f.iter().zip(expected) {
             assert!((a - b).abs() < 1e-9, "{f:?}");
@@ -294,9 +309,13 @@ spec:
     #[test]
     fn rejects_bad_catalogs_with_field_paths() {
         let text = "apiVersion: sloth.slok.dev/v1\nkind: AlertWindows\nspec:\n  sloPeriod: 30d\n  page:\n    quick: {errorBudgetPercent: 2, shortWindow: 1h, longWindow: 5m}\n    slow: {errorBudgetPercent: 5, shortWindow: 30m, longWindow: 6h}\n  ticket:\n    quick: {errorBudgetPercent: 10, shortWindow: 2h, longWindow: 1d}\n    slow: {errorBudgetPercent: 10, shortWindow: 6h, longWindow: 3d}\n";
-        let e = AlertWindows::from_yaml("w.yaml", text).unwrap_err().to_string();
+        let e = AlertWindows::from_yaml("w.yaml", text)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("w.yaml") && e.contains("spec.page.quick"), "{e}");
-        let e = AlertWindows::from_yaml("w.yaml", "kind: Foo").unwrap_err().to_string();
+        let e = AlertWindows::from_yaml("w.yaml", "kind: Foo")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("expected sloth.slok.dev/v1 AlertWindows"), "{e}");
         assert!(AlertWindows::builtin(PromDuration::from_days(7)).is_err());
     }

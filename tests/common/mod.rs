@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 /// Whether end-to-end tests with real components run. Only an explicit `SLOGATE_E2E=0`
 /// turns them off.
 pub fn e2e_enabled() -> bool {
-    std::env::var("SLOGATE_E2E").map(|v| v != "0").unwrap_or(true)
+    std::env::var("SLOGATE_E2E")
+        .map(|v| v != "0")
+        .unwrap_or(true)
 }
 
 /// Find a binary on PATH. Returns `None` only when e2e tests are explicitly disabled;
@@ -48,7 +50,9 @@ pub fn free_port() -> u16 {
 
 /// Run a command to completion, panicking with its output on failure.
 pub fn run_ok(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
@@ -222,14 +226,13 @@ pub fn backfill_openmetrics(promtool: &Path, work: &Path, data_dir: &Path, om: &
 
 /// Backfill recording rules with `promtool tsdb create-blocks-from rules`, evaluating them on
 /// the running Prometheus `prom`, and move the blocks into `data_dir` (which the caller then
-/// serves with a fresh Prometheus). Times are unix seconds.
+/// serves with a fresh Prometheus). `(start, end)` are unix seconds.
 pub fn backfill_rules(
     promtool: &Path,
     work: &Path,
     prom_url: &str,
     rules_file: &Path,
-    start: i64,
-    end: i64,
+    (start, end): (i64, i64),
     eval_interval: &str,
     data_dir: &Path,
 ) {
