@@ -8,6 +8,7 @@
 //! - `cli`: the command-line front end; `main.rs` only calls `cli::main`.
 
 pub mod adapters;
+pub mod analysis;
 pub mod cli;
 pub mod ports;
 pub mod runtime;

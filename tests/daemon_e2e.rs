@@ -334,3 +334,45 @@ fn run_rejects_a_bad_config_with_exit_2() {
         "{stderr}"
     );
 }
+
+#[test]
+fn sigterm_does_not_wait_for_a_hanging_prometheus_query() {
+    // A "Prometheus" that accepts connections and never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let (seen_tx, seen_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming().flatten() {
+            let _ = seen_tx.send(());
+            held.push(conn);
+        }
+    });
+    let dir = tempfile::tempdir().expect("temp dir");
+    let slos = dir.path().join("slos");
+    std::fs::create_dir_all(&slos).expect("slo dir");
+    std::fs::write(
+        slos.join("a.yml"),
+        slo_doc("availability", 99.9, "http_requests_total"),
+    )
+    .expect("write slo");
+    let config = dir.path().join("slogate.yaml");
+    write_config(
+        &config,
+        &format!("http://127.0.0.1:{port}"),
+        &slos,
+        free_port(),
+    );
+    // The query timeout (10 minutes) is far beyond the bound below: exiting in time proves the
+    // in-flight cycle was abandoned rather than waited for.
+    let text = std::fs::read_to_string(&config)
+        .expect("config")
+        .replace("timeout: 10s", "timeout: 600s");
+    std::fs::write(&config, text).expect("config");
+    let d = Daemon::start(&config);
+    seen_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the daemon queries Prometheus");
+    // terminate() allows 60s, well under the 600s query timeout.
+    assert!(d.terminate().success());
+}

@@ -1,4 +1,5 @@
 //! Adapters: implementations of the ports in `crate::ports`. Only code under this folder
 //! talks to external systems.
 
+pub mod git;
 pub mod prometheus;

@@ -1,6 +1,7 @@
 //! One trait per I/O port. The pure core never calls these; the runtime and the CLI do,
 //! through the adapters in `crate::adapters`.
 
+pub mod gitops;
 pub mod metrics;
 
 pub use metrics::{MetricsError, MetricsSource, Sample};

@@ -6,8 +6,9 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rand::Rng;
+use rand::RngExt;
 use tokio::sync::{watch, Notify};
+use tracing::Instrument;
 
 use super::config::Config;
 use super::evaluator::{self, Evaluation, Target};
@@ -128,8 +129,9 @@ impl Daemon {
     async fn cycle(&self) -> CycleSummary {
         let targets = self.targets();
         let span = tracing::info_span!("evaluation", slos = targets.len());
-        let _enter = span.enter();
-        let ev: Evaluation = evaluator::evaluate(self.source.as_ref(), &targets, None).await;
+        let ev: Evaluation = evaluator::evaluate(self.source.as_ref(), &targets, None)
+            .instrument(span)
+            .await;
         self.record(&targets, &ev)
     }
 
@@ -261,8 +263,12 @@ pub async fn run(
                 if *stop.borrow() {
                     break;
                 }
-                // A cycle in progress is finished before shutting down: it only reads.
-                d.cycle().await;
+                // A cycle only reads, so shutdown abandons one in progress rather than wait
+                // for slow Prometheus queries past the pod's termination grace period.
+                tokio::select! {
+                    _ = d.cycle() => {}
+                    _ = stop.changed() => break,
+                }
                 tokio::select! {
                     _ = tokio::time::sleep(jittered(interval, jitter)) => {}
                     _ = wake.notified() => {}
@@ -290,7 +296,7 @@ pub fn jittered(interval: Duration, jitter: f64) -> Duration {
     if jitter <= 0.0 {
         return interval;
     }
-    let f = rand::thread_rng().gen_range(-jitter..=jitter);
+    let f = rand::rng().random_range(-jitter..=jitter);
     interval.mul_f64((1.0 + f).max(0.0))
 }
 

@@ -1,0 +1,9 @@
+//! Canary analysis: pure statistics over plain numbers, no I/O.
+//!
+//! - `judge`: Mann-Whitney U (scipy-exact p-values), Hodges-Lehmann estimates and intervals,
+//!   Kayenta-compatible classification and scoring, and anytime-valid sequential tests that
+//!   stay valid when a rollout is judged at every interval.
+//!
+//! Not wired into a rollout controller yet (see the README's status table).
+
+pub mod judge;
