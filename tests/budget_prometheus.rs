@@ -13,8 +13,6 @@ use common::*;
 const MINUTE: i64 = 60;
 const HOUR: i64 = 60 * MINUTE;
 const DAY: i64 = 24 * HOUR;
-/// Requests per minute of the synthetic service.
-const RPM: f64 = 600.0;
 const BASE_ERRORS: f64 = 0.0005;
 const INCIDENT_ERRORS: f64 = 0.02;
 const INCIDENT: i64 = 2 * HOUR;
@@ -36,26 +34,9 @@ fn analytic_ratio(window_secs: i64) -> f64 {
     (INCIDENT_ERRORS * incident + BASE_ERRORS * before) / window_secs as f64
 }
 
-/// OpenMetrics text: two counters sampled every minute for 32 days up to `t_end`.
+/// Two counters sampled every minute for 32 days up to `t_end`.
 fn history(t_end: i64) -> String {
-    let start = t_end - 32 * DAY;
-    let mut ok = String::new();
-    let mut err = String::new();
-    let (mut total_ok, mut total_err) = (0.0f64, 0.0f64);
-    let mut t = start;
-    while t <= t_end {
-        let r = error_ratio_at(t, t_end);
-        total_ok += RPM * (1.0 - r);
-        total_err += RPM * r;
-        ok.push_str(&format!(
-            "http_requests_total{{job=\"checkout\",code=\"200\"}} {total_ok} {t}\n"
-        ));
-        err.push_str(&format!(
-            "http_requests_total{{job=\"checkout\",code=\"500\"}} {total_err} {t}\n"
-        ));
-        t += MINUTE;
-    }
-    format!("# HELP http_requests Requests.\n# TYPE http_requests counter\n{ok}{err}# EOF\n")
+    request_history(t_end - 32 * DAY, t_end, |t| error_ratio_at(t, t_end))
 }
 
 fn windows() -> [(&'static str, i64); 7] {

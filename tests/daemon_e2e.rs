@@ -15,22 +15,7 @@ const RATIO: f64 = 0.0005;
 /// Two days of 1-minute samples ending now, with a constant 0.05% error ratio, so every
 /// window's error ratio is 0.0005 whenever the daemon happens to evaluate.
 fn history(t_end: i64) -> String {
-    let mut ok = String::new();
-    let mut err = String::new();
-    let (mut a, mut b) = (0.0f64, 0.0f64);
-    let mut t = t_end - 2 * 24 * 3600;
-    while t <= t_end {
-        a += 600.0 * (1.0 - RATIO);
-        b += 600.0 * RATIO;
-        ok.push_str(&format!(
-            "http_requests_total{{job=\"checkout\",code=\"200\"}} {a} {t}\n"
-        ));
-        err.push_str(&format!(
-            "http_requests_total{{job=\"checkout\",code=\"500\"}} {b} {t}\n"
-        ));
-        t += MINUTE;
-    }
-    format!("# TYPE http_requests counter\n{ok}{err}# EOF\n")
+    request_history(t_end - 2 * 24 * 3600, t_end, |_| RATIO)
 }
 
 fn slo_doc(name: &str, objective: f64, metric: &str) -> String {
