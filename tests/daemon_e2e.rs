@@ -145,6 +145,21 @@ fn write_config(path: &Path, prom_url: &str, slos: &Path, port: u16) {
     .expect("write config");
 }
 
+/// A temp dir with one SLO spec and a daemon config pointing at `prom_url`.
+fn one_slo_setup(prom_url: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let slos = dir.path().join("slos");
+    std::fs::create_dir_all(&slos).expect("slo dir");
+    std::fs::write(
+        slos.join("a.yml"),
+        slo_doc("availability", 99.9, "http_requests_total"),
+    )
+    .expect("write slo");
+    let config = dir.path().join("slogate.yaml");
+    write_config(&config, prom_url, &slos, free_port());
+    (dir, config)
+}
+
 #[test]
 fn daemon_exports_budgets_reloads_specs_and_stops_on_sigterm() {
     let (Some(prometheus), Some(promtool)) = (require_bin("prometheus"), require_bin("promtool"))
@@ -270,21 +285,7 @@ fn daemon_exports_budgets_reloads_specs_and_stops_on_sigterm() {
 
 #[test]
 fn daemon_is_live_but_not_ready_while_prometheus_is_down() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let slos = dir.path().join("slos");
-    std::fs::create_dir_all(&slos).expect("slo dir");
-    std::fs::write(
-        slos.join("a.yml"),
-        slo_doc("availability", 99.9, "http_requests_total"),
-    )
-    .expect("write slo");
-    let config = dir.path().join("slogate.yaml");
-    write_config(
-        &config,
-        &format!("http://127.0.0.1:{}", free_port()),
-        &slos,
-        free_port(),
-    );
+    let (_dir, config) = one_slo_setup(&format!("http://127.0.0.1:{}", free_port()));
     let mut d = Daemon::start(&config);
     // Wait until the first (failed) evaluation happened.
     d.wait_metrics("a failed evaluation", |b| {
@@ -333,21 +334,7 @@ fn sigterm_does_not_wait_for_a_hanging_prometheus_query() {
             held.push(conn);
         }
     });
-    let dir = tempfile::tempdir().expect("temp dir");
-    let slos = dir.path().join("slos");
-    std::fs::create_dir_all(&slos).expect("slo dir");
-    std::fs::write(
-        slos.join("a.yml"),
-        slo_doc("availability", 99.9, "http_requests_total"),
-    )
-    .expect("write slo");
-    let config = dir.path().join("slogate.yaml");
-    write_config(
-        &config,
-        &format!("http://127.0.0.1:{port}"),
-        &slos,
-        free_port(),
-    );
+    let (_dir, config) = one_slo_setup(&format!("http://127.0.0.1:{port}"));
     // The query timeout (10 minutes) is far beyond the bound below: exiting in time proves the
     // in-flight cycle was abandoned rather than waited for.
     let text = std::fs::read_to_string(&config)

@@ -133,6 +133,7 @@ pub fn table(reports: &[&BudgetReport]) -> String {
         );
         rows.push(row);
     }
+    // `rows` always holds the header row pushed above.
     let cols = rows[0].len();
     let widths: Vec<usize> = (0..cols)
         .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))

@@ -174,14 +174,46 @@ fn decode<T: serde::de::DeserializeOwned>(
     })
 }
 
-/// GitHub (and GitHub Enterprise Server) pull requests.
-pub struct GitHubPulls {
+/// An `owner/repo` pull-request endpoint, the shape GitHub and Gitea share.
+struct OwnerRepoApi {
     client: reqwest::Client,
     api_url: String,
     owner: String,
     repo: String,
     token: SecretSource,
 }
+
+impl OwnerRepoApi {
+    fn new(
+        provider: &'static str,
+        api_url: String,
+        owner: String,
+        repo: String,
+        token: SecretSource,
+        timeout: Duration,
+    ) -> Result<Self, PullRequestError> {
+        Ok(Self {
+            client: client(provider, timeout)?,
+            api_url: base(&api_url),
+            owner,
+            repo,
+            token,
+        })
+    }
+
+    /// `POST {api}/repos/{owner}/{repo}/pulls`.
+    fn pulls_url(&self) -> String {
+        format!(
+            "{}/repos/{}/{}/pulls",
+            self.api_url,
+            encode_segment(&self.owner),
+            encode_segment(&self.repo)
+        )
+    }
+}
+
+/// GitHub (and GitHub Enterprise Server) pull requests.
+pub struct GitHubPulls(OwnerRepoApi);
 
 impl GitHubPulls {
     pub fn new(
@@ -191,13 +223,15 @@ impl GitHubPulls {
         token: SecretSource,
         timeout: Duration,
     ) -> Result<Self, PullRequestError> {
-        Ok(Self {
-            client: client("github", timeout)?,
-            api_url: base(&api_url.into()),
-            owner: owner.into(),
-            repo: repo.into(),
+        OwnerRepoApi::new(
+            "github",
+            api_url.into(),
+            owner.into(),
+            repo.into(),
             token,
-        })
+            timeout,
+        )
+        .map(Self)
     }
 }
 
@@ -205,16 +239,11 @@ impl GitHubPulls {
 impl PullRequestApi for GitHubPulls {
     async fn open(&self, spec: &PullRequestSpec) -> Result<PullRequest, PullRequestError> {
         const P: &str = "github";
-        let token = read_token(&self.token)?;
-        let url = format!(
-            "{}/repos/{}/{}/pulls",
-            self.api_url,
-            encode_segment(&self.owner),
-            encode_segment(&self.repo)
-        );
-        let req = self
+        let api = &self.0;
+        let token = read_token(&api.token)?;
+        let req = api
             .client
-            .post(url)
+            .post(api.pulls_url())
             .header("Accept", "application/vnd.github+json")
             .header("X-GitHub-Api-Version", "2022-11-28")
             .bearer_auth(token.expose())
@@ -291,13 +320,7 @@ impl PullRequestApi for GitLabMergeRequests {
 }
 
 /// Gitea and Forgejo pull requests.
-pub struct GiteaPulls {
-    client: reqwest::Client,
-    api_url: String,
-    owner: String,
-    repo: String,
-    token: SecretSource,
-}
+pub struct GiteaPulls(OwnerRepoApi);
 
 impl GiteaPulls {
     pub fn new(
@@ -307,13 +330,15 @@ impl GiteaPulls {
         token: SecretSource,
         timeout: Duration,
     ) -> Result<Self, PullRequestError> {
-        Ok(Self {
-            client: client("gitea", timeout)?,
-            api_url: base(&api_url.into()),
-            owner: owner.into(),
-            repo: repo.into(),
+        OwnerRepoApi::new(
+            "gitea",
+            api_url.into(),
+            owner.into(),
+            repo.into(),
             token,
-        })
+            timeout,
+        )
+        .map(Self)
     }
 }
 
@@ -321,16 +346,11 @@ impl GiteaPulls {
 impl PullRequestApi for GiteaPulls {
     async fn open(&self, spec: &PullRequestSpec) -> Result<PullRequest, PullRequestError> {
         const P: &str = "gitea";
-        let token = read_token(&self.token)?;
-        let url = format!(
-            "{}/repos/{}/{}/pulls",
-            self.api_url,
-            encode_segment(&self.owner),
-            encode_segment(&self.repo)
-        );
-        let req = self
+        let api = &self.0;
+        let token = read_token(&api.token)?;
+        let req = api
             .client
-            .post(url)
+            .post(api.pulls_url())
             .header("Authorization", format!("token {}", token.expose()))
             .json(&json!({
                 "head": spec.head,
