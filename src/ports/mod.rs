@@ -3,5 +3,9 @@
 
 pub mod gitops;
 pub mod metrics;
+pub mod notify;
+pub mod state;
+pub mod sync;
+pub mod traffic;
 
 pub use metrics::{MetricsError, MetricsSource, Sample};
