@@ -11,7 +11,9 @@ use super::duration::PromDuration;
 use super::model::{Guard, Slo};
 
 /// What the guard should do about an SLO's budget.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     None,

@@ -1,0 +1,8 @@
+//! The error-budget guard: it reverts the GitOps commits that burned an SLO's budget and
+//! freezes the app while the budget stays exhausted.
+//!
+//! - `state`: what is remembered per app (the `guard/<app>` state document).
+
+pub mod state;
+
+pub use state::AppGuardState;

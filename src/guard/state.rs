@@ -1,0 +1,122 @@
+//! What the guard remembers about one app, stored as the `guard/<app>` document of the
+//! `StateStore`. It survives restarts; every change is a compare-and-swap, so an alert
+//! and a scheduled evaluation racing on the same app cannot both act on one breach.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::slo::budget::Action;
+
+/// The state-store key of an app's guard state.
+pub fn key(app: &str) -> String {
+    format!("guard/{app}")
+}
+
+/// The guard's memory of one app.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AppGuardState {
+    /// The last deploy commit known to be good (its rollout succeeded, or its SLOs stayed
+    /// under a burn rate of 1 for the soak time).
+    #[serde(default)]
+    pub known_good: Option<KnownGood>,
+    /// The newest commit on the app path that the guard has dealt with: reverted by it,
+    /// let through by an override, or the guard's own revert commit. Commits after it are
+    /// new deploys.
+    #[serde(default)]
+    pub handled_head: Option<String>,
+    /// A deploy commit waiting to become known-good.
+    #[serde(default)]
+    pub candidate: Option<Candidate>,
+    /// The open breach, while the budget stays past the rollback threshold. Its presence
+    /// is the freeze.
+    #[serde(default)]
+    pub breach: Option<Breach>,
+    /// A critical breach that only notifies (no rollback configured), so it is notified
+    /// once and not every evaluation.
+    #[serde(default)]
+    pub notified: Option<Notified>,
+    /// Overrides made through the API that are not consumed yet.
+    #[serde(default)]
+    pub pending_override: Option<Override>,
+}
+
+impl AppGuardState {
+    /// True while the app is frozen: deploys are reverted and `promote` refuses.
+    pub fn frozen(&self) -> bool {
+        self.breach.is_some()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KnownGood {
+    pub sha: String,
+    pub since: DateTime<Utc>,
+    /// `rollout` or `soak`.
+    pub how: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Candidate {
+    pub sha: String,
+    /// When the guard first saw it as the newest commit on the app path.
+    pub seen_at: DateTime<Utc>,
+}
+
+/// One breach of the rollback threshold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Breach {
+    /// Idempotency key: `Slogate-Breach` trailer of the revert commit.
+    pub id: String,
+    pub slo: String,
+    pub level: Action,
+    pub budget_consumed: f64,
+    pub since: DateTime<Utc>,
+    /// Reverts asked for during this breach (the first one, then one per new deploy
+    /// while frozen), each with its own idempotency key.
+    #[serde(default)]
+    pub reverts: Vec<RevertRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RevertRecord {
+    /// `Slogate-Breach` of this revert commit.
+    pub key: String,
+    /// The newest commit it covers.
+    pub newest: Option<String>,
+    pub requested_at: DateTime<Utc>,
+    /// Filled in when the revert is done: `reverted`, `already_reverted`,
+    /// `nothing_to_revert`, `conflict`, `pull_request_opened`, or `error: …`.
+    #[serde(default)]
+    pub outcome: Option<String>,
+    /// The revert commit, when one exists.
+    #[serde(default)]
+    pub sha: Option<String>,
+    /// Commits reverted.
+    #[serde(default)]
+    pub reverted: Vec<String>,
+    /// Failed attempts so far (errors are retried at the next run).
+    #[serde(default)]
+    pub attempts: u32,
+}
+
+impl RevertRecord {
+    pub fn done(&self) -> bool {
+        self.outcome
+            .as_deref()
+            .is_some_and(|o| !o.starts_with("error"))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Notified {
+    pub slo: String,
+    pub level: Action,
+    pub since: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Override {
+    pub reason: String,
+    pub actor: String,
+    pub at: DateTime<Utc>,
+}
