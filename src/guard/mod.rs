@@ -3,6 +3,7 @@
 //!
 //! - `state`: what is remembered per app (the `guard/<app>` state document).
 
+pub mod decide;
 pub mod state;
 
 pub use state::AppGuardState;

@@ -19,11 +19,6 @@ pub struct AppGuardState {
     /// under a burn rate of 1 for the soak time).
     #[serde(default)]
     pub known_good: Option<KnownGood>,
-    /// The newest commit on the app path that the guard has dealt with: reverted by it,
-    /// let through by an override, or the guard's own revert commit. Commits after it are
-    /// new deploys.
-    #[serde(default)]
-    pub handled_head: Option<String>,
     /// A deploy commit waiting to become known-good.
     #[serde(default)]
     pub candidate: Option<Candidate>,
@@ -71,6 +66,11 @@ pub struct Breach {
     pub level: Action,
     pub budget_consumed: f64,
     pub since: DateTime<Utc>,
+    /// Commits after this one on the app path are deploys made during the freeze (the
+    /// known-good commit when the breach opened, then the last commit let through by an
+    /// override). `None`: every commit the git adapter has not reverted yet.
+    #[serde(default)]
+    pub base: Option<String>,
     /// Reverts asked for during this breach (the first one, then one per new deploy
     /// while frozen), each with its own idempotency key.
     #[serde(default)]

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod daemon;
 pub mod evaluator;
+pub mod guard;
 pub mod metrics;
 pub mod server;
 pub mod slo_store;

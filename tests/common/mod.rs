@@ -5,6 +5,8 @@
 //! explicitly (then they print why and return early). `./scripts/test` installs them.
 #![allow(dead_code)]
 
+pub mod git;
+
 use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,472 @@
+//! The guard at run time: reads an app's state and commits, calls the pure
+//! [`crate::guard::decide::decide`], stores the next state (compare-and-swap) *before*
+//! applying the effects, then reverts through the GitOps port, requests a sync, notifies and
+//! writes the decision log.
+//!
+//! Runs for one app are serialised in this process by a per-app mutex; across processes and
+//! restarts the compare-and-swap on the state document and the revert's idempotency key
+//! (`Slogate-Breach` trailer, checked on the remote by the git adapter) make sure a breach
+//! is never reverted twice.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use crate::guard::decide::{self, AppGuard, Effect, Observation, Trigger};
+use crate::guard::state::{self as gstate, AppGuardState, KnownGood, Override};
+use crate::ports::gitops::{GitOpsError, GitOpsRepo, RevertOutcome};
+use crate::ports::notify::{notify_all, Notification, Notifier, Severity};
+use crate::ports::state::{DecisionKind, DecisionRecord, StateError, StateStore, Versioned};
+use crate::ports::sync::SyncTrigger;
+use crate::slo::budget::BudgetReport;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GuardError {
+    #[error("unknown guarded app `{0}`")]
+    UnknownApp(String),
+    #[error("guard state: {0}")]
+    State(#[from] StateError),
+    #[error("state document `{key}` is not a guard state: {message}")]
+    Decode { key: String, message: String },
+    #[error("GitOps repository: {0}")]
+    Git(#[from] GitOpsError),
+    #[error("guard state of `{0}` kept changing concurrently; gave up")]
+    Contended(String),
+}
+
+/// What one run did, for logs, tests and the demo.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunReport {
+    pub app: String,
+    pub frozen: bool,
+    /// Decision-log actions written, in order.
+    pub actions: Vec<String>,
+    /// Revert outcomes, in order.
+    pub reverts: Vec<RevertOutcome>,
+}
+
+/// The guard's collaborators.
+pub struct GuardRuntime {
+    apps: Vec<AppGuard>,
+    store: Arc<dyn StateStore>,
+    repo: Arc<dyn GitOpsRepo>,
+    syncs: HashMap<String, Arc<dyn SyncTrigger>>,
+    notifiers: Vec<Arc<dyn Notifier>>,
+    locks: HashMap<String, tokio::sync::Mutex<()>>,
+}
+
+const CAS_ATTEMPTS: u32 = 5;
+
+impl GuardRuntime {
+    pub fn new(
+        apps: Vec<AppGuard>,
+        store: Arc<dyn StateStore>,
+        repo: Arc<dyn GitOpsRepo>,
+        syncs: HashMap<String, Arc<dyn SyncTrigger>>,
+        notifiers: Vec<Arc<dyn Notifier>>,
+    ) -> Self {
+        let locks = apps
+            .iter()
+            .map(|a| (a.app.clone(), tokio::sync::Mutex::new(())))
+            .collect();
+        GuardRuntime {
+            apps,
+            store,
+            repo,
+            syncs,
+            notifiers,
+            locks,
+        }
+    }
+
+    pub fn apps(&self) -> &[AppGuard] {
+        &self.apps
+    }
+
+    pub fn store(&self) -> &Arc<dyn StateStore> {
+        &self.store
+    }
+
+    /// Apps guarded by an SLO.
+    pub fn apps_for_slo(&self, slo_id: &str) -> Vec<&AppGuard> {
+        self.apps
+            .iter()
+            .filter(|a| a.slos.iter().any(|s| s == slo_id))
+            .collect()
+    }
+
+    fn app(&self, name: &str) -> Result<&AppGuard, GuardError> {
+        self.apps
+            .iter()
+            .find(|a| a.app == name)
+            .ok_or_else(|| GuardError::UnknownApp(name.to_string()))
+    }
+
+    /// The stored state of an app (default when none was stored yet) and its version.
+    pub async fn state(&self, app: &str) -> Result<(AppGuardState, Option<u64>), GuardError> {
+        read_state(self.store.as_ref(), app).await
+    }
+
+    /// One guard run for `app` with fresh budget reports of (at least) its SLOs.
+    pub async fn run_app(
+        &self,
+        app: &str,
+        reports: &[BudgetReport],
+        trigger: Trigger,
+        now: DateTime<Utc>,
+    ) -> Result<RunReport, GuardError> {
+        let cfg = self.app(app)?.clone();
+        let _serial = match self.locks.get(app) {
+            Some(l) => Some(l.lock().await),
+            None => None,
+        };
+        let reports: Vec<BudgetReport> = reports
+            .iter()
+            .filter(|r| cfg.slos.contains(&r.id))
+            .cloned()
+            .collect();
+        let mut attempt = 0;
+        let decision = loop {
+            attempt += 1;
+            let (state, version) = self.state(app).await?;
+            let since = state.breach.as_ref().and_then(|b| b.base.clone());
+            let commits = self
+                .repo
+                .commits_touching(&cfg.path, since.as_deref())
+                .await?;
+            let obs = Observation {
+                reports: &reports,
+                commits: &commits,
+                trigger: trigger.clone(),
+            };
+            let d = decide::decide(&cfg, &state, &obs, now);
+            if d.next == state {
+                break d;
+            }
+            // State first, effects after.
+            match self
+                .store
+                .put(&gstate::key(app), to_json(&d.next), version)
+                .await
+            {
+                Ok(_) => break d,
+                Err(StateError::Conflict { .. }) if attempt < CAS_ATTEMPTS => continue,
+                Err(StateError::Conflict { .. }) => {
+                    return Err(GuardError::Contended(app.to_string()))
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
+        let mut report = RunReport {
+            app: app.to_string(),
+            frozen: decision.next.frozen(),
+            ..Default::default()
+        };
+        for effect in decision.effects {
+            self.apply(&cfg, effect, &trigger, now, &mut report).await;
+        }
+        Ok(report)
+    }
+
+    async fn record(&self, rec: DecisionRecord, report: &mut RunReport) {
+        report.actions.push(rec.action.clone());
+        if let Err(e) = self.store.append_decision(&rec).await {
+            tracing::error!(subject = %rec.subject, action = %rec.action, "cannot write the decision log: {e}");
+        }
+    }
+
+    async fn notify(&self, n: &Notification) {
+        for e in notify_all(&self.notifiers, n).await {
+            tracing::warn!(subject = %n.subject, "notification failed: {e}");
+        }
+    }
+
+    async fn apply(
+        &self,
+        app: &AppGuard,
+        effect: Effect,
+        trigger: &Trigger,
+        now: DateTime<Utc>,
+        report: &mut RunReport,
+    ) {
+        match effect {
+            Effect::Record {
+                action,
+                reason,
+                observed,
+                commits,
+            } => {
+                let kind = if action == "known-good" {
+                    DecisionKind::KnownGood
+                } else {
+                    DecisionKind::Guard
+                };
+                let mut rec =
+                    DecisionRecord::new(now, kind, &app.app, trigger.as_str(), action, reason);
+                rec.observed = observed;
+                rec.commits = commits;
+                if let Trigger::Operator { actor } = trigger {
+                    rec.actor = Some(actor.clone());
+                }
+                self.record(rec, report).await;
+            }
+            Effect::Notify(n) => self.notify(&n).await,
+            Effect::Revert { request, action } => {
+                let key = request.breach_id.clone();
+                let result = self.repo.revert(&request).await;
+                let (outcome, sha, reverted) = match &result {
+                    Ok(o) => describe(o),
+                    Err(e) => (format!("error: {e}"), None, Vec::new()),
+                };
+                if let Err(e) = self
+                    .update_revert(&app.app, &key, &outcome, sha.clone(), reverted.clone())
+                    .await
+                {
+                    tracing::error!(app = %app.app, breach = %key, "cannot store the revert outcome: {e}");
+                }
+                let mut rec = DecisionRecord::new(
+                    Utc::now(),
+                    DecisionKind::Guard,
+                    &app.app,
+                    trigger.as_str(),
+                    format!("{action}-result"),
+                    format!("revert {key}: {outcome}"),
+                );
+                rec.commits = sha
+                    .iter()
+                    .cloned()
+                    .chain(reverted.iter().cloned())
+                    .collect();
+                rec.outcome = Some(outcome.clone());
+                rec.observed = json!({
+                    "breach": key,
+                    "slo": request.slo_id,
+                    "budget_consumed": request.budget_consumed,
+                    "known_good": request.known_good,
+                });
+                self.record(rec, report).await;
+                if matches!(result, Ok(RevertOutcome::Reverted { .. })) {
+                    if let Some(sync) = self.syncs.get(&app.app) {
+                        if let Err(e) = sync.request_sync(sha.as_deref()).await {
+                            tracing::warn!(app = %app.app, "sync request failed: {e}");
+                        }
+                    }
+                }
+                // A rollback and a rollback that could not be made (conflict, error) are
+                // equally urgent; only "nothing to revert" is informational.
+                let severity = if matches!(result, Ok(RevertOutcome::NothingToRevert)) {
+                    Severity::Warning
+                } else {
+                    Severity::Critical
+                };
+                // A repeat of an existing revert is not news.
+                if !matches!(result, Ok(RevertOutcome::AlreadyReverted { .. })) {
+                    let mut fields = std::collections::BTreeMap::new();
+                    fields.insert("breach".into(), key.clone());
+                    if let Some(s) = &request.slo_id {
+                        fields.insert("slo".into(), s.clone());
+                    }
+                    if let Some(b) = request.budget_consumed {
+                        fields.insert("budget_consumed".into(), format!("{b:.3}"));
+                    }
+                    if let Some(s) = &sha {
+                        fields.insert("revert_commit".into(), s.clone());
+                    }
+                    if !reverted.is_empty() {
+                        fields.insert("reverted".into(), reverted.join(" "));
+                    }
+                    self.notify(&Notification {
+                        severity,
+                        subject: app.app.clone(),
+                        title: format!("{}: {action} {outcome}", app.app),
+                        text: request.reason.clone(),
+                        fields,
+                    })
+                    .await;
+                }
+                if let Ok(o) = result {
+                    report.reverts.push(o);
+                }
+            }
+        }
+    }
+
+    /// Store a revert's outcome in the breach it belongs to.
+    async fn update_revert(
+        &self,
+        app: &str,
+        key: &str,
+        outcome: &str,
+        sha: Option<String>,
+        reverted: Vec<String>,
+    ) -> Result<(), GuardError> {
+        self.modify(app, |s| {
+            let Some(b) = s.breach.as_mut() else {
+                return false;
+            };
+            let Some(r) = b.reverts.iter_mut().find(|r| r.key == key) else {
+                return false;
+            };
+            r.outcome = Some(outcome.to_string());
+            if outcome.starts_with("error") {
+                r.attempts += 1;
+            }
+            if sha.is_some() {
+                r.sha = sha.clone();
+            }
+            if !reverted.is_empty() {
+                r.reverted = reverted.clone();
+            }
+            true
+        })
+        .await
+    }
+
+    /// Read-modify-write of an app's state with compare-and-swap retries. `f` returns
+    /// whether it changed anything.
+    async fn modify(
+        &self,
+        app: &str,
+        f: impl Fn(&mut AppGuardState) -> bool,
+    ) -> Result<(), GuardError> {
+        for _ in 0..CAS_ATTEMPTS {
+            let (mut s, version) = self.state(app).await?;
+            if !f(&mut s) {
+                return Ok(());
+            }
+            match self
+                .store
+                .put(&gstate::key(app), to_json(&s), version)
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(StateError::Conflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(GuardError::Contended(app.to_string()))
+    }
+
+    /// An override through the API: the next run lets the current deploys through.
+    pub async fn override_freeze(
+        &self,
+        app: &str,
+        reason: &str,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, GuardError> {
+        self.app(app)?;
+        let (state, _) = self.state(app).await?;
+        if !state.frozen() {
+            return Ok(false);
+        }
+        let o = Override {
+            reason: reason.to_string(),
+            actor: actor.to_string(),
+            at: now,
+        };
+        self.modify(app, |s| {
+            s.pending_override = Some(o.clone());
+            true
+        })
+        .await?;
+        let mut rec = DecisionRecord::new(
+            now,
+            DecisionKind::Operator,
+            app,
+            "api",
+            "override",
+            format!("override of the freeze requested by {actor}: {reason}"),
+        );
+        rec.actor = Some(actor.to_string());
+        let mut r = RunReport::default();
+        self.record(rec, &mut r).await;
+        Ok(true)
+    }
+
+    /// Mark a deploy commit known-good (its rollout succeeded).
+    pub async fn mark_known_good(
+        &self,
+        app: &str,
+        sha: &str,
+        how: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), GuardError> {
+        self.app(app)?;
+        let kg = KnownGood {
+            sha: sha.to_string(),
+            since: now,
+            how: how.to_string(),
+        };
+        self.modify(app, |s| {
+            if s.known_good.as_ref().is_some_and(|k| k.sha == sha) {
+                return false;
+            }
+            s.known_good = Some(kg.clone());
+            s.candidate = None;
+            true
+        })
+        .await?;
+        let mut rec = DecisionRecord::new(
+            now,
+            DecisionKind::KnownGood,
+            app,
+            how,
+            "known-good",
+            format!("{sha} is known-good ({how})"),
+        );
+        rec.commits = vec![sha.to_string()];
+        let mut r = RunReport::default();
+        self.record(rec, &mut r).await;
+        Ok(())
+    }
+}
+
+/// Read an app's guard state from a store.
+pub async fn read_state(
+    store: &dyn StateStore,
+    app: &str,
+) -> Result<(AppGuardState, Option<u64>), GuardError> {
+    let key = gstate::key(app);
+    match store.get(&key).await? {
+        None => Ok((AppGuardState::default(), None)),
+        Some(Versioned { version, value }) => serde_json::from_value(value)
+            .map(|s| (s, Some(version)))
+            .map_err(|e| GuardError::Decode {
+                key,
+                message: e.to_string(),
+            }),
+    }
+}
+
+fn to_json(s: &AppGuardState) -> serde_json::Value {
+    // Serialising plain data (strings, numbers, options, vectors) cannot fail.
+    serde_json::to_value(s).unwrap_or(serde_json::Value::Null)
+}
+
+/// (outcome word, revert commit, reverted commits)
+fn describe(o: &RevertOutcome) -> (String, Option<String>, Vec<String>) {
+    match o {
+        RevertOutcome::Reverted { sha, reverted } => {
+            ("reverted".into(), Some(sha.clone()), reverted.clone())
+        }
+        RevertOutcome::PullRequestOpened {
+            sha, url, reverted, ..
+        } => (
+            format!("pull_request_opened {url}"),
+            Some(sha.clone()),
+            reverted.clone(),
+        ),
+        RevertOutcome::AlreadyReverted { sha } => {
+            ("already_reverted".into(), Some(sha.clone()), Vec::new())
+        }
+        RevertOutcome::NothingToRevert => ("nothing_to_revert".into(), None, Vec::new()),
+        RevertOutcome::Conflict { shas, files } => (
+            format!("conflict in {}", files.join(", ")),
+            None,
+            shas.clone(),
+        ),
+    }
+}
