@@ -612,3 +612,77 @@ async fn a_deploy_becomes_known_good_after_a_clean_soak() {
     assert_eq!(r[0].1["Slogate-Reverts"], vec![c3, c2]);
     assert_eq!(s.remote.show(PROD), kustomization("checkout", "v2"));
 }
+
+#[tokio::test]
+async fn slogate_decisions_prints_the_log_with_numbers_and_shas() {
+    let s = Setup::new();
+    let g = s.guard("a", false);
+    known_good(&s, &g).await;
+    let bad = s
+        .remote
+        .commit(&[(PROD, &kustomization("checkout", "v2"))], "checkout v2");
+    g.run_app(
+        "checkout",
+        &[report(Some(0.963), Some(30.0))],
+        Trigger::Schedule,
+        t(1),
+    )
+    .await
+    .unwrap();
+    let revert = s.reverts()[0].0.clone();
+    let dir = s.state_dir.path().to_str().unwrap().to_string();
+
+    let out = common::slogate()
+        .args([
+            "decisions",
+            "--state-dir",
+            &dir,
+            "--kind",
+            "guard",
+            "-o",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let recs = v.as_array().unwrap();
+    let actions: Vec<&str> = recs.iter().map(|r| r["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["rollback", "rollback-result"]);
+    assert_eq!(recs[0]["observed"]["slos"][0]["budget_consumed"], 0.963);
+    assert_eq!(recs[0]["commits"][0], s.c0.as_str(), "the known-good base");
+    let result_commits: Vec<&str> = recs[1]["commits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert_eq!(result_commits, [revert.as_str(), bad.as_str()]);
+    assert_eq!(recs[1]["outcome"], "reverted");
+
+    let table = common::run_ok(common::slogate().args([
+        "decisions",
+        "--state-dir",
+        &dir,
+        "--subject",
+        "checkout",
+    ]));
+    assert!(
+        table.contains("rollback") && table.contains("96.3%") && table.contains(&revert[..12]),
+        "{table}"
+    );
+
+    // Bad input: exit 2 with the flag named.
+    let out = common::slogate()
+        .args(["decisions", "--state-dir", "/nonexistent/slogate"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--state-dir /nonexistent/slogate"));
+    let out = common::slogate().args(["decisions"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod budget;
+pub mod decisions;
 pub mod rules;
 pub mod run;
 pub mod validate;
@@ -69,6 +70,8 @@ pub enum Command {
     Budget(budget::Args),
     /// Run the daemon.
     Run(run::Args),
+    /// Print the decision log (what slogate saw, decided and did).
+    Decisions(decisions::Args),
 }
 
 /// Parse arguments, run the command, and map the outcome to an exit code.
@@ -80,6 +83,7 @@ pub fn main() -> ExitCode {
         Command::Rules(a) => rules::run(a),
         Command::Budget(a) => budget::run(a),
         Command::Run(a) => run::run(a),
+        Command::Decisions(a) => decisions::run(a),
     };
     match result {
         Ok(ExitStatus::Success) => ExitCode::SUCCESS,

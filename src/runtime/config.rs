@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::guard::decide::AppGuard;
+
 use crate::slo::PromDuration;
 
 /// The whole daemon configuration.
@@ -19,6 +21,128 @@ pub struct Config {
     pub slos: SlosConfig,
     pub evaluation: EvaluationConfig,
     pub server: ServerConfig,
+    pub state: StateConfig,
+    pub gitops: Option<GitopsConfig>,
+    pub guard: GuardConfig,
+    pub api: ApiConfig,
+}
+
+/// Where durable state (guard records, rollout state outside a cluster, approvals) and the
+/// decision log live.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct StateConfig {
+    /// Directory of the embedded file store. Must be writable and persistent (a volume).
+    pub dir: PathBuf,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig {
+            dir: PathBuf::from("/var/lib/slogate"),
+        }
+    }
+}
+
+/// The GitOps repository the guard reverts in and `promote` writes to.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GitopsConfig {
+    /// Remote URL: a path, `file://`, `git://`, `https://` or `ssh://`.
+    pub url: String,
+    #[serde(default = "default_branch")]
+    pub branch: String,
+    /// Local clone; default `<state.dir>/repo`.
+    #[serde(default)]
+    pub workdir: Option<PathBuf>,
+    /// `{type: none}`, `{type: token, token: {file: …}}`, `{type: basic, username, password:
+    /// {env: …}}` or `{type: ssh_key, key_file, known_hosts_file}`.
+    #[serde(default)]
+    pub auth: crate::adapters::git::Auth,
+    #[serde(default = "default_author_name")]
+    pub author_name: String,
+    #[serde(default = "default_author_email")]
+    pub author_email: String,
+    /// `push` (default) or `pull-request`.
+    #[serde(default)]
+    pub mode: crate::adapters::git::RevertMode,
+    /// Timeout of every git command.
+    #[serde(default = "default_git_timeout")]
+    pub timeout: PromDuration,
+    /// Non-fast-forward retries of a push.
+    #[serde(default = "default_push_retries")]
+    pub push_retries: u32,
+}
+
+fn default_branch() -> String {
+    "main".into()
+}
+fn default_author_name() -> String {
+    "slogate".into()
+}
+fn default_author_email() -> String {
+    "slogate@localhost".into()
+}
+fn default_git_timeout() -> PromDuration {
+    PromDuration::from_secs(120)
+}
+fn default_push_retries() -> u32 {
+    3
+}
+
+/// The error-budget guard: which apps it protects.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct GuardConfig {
+    /// How long every SLO of an app must stay under a burn rate of 1 before its newest
+    /// deploy commit becomes known-good.
+    pub soak: PromDuration,
+    pub apps: Vec<GuardAppConfig>,
+}
+
+impl Default for GuardConfig {
+    fn default() -> Self {
+        GuardConfig {
+            soak: PromDuration::from_mins(60),
+            apps: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GuardAppConfig {
+    /// App name (used in state keys, the API, notifications).
+    pub name: String,
+    /// Path of the app in the GitOps repo; only commits touching it are reverted.
+    pub path: String,
+    /// SLO ids (`<service>-<slo>`) whose budgets guard this app.
+    pub slos: Vec<String>,
+    #[serde(default = "default_emergency")]
+    pub emergency: f64,
+    #[serde(default = "default_critical")]
+    pub critical: f64,
+    #[serde(default)]
+    pub rollback_on_critical: bool,
+    /// Overrides `guard.soak` for this app.
+    #[serde(default)]
+    pub soak: Option<PromDuration>,
+}
+
+fn default_emergency() -> f64 {
+    0.95
+}
+fn default_critical() -> f64 {
+    0.80
+}
+
+/// The JSON API's write endpoints (overrides, approvals, rollout controls).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Bearer token required by write endpoints: `{file: PATH}` or `{env: NAME}`. Without
+    /// it, write endpoints answer 403.
+    pub token: Option<crate::adapters::git::SecretSource>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -104,7 +228,16 @@ pub enum ConfigError {
 
 /// Top-level keys a config file may have (environment variables that are not config, such
 /// as `SLOGATE_LOG`, are ignored rather than rejected).
-const TOP_LEVEL_KEYS: [&str; 4] = ["prometheus", "slos", "evaluation", "server"];
+const TOP_LEVEL_KEYS: [&str; 8] = [
+    "prometheus",
+    "slos",
+    "evaluation",
+    "server",
+    "state",
+    "gitops",
+    "guard",
+    "api",
+];
 
 impl Config {
     /// Load the file and overlay `SLOGATE_*` environment variables.
@@ -174,6 +307,41 @@ impl Config {
                 self.evaluation.jitter
             ));
         }
+        let mut names = std::collections::HashSet::new();
+        for (i, a) in self.guard.apps.iter().enumerate() {
+            let at = format!("guard.apps[{i}]");
+            if a.name.is_empty()
+                || crate::ports::state::validate_key(&a.name).is_err()
+                || a.name.contains('/')
+            {
+                return Err(format!(
+                    "{at}.name: expected a name of [A-Za-z0-9._-], found {:?}",
+                    a.name
+                ));
+            }
+            if !names.insert(a.name.as_str()) {
+                return Err(format!("{at}.name: app `{}` is listed twice", a.name));
+            }
+            if a.path.trim_matches('/').is_empty() {
+                return Err(format!(
+                    "{at}.path: expected the app's path in the GitOps repo"
+                ));
+            }
+            if a.slos.is_empty() {
+                return Err(format!("{at}.slos: expected at least one SLO id"));
+            }
+            if !(a.critical > 0.0 && a.critical <= a.emergency) {
+                return Err(format!(
+                    "{at}: expected 0 < critical <= emergency, found critical {} and emergency {}",
+                    a.critical, a.emergency
+                ));
+            }
+            if self.gitops.is_none() {
+                return Err(format!(
+                    "{at}: the guard needs a `gitops` section (the repository to revert in)"
+                ));
+            }
+        }
         if self.prometheus.timeout.as_millis() < 100 {
             return Err(format!(
                 "prometheus.timeout: expected at least 100ms, found {}",
@@ -181,6 +349,46 @@ impl Config {
             ));
         }
         Ok(())
+    }
+}
+
+impl Config {
+    /// The guarded apps, with the global defaults applied.
+    pub fn guarded_apps(&self) -> Vec<AppGuard> {
+        self.guard
+            .apps
+            .iter()
+            .map(|a| AppGuard {
+                app: a.name.clone(),
+                path: a.path.trim_matches('/').to_string(),
+                slos: a.slos.clone(),
+                thresholds: crate::slo::model::Guard {
+                    emergency: a.emergency,
+                    critical: a.critical,
+                    rollback_on_critical: a.rollback_on_critical,
+                },
+                soak: a.soak.unwrap_or(self.guard.soak).as_std(),
+            })
+            .collect()
+    }
+
+    /// The git adapter's configuration, when a `gitops` section exists.
+    pub fn repo_config(&self) -> Option<crate::adapters::git::RepoConfig> {
+        let g = self.gitops.as_ref()?;
+        let mut rc = crate::adapters::git::RepoConfig::new(
+            g.url.clone(),
+            g.branch.clone(),
+            g.workdir
+                .clone()
+                .unwrap_or_else(|| self.state.dir.join("repo")),
+        );
+        rc.auth = g.auth.clone();
+        rc.author_name = g.author_name.clone();
+        rc.author_email = g.author_email.clone();
+        rc.mode = g.mode;
+        rc.timeout = g.timeout.as_std();
+        rc.push_retries = g.push_retries;
+        Some(rc)
     }
 }
 

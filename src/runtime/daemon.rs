@@ -12,11 +12,17 @@ use tracing::Instrument;
 
 use super::config::Config;
 use super::evaluator::{self, Evaluation, Target};
+use super::guard::GuardRuntime;
 use super::metrics::SloLabels;
 use super::server::{self, AppState};
 use super::slo_store::SloStore;
+use crate::adapters::git::GitCli;
 use crate::adapters::prometheus::Prometheus;
+use crate::adapters::state::FileStore;
+use crate::guard::decide::Trigger;
 use crate::ports::metrics::MetricsSource;
+use crate::ports::state::StateStore;
+use crate::slo::budget::BudgetReport;
 use crate::slo::windows::WindowSettings;
 use crate::slo::AlertWindows;
 
@@ -43,6 +49,16 @@ pub struct CycleSummary {
     pub duration_seconds: f64,
     pub errors: Vec<String>,
     pub reached_prometheus: bool,
+    /// Guard runs that failed (git or state errors), one line each.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub guard_errors: Vec<String>,
+}
+
+/// A request for an immediate evaluation and guard run of one SLO's apps (an alert).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GuardRequest {
+    pub slo_id: String,
+    pub trigger: Trigger,
 }
 
 /// Everything the loops share.
@@ -51,6 +67,7 @@ struct Daemon {
     source: Arc<dyn MetricsSource>,
     store: Arc<Mutex<SloStore>>,
     state: Arc<AppState>,
+    guard: Option<Arc<GuardRuntime>>,
 }
 
 impl Daemon {
@@ -68,12 +85,117 @@ impl Daemon {
         };
         let source = Prometheus::new(&cfg.prometheus.url, cfg.prometheus.timeout.as_std())
             .map_err(|e| DaemonError::Config(format!("prometheus.url: {e}")))?;
+        // The store is required by the guard; without guarded apps a missing or read-only
+        // state directory only disables the decision log (with a warning).
+        let states: Option<Arc<dyn StateStore>> = match FileStore::open(&cfg.state.dir) {
+            Ok(s) => Some(Arc::new(s)),
+            Err(e) if cfg.guard.apps.is_empty() => {
+                tracing::warn!("state.dir: {e}; the decision log is disabled");
+                None
+            }
+            Err(e) => return Err(DaemonError::Config(format!("state.dir: {e}"))),
+        };
+        let guard = match (cfg.repo_config(), &states) {
+            (Some(rc), Some(states)) if !cfg.guard.apps.is_empty() => {
+                let repo =
+                    GitCli::new(rc).map_err(|e| DaemonError::Config(format!("gitops: {e}")))?;
+                Some(Arc::new(GuardRuntime::new(
+                    cfg.guarded_apps(),
+                    states.clone(),
+                    Arc::new(repo),
+                    Default::default(),
+                    Vec::new(),
+                )))
+            }
+            _ => None,
+        };
+        let api_token = match &cfg.api.token {
+            Some(src) => Some(
+                src.read()
+                    .map_err(|e| DaemonError::Config(format!("api.token: {e}")))?,
+            ),
+            None => None,
+        };
+        let state = AppState {
+            store: states,
+            guard: guard.clone(),
+            api_token,
+            ..AppState::default()
+        };
         Ok(Daemon {
             settings,
             source: Arc::new(source),
             store: Arc::new(Mutex::new(SloStore::new(cfg.slos.paths.clone()))),
-            state: Arc::new(AppState::default()),
+            state: Arc::new(state),
+            guard,
         })
+    }
+
+    /// Run the guard for every app (scheduled) or for the apps of one SLO (an alert).
+    /// Not abandoned on shutdown: its state is stored before each effect, and git commands
+    /// have their own timeouts.
+    async fn guard(
+        &self,
+        reports: &[BudgetReport],
+        only_slo: Option<&str>,
+        trigger: Trigger,
+    ) -> Vec<String> {
+        let Some(g) = &self.guard else {
+            return Vec::new();
+        };
+        let mut errors = Vec::new();
+        let apps: Vec<String> = g
+            .apps()
+            .iter()
+            .filter(|a| only_slo.is_none_or(|s| a.slos.iter().any(|x| x == s)))
+            .map(|a| a.app.clone())
+            .collect();
+        for app in apps {
+            let span = tracing::info_span!("guard", app = %app, trigger = trigger.as_str());
+            match g
+                .run_app(&app, reports, trigger.clone(), chrono::Utc::now())
+                .instrument(span)
+                .await
+            {
+                Ok(r) => {
+                    if !r.actions.is_empty() {
+                        tracing::info!(app = %app, frozen = r.frozen, actions = ?r.actions, "guard acted");
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(app = %app, "guard run failed: {e}");
+                    errors.push(format!("guard {app}: {e}"));
+                }
+            }
+        }
+        errors
+    }
+
+    /// An alert for one SLO: evaluate the SLOs of its apps now and run their guard.
+    async fn on_alert(&self, req: GuardRequest) {
+        let Some(g) = &self.guard else {
+            return;
+        };
+        let wanted: std::collections::HashSet<String> = g
+            .apps_for_slo(&req.slo_id)
+            .iter()
+            .flat_map(|a| a.slos.iter().cloned())
+            .collect();
+        if wanted.is_empty() {
+            tracing::info!(slo = %req.slo_id, "alert for an SLO no guarded app uses");
+            return;
+        }
+        let targets: Vec<Target> = self
+            .targets()
+            .into_iter()
+            .filter(|t| wanted.contains(&t.slo.id))
+            .collect();
+        let ev = evaluator::evaluate(self.source.as_ref(), &targets, None).await;
+        for e in ev.errors() {
+            tracing::warn!("{e}");
+        }
+        let reports: Vec<BudgetReport> = ev.reports().cloned().collect();
+        self.guard(&reports, Some(&req.slo_id), req.trigger).await;
     }
 
     /// Reload specs off the async runtime (file I/O). Returns whether the set changed.
@@ -126,13 +248,22 @@ impl Daemon {
             .collect()
     }
 
-    async fn cycle(&self) -> CycleSummary {
+    /// Evaluate every SLO (abandonable: it only reads) and publish the results.
+    async fn evaluate(&self) -> (CycleSummary, Vec<BudgetReport>) {
         let targets = self.targets();
         let span = tracing::info_span!("evaluation", slos = targets.len());
         let ev: Evaluation = evaluator::evaluate(self.source.as_ref(), &targets, None)
             .instrument(span)
             .await;
-        self.record(&targets, &ev)
+        let summary = self.record(&targets, &ev);
+        (summary, ev.reports().cloned().collect())
+    }
+
+    /// One full cycle: evaluation, then the guard.
+    async fn cycle(&self) -> CycleSummary {
+        let (mut summary, reports) = self.evaluate().await;
+        summary.guard_errors = self.guard(&reports, None, Trigger::Schedule).await;
+        summary
     }
 
     fn record(&self, targets: &[Target], ev: &Evaluation) -> CycleSummary {
@@ -190,6 +321,7 @@ impl Daemon {
             duration_seconds: ev.elapsed.as_secs_f64(),
             errors,
             reached_prometheus: reached,
+            guard_errors: Vec::new(),
         };
         tracing::info!(
             slos = summary.slos,
@@ -213,6 +345,16 @@ pub async fn run_once(cfg: &Config) -> Result<CycleSummary, DaemonError> {
 pub async fn run(
     cfg: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), DaemonError> {
+    let (_alert_tx, alert_rx) = tokio::sync::mpsc::channel::<GuardRequest>(256);
+    run_with_alerts(cfg, shutdown, alert_rx).await
+}
+
+/// Like [`run`], with alert-triggered guard runs arriving on `alerts`.
+pub async fn run_with_alerts(
+    cfg: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    mut alerts: tokio::sync::mpsc::Receiver<GuardRequest>,
 ) -> Result<(), DaemonError> {
     let d = Arc::new(Daemon::new(&cfg)?);
     let listener = tokio::net::TcpListener::bind(cfg.server.listen)
@@ -263,16 +405,28 @@ pub async fn run(
                 if *stop.borrow() {
                     break;
                 }
-                // A cycle only reads, so shutdown abandons one in progress rather than wait
-                // for slow Prometheus queries past the pod's termination grace period.
-                tokio::select! {
-                    _ = d.cycle() => {}
+                // Evaluation only reads, so shutdown abandons one in progress rather than
+                // wait for slow Prometheus queries past the pod's termination grace period.
+                let reports = tokio::select! {
+                    (_, reports) = d.evaluate() => reports,
                     _ = stop.changed() => break,
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(jittered(interval, jitter)) => {}
-                    _ = wake.notified() => {}
-                    _ = stop.changed() => break,
+                };
+                d.guard(&reports, None, Trigger::Schedule).await;
+                let sleep = tokio::time::sleep(jittered(interval, jitter));
+                tokio::pin!(sleep);
+                loop {
+                    tokio::select! {
+                        _ = &mut sleep => break,
+                        _ = wake.notified() => break,
+                        Some(req) = alerts.recv() => {
+                            // An alert: act on its SLO now, then keep the schedule.
+                            tokio::select! {
+                                _ = d.on_alert(req) => {}
+                                _ = stop.changed() => return,
+                            }
+                        }
+                        _ = stop.changed() => return,
+                    }
                 }
             }
         })

@@ -10,7 +10,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 
+use super::guard::GuardRuntime;
 use super::metrics::Metrics;
+use crate::adapters::git::Secret;
+use crate::ports::state::{DecisionKind, DecisionQuery, StateStore};
 use crate::slo::budget::BudgetReport;
 
 /// State shared by the scheduler (writer) and the HTTP handlers (readers).
@@ -21,6 +24,12 @@ pub struct AppState {
     pub ready: AtomicBool,
     /// The latest report of every SLO.
     pub reports: RwLock<Vec<BudgetReport>>,
+    /// Durable state and the decision log.
+    pub store: Option<Arc<dyn StateStore>>,
+    /// The guard, when apps are guarded.
+    pub guard: Option<Arc<GuardRuntime>>,
+    /// Bearer token of the write endpoints; none: they answer 403.
+    pub api_token: Option<Secret>,
 }
 
 pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -31,6 +40,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/api/v1/slos", get(slos))
+        .route("/api/v1/decisions", get(decisions))
+        .route(
+            "/api/v1/guard/{app}/override",
+            axum::routing::post(override_freeze),
+        )
         .fallback(not_found)
         .with_state(state)
 }
@@ -65,6 +79,125 @@ async fn slos(State(s): State<Arc<AppState>>) -> Response {
     // A poisoned lock means a writer panicked mid-update; the vector itself is still whole.
     let reports = s.reports.read().unwrap_or_else(|p| p.into_inner()).clone();
     Json(reports).into_response()
+}
+
+/// Query string of `GET /api/v1/decisions`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionParams {
+    subject: Option<String>,
+    kind: Option<DecisionKind>,
+    since: Option<chrono::DateTime<chrono::Utc>>,
+    limit: Option<usize>,
+}
+
+async fn decisions(
+    State(s): State<Arc<AppState>>,
+    q: Result<axum::extract::Query<DecisionParams>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let q = match q {
+        Ok(axum::extract::Query(q)) => q,
+        Err(e) => {
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                &format!("query string: {}; expected subject, kind (guard|rollout|promote|operator|known_good), since (RFC 3339) and limit", e.body_text()),
+            )
+        }
+    };
+    let Some(store) = &s.store else {
+        return Json(Vec::<()>::new()).into_response();
+    };
+    let query = DecisionQuery {
+        subject: q.subject,
+        kind: q.kind,
+        since: q.since,
+        limit: Some(q.limit.unwrap_or(100).min(10_000)),
+    };
+    match store.decisions(&query).await {
+        Ok(d) => Json(d).into_response(),
+        Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+/// Check `Authorization: Bearer <api.token>` (constant-time). `Err` is the response.
+pub fn authorize(s: &AppState, headers: &axum::http::HeaderMap) -> Result<String, Box<Response>> {
+    let Some(token) = &s.api_token else {
+        return Err(Box::new(json_error(
+            StatusCode::FORBIDDEN,
+            "write endpoints are disabled: configure api.token",
+        )));
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let (a, b) = (given.as_bytes(), token.expose().as_bytes());
+    let mut diff = a.len() ^ b.len();
+    for (i, x) in b.iter().enumerate() {
+        diff |= usize::from(a.get(i).copied().unwrap_or(0) ^ x);
+    }
+    if diff != 0 {
+        let mut r = json_error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            axum::http::HeaderValue::from_static("Bearer"),
+        );
+        return Err(Box::new(r));
+    }
+    Ok(headers
+        .get("x-slogate-actor")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 100)
+        .unwrap_or("api")
+        .to_string())
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OverrideBody {
+    reason: String,
+}
+
+async fn override_freeze(
+    State(s): State<Arc<AppState>>,
+    axum::extract::Path(app): axum::extract::Path<String>,
+    headers: axum::http::HeaderMap,
+    body: Result<Json<OverrideBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let actor = match authorize(&s, &headers) {
+        Ok(a) => a,
+        Err(r) => return *r,
+    };
+    let body = match body {
+        Ok(Json(b)) => b,
+        Err(e) => {
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                &format!("body: {}; expected {{\"reason\": \"…\"}}", e.body_text()),
+            )
+        }
+    };
+    if body.reason.trim().is_empty() {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "reason: expected a non-empty reason",
+        );
+    }
+    let Some(g) = &s.guard else {
+        return json_error(StatusCode::NOT_FOUND, "no guarded apps are configured");
+    };
+    match g
+        .override_freeze(&app, body.reason.trim(), &actor, chrono::Utc::now())
+        .await
+    {
+        Ok(true) => Json(serde_json::json!({"app": app, "override": "recorded"})).into_response(),
+        Ok(false) => json_error(StatusCode::CONFLICT, &format!("app `{app}` is not frozen")),
+        Err(super::guard::GuardError::UnknownApp(a)) => {
+            json_error(StatusCode::NOT_FOUND, &format!("unknown guarded app `{a}`"))
+        }
+        Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
 }
 
 async fn not_found() -> Response {
