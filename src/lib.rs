@@ -10,6 +10,7 @@
 pub mod adapters;
 pub mod analysis;
 pub mod cli;
+pub mod demo;
 pub mod guard;
 pub mod ports;
 pub mod runtime;
