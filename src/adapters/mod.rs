@@ -2,5 +2,7 @@
 //! talks to external systems.
 
 pub mod git;
+pub mod kube;
 pub mod prometheus;
 pub mod state;
+pub mod traffic_file;

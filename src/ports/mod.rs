@@ -2,6 +2,7 @@
 //! through the adapters in `crate::adapters`.
 
 pub mod gitops;
+pub mod leader;
 pub mod metrics;
 pub mod notify;
 pub mod state;
