@@ -19,6 +19,12 @@ pub struct Config {
     pub slos: SlosConfig,
     pub evaluation: EvaluationConfig,
     pub server: ServerConfig,
+    /// `POST /webhook/alertmanager` (off unless `webhook.enabled`).
+    pub webhook: super::webhook::WebhookConfig,
+    /// Slack / generic webhook notifiers.
+    pub notifications: Vec<crate::adapters::notify::NotifierConfig>,
+    /// The Argo CD API server, for sync requests after a revert.
+    pub argocd: Option<crate::adapters::argocd::ArgoCdConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -104,7 +110,15 @@ pub enum ConfigError {
 
 /// Top-level keys a config file may have (environment variables that are not config, such
 /// as `SLOGATE_LOG`, are ignored rather than rejected).
-const TOP_LEVEL_KEYS: [&str; 4] = ["prometheus", "slos", "evaluation", "server"];
+const TOP_LEVEL_KEYS: [&str; 7] = [
+    "prometheus",
+    "slos",
+    "evaluation",
+    "server",
+    "webhook",
+    "notifications",
+    "argocd",
+];
 
 impl Config {
     /// Load the file and overlay `SLOGATE_*` environment variables.
@@ -179,6 +193,11 @@ impl Config {
                 "prometheus.timeout: expected at least 100ms, found {}",
                 self.prometheus.timeout
             ));
+        }
+        self.webhook.check()?;
+        crate::adapters::notify::check_all(&self.notifications)?;
+        if let Some(a) = &self.argocd {
+            a.check()?;
         }
         Ok(())
     }

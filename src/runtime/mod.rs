@@ -7,3 +7,4 @@ pub mod evaluator;
 pub mod metrics;
 pub mod server;
 pub mod slo_store;
+pub mod webhook;
