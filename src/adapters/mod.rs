@@ -1,8 +1,10 @@
 //! Adapters: implementations of the ports in `crate::ports`. Only code under this folder
 //! talks to external systems.
 
+pub mod argocd;
 pub mod git;
 pub mod kube;
+pub mod notify;
 pub mod prometheus;
 pub mod state;
 pub mod traffic_file;

@@ -25,6 +25,12 @@ pub struct Config {
     pub gitops: Option<GitopsConfig>,
     pub guard: GuardConfig,
     pub api: ApiConfig,
+    /// `POST /webhook/alertmanager` (off unless `webhook.enabled`).
+    pub webhook: super::webhook::WebhookConfig,
+    /// Slack / generic webhook notifiers.
+    pub notifications: Vec<crate::adapters::notify::NotifierConfig>,
+    /// The Argo CD API server, for sync requests after a revert.
+    pub argocd: Option<crate::adapters::argocd::ArgoCdConfig>,
 }
 
 /// Where durable state (guard records, rollout state outside a cluster, approvals) and the
@@ -228,7 +234,7 @@ pub enum ConfigError {
 
 /// Top-level keys a config file may have (environment variables that are not config, such
 /// as `SLOGATE_LOG`, are ignored rather than rejected).
-const TOP_LEVEL_KEYS: [&str; 8] = [
+const TOP_LEVEL_KEYS: [&str; 11] = [
     "prometheus",
     "slos",
     "evaluation",
@@ -237,6 +243,9 @@ const TOP_LEVEL_KEYS: [&str; 8] = [
     "gitops",
     "guard",
     "api",
+    "webhook",
+    "notifications",
+    "argocd",
 ];
 
 impl Config {
@@ -347,6 +356,11 @@ impl Config {
                 "prometheus.timeout: expected at least 100ms, found {}",
                 self.prometheus.timeout
             ));
+        }
+        self.webhook.check()?;
+        crate::adapters::notify::check_all(&self.notifications)?;
+        if let Some(a) = &self.argocd {
+            a.check()?;
         }
         Ok(())
     }

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::AtomicU64;
 use std::sync::Mutex;
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -60,6 +60,8 @@ pub struct Metrics {
     pub slos_loaded: Gauge,
     pub spec_errors: Gauge,
     pub spec_reloads: Counter,
+    /// The Alertmanager webhook receiver's metrics (cloned into its handler state).
+    pub webhook: WebhookMetrics,
     /// SLOs with series currently exported (with their burn-rate windows), so that removed
     /// SLOs lose their series.
     exported: Mutex<HashMap<SloLabels, Vec<String>>>,
@@ -94,9 +96,11 @@ impl Metrics {
             slos_loaded: Gauge::default(),
             spec_errors: Gauge::default(),
             spec_reloads: Counter::default(),
+            webhook: WebhookMetrics::default(),
             exported: Mutex::new(HashMap::new()),
             registry: Registry::default(),
         };
+        m.webhook.register(&mut registry);
         registry.register(
             "slogate_slo_budget_consumed_ratio",
             "Error budget consumed over the SLO period (error ratio / (1 - objective))",
@@ -273,6 +277,104 @@ impl Metrics {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
         Ok(out)
+    }
+}
+
+/// `code` label of `slogate_webhook_requests_total`: the HTTP status answered.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CodeLabels {
+    pub code: u16,
+}
+
+/// `result` label of `slogate_webhook_alerts_total`.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum AlertResult {
+    /// A firing alert of a known SLO, stored for the first time.
+    Recorded,
+    /// A resolved alert of a known SLO, stored for the first time.
+    Resolved,
+    /// Seen before (same fingerprint, status and start time).
+    Duplicate,
+    /// Not mapped to any loaded SLO.
+    Unknown,
+}
+
+impl AlertResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertResult::Recorded => "recorded",
+            AlertResult::Resolved => "resolved",
+            AlertResult::Duplicate => "duplicate",
+            AlertResult::Unknown => "unknown",
+        }
+    }
+}
+
+impl EncodeLabelValue for AlertResult {
+    fn encode(
+        &self,
+        encoder: &mut prometheus_client::encoding::LabelValueEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        std::fmt::Write::write_str(encoder, self.as_str())
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AlertResultLabels {
+    pub result: AlertResult,
+}
+
+/// Metrics of the Alertmanager webhook receiver. Cloning shares the series.
+#[derive(Clone, Debug)]
+pub struct WebhookMetrics {
+    pub requests: Family<CodeLabels, Counter>,
+    pub alerts: Family<AlertResultLabels, Counter>,
+    pub duration: Histogram,
+    /// Alerts recorded whose evaluation trigger could not be queued (queue full or closed);
+    /// the SLO is still evaluated at the next scheduled cycle.
+    pub triggers_dropped: Counter,
+}
+
+impl Default for WebhookMetrics {
+    fn default() -> Self {
+        WebhookMetrics {
+            requests: Family::default(),
+            alerts: Family::default(),
+            duration: Histogram::new([0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0]),
+            triggers_dropped: Counter::default(),
+        }
+    }
+}
+
+impl WebhookMetrics {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "slogate_webhook_requests",
+            "Requests to the Alertmanager webhook receiver, by HTTP status answered",
+            self.requests.clone(),
+        );
+        registry.register(
+            "slogate_webhook_alerts",
+            "Alerts received through the webhook: recorded, resolved, duplicate or unknown (no loaded SLO)",
+            self.alerts.clone(),
+        );
+        registry.register(
+            "slogate_webhook_request_duration_seconds",
+            "Time to answer one webhook request (authentication, parsing, recording)",
+            self.duration.clone(),
+        );
+        registry.register(
+            "slogate_webhook_triggers_dropped",
+            "Recorded alerts whose immediate evaluation could not be queued",
+            self.triggers_dropped.clone(),
+        );
+    }
+
+    /// Count one alert.
+    pub fn alert(&self, result: AlertResult) {
+        self.alerts
+            .get_or_create(&AlertResultLabels { result })
+            .inc();
     }
 }
 

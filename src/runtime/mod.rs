@@ -8,3 +8,4 @@ pub mod guard;
 pub mod metrics;
 pub mod server;
 pub mod slo_store;
+pub mod webhook;

@@ -35,6 +35,12 @@ pub struct AppState {
 pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 pub fn router(state: Arc<AppState>) -> Router {
+    router_with(state, Router::new())
+}
+
+/// [`router`] plus `extra` routes (the webhook receiver, see
+/// [`crate::runtime::webhook::router`]), which keep their own state.
+pub fn router_with(state: Arc<AppState>, extra: Router) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -45,8 +51,9 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/api/v1/guard/{app}/override",
             axum::routing::post(override_freeze),
         )
-        .fallback(not_found)
         .with_state(state)
+        .merge(extra)
+        .fallback(not_found)
 }
 
 fn json_error(status: StatusCode, message: &str) -> Response {

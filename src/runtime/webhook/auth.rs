@@ -1,0 +1,378 @@
+//! Authentication of webhook requests: a bearer token and/or HTTP basic credentials.
+//!
+//! - Secrets come from a file or an environment variable ([`SecretSource`]). They are read
+//!   when the receiver is built (a missing secret stops the daemon from starting) and
+//!   re-read at most every [`REFRESH`], so a rotated Kubernetes Secret is picked up without a
+//!   restart. When a re-read fails the previous value stays in force and a warning names the
+//!   source, never the value.
+//! - Comparison is constant-time in the content of the secret ([`ct_eq`]): its time depends
+//!   only on the lengths, so a client cannot find the secret byte by byte.
+//! - A failure answers 401 with `WWW-Authenticate` naming the accepted schemes.
+
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
+use axum::http::HeaderMap;
+
+use crate::adapters::git::{Secret, SecretSource};
+
+use super::config::WebhookConfig;
+
+/// How long a secret read from its source is used before it is read again.
+pub const REFRESH: Duration = Duration::from_secs(30);
+
+/// A secret read from its source, refreshed every [`REFRESH`].
+pub struct CachedSecret {
+    source: SecretSource,
+    cached: RwLock<(Secret, Instant)>,
+}
+
+impl CachedSecret {
+    /// Read the secret now; errors name the source, never the value.
+    pub fn new(source: SecretSource) -> Result<Self, String> {
+        let s = source.read().map_err(|e| e.to_string())?;
+        Ok(CachedSecret {
+            source,
+            cached: RwLock::new((s, Instant::now())),
+        })
+    }
+
+    /// The current secret (re-read from its source when the cached value is old).
+    pub fn get(&self) -> Secret {
+        {
+            // A poisoned lock only means a reader panicked; the pair is always whole.
+            let c = self.cached.read().unwrap_or_else(|p| p.into_inner());
+            if c.1.elapsed() < REFRESH {
+                return c.0.clone();
+            }
+        }
+        let mut c = self.cached.write().unwrap_or_else(|p| p.into_inner());
+        if c.1.elapsed() >= REFRESH {
+            match self.source.read() {
+                Ok(s) => *c = (s, Instant::now()),
+                Err(e) => {
+                    tracing::warn!(source = ?self.source, "webhook secret could not be re-read, keeping the previous one: {e}");
+                    c.1 = Instant::now();
+                }
+            }
+        }
+        c.0.clone()
+    }
+}
+
+impl std::fmt::Debug for CachedSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CachedSecret({:?})", self.source)
+    }
+}
+
+/// What the receiver accepts.
+#[derive(Debug)]
+pub struct Authenticator {
+    bearer: Option<CachedSecret>,
+    basic: Option<(String, CachedSecret)>,
+    allow_unauthenticated: bool,
+}
+
+/// Why a request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// No `Authorization` header.
+    Missing,
+    /// A scheme that is not accepted, or an undecodable value.
+    Malformed,
+    /// Wrong token, user name or password.
+    Wrong,
+}
+
+impl AuthFailure {
+    pub fn message(self) -> &'static str {
+        match self {
+            AuthFailure::Missing => "authentication required",
+            AuthFailure::Malformed => "unsupported or malformed Authorization header",
+            AuthFailure::Wrong => "invalid credentials",
+        }
+    }
+}
+
+impl Authenticator {
+    /// Build from the config, reading the secrets now. Refuses a config without
+    /// credentials unless `allow_unauthenticated` is set.
+    pub fn from_config(cfg: &WebhookConfig) -> Result<Self, String> {
+        cfg.check()?;
+        let bearer = match &cfg.auth.bearer {
+            Some(b) => Some(
+                CachedSecret::new(b.source()?).map_err(|e| format!("webhook.auth.bearer: {e}"))?,
+            ),
+            None => None,
+        };
+        let basic = match &cfg.auth.basic {
+            Some(b) => Some((
+                b.username.clone(),
+                CachedSecret::new(b.source()?).map_err(|e| format!("webhook.auth.basic: {e}"))?,
+            )),
+            None => None,
+        };
+        if bearer.is_none() && basic.is_none() && !cfg.allow_unauthenticated {
+            return Err("webhook.auth: no credentials configured".into());
+        }
+        Ok(Authenticator {
+            bearer,
+            basic,
+            allow_unauthenticated: cfg.allow_unauthenticated && false_if_creds(&cfg.auth),
+        })
+    }
+
+    /// Accept `Authorization: Bearer <token>`.
+    pub fn bearer(source: SecretSource) -> Result<Self, String> {
+        Ok(Authenticator {
+            bearer: Some(CachedSecret::new(source)?),
+            basic: None,
+            allow_unauthenticated: false,
+        })
+    }
+
+    /// Accept `Authorization: Basic base64(user:password)`.
+    pub fn basic(username: impl Into<String>, password: SecretSource) -> Result<Self, String> {
+        Ok(Authenticator {
+            bearer: None,
+            basic: Some((username.into(), CachedSecret::new(password)?)),
+            allow_unauthenticated: false,
+        })
+    }
+
+    /// Also accept basic credentials (in addition to a bearer token).
+    pub fn with_basic(
+        mut self,
+        username: impl Into<String>,
+        password: SecretSource,
+    ) -> Result<Self, String> {
+        self.basic = Some((username.into(), CachedSecret::new(password)?));
+        self.allow_unauthenticated = false;
+        Ok(self)
+    }
+
+    /// Accept every request. Only for a receiver nothing but Alertmanager can reach.
+    pub fn none() -> Self {
+        Authenticator {
+            bearer: None,
+            basic: None,
+            allow_unauthenticated: true,
+        }
+    }
+
+    /// The `WWW-Authenticate` values to send with a 401.
+    pub fn challenges(&self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        if self.bearer.is_some() {
+            v.push("Bearer realm=\"slogate\"");
+        }
+        if self.basic.is_some() {
+            v.push("Basic realm=\"slogate\", charset=\"UTF-8\"");
+        }
+        v
+    }
+
+    /// Check the request's `Authorization` header.
+    pub fn check(&self, headers: &HeaderMap) -> Result<(), AuthFailure> {
+        if self.allow_unauthenticated {
+            return Ok(());
+        }
+        let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else {
+            return Err(AuthFailure::Missing);
+        };
+        let value = value.as_bytes();
+        let (scheme, rest) = match value.iter().position(|b| *b == b' ') {
+            Some(i) => (&value[..i], trim_spaces(&value[i + 1..])),
+            None => return Err(AuthFailure::Malformed),
+        };
+        if scheme.eq_ignore_ascii_case(b"bearer") {
+            let Some(token) = &self.bearer else {
+                return Err(AuthFailure::Malformed);
+            };
+            return if ct_eq(rest, token.get().expose().as_bytes()) {
+                Ok(())
+            } else {
+                Err(AuthFailure::Wrong)
+            };
+        }
+        if scheme.eq_ignore_ascii_case(b"basic") {
+            let Some((user, password)) = &self.basic else {
+                return Err(AuthFailure::Malformed);
+            };
+            let decoded = base64_decode(rest).ok_or(AuthFailure::Malformed)?;
+            let i = decoded
+                .iter()
+                .position(|b| *b == b':')
+                .ok_or(AuthFailure::Malformed)?;
+            // Both halves are always compared, so timing does not tell which one was wrong.
+            let user_ok = ct_eq(&decoded[..i], user.as_bytes());
+            let password_ok = ct_eq(&decoded[i + 1..], password.get().expose().as_bytes());
+            return if user_ok & password_ok {
+                Ok(())
+            } else {
+                Err(AuthFailure::Wrong)
+            };
+        }
+        Err(AuthFailure::Malformed)
+    }
+}
+
+/// `allow_unauthenticated` only means something when no credentials are configured: with
+/// credentials, they are always required.
+fn false_if_creds(a: &super::config::WebhookAuthConfig) -> bool {
+    a.bearer.is_none() && a.basic.is_none()
+}
+
+fn trim_spaces(mut b: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = b {
+        b = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = b {
+        b = rest;
+    }
+    b
+}
+
+/// Equality whose running time depends on the lengths only, not on where the inputs differ.
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len().max(b.len());
+    let mut diff: u8 = u8::from(a.len() != b.len());
+    for i in 0..n {
+        let x = a.get(i).copied().unwrap_or(0);
+        let y = b.get(i).copied().unwrap_or(0);
+        diff |= x ^ y;
+    }
+    // Keep the optimiser from turning the fold into an early exit.
+    std::hint::black_box(diff) == 0
+}
+
+/// Standard base64 (RFC 4648 §4), padding optional. `None` on any invalid input.
+pub fn base64_decode(input: &[u8]) -> Option<Vec<u8>> {
+    fn val(c: u8) -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    }
+    let pad = input.iter().rev().take_while(|c| **c == b'=').count();
+    let body = &input[..input.len() - pad];
+    if pad > 2 || (pad > 0 && !input.len().is_multiple_of(4)) || body.len() % 4 == 1 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(body.len() * 3 / 4);
+    for chunk in body.chunks(4) {
+        let mut acc: u32 = 0;
+        for (i, c) in chunk.iter().enumerate() {
+            acc |= val(*c)? << (18 - 6 * i as u32);
+        }
+        let bytes = acc.to_be_bytes();
+        out.extend_from_slice(&bytes[1..chunk.len()]);
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn base64_decodes_rfc4648_vectors() {
+        let cases: [(&str, &str); 7] = [
+            ("", ""),
+            ("Zg==", "f"),
+            ("Zm8=", "fo"),
+            ("Zm9v", "foo"),
+            ("Zm9vYg==", "foob"),
+            ("Zm9vYmE=", "fooba"),
+            ("Zm9vYmFy", "foobar"),
+        ];
+        for (enc, dec) in cases {
+            assert_eq!(
+                base64_decode(enc.as_bytes()).as_deref(),
+                Some(dec.as_bytes()),
+                "{enc}"
+            );
+        }
+        // Unpadded input is accepted.
+        assert_eq!(base64_decode(b"Zm8").as_deref(), Some(&b"fo"[..]));
+        for bad in [
+            "Z", "Zm9v!", "Zg=", "Zg===", "Z===", "Zm9vY", "=", "Zg==Zg==",
+        ] {
+            assert_eq!(base64_decode(bad.as_bytes()), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn ct_eq_is_equality() {
+        assert!(ct_eq(b"", b""));
+        assert!(ct_eq(b"abc", b"abc"));
+        assert!(!ct_eq(b"abc", b"abd"));
+        assert!(!ct_eq(b"abc", b"abcd"));
+        assert!(!ct_eq(b"abc", b""));
+        // Length differences with a zero suffix are not equal.
+        assert!(!ct_eq(b"ab\0", b"ab"));
+    }
+
+    fn headers(v: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("authorization", HeaderValue::from_str(v).unwrap());
+        h
+    }
+
+    #[test]
+    fn bearer_and_basic() {
+        std::env::set_var("SLOGATE_TEST_AUTH_TOKEN", "tok-123");
+        std::env::set_var("SLOGATE_TEST_AUTH_PW", "pa:ss");
+        let a = Authenticator::bearer(SecretSource::Env("SLOGATE_TEST_AUTH_TOKEN".into()))
+            .unwrap()
+            .with_basic("am", SecretSource::Env("SLOGATE_TEST_AUTH_PW".into()))
+            .unwrap();
+        assert_eq!(a.check(&HeaderMap::new()), Err(AuthFailure::Missing));
+        assert_eq!(a.check(&headers("Bearer tok-123")), Ok(()));
+        assert_eq!(a.check(&headers("bearer  tok-123 ")), Ok(()));
+        assert_eq!(a.check(&headers("Bearer tok-12")), Err(AuthFailure::Wrong));
+        assert_eq!(
+            a.check(&headers("Bearertok-123")),
+            Err(AuthFailure::Malformed)
+        );
+        // am:pa:ss (a password may contain `:`)
+        assert_eq!(a.check(&headers("Basic YW06cGE6c3M=")), Ok(()));
+        // am:wrong
+        assert_eq!(
+            a.check(&headers("Basic YW06d3Jvbmc=")),
+            Err(AuthFailure::Wrong)
+        );
+        assert_eq!(a.check(&headers("Basic !!!")), Err(AuthFailure::Malformed));
+        assert_eq!(a.check(&headers("Digest x")), Err(AuthFailure::Malformed));
+        assert_eq!(a.challenges().len(), 2);
+    }
+
+    #[test]
+    fn config_without_credentials_needs_the_explicit_switch() {
+        let cfg = WebhookConfig {
+            enabled: true,
+            ..Default::default()
+        };
+        assert!(Authenticator::from_config(&cfg).is_err());
+        let cfg = WebhookConfig {
+            enabled: true,
+            allow_unauthenticated: true,
+            ..Default::default()
+        };
+        let a = Authenticator::from_config(&cfg).unwrap();
+        assert_eq!(a.check(&HeaderMap::new()), Ok(()));
+    }
+
+    #[test]
+    fn missing_secret_names_the_source_only() {
+        let e = Authenticator::bearer(SecretSource::Env("SLOGATE_TEST_AUTH_UNSET_VAR".into()))
+            .unwrap_err();
+        assert!(e.contains("SLOGATE_TEST_AUTH_UNSET_VAR"), "{e}");
+    }
+}

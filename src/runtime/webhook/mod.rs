@@ -1,0 +1,499 @@
+//! The Alertmanager webhook receiver: `POST /webhook/alertmanager`.
+//!
+//! A burn-rate alert makes slogate evaluate the alert's SLO (and run its guard) at once
+//! instead of at the next scheduled cycle. A request goes through these steps, each with its
+//! own answer:
+//!
+//! 1. **Authentication** ([`auth`]): bearer token and/or basic auth, compared in constant
+//!    time. Without or with wrong credentials: `401` with a JSON body and
+//!    `WWW-Authenticate`. A receiver without credentials is refused at start-up unless
+//!    `webhook.allow_unauthenticated: true` says so explicitly.
+//! 2. **Content type**: `application/json`, else `415`.
+//! 3. **Size**: at most `webhook.max_body_bytes` (default 1 MiB), else `413`, checked on
+//!    `Content-Length` and again while reading.
+//! 4. **Shape** ([`payload`]): Alertmanager's version 4 payload; else `400` with
+//!    `{"error": …, "field": "alerts[0].startsAt"}`.
+//! 5. **Mapping** to a loaded SLO: label `sloth_id`, or `sloth_service` + `sloth_slo`
+//!    (id `<service>-<slo>`, Sloth's). Alerts of no loaded SLO are logged and counted
+//!    (`unknown`), not errors: one Alertmanager receiver often carries other alerts too.
+//! 6. **Recording** ([`dedupe`]): each alert event (fingerprint, status, startsAt) is stored
+//!    through the [`StateStore`] unless already there (`duplicate`). A store failure answers
+//!    `500`, so Alertmanager retries; the events stored before the failure are then
+//!    duplicates and are not triggered twice.
+//! 7. **Trigger**: after its event is stored, each new alert is sent as an [`AlertTrigger`] on
+//!    the daemon's channel. The answer, `200` with `{received, recorded, resolved,
+//!    duplicates, unknown}`, is sent only once every alert of the request is stored.
+//!
+//! The work of a request runs in its own task: a client that hangs up cannot cancel it
+//! between "event stored" and "trigger sent".
+//!
+//! A trigger is a hint, not the record: if the queue stays full for [`TRIGGER_WAIT`] (the
+//! guard is stuck) or is closed (shutdown), the trigger is dropped and counted
+//! (`slogate_webhook_triggers_dropped_total`). The alert stays recorded, and the SLO is
+//! evaluated at the next scheduled cycle anyway.
+//!
+//! Metrics: `slogate_webhook_requests_total{code}`, `slogate_webhook_alerts_total{result}`
+//! (`recorded`, `resolved`, `duplicate`, `unknown`),
+//! `slogate_webhook_request_duration_seconds`, `slogate_webhook_triggers_dropped_total`.
+
+pub mod auth;
+pub mod config;
+pub mod dedupe;
+pub mod payload;
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use serde::Serialize;
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use super::metrics::{AlertResult, CodeLabels, WebhookMetrics};
+use crate::ports::state::StateStore;
+
+pub use auth::Authenticator;
+pub use config::WebhookConfig;
+pub use payload::AlertStatus;
+
+/// Where Alertmanager posts.
+pub const PATH: &str = "/webhook/alertmanager";
+
+/// How long a request waits for room in a full trigger queue before dropping the trigger.
+pub const TRIGGER_WAIT: Duration = Duration::from_secs(2);
+
+/// "Evaluate this SLO now": sent once per new alert event, after it is recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AlertTrigger {
+    /// The loaded SLO the alert maps to (Sloth id `<service>-<slo>`).
+    pub slo_id: String,
+    pub status: AlertStatus,
+    /// Alertmanager's fingerprint of the alert's label set (or the same hash computed).
+    pub fingerprint: String,
+    pub alertname: Option<String>,
+    /// `sloth_severity` (`page`/`ticket`), else `severity`.
+    pub severity: Option<String>,
+    pub starts_at: DateTime<Utc>,
+}
+
+/// Which SLO ids are currently loaded. Implemented by [`SloIds`] and by any
+/// `Fn(&str) -> bool`.
+pub trait SloIndex: Send + Sync + 'static {
+    fn contains(&self, id: &str) -> bool;
+}
+
+impl<F> SloIndex for F
+where
+    F: Fn(&str) -> bool + Send + Sync + 'static,
+{
+    fn contains(&self, id: &str) -> bool {
+        self(id)
+    }
+}
+
+/// A shared, replaceable set of SLO ids: the daemon replaces it after each spec reload.
+#[derive(Debug, Clone, Default)]
+pub struct SloIds(Arc<RwLock<HashSet<String>>>);
+
+impl SloIds {
+    pub fn new<I: IntoIterator<Item = String>>(ids: I) -> Self {
+        SloIds(Arc::new(RwLock::new(ids.into_iter().collect())))
+    }
+
+    /// Replace the whole set.
+    pub fn replace<I: IntoIterator<Item = String>>(&self, ids: I) {
+        let next: HashSet<String> = ids.into_iter().collect();
+        // A poisoned lock only means a reader panicked; the set is replaced whole.
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = next;
+    }
+}
+
+impl SloIndex for SloIds {
+    fn contains(&self, id: &str) -> bool {
+        self.0
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(id)
+    }
+}
+
+/// The SLO an alert belongs to: `sloth_id`, else `<sloth_service>-<sloth_slo>`, when loaded.
+pub fn slo_of(labels: &BTreeMap<String, String>, slos: &dyn SloIndex) -> Option<String> {
+    if let Some(id) = labels.get("sloth_id") {
+        if slos.contains(id) {
+            return Some(id.clone());
+        }
+    }
+    if let (Some(service), Some(slo)) = (labels.get("sloth_service"), labels.get("sloth_slo")) {
+        let id = format!("{service}-{slo}");
+        if slos.contains(&id) {
+            return Some(id);
+        }
+    }
+    None
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    #[error("webhook configuration: {0}")]
+    Config(String),
+}
+
+/// Everything the handler needs.
+pub struct WebhookState {
+    auth: Authenticator,
+    store: Arc<dyn StateStore>,
+    slos: Arc<dyn SloIndex>,
+    triggers: mpsc::Sender<AlertTrigger>,
+    metrics: WebhookMetrics,
+    max_body_bytes: usize,
+    dedupe_ttl: Duration,
+}
+
+impl WebhookState {
+    /// A receiver with the default limits (1 MiB bodies, 7 days of dedupe history).
+    pub fn new(
+        auth: Authenticator,
+        store: Arc<dyn StateStore>,
+        slos: Arc<dyn SloIndex>,
+        triggers: mpsc::Sender<AlertTrigger>,
+        metrics: WebhookMetrics,
+    ) -> Self {
+        let d = WebhookConfig::default();
+        WebhookState {
+            auth,
+            store,
+            slos,
+            triggers,
+            metrics,
+            max_body_bytes: d.max_body_bytes,
+            dedupe_ttl: d.dedupe_ttl.as_std(),
+        }
+    }
+
+    /// Build from the `webhook:` config: reads the secrets (errors if one is missing or
+    /// no credentials are configured without `allow_unauthenticated`) and creates the
+    /// trigger channel (capacity `webhook.queue`); the daemon consumes the receiver.
+    pub fn from_config(
+        cfg: &WebhookConfig,
+        store: Arc<dyn StateStore>,
+        slos: Arc<dyn SloIndex>,
+        metrics: WebhookMetrics,
+    ) -> Result<(Self, mpsc::Receiver<AlertTrigger>), WebhookError> {
+        let auth = Authenticator::from_config(cfg).map_err(WebhookError::Config)?;
+        let (tx, rx) = mpsc::channel(cfg.queue.max(1));
+        let s = WebhookState::new(auth, store, slos, tx, metrics)
+            .with_max_body_bytes(cfg.max_body_bytes)
+            .with_dedupe_ttl(cfg.dedupe_ttl.as_std());
+        Ok((s, rx))
+    }
+
+    pub fn with_max_body_bytes(mut self, n: usize) -> Self {
+        self.max_body_bytes = n;
+        self
+    }
+
+    pub fn with_dedupe_ttl(mut self, ttl: Duration) -> Self {
+        self.dedupe_ttl = ttl;
+        self
+    }
+}
+
+/// `POST /webhook/alertmanager`, to merge into the daemon's router.
+pub fn router(state: WebhookState) -> Router {
+    Router::new()
+        .route(PATH, post(receive).fallback(method_not_allowed))
+        .with_state(Arc::new(state))
+}
+
+/// Counts of one request, the 200 answer's body.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Summary {
+    /// Alerts in the payload.
+    pub received: usize,
+    /// New firing events, stored and triggered.
+    pub recorded: usize,
+    /// New resolved events, stored and triggered.
+    pub resolved: usize,
+    /// Events stored before (Alertmanager repeats and retries).
+    pub duplicates: usize,
+    /// Alerts of no loaded SLO.
+    pub unknown: usize,
+}
+
+async fn receive(State(s): State<Arc<WebhookState>>, headers: HeaderMap, body: Body) -> Response {
+    let start = Instant::now();
+    // In its own task, so that a client hanging up mid-request cannot cancel the work
+    // between "event recorded" and "trigger sent" (a retry would then be a duplicate and
+    // never trigger).
+    let task = {
+        let s = s.clone();
+        tokio::spawn(async move { handle(&s, &headers, body).await })
+    };
+    let resp = match task.await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!("webhook handler failed: {e}");
+            error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+        }
+    };
+    s.metrics
+        .requests
+        .get_or_create(&CodeLabels {
+            code: resp.status().as_u16(),
+        })
+        .inc();
+    s.metrics.duration.observe(start.elapsed().as_secs_f64());
+    resp
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, Json(json!({ "error": message }))).into_response()
+}
+
+async fn method_not_allowed() -> Response {
+    let mut r = error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "use POST with an Alertmanager webhook payload",
+    );
+    r.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    r
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(v) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let mime = v.split(';').next().unwrap_or("").trim();
+    mime.eq_ignore_ascii_case("application/json")
+}
+
+async fn handle(s: &WebhookState, headers: &HeaderMap, body: Body) -> Response {
+    if let Err(why) = s.auth.check(headers) {
+        tracing::warn!(reason = why.message(), "webhook request refused");
+        let mut r = error(StatusCode::UNAUTHORIZED, why.message());
+        for c in s.auth.challenges() {
+            r.headers_mut()
+                .append(header::WWW_AUTHENTICATE, HeaderValue::from_static(c));
+        }
+        return r;
+    }
+    if !is_json(headers) {
+        return error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "expected Content-Type: application/json",
+        );
+    }
+    let too_large = || {
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("request body exceeds {} bytes", s.max_body_bytes),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > s.max_body_bytes as u64) {
+        return too_large();
+    }
+    let mut bytes = Vec::with_capacity(declared.map_or(8 * 1024, |n| n as usize));
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let Ok(chunk) = chunk else {
+            return error(StatusCode::BAD_REQUEST, "cannot read the request body");
+        };
+        if bytes.len() + chunk.len() > s.max_body_bytes {
+            return too_large();
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    let payload = match payload::parse(&bytes) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(field = %e.field, "webhook payload rejected: {e}");
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({ "error": e.to_string(), "field": e.field })),
+            )
+                .into_response();
+        }
+    };
+    if payload.truncated_alerts > 0 {
+        tracing::warn!(
+            truncated = payload.truncated_alerts,
+            group_key = payload.group_key.as_deref().unwrap_or(""),
+            "Alertmanager truncated the alert group (max_alerts); the missing alerts' SLOs are evaluated on schedule"
+        );
+    }
+    let mut summary = Summary {
+        received: payload.alerts.len(),
+        ..Summary::default()
+    };
+    for alert in &payload.alerts {
+        let Some(slo_id) = slo_of(&alert.labels, s.slos.as_ref()) else {
+            tracing::info!(
+                alertname = alert
+                    .labels
+                    .get("alertname")
+                    .map(String::as_str)
+                    .unwrap_or(""),
+                sloth_id = alert
+                    .labels
+                    .get("sloth_id")
+                    .map(String::as_str)
+                    .unwrap_or(""),
+                sloth_service = alert
+                    .labels
+                    .get("sloth_service")
+                    .map(String::as_str)
+                    .unwrap_or(""),
+                sloth_slo = alert
+                    .labels
+                    .get("sloth_slo")
+                    .map(String::as_str)
+                    .unwrap_or(""),
+                "alert maps to no loaded SLO; ignored"
+            );
+            summary.unknown += 1;
+            s.metrics.alert(AlertResult::Unknown);
+            continue;
+        };
+        let recorded =
+            dedupe::record(s.store.as_ref(), alert, &slo_id, Utc::now(), s.dedupe_ttl).await;
+        match recorded {
+            Ok(dedupe::Recorded::Duplicate) => {
+                summary.duplicates += 1;
+                s.metrics.alert(AlertResult::Duplicate);
+            }
+            Ok(dedupe::Recorded::New) => {
+                let result = match alert.status {
+                    AlertStatus::Firing => {
+                        summary.recorded += 1;
+                        AlertResult::Recorded
+                    }
+                    AlertStatus::Resolved => {
+                        summary.resolved += 1;
+                        AlertResult::Resolved
+                    }
+                };
+                s.metrics.alert(result);
+                let trigger = AlertTrigger {
+                    slo_id,
+                    status: alert.status,
+                    fingerprint: dedupe::fingerprint(alert),
+                    alertname: alert.labels.get("alertname").cloned(),
+                    severity: dedupe::severity(&alert.labels),
+                    starts_at: alert.starts_at,
+                };
+                tracing::info!(
+                    slo = %trigger.slo_id,
+                    status = trigger.status.as_str(),
+                    fingerprint = %trigger.fingerprint,
+                    "alert recorded; evaluating the SLO now"
+                );
+                send_trigger(s, trigger).await;
+            }
+            Err(e) => {
+                tracing::error!(slo = %slo_id, "cannot record alert: {e}");
+                return error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "cannot record the alert; retry later",
+                );
+            }
+        }
+    }
+    (StatusCode::OK, Json(summary)).into_response()
+}
+
+async fn send_trigger(s: &WebhookState, t: AlertTrigger) {
+    let slo = t.slo_id.clone();
+    match tokio::time::timeout(TRIGGER_WAIT, s.triggers.send(t)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(_)) => {
+            s.metrics.triggers_dropped.inc();
+            tracing::warn!(%slo, "trigger queue closed; the SLO is evaluated on schedule");
+        }
+        Err(_) => {
+            s.metrics.triggers_dropped.inc();
+            tracing::warn!(%slo, "trigger queue full; the SLO is evaluated on schedule");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_by_sloth_id_then_service_and_slo() {
+        let slos = SloIds::new(["checkout-availability".to_string()]);
+        let l = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        assert_eq!(
+            slo_of(&l(&[("sloth_id", "checkout-availability")]), &slos).as_deref(),
+            Some("checkout-availability")
+        );
+        assert_eq!(
+            slo_of(
+                &l(&[("sloth_service", "checkout"), ("sloth_slo", "availability")]),
+                &slos
+            )
+            .as_deref(),
+            Some("checkout-availability")
+        );
+        // A stale sloth_id falls back to service + slo.
+        assert_eq!(
+            slo_of(
+                &l(&[
+                    ("sloth_id", "old"),
+                    ("sloth_service", "checkout"),
+                    ("sloth_slo", "availability")
+                ]),
+                &slos
+            )
+            .as_deref(),
+            Some("checkout-availability")
+        );
+        assert_eq!(slo_of(&l(&[("alertname", "X")]), &slos), None);
+        slos.replace(Vec::new());
+        assert_eq!(
+            slo_of(&l(&[("sloth_id", "checkout-availability")]), &slos),
+            None
+        );
+        let f = |id: &str| id == "a-b";
+        assert_eq!(
+            slo_of(&l(&[("sloth_service", "a"), ("sloth_slo", "b")]), &f).as_deref(),
+            Some("a-b")
+        );
+    }
+
+    #[test]
+    fn content_type_check() {
+        let h = |v: &str| {
+            let mut m = HeaderMap::new();
+            m.insert(header::CONTENT_TYPE, HeaderValue::from_str(v).unwrap());
+            m
+        };
+        assert!(is_json(&h("application/json")));
+        assert!(is_json(&h("Application/JSON; charset=utf-8")));
+        assert!(!is_json(&h("text/plain")));
+        assert!(!is_json(&HeaderMap::new()));
+    }
+}
