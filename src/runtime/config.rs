@@ -133,6 +133,20 @@ pub struct GuardAppConfig {
     /// Overrides `guard.soak` for this app.
     #[serde(default)]
     pub soak: Option<PromDuration>,
+    /// Ask Argo CD to sync this Application after a revert (needs the `argocd` section).
+    #[serde(default)]
+    pub argocd: Option<crate::adapters::argocd::ArgoCdApp>,
+    /// Ask Flux to reconcile this Kustomization after a revert (needs cluster access).
+    #[serde(default)]
+    pub flux: Option<FluxTarget>,
+}
+
+/// A Flux `Kustomization`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FluxTarget {
+    pub namespace: String,
+    pub name: String,
 }
 
 fn default_emergency() -> f64 {

@@ -68,6 +68,8 @@ struct Daemon {
     store: Arc<Mutex<SloStore>>,
     state: Arc<AppState>,
     guard: Option<Arc<GuardRuntime>>,
+    /// Loaded SLO ids, for the webhook's alert mapping.
+    slo_ids: super::webhook::SloIds,
 }
 
 impl Daemon {
@@ -95,6 +97,8 @@ impl Daemon {
             }
             Err(e) => return Err(DaemonError::Config(format!("state.dir: {e}"))),
         };
+        let notifiers = crate::adapters::notify::build_notifiers(&cfg.notifications)
+            .map_err(|e| DaemonError::Config(format!("notifications: {e}")))?;
         let guard = match (cfg.repo_config(), &states) {
             (Some(rc), Some(states)) if !cfg.guard.apps.is_empty() => {
                 let repo =
@@ -103,8 +107,8 @@ impl Daemon {
                     cfg.guarded_apps(),
                     states.clone(),
                     Arc::new(repo),
-                    Default::default(),
-                    Vec::new(),
+                    sync_triggers(cfg)?,
+                    notifiers,
                 )))
             }
             _ => None,
@@ -128,6 +132,7 @@ impl Daemon {
             store: Arc::new(Mutex::new(SloStore::new(cfg.slos.paths.clone()))),
             state: Arc::new(state),
             guard,
+            slo_ids: super::webhook::SloIds::default(),
         })
     }
 
@@ -206,13 +211,16 @@ impl Daemon {
             // a consistent SLO list (reload replaces it in one assignment).
             let mut s = store.lock().unwrap_or_else(|p| p.into_inner());
             let r = s.reload();
-            (r, s.slos().len(), s.failing_files().len())
+            let ids: Vec<String> = s.slos().iter().map(|x| x.id.clone()).collect();
+            (r, ids, s.failing_files().len())
         })
         .await;
-        let Ok((r, loaded, failing)) = res else {
+        let Ok((r, ids, failing)) = res else {
             tracing::error!("SLO reload task panicked; keeping the previous SLOs");
             return false;
         };
+        let loaded = ids.len();
+        self.slo_ids.replace(ids);
         for d in &r.errors {
             tracing::error!(file = %d.file.display(), doc = ?d.doc_index, field = %d.field, "{}", d.message);
         }
@@ -334,6 +342,67 @@ impl Daemon {
     }
 }
 
+/// The sync trigger of every guarded app that asks for one.
+fn sync_triggers(
+    cfg: &Config,
+) -> Result<std::collections::HashMap<String, Arc<dyn crate::ports::sync::SyncTrigger>>, DaemonError>
+{
+    use crate::ports::sync::SyncTrigger;
+    let mut out: std::collections::HashMap<String, Arc<dyn SyncTrigger>> = Default::default();
+    let argocd = match &cfg.argocd {
+        Some(a) if cfg.guard.apps.iter().any(|x| x.argocd.is_some()) => Some(
+            crate::adapters::argocd::ArgoCdClient::new(a)
+                .map_err(|e| DaemonError::Config(format!("argocd: {e}")))?,
+        ),
+        _ => None,
+    };
+    for (i, app) in cfg.guard.apps.iter().enumerate() {
+        if let (Some(a), Some(client)) = (&app.argocd, &argocd) {
+            let t = client
+                .app(a.clone())
+                .map_err(|e| DaemonError::Config(format!("guard.apps[{i}].argocd: {e}")))?;
+            out.insert(app.name.clone(), Arc::new(t));
+        }
+        if let Some(f) = &app.flux {
+            // Flux needs the cluster; the client is created lazily per request so that a
+            // missing kubeconfig is reported on use, not at start (local runs have none).
+            out.insert(
+                app.name.clone(),
+                Arc::new(LazyFlux {
+                    namespace: f.namespace.clone(),
+                    name: f.name.clone(),
+                }),
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// A Flux sync trigger that connects to the cluster on first use.
+struct LazyFlux {
+    namespace: String,
+    name: String,
+}
+
+#[async_trait::async_trait]
+impl crate::ports::sync::SyncTrigger for LazyFlux {
+    async fn request_sync(
+        &self,
+        revision: Option<&str>,
+    ) -> Result<(), crate::ports::sync::SyncError> {
+        use crate::ports::sync::SyncError;
+        let client = crate::adapters::kube::client(Duration::from_secs(30))
+            .await
+            .map_err(|e| SyncError::Kube {
+                app: format!("{}/{}", self.namespace, self.name),
+                message: e.to_string(),
+            })?;
+        crate::adapters::kube::flux::FluxSync::new(client, &self.namespace, &self.name)
+            .request_sync(revision)
+            .await
+    }
+}
+
 /// One reload and one evaluation cycle, without the server (`slogate run --once`).
 pub async fn run_once(cfg: &Config) -> Result<CycleSummary, DaemonError> {
     let d = Daemon::new(cfg)?;
@@ -350,13 +419,72 @@ pub async fn run(
     run_with_alerts(cfg, shutdown, alert_rx).await
 }
 
+/// Alertmanager triggers become guard requests (firing alerts only: a resolved alert
+/// changes nothing the schedule would not see).
+fn forward_alerts(
+    mut triggers: tokio::sync::mpsc::Receiver<super::webhook::AlertTrigger>,
+    out: tokio::sync::mpsc::Sender<GuardRequest>,
+) {
+    tokio::spawn(async move {
+        while let Some(t) = triggers.recv().await {
+            if t.status != super::webhook::AlertStatus::Firing {
+                continue;
+            }
+            let req = GuardRequest {
+                slo_id: t.slo_id,
+                trigger: Trigger::Alert {
+                    alertname: t.alertname.unwrap_or_default(),
+                    fingerprint: t.fingerprint,
+                },
+            };
+            if out.send(req).await.is_err() {
+                break;
+            }
+        }
+    });
+}
+
 /// Like [`run`], with alert-triggered guard runs arriving on `alerts`.
 pub async fn run_with_alerts(
     cfg: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
-    mut alerts: tokio::sync::mpsc::Receiver<GuardRequest>,
+    alerts: tokio::sync::mpsc::Receiver<GuardRequest>,
 ) -> Result<(), DaemonError> {
     let d = Arc::new(Daemon::new(&cfg)?);
+    // The webhook's triggers join the externally given alert channel.
+    let (alert_tx, mut alerts) = {
+        let (tx, rx) = tokio::sync::mpsc::channel::<GuardRequest>(256);
+        let mut given = alerts;
+        let fwd = tx.clone();
+        tokio::spawn(async move {
+            while let Some(r) = given.recv().await {
+                if fwd.send(r).await.is_err() {
+                    break;
+                }
+            }
+        });
+        (tx, rx)
+    };
+    let extra = if cfg.webhook.enabled {
+        let Some(store) = d.state.store.clone() else {
+            return Err(DaemonError::Config(format!(
+                "webhook: alerts are recorded in state.dir ({}), which cannot be opened",
+                cfg.state.dir.display()
+            )));
+        };
+        let (ws, triggers) = super::webhook::WebhookState::from_config(
+            &cfg.webhook,
+            store,
+            Arc::new(d.slo_ids.clone()),
+            d.state.metrics.webhook.clone(),
+        )
+        .map_err(|e| DaemonError::Config(format!("webhook: {e}")))?;
+        forward_alerts(triggers, alert_tx.clone());
+        super::webhook::router(ws)
+    } else {
+        axum::Router::new()
+    };
+    drop(alert_tx);
     let listener = tokio::net::TcpListener::bind(cfg.server.listen)
         .await
         .map_err(|source| DaemonError::Bind {
@@ -433,8 +561,8 @@ pub async fn run_with_alerts(
     };
 
     let mut stop = stop_rx.clone();
-    let server =
-        axum::serve(listener, server::router(d.state.clone())).with_graceful_shutdown(async move {
+    let server = axum::serve(listener, server::router_with(d.state.clone(), extra))
+        .with_graceful_shutdown(async move {
             let _ = stop.changed().await;
         });
     let served = server.await.map_err(DaemonError::Server);
