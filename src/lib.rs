@@ -11,5 +11,6 @@ pub mod adapters;
 pub mod analysis;
 pub mod cli;
 pub mod ports;
+pub mod rollout;
 pub mod runtime;
 pub mod slo;

@@ -8,6 +8,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod budget;
+pub mod crd;
+pub mod judge;
 pub mod rules;
 pub mod run;
 pub mod validate;
@@ -61,7 +63,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Check SLO spec files and report every problem (exit 2 when any).
+    /// Check SLO spec and Rollout files and report every problem (exit 2 when any).
     Validate(validate::Args),
     /// Generate Sloth-compatible Prometheus recording and alert rules.
     Rules(rules::Args),
@@ -69,6 +71,11 @@ pub enum Command {
     Budget(budget::Args),
     /// Run the daemon.
     Run(run::Args),
+    /// Print the Rollout CustomResourceDefinition (rollouts.slogate.dev).
+    Crd(crd::Args),
+    /// Compare canary and baseline samples with the statistical judge, or error counts with
+    /// the sequential test (exit 1 when the canary fails).
+    Judge(judge::Args),
 }
 
 /// Parse arguments, run the command, and map the outcome to an exit code.
@@ -80,6 +87,8 @@ pub fn main() -> ExitCode {
         Command::Rules(a) => rules::run(a),
         Command::Budget(a) => budget::run(a),
         Command::Run(a) => run::run(a),
+        Command::Crd(a) => crd::run(a),
+        Command::Judge(a) => judge::run(a),
     };
     match result {
         Ok(ExitStatus::Success) => ExitCode::SUCCESS,
