@@ -13,5 +13,6 @@ pub mod cli;
 pub mod demo;
 pub mod guard;
 pub mod ports;
+pub mod rollout;
 pub mod runtime;
 pub mod slo;

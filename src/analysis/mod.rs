@@ -3,7 +3,9 @@
 //! - `judge`: Mann-Whitney U (scipy-exact p-values), Hodges-Lehmann estimates and intervals,
 //!   Kayenta-compatible classification and scoring, and anytime-valid sequential tests that
 //!   stay valid when a rollout is judged at every interval.
-//!
-//! Not wired into a rollout controller yet (see the README's status table).
+//! - `checks`: one Rollout analysis interval: query templates and built-in Istio queries,
+//!   threshold, comparative (judge) and sequential error-count checks, and the interval's
+//!   verdict, where no data is inconclusive and never a pass.
 
+pub mod checks;
 pub mod judge;

@@ -9,6 +9,8 @@ use clap::{Parser, Subcommand};
 
 pub mod budget;
 pub mod decisions;
+pub mod crd;
+pub mod judge;
 pub mod rules;
 pub mod run;
 pub mod validate;
@@ -62,7 +64,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Check SLO spec files and report every problem (exit 2 when any).
+    /// Check SLO spec and Rollout files and report every problem (exit 2 when any).
     Validate(validate::Args),
     /// Generate Sloth-compatible Prometheus recording and alert rules.
     Rules(rules::Args),
@@ -72,6 +74,11 @@ pub enum Command {
     Run(run::Args),
     /// Print the decision log (what slogate saw, decided and did).
     Decisions(decisions::Args),
+    /// Print the Rollout CustomResourceDefinition (rollouts.slogate.dev).
+    Crd(crd::Args),
+    /// Compare canary and baseline samples with the statistical judge, or error counts with
+    /// the sequential test (exit 1 when the canary fails).
+    Judge(judge::Args),
 }
 
 /// Parse arguments, run the command, and map the outcome to an exit code.
@@ -84,6 +91,8 @@ pub fn main() -> ExitCode {
         Command::Budget(a) => budget::run(a),
         Command::Run(a) => run::run(a),
         Command::Decisions(a) => decisions::run(a),
+        Command::Crd(a) => crd::run(a),
+        Command::Judge(a) => judge::run(a),
     };
     match result {
         Ok(ExitStatus::Success) => ExitCode::SUCCESS,

@@ -1,0 +1,21 @@
+//! Progressive delivery: the Rollout resource and its pure state machine.
+//!
+//! - [`spec`]: the `slogate.dev/v1alpha1 Rollout` types (YAML files, CRD, runtime);
+//! - [`status`]: [`RolloutStatus`], what [`decide`] reads and writes;
+//! - [`schema`]: the CRD generated from the types (`slogate crd`) and the structural schema
+//!   check that `validate` uses;
+//! - [`load`]: reading Rollout files with the same diagnostics as SLO files;
+//! - [`machine`]: `decide(rollout, status, observations, now) -> Decision`, pure.
+
+pub mod load;
+pub mod machine;
+pub mod schema;
+pub mod spec;
+pub mod status;
+
+pub use machine::{
+    analysis_window, decide, CommandAction, Decision, Effect, EffectCompletion, EffectOutcome,
+    Observations, OperatorCommand, Rejection,
+};
+pub use spec::Rollout;
+pub use status::{Phase, PhaseName, RolloutStatus, Verdict};
