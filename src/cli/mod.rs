@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod budget;
-pub mod decisions;
 pub mod crd;
+pub mod decisions;
 pub mod judge;
 pub mod rules;
 pub mod run;
