@@ -7,7 +7,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod approve;
 pub mod budget;
+pub mod promote;
 pub mod rules;
 pub mod run;
 pub mod validate;
@@ -69,6 +71,12 @@ pub enum Command {
     Budget(budget::Args),
     /// Run the daemon.
     Run(run::Args),
+    /// CI gate: promote an image from a source to a target Kustomize overlay when the
+    /// source's SLOs, the target's freeze and (optionally) an approval allow it.
+    Promote(Box<promote::Args>),
+    /// Approve one exact promotion (repo, target overlay, image and tag) for
+    /// `promote --require-approval`.
+    Approve(approve::Args),
 }
 
 /// Parse arguments, run the command, and map the outcome to an exit code.
@@ -80,6 +88,8 @@ pub fn main() -> ExitCode {
         Command::Rules(a) => rules::run(a),
         Command::Budget(a) => budget::run(a),
         Command::Run(a) => run::run(a),
+        Command::Promote(a) => promote::run(*a),
+        Command::Approve(a) => approve::run(a),
     };
     match result {
         Ok(ExitStatus::Success) => ExitCode::SUCCESS,
