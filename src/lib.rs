@@ -5,6 +5,8 @@
 //! - `ports`: one trait per I/O port (metrics, traffic, GitOps, sync, notify, state).
 //! - `adapters`: the implementations of those ports (Prometheus, kube, git, HTTP).
 //! - `runtime`: the daemon: configuration, scheduler, HTTP server, self-metrics.
+//! - `promote`: the pure parts of `slogate promote` (kustomization edit, gates, approvals)
+//!   and its daemon API.
 //! - `cli`: the command-line front end; `main.rs` only calls `cli::main`.
 
 pub mod adapters;
@@ -13,6 +15,7 @@ pub mod cli;
 pub mod demo;
 pub mod guard;
 pub mod ports;
+pub mod promote;
 pub mod rollout;
 pub mod runtime;
 pub mod slo;

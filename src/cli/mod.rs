@@ -7,10 +7,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod approve;
 pub mod budget;
 pub mod crd;
 pub mod decisions;
 pub mod judge;
+pub mod promote;
 pub mod rules;
 pub mod run;
 pub mod validate;
@@ -79,6 +81,12 @@ pub enum Command {
     /// Compare canary and baseline samples with the statistical judge, or error counts with
     /// the sequential test (exit 1 when the canary fails).
     Judge(judge::Args),
+    /// CI gate: promote an image from a source to a target Kustomize overlay when the
+    /// source's SLOs, the target's freeze and (optionally) an approval allow it.
+    Promote(Box<promote::Args>),
+    /// Approve one exact promotion (repo, target overlay, image and tag) for
+    /// `promote --require-approval`.
+    Approve(approve::Args),
 }
 
 /// Parse arguments, run the command, and map the outcome to an exit code.
@@ -93,6 +101,8 @@ pub fn main() -> ExitCode {
         Command::Decisions(a) => decisions::run(a),
         Command::Crd(a) => crd::run(a),
         Command::Judge(a) => judge::run(a),
+        Command::Promote(a) => promote::run(*a),
+        Command::Approve(a) => approve::run(a),
     };
     match result {
         Ok(ExitStatus::Success) => ExitCode::SUCCESS,

@@ -484,6 +484,13 @@ pub async fn run_with_alerts(
     } else {
         axum::Router::new()
     };
+    // Freezes and approvals for `slogate promote --slogate-url`, behind api.token.
+    let extra = match (&cfg.api.token, d.state.store.clone()) {
+        (Some(token), Some(store)) => {
+            extra.merge(crate::promote::api::router_with_token(store, token.clone()))
+        }
+        _ => extra,
+    };
     drop(alert_tx);
     let listener = tokio::net::TcpListener::bind(cfg.server.listen)
         .await

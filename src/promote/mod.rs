@@ -1,0 +1,23 @@
+//! `slogate promote`: move an image from one Kustomize overlay to the next (staging →
+//! prod) when the source environment's SLOs allow it.
+//!
+//! The pure parts live here; the command itself is `crate::cli::promote`.
+//! - `image`: the `NAME[=TAG|@DIGEST]` syntax;
+//! - `kustomize`: the comment-preserving edit of a kustomization's `images:` list;
+//! - `gate`: the gates (input, SLOs of the source, freeze of the target, approval) and the
+//!   report printed as text or JSON;
+//! - `approval`: the key of one exact change, and the approval document;
+//! - `state`: where freezes and approvals are read from and approvals written to, either a
+//!   `StateStore` (shared with a local daemon) or the daemon's HTTP API (`client`);
+//! - `api`: the daemon's endpoints for the CLI (`GET /api/v1/guard/{app}`,
+//!   `GET`/`POST /api/v1/approvals`, `POST /api/v1/promotions`);
+//! - `sha256`: the hash behind approval keys.
+
+pub mod api;
+pub mod approval;
+pub mod client;
+pub mod gate;
+pub mod image;
+pub mod kustomize;
+pub mod sha256;
+pub mod state;
