@@ -245,6 +245,7 @@ mod tests {
                 level: Action::Critical,
                 budget_consumed: 0.85,
                 since: chrono::Utc::now(),
+                base: None,
                 reverts: vec![],
             }),
             ..Default::default()

@@ -446,6 +446,7 @@ mod tests {
             level: Action::Emergency,
             budget_consumed: 0.963,
             since: Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap(),
+            base: None,
             reverts: vec![],
         });
         let g = freeze(Some("checkout"), Some(Ok(Some(s.clone()))), None);
