@@ -35,29 +35,7 @@ fn fixture_text(rel: &str) -> String {
     std::fs::read_to_string(fixture(rel)).expect("read fixture")
 }
 
-/// Plain git for the test's humans, hermetic.
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_AUTHOR_NAME", "Dev")
-        .env("GIT_AUTHOR_EMAIL", "dev@example.com")
-        .env("GIT_COMMITTER_NAME", "Dev")
-        .env("GIT_COMMITTER_EMAIL", "dev@example.com")
-        .env("LC_ALL", "C")
-        .env_remove("GIT_DIR")
-        .env_remove("GIT_WORK_TREE")
-        .output()
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use common::git::git;
 
 /// A bare remote with the fixture's Kustomize layout on `main`.
 struct Gitops {
@@ -68,30 +46,7 @@ struct Gitops {
 
 impl Gitops {
     fn new() -> Self {
-        let tmp = tempfile::tempdir().expect("temp dir");
-        let remote = tmp.path().join("gitops.git");
-        let dev = tmp.path().join("dev");
-        git(
-            tmp.path(),
-            &[
-                "init",
-                "-q",
-                "--bare",
-                "-b",
-                "main",
-                remote.to_str().unwrap(),
-            ],
-        );
-        git(
-            tmp.path(),
-            &[
-                "clone",
-                "-q",
-                remote.to_str().unwrap(),
-                dev.to_str().unwrap(),
-            ],
-        );
-        git(&dev, &["checkout", "-q", "-b", "main"]);
+        let common::git::GitRemote { tmp, remote, dev } = common::git::GitRemote::new();
         for rel in [
             "base/kustomization.yaml",
             "base/deployment.yaml",
