@@ -7,10 +7,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod analyze;
 pub mod budget;
-pub mod decisions;
 pub mod crd;
+pub mod decisions;
 pub mod judge;
+pub mod rollout;
 pub mod rules;
 pub mod run;
 pub mod validate;
@@ -79,6 +81,12 @@ pub enum Command {
     /// Compare canary and baseline samples with the statistical judge, or error counts with
     /// the sequential test (exit 1 when the canary fails).
     Judge(judge::Args),
+    /// Run one interval of a Rollout's analysis against Prometheus and print every metric's
+    /// result (exit 1 when the verdict is fail).
+    Analyze(analyze::Args),
+    /// Show a rollout, or promote, abort, pause, resume or approve it (through a daemon's
+    /// API or a local state directory).
+    Rollout(rollout::Args),
 }
 
 /// Parse arguments, run the command, and map the outcome to an exit code.
@@ -93,6 +101,8 @@ pub fn main() -> ExitCode {
         Command::Decisions(a) => decisions::run(a),
         Command::Crd(a) => crd::run(a),
         Command::Judge(a) => judge::run(a),
+        Command::Analyze(a) => analyze::run(a),
+        Command::Rollout(a) => rollout::run(a),
     };
     match result {
         Ok(ExitStatus::Success) => ExitCode::SUCCESS,
