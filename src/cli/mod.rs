@@ -7,12 +7,14 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod analyze;
 pub mod approve;
 pub mod budget;
 pub mod crd;
 pub mod decisions;
 pub mod judge;
 pub mod promote;
+pub mod rollout;
 pub mod rules;
 pub mod run;
 pub mod validate;
@@ -87,6 +89,12 @@ pub enum Command {
     /// Approve one exact promotion (repo, target overlay, image and tag) for
     /// `promote --require-approval`.
     Approve(approve::Args),
+    /// Run one interval of a Rollout's analysis against Prometheus and print every metric's
+    /// result (exit 1 when the verdict is fail).
+    Analyze(analyze::Args),
+    /// Show a rollout, or promote, abort, pause, resume or approve it (through a daemon's
+    /// API or a local state directory).
+    Rollout(rollout::Args),
 }
 
 /// Parse arguments, run the command, and map the outcome to an exit code.
@@ -103,6 +111,8 @@ pub fn main() -> ExitCode {
         Command::Judge(a) => judge::run(a),
         Command::Promote(a) => promote::run(*a),
         Command::Approve(a) => approve::run(a),
+        Command::Analyze(a) => analyze::run(a),
+        Command::Rollout(a) => rollout::run(a),
     };
     match result {
         Ok(ExitStatus::Success) => ExitCode::SUCCESS,

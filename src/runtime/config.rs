@@ -31,6 +31,74 @@ pub struct Config {
     pub notifications: Vec<crate::adapters::notify::NotifierConfig>,
     /// The Argo CD API server, for sync requests after a revert.
     pub argocd: Option<crate::adapters::argocd::ArgoCdConfig>,
+    /// Canary rollouts driven by this daemon.
+    pub rollouts: RolloutsConfig,
+    /// Leader election on a Kubernetes Lease (off: this replica always leads).
+    pub leader_election: LeaderElectionConfig,
+}
+
+/// Which `TrafficRouter` the rollout controllers use.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RouterKind {
+    /// A JSON weights file per rollout under `rollouts.weights_dir` (local runs, tests).
+    #[default]
+    File,
+    /// The Rollout's Istio VirtualService or Gateway API HTTPRoute, through the Kubernetes API.
+    Kube,
+}
+
+/// The `rollouts` section.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RolloutsConfig {
+    /// Files or directories of Rollout YAML (`slogate.dev/v1alpha1 Rollout`). Empty: no
+    /// rollouts.
+    pub paths: Vec<PathBuf>,
+    /// `file` or `kube`.
+    pub router: RouterKind,
+    /// File router: directory of the weights files, `<dir>/<namespace>/<name>.json`
+    /// (default `<state.dir>/weights`).
+    pub weights_dir: Option<PathBuf>,
+    /// The stable and canary versions of each rollout's workloads
+    /// (`<namespace>/<name>: {stable: v1, canary: v2}`), read at every reconcile. Required
+    /// when there are rollouts (reading the workloads' labels through kube is not written yet).
+    pub versions_file: Option<PathBuf>,
+    /// Bound on one revert or promotion commit (default 10m; each git command has
+    /// `gitops.timeout` too).
+    pub git_timeout: Option<PromDuration>,
+}
+
+impl RolloutsConfig {
+    /// The weights directory, defaulting under the state directory.
+    pub fn weights_dir(&self, state_dir: &Path) -> PathBuf {
+        self.weights_dir
+            .clone()
+            .unwrap_or_else(|| state_dir.join("weights"))
+    }
+}
+
+/// The `leader_election` section.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LeaderElectionConfig {
+    /// Elect a leader on a `coordination.k8s.io/v1` Lease; only the leader writes weights,
+    /// commits or state. Off: this replica always leads (run one replica).
+    pub enabled: bool,
+    /// Namespace of the Lease (default: `POD_NAMESPACE`, else `slogate`).
+    pub namespace: Option<String>,
+    /// Name of the Lease.
+    pub name: String,
+}
+
+impl Default for LeaderElectionConfig {
+    fn default() -> Self {
+        LeaderElectionConfig {
+            enabled: false,
+            namespace: None,
+            name: "slogate".to_string(),
+        }
+    }
 }
 
 /// Where durable state (guard records, rollout state outside a cluster, approvals) and the
@@ -248,7 +316,7 @@ pub enum ConfigError {
 
 /// Top-level keys a config file may have (environment variables that are not config, such
 /// as `SLOGATE_LOG`, are ignored rather than rejected).
-const TOP_LEVEL_KEYS: [&str; 11] = [
+const TOP_LEVEL_KEYS: [&str; 13] = [
     "prometheus",
     "slos",
     "evaluation",
@@ -260,6 +328,8 @@ const TOP_LEVEL_KEYS: [&str; 11] = [
     "webhook",
     "notifications",
     "argocd",
+    "rollouts",
+    "leader_election",
 ];
 
 impl Config {
@@ -375,6 +445,12 @@ impl Config {
         crate::adapters::notify::check_all(&self.notifications)?;
         if let Some(a) = &self.argocd {
             a.check()?;
+        }
+        if !self.rollouts.paths.is_empty() && self.rollouts.versions_file.is_none() {
+            return Err("rollouts.versions_file: expected the file naming each rollout's stable and canary versions (`<namespace>/<name>: {stable: …, canary: …}`)".into());
+        }
+        if self.leader_election.enabled && self.leader_election.name.trim().is_empty() {
+            return Err("leader_election.name: expected the Lease's name".into());
         }
         Ok(())
     }
@@ -524,5 +600,38 @@ mod shipped_config {
         assert_eq!(c.evaluation.jitter, d.evaluation.jitter);
         assert_eq!(c.evaluation.period, Some(PromDuration::from_days(30)));
         assert_eq!(c.server, d.server);
+        assert_eq!(c.rollouts, d.rollouts);
+        // Two replicas in deploy/deployment.yaml: the shipped config elects a leader.
+        assert!(c.leader_election.enabled);
+        assert_eq!(c.leader_election.name, d.leader_election.name);
+        assert_eq!(c.leader_election.namespace, None);
+    }
+
+    #[test]
+    fn rollouts_need_a_versions_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("slogate.yaml");
+        std::fs::write(
+            &f,
+            "prometheus: {url: http://p:9090}\nrollouts: {paths: [/etc/slogate/rollouts]}\n",
+        )
+        .unwrap();
+        let e = Config::load_with_env(&f, Some(Default::default()))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("rollouts.versions_file"), "{e}");
+        std::fs::write(
+            &f,
+            "prometheus: {url: http://p:9090}\nrollouts: {paths: [r], router: kube, versions_file: v.yaml}\nleader_election: {enabled: true, namespace: ops}\n",
+        )
+        .unwrap();
+        let c = Config::load_with_env(&f, Some(Default::default())).unwrap();
+        assert_eq!(c.rollouts.router, RouterKind::Kube);
+        assert_eq!(
+            c.rollouts.weights_dir(Path::new("/s")),
+            Path::new("/s/weights")
+        );
+        assert_eq!(c.leader_election.namespace.as_deref(), Some("ops"));
+        assert_eq!(c.leader_election.name, "slogate");
     }
 }

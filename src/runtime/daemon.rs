@@ -20,7 +20,10 @@ use crate::adapters::git::GitCli;
 use crate::adapters::prometheus::Prometheus;
 use crate::adapters::state::FileStore;
 use crate::guard::decide::Trigger;
+use crate::ports::gitops::GitOpsRepo;
+use crate::ports::leader::{AlwaysLeader, LeaderElector, Leadership};
 use crate::ports::metrics::MetricsSource;
+use crate::ports::notify::Notifier;
 use crate::ports::state::StateStore;
 use crate::slo::budget::BudgetReport;
 use crate::slo::windows::WindowSettings;
@@ -70,10 +73,15 @@ struct Daemon {
     guard: Option<Arc<GuardRuntime>>,
     /// Loaded SLO ids, for the webhook's alert mapping.
     slo_ids: super::webhook::SloIds,
+    /// Only the leader runs the guard and the rollouts (they write).
+    leadership: Leadership,
+    /// The GitOps repository, shared by the guard and the rollouts (one work tree).
+    repo: Option<Arc<dyn GitOpsRepo>>,
+    notifiers: Vec<Arc<dyn Notifier>>,
 }
 
 impl Daemon {
-    fn new(cfg: &Config) -> Result<Self, DaemonError> {
+    fn new(cfg: &Config, leadership: Leadership) -> Result<Self, DaemonError> {
         let catalog = match &cfg.evaluation.windows_file {
             Some(f) => Some(
                 AlertWindows::from_file(f)
@@ -91,7 +99,7 @@ impl Daemon {
         // state directory only disables the decision log (with a warning).
         let states: Option<Arc<dyn StateStore>> = match FileStore::open(&cfg.state.dir) {
             Ok(s) => Some(Arc::new(s)),
-            Err(e) if cfg.guard.apps.is_empty() => {
+            Err(e) if cfg.guard.apps.is_empty() && cfg.rollouts.paths.is_empty() => {
                 tracing::warn!("state.dir: {e}; the decision log is disabled");
                 None
             }
@@ -99,16 +107,21 @@ impl Daemon {
         };
         let notifiers = crate::adapters::notify::build_notifiers(&cfg.notifications)
             .map_err(|e| DaemonError::Config(format!("notifications: {e}")))?;
-        let guard = match (cfg.repo_config(), &states) {
-            (Some(rc), Some(states)) if !cfg.guard.apps.is_empty() => {
-                let repo =
-                    GitCli::new(rc).map_err(|e| DaemonError::Config(format!("gitops: {e}")))?;
+        // One work tree, one adapter: the guard and the rollouts share it (and its lock).
+        let repo: Option<Arc<dyn GitOpsRepo>> = match cfg.repo_config() {
+            Some(rc) if !cfg.guard.apps.is_empty() || !cfg.rollouts.paths.is_empty() => Some(
+                Arc::new(GitCli::new(rc).map_err(|e| DaemonError::Config(format!("gitops: {e}")))?),
+            ),
+            _ => None,
+        };
+        let guard = match (&repo, &states) {
+            (Some(repo), Some(states)) if !cfg.guard.apps.is_empty() => {
                 Some(Arc::new(GuardRuntime::new(
                     cfg.guarded_apps(),
                     states.clone(),
-                    Arc::new(repo),
+                    repo.clone(),
                     sync_triggers(cfg)?,
-                    notifiers,
+                    notifiers.clone(),
                 )))
             }
             _ => None,
@@ -133,6 +146,9 @@ impl Daemon {
             state: Arc::new(state),
             guard,
             slo_ids: super::webhook::SloIds::default(),
+            leadership,
+            repo,
+            notifiers,
         })
     }
 
@@ -148,6 +164,10 @@ impl Daemon {
         let Some(g) = &self.guard else {
             return Vec::new();
         };
+        if !self.leadership.is_leader() {
+            tracing::debug!("not the leader: the guard does not run on this replica");
+            return Vec::new();
+        }
         let mut errors = Vec::new();
         let apps: Vec<String> = g
             .apps()
@@ -163,6 +183,14 @@ impl Daemon {
                 .await
             {
                 Ok(r) => {
+                    for a in &r.actions {
+                        let kind = if a == "known-good" {
+                            "known_good"
+                        } else {
+                            "guard"
+                        };
+                        self.state.metrics.rollout.decision(kind, a);
+                    }
                     if !r.actions.is_empty() {
                         tracing::info!(app = %app, frozen = r.frozen, actions = ?r.actions, "guard acted");
                     }
@@ -405,7 +433,7 @@ impl crate::ports::sync::SyncTrigger for LazyFlux {
 
 /// One reload and one evaluation cycle, without the server (`slogate run --once`).
 pub async fn run_once(cfg: &Config) -> Result<CycleSummary, DaemonError> {
-    let d = Daemon::new(cfg)?;
+    let d = Daemon::new(cfg, AlwaysLeader::new().leadership())?;
     d.reload().await;
     Ok(d.cycle().await)
 }
@@ -450,7 +478,10 @@ pub async fn run_with_alerts(
     shutdown: impl Future<Output = ()> + Send + 'static,
     alerts: tokio::sync::mpsc::Receiver<GuardRequest>,
 ) -> Result<(), DaemonError> {
-    let d = Arc::new(Daemon::new(&cfg)?);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (leadership, elector) = leader_election(&cfg).await?;
+    let d = Arc::new(Daemon::new(&cfg, leadership.clone())?);
+    let rollouts = build_rollouts(&cfg, &d).await?;
     // The webhook's triggers join the externally given alert channel.
     let (alert_tx, mut alerts) = {
         let (tx, rx) = tokio::sync::mpsc::channel::<GuardRequest>(256);
@@ -492,6 +523,10 @@ pub async fn run_with_alerts(
         _ => extra,
     };
     drop(alert_tx);
+    let registry = Arc::new(super::rollout::RolloutRegistry::new(
+        rollouts.iter().cloned(),
+    ));
+    let extra = extra.merge(super::rollout::api::router(d.state.clone(), registry));
     let listener = tokio::net::TcpListener::bind(cfg.server.listen)
         .await
         .map_err(|source| DaemonError::Bind {
@@ -500,12 +535,49 @@ pub async fn run_with_alerts(
         })?;
     tracing::info!(addr = %cfg.server.listen, "listening");
 
-    let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
         tracing::info!("shutting down");
         let _ = stop_tx.send(true);
     });
+
+    let elector_task = elector.map(|e| {
+        let stop = stop_rx.clone();
+        tokio::spawn(async move {
+            if let Err(e) = e.run(stop).await {
+                tracing::error!("leader election: {e}");
+            }
+        })
+    });
+    let leader_gauge = {
+        let metrics = d.state.metrics.rollout.clone();
+        let mut changes = leadership.changes();
+        let mut stop = stop_rx.clone();
+        let leadership = leadership.clone();
+        tokio::spawn(async move {
+            loop {
+                metrics.set_leader(leadership.is_leader());
+                tokio::select! {
+                    r = changes.changed() => if r.is_err() { break },
+                    // `is_leader` expires on its own: look again now and then.
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                    _ = stop.changed() => break,
+                }
+            }
+        })
+    };
+    let rollout_tasks: Vec<_> = rollouts
+        .iter()
+        .map(|c| {
+            let c = c.clone();
+            let stop = stop_rx.clone();
+            let span = tracing::info_span!("rollout", rollout = %c.key());
+            tokio::spawn(c.run(stop).instrument(span))
+        })
+        .collect();
+    if !rollouts.is_empty() {
+        tracing::info!(rollouts = rollouts.len(), "rollout controllers started");
+    }
 
     let wake = Arc::new(Notify::new());
     d.reload().await;
@@ -575,8 +647,134 @@ pub async fn run_with_alerts(
     let served = server.await.map_err(DaemonError::Server);
     let _ = scheduler.await;
     let _ = reloader.await;
+    for t in rollout_tasks {
+        let _ = t.await;
+    }
+    let _ = leader_gauge.await;
+    // Last: the elector steps down and releases the Lease once nothing acts any more.
+    if let Some(t) = elector_task {
+        let _ = t.await;
+    }
     tracing::info!("stopped");
     served
+}
+
+/// The leadership handle: a Lease elector when `leader_election.enabled`, else always the
+/// leader.
+async fn leader_election(
+    cfg: &Config,
+) -> Result<(Leadership, Option<Arc<dyn LeaderElector>>), DaemonError> {
+    let le = &cfg.leader_election;
+    if !le.enabled {
+        return Ok((AlwaysLeader::new().leadership(), None));
+    }
+    use crate::adapters::kube::{LeaseConfig, LeaseElector};
+    let namespace = le
+        .namespace
+        .clone()
+        .or_else(|| {
+            std::env::var("POD_NAMESPACE")
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+        })
+        .unwrap_or_else(|| "slogate".to_string());
+    let identity = LeaseConfig::identity_from_env()
+        .map_err(|e| DaemonError::Config(format!("leader_election: {e}")))?;
+    let client = crate::adapters::kube::client(crate::adapters::kube::DEFAULT_CALL_TIMEOUT)
+        .await
+        .map_err(|e| DaemonError::Config(format!("leader_election: {e}")))?;
+    let elector = LeaseElector::new(
+        client,
+        LeaseConfig::new(namespace, le.name.clone(), identity),
+    )
+    .map_err(|e| DaemonError::Config(format!("leader_election: {e}")))?;
+    Ok((elector.leadership(), Some(Arc::new(elector))))
+}
+
+/// A controller per Rollout of `rollouts.paths`.
+async fn build_rollouts(
+    cfg: &Config,
+    d: &Daemon,
+) -> Result<Vec<Arc<super::rollout::RolloutController>>, DaemonError> {
+    use super::rollout::{
+        weights_file, ControllerSettings, FileVersions, RolloutController, RolloutDeps,
+    };
+    let rc = &cfg.rollouts;
+    if rc.paths.is_empty() {
+        return Ok(Vec::new());
+    }
+    let report = crate::rollout::load::load_paths(&rc.paths);
+    for w in &report.warnings {
+        tracing::warn!(file = %w.file.display(), field = %w.field, "{}", w.message);
+    }
+    if !report.errors.is_empty() {
+        let lines: Vec<String> = report.errors.iter().map(ToString::to_string).collect();
+        return Err(DaemonError::Config(format!(
+            "rollouts.paths: {}",
+            lines.join("\n")
+        )));
+    }
+    let Some(store) = d.state.store.clone() else {
+        return Err(DaemonError::Config(format!(
+            "rollouts: their state is kept in state.dir ({}), which cannot be opened",
+            cfg.state.dir.display()
+        )));
+    };
+    let Some(versions_file) = rc.versions_file.clone() else {
+        return Err(DaemonError::Config(
+            "rollouts.versions_file: expected a file naming each rollout's versions".into(),
+        ));
+    };
+    let versions: Arc<dyn super::rollout::VersionSource> =
+        Arc::new(FileVersions::new(versions_file));
+    let kube = match rc.router {
+        super::config::RouterKind::Kube => Some(
+            crate::adapters::kube::client(crate::adapters::kube::DEFAULT_CALL_TIMEOUT)
+                .await
+                .map_err(|e| DaemonError::Config(format!("rollouts.router: kube: {e}")))?,
+        ),
+        super::config::RouterKind::File => None,
+    };
+    let weights_dir = rc.weights_dir(&cfg.state.dir);
+    let mut settings = ControllerSettings::default();
+    if let Some(t) = rc.git_timeout {
+        settings.git_timeout = t.as_std();
+    }
+    settings.query_timeout = cfg.prometheus.timeout.as_std();
+    let mut out = Vec::new();
+    for loaded in report.rollouts {
+        let r = loaded.rollout;
+        let router: Arc<dyn crate::ports::traffic::TrafficRouter> = match &kube {
+            Some(client) => Arc::new(crate::adapters::kube::KubeTrafficRouter::new(
+                client.clone(),
+                &r.traffic_target(),
+            )),
+            None => {
+                let file = weights_file(&weights_dir, r.namespace(), &r.metadata.name);
+                if let Some(parent) = file.parent() {
+                    std::fs::create_dir_all(parent).map_err(|e| {
+                        DaemonError::Config(format!(
+                            "rollouts.weights_dir: cannot create {}: {e}",
+                            parent.display()
+                        ))
+                    })?;
+                }
+                Arc::new(crate::adapters::traffic_file::FileRouter::new(file))
+            }
+        };
+        let mut deps = RolloutDeps::new(d.source.clone(), router, store.clone(), versions.clone());
+        deps.repo = d.repo.clone();
+        deps.notifiers = d.notifiers.clone();
+        deps.guard = d.guard.clone();
+        deps.leadership = d.leadership.clone();
+        deps.metrics_registry = d.state.metrics.rollout.clone();
+        deps.settings = settings.clone();
+        if deps.repo.is_none() {
+            tracing::warn!(rollout = %r.key(), "no gitops section: aborts revert nothing and promotions wait for stable to run the canary's version");
+        }
+        out.push(Arc::new(RolloutController::new(r, deps)));
+    }
+    Ok(out)
 }
 
 /// `interval` spread uniformly by ±`jitter` (a fraction), so replicas and restarts do not

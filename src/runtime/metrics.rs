@@ -62,6 +62,9 @@ pub struct Metrics {
     pub spec_reloads: Counter,
     /// The Alertmanager webhook receiver's metrics (cloned into its handler state).
     pub webhook: WebhookMetrics,
+    /// Rollouts, analysis, leadership and the decision log (cloned into the rollout
+    /// controllers).
+    pub rollout: RolloutMetrics,
     /// SLOs with series currently exported (with their burn-rate windows), so that removed
     /// SLOs lose their series.
     exported: Mutex<HashMap<SloLabels, Vec<String>>>,
@@ -97,10 +100,12 @@ impl Metrics {
             spec_errors: Gauge::default(),
             spec_reloads: Counter::default(),
             webhook: WebhookMetrics::default(),
+            rollout: RolloutMetrics::default(),
             exported: Mutex::new(HashMap::new()),
             registry: Registry::default(),
         };
         m.webhook.register(&mut registry);
+        m.rollout.register(&mut registry);
         registry.register(
             "slogate_slo_budget_consumed_ratio",
             "Error budget consumed over the SLO period (error ratio / (1 - objective))",
@@ -375,6 +380,177 @@ impl WebhookMetrics {
         self.alerts
             .get_or_create(&AlertResultLabels { result })
             .inc();
+    }
+}
+
+/// `namespace`, `rollout` labels of the per-rollout series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RolloutLabels {
+    pub namespace: String,
+    pub rollout: String,
+}
+
+/// `slogate_rollout_phase{namespace,rollout,phase}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabels {
+    pub namespace: String,
+    pub rollout: String,
+    pub phase: String,
+}
+
+/// `slogate_analysis_result_total{namespace,rollout,metric,result}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AnalysisResultLabels {
+    pub namespace: String,
+    pub rollout: String,
+    pub metric: String,
+    /// `pass`, `fail` or `inconclusive`.
+    pub result: String,
+}
+
+/// `slogate_analysis_p_value{namespace,rollout,metric}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AnalysisMetricLabels {
+    pub namespace: String,
+    pub rollout: String,
+    pub metric: String,
+}
+
+/// `slogate_decisions_total{kind,action}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DecisionLabels {
+    /// The decision log's kind: `rollout`, `operator`, `guard`, `known_good`, `promote`.
+    pub kind: String,
+    pub action: String,
+}
+
+/// Metrics of the rollout controllers, leadership and the decision log. Cloning shares the
+/// series (the daemon registers one set; tests and the demo may use an unregistered one).
+#[derive(Clone, Debug, Default)]
+pub struct RolloutMetrics {
+    /// Canary weight in percent, as last confirmed on the route.
+    pub weight: Family<RolloutLabels, Gauge>,
+    /// 1 for the rollout's current phase, 0 for the others.
+    pub phase: Family<PhaseLabels, Gauge>,
+    /// Index into `spec.steps` of the step in effect (the last step while promoting).
+    pub step: Family<RolloutLabels, Gauge>,
+    /// Checks judged, by metric and result.
+    pub analysis_result: Family<AnalysisResultLabels, Counter>,
+    /// The last p-value of a comparative metric or of the sequential error-count test.
+    pub p_value: Family<AnalysisMetricLabels, FGauge>,
+    /// 1 while this replica holds the leader lease (or runs without leader election).
+    pub leader: Gauge,
+    /// Decision-log records written, by kind and action.
+    pub decisions: Family<DecisionLabels, Counter>,
+}
+
+impl RolloutMetrics {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "slogate_rollout_weight",
+            "Canary weight of a rollout in percent, as last confirmed on its route",
+            self.weight.clone(),
+        );
+        registry.register(
+            "slogate_rollout_phase",
+            "1 for the current phase of a rollout, 0 for the other phases",
+            self.phase.clone(),
+        );
+        registry.register(
+            "slogate_rollout_step",
+            "Index into spec.steps of the step a rollout is at",
+            self.step.clone(),
+        );
+        registry.register(
+            "slogate_analysis_result",
+            "Analysis checks judged per metric: pass, fail or inconclusive",
+            self.analysis_result.clone(),
+        );
+        registry.register(
+            "slogate_analysis_p_value",
+            "Last p-value of a comparative metric or of the anytime-valid error-count test",
+            self.p_value.clone(),
+        );
+        registry.register(
+            "slogate_leader",
+            "1 while this replica is the leader (only the leader writes weights, commits or state)",
+            self.leader.clone(),
+        );
+        registry.register(
+            "slogate_decisions",
+            "Decision-log records written, by kind and action",
+            self.decisions.clone(),
+        );
+    }
+
+    /// Publish a rollout's phase (1 for `current`, 0 for the others), step and weight.
+    pub fn set_rollout(
+        &self,
+        namespace: &str,
+        rollout: &str,
+        current: &str,
+        all_phases: &[&str],
+        step: i64,
+        weight: i64,
+    ) {
+        let l = RolloutLabels {
+            namespace: namespace.to_string(),
+            rollout: rollout.to_string(),
+        };
+        self.weight.get_or_create(&l).set(weight);
+        self.step.get_or_create(&l).set(step);
+        for p in all_phases {
+            self.phase
+                .get_or_create(&PhaseLabels {
+                    namespace: namespace.to_string(),
+                    rollout: rollout.to_string(),
+                    phase: p.to_string(),
+                })
+                .set(i64::from(*p == current));
+        }
+    }
+
+    /// Count one judged check, and record its p-value when it has one.
+    pub fn analysis(
+        &self,
+        namespace: &str,
+        rollout: &str,
+        metric: &str,
+        result: &str,
+        p_value: Option<f64>,
+    ) {
+        self.analysis_result
+            .get_or_create(&AnalysisResultLabels {
+                namespace: namespace.to_string(),
+                rollout: rollout.to_string(),
+                metric: metric.to_string(),
+                result: result.to_string(),
+            })
+            .inc();
+        if let Some(p) = p_value.filter(|p| p.is_finite()) {
+            self.p_value
+                .get_or_create(&AnalysisMetricLabels {
+                    namespace: namespace.to_string(),
+                    rollout: rollout.to_string(),
+                    metric: metric.to_string(),
+                })
+                .set(p);
+        }
+    }
+
+    /// Count one decision-log record.
+    pub fn decision(&self, kind: &str, action: &str) {
+        self.decisions
+            .get_or_create(&DecisionLabels {
+                kind: kind.to_string(),
+                action: action.to_string(),
+            })
+            .inc();
+    }
+
+    /// Set `slogate_leader`.
+    pub fn set_leader(&self, leader: bool) {
+        self.leader.set(i64::from(leader));
     }
 }
 

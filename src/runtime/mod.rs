@@ -6,6 +6,7 @@ pub mod daemon;
 pub mod evaluator;
 pub mod guard;
 pub mod metrics;
+pub mod rollout;
 pub mod server;
 pub mod slo_store;
 pub mod webhook;

@@ -1,0 +1,226 @@
+//! The rollout endpoints of the JSON API, merged into the daemon's server:
+//!
+//! - `GET /api/v1/rollouts`: every rollout this daemon runs, with its status;
+//! - `GET /api/v1/rollouts/{ns}/{name}`: one rollout;
+//! - `POST /api/v1/rollouts/{ns}/{name}/{promote|abort|pause|resume|approve}`: an operator's
+//!   command. Bearer authentication ([`crate::runtime::server::authorize`], which also names
+//!   the actor from `X-Slogate-Actor`); optional body `{"reason": "…"}`. The command is
+//!   stored, then applied by a reconcile run at once when this replica leads. Answers:
+//!   `200` applied (with the status), `409` refused by the state machine (`error` says
+//!   why), `202` queued (not the leader: the leader applies it at its next reconcile),
+//!   `401`/`403` unauthenticated, `400` bad body, `404` unknown rollout or action.
+//!
+//! Handlers are thin: they parse, call [`RolloutController::submit`], and encode.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use super::commands::{self, CommandOutcome, CommandResult, QueuedCommand};
+use super::controller::{RolloutController, RolloutError};
+use crate::ports::state::{StateError, StateStore};
+use crate::rollout::RolloutStatus;
+use crate::runtime::server::{authorize, AppState};
+
+/// The rollout controllers of this daemon, by `namespace/name`.
+#[derive(Debug, Default)]
+pub struct RolloutRegistry {
+    controllers: BTreeMap<String, Arc<RolloutController>>,
+}
+
+impl RolloutRegistry {
+    pub fn new(controllers: impl IntoIterator<Item = Arc<RolloutController>>) -> Self {
+        RolloutRegistry {
+            controllers: controllers.into_iter().map(|c| (c.key(), c)).collect(),
+        }
+    }
+
+    pub fn get(&self, namespace: &str, name: &str) -> Option<&Arc<RolloutController>> {
+        self.controllers.get(&format!("{namespace}/{name}"))
+    }
+
+    pub fn all(&self) -> impl Iterator<Item = &Arc<RolloutController>> {
+        self.controllers.values()
+    }
+
+    pub fn len(&self) -> usize {
+        self.controllers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.controllers.is_empty()
+    }
+}
+
+/// A rollout as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutView {
+    pub namespace: String,
+    pub name: String,
+    pub status: RolloutStatus,
+    /// Commands waiting for the leader.
+    #[serde(default)]
+    pub pending_commands: Vec<QueuedCommand>,
+    /// Outcomes of the most recent commands.
+    #[serde(default)]
+    pub command_results: Vec<CommandResult>,
+}
+
+/// Read a rollout's view from a state store (the daemon's, or a state directory's).
+pub async fn view(
+    store: &dyn StateStore,
+    namespace: &str,
+    name: &str,
+) -> Result<RolloutView, StateError> {
+    let (status, _) = commands::read_status(store, namespace, name).await?;
+    let (queue, _) = commands::read_queue(store, namespace, name).await?;
+    Ok(RolloutView {
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+        status,
+        pending_commands: queue.pending,
+        command_results: queue.results,
+    })
+}
+
+/// The `(namespace, name)` of every rollout with a stored status.
+pub async fn stored_rollouts(store: &dyn StateStore) -> Result<Vec<(String, String)>, StateError> {
+    Ok(store
+        .list("rollout/")
+        .await?
+        .into_iter()
+        .filter_map(|k| {
+            let mut parts = k.strip_prefix("rollout/")?.splitn(2, '/');
+            Some((parts.next()?.to_string(), parts.next()?.to_string()))
+        })
+        .collect())
+}
+
+#[derive(Clone)]
+struct ApiState {
+    app: Arc<AppState>,
+    registry: Arc<RolloutRegistry>,
+}
+
+/// The rollout routes; merge them into the server's router
+/// ([`crate::runtime::server::router_with`]).
+pub fn router(app: Arc<AppState>, registry: Arc<RolloutRegistry>) -> Router {
+    Router::new()
+        .route("/api/v1/rollouts", get(list))
+        .route("/api/v1/rollouts/{ns}/{name}", get(show))
+        .route("/api/v1/rollouts/{ns}/{name}/{action}", post(control))
+        .with_state(ApiState { app, registry })
+}
+
+fn json_error(status: StatusCode, message: &str) -> Response {
+    (status, Json(serde_json::json!({ "error": message }))).into_response()
+}
+
+async fn list(State(s): State<ApiState>) -> Response {
+    let mut out = Vec::new();
+    for c in s.registry.all() {
+        let r = c.rollout();
+        match view(c.store().as_ref(), r.namespace(), &r.metadata.name).await {
+            Ok(v) => out.push(v),
+            Err(e) => return json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        }
+    }
+    Json(out).into_response()
+}
+
+async fn show(State(s): State<ApiState>, Path((ns, name)): Path<(String, String)>) -> Response {
+    let Some(c) = s.registry.get(&ns, &name) else {
+        return json_error(
+            StatusCode::NOT_FOUND,
+            &format!("unknown rollout {ns}/{name}"),
+        );
+    };
+    match view(c.store().as_ref(), &ns, &name).await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+/// Body of a control request (optional).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ControlBody {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+async fn control(
+    State(s): State<ApiState>,
+    Path((ns, name, action)): Path<(String, String, String)>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let actor = match authorize(&s.app, &headers) {
+        Ok(a) => a,
+        Err(r) => return *r,
+    };
+    let Some(action) = commands::parse_action(&action) else {
+        return json_error(
+            StatusCode::NOT_FOUND,
+            &format!(
+                "unknown action `{action}`: expected promote, abort, pause, resume or approve"
+            ),
+        );
+    };
+    let body: ControlBody = if body.iter().all(u8::is_ascii_whitespace) {
+        ControlBody::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(b) => b,
+            Err(e) => {
+                return json_error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("body: {e}; expected nothing or {{\"reason\": \"…\"}}"),
+                )
+            }
+        }
+    };
+    let Some(c) = s.registry.get(&ns, &name) else {
+        return json_error(
+            StatusCode::NOT_FOUND,
+            &format!("unknown rollout {ns}/{name}"),
+        );
+    };
+    match c
+        .submit(action, &actor, body.reason, "api", chrono::Utc::now())
+        .await
+    {
+        Ok(r) => {
+            let code = match r.outcome {
+                CommandOutcome::Applied => StatusCode::OK,
+                CommandOutcome::Rejected => StatusCode::CONFLICT,
+                CommandOutcome::Queued => StatusCode::ACCEPTED,
+            };
+            let mut v = serde_json::to_value(&r).unwrap_or_default();
+            if let Some(o) = v.as_object_mut() {
+                o.insert("rollout".into(), format!("{ns}/{name}").into());
+                if r.outcome == CommandOutcome::Rejected {
+                    o.insert("error".into(), r.reason.clone().into());
+                }
+                if let Ok((status, _)) = c.status().await {
+                    o.insert(
+                        "status".into(),
+                        serde_json::to_value(status).unwrap_or_default(),
+                    );
+                }
+            }
+            (code, Json(v)).into_response()
+        }
+        Err(e @ RolloutError::Conflict { .. }) => {
+            json_error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string())
+        }
+        Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}

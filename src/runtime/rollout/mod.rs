@@ -1,0 +1,37 @@
+//! Rollouts at run time: the controller that drives the pure state machine
+//! ([`crate::rollout::decide`]) through the ports, and what operators and the daemon need
+//! around it.
+//!
+//! - [`controller`]: [`RolloutController`] — `reconcile_once(now)` (leader only: observe,
+//!   decide, store, apply, repeat) and the daemon's `run` loop;
+//! - [`versions`]: the [`VersionSource`] port (which version each workload runs), with a
+//!   file and an in-memory implementation;
+//! - [`analysis`]: one interval's queries through the `MetricsSource` port, judged
+//!   (shared with `slogate analyze`);
+//! - [`commands`]: operators' commands queued in the state store, and the store keys;
+//! - [`promotion`]: the promotion commit's manifest edit;
+//! - [`api`]: `GET /api/v1/rollouts…` and `POST /api/v1/rollouts/{ns}/{name}/{action}`;
+//! - [`weights_file`]: where the file router keeps each rollout's weights.
+
+pub mod analysis;
+pub mod api;
+pub mod commands;
+pub mod controller;
+pub mod promotion;
+pub mod versions;
+
+use std::path::{Path, PathBuf};
+
+pub use api::{RolloutRegistry, RolloutView};
+pub use commands::{CommandOutcome, CommandResult};
+pub use controller::{
+    AppliedEffect, ControllerSettings, ReconcileReport, RolloutController, RolloutDeps,
+    RolloutError,
+};
+pub use versions::{FileVersions, StaticVersions, VersionError, VersionSource, WorkloadVersions};
+
+/// The weights file of a rollout under the file router's directory:
+/// `<dir>/<namespace>/<name>.json`.
+pub fn weights_file(dir: &Path, namespace: &str, name: &str) -> PathBuf {
+    dir.join(namespace).join(format!("{name}.json"))
+}

@@ -1,0 +1,230 @@
+//! The `VersionSource` port: which version the stable and the canary workload of a Rollout
+//! run. The state machine starts a rollout when the canary runs a version that differs from
+//! stable's, restarts it when the canary's version changes, and finishes a promotion once
+//! stable runs the canary's version.
+//!
+//! Implementations:
+//! - [`FileVersions`]: a YAML or JSON file read on every call, for local runs and the daemon
+//!   outside a cluster (`rollouts.versions_file`); whoever deploys writes it (the end-to-end
+//!   tests play Argo CD that way);
+//! - [`StaticVersions`]: versions held in memory and set through its methods, for tests and
+//!   the demo's simulated cluster.
+//!
+//! In a cluster the versions are the workloads' pod template label
+//! `spec.workloads.versionLabel` (Istio's `destination_version`). That adapter (a GET of the
+//! Deployment or StatefulSet through kube, which also needs `apps/deployments` and
+//! `apps/statefulsets` `get` in `adapters::kube::API_CALLS` and the RBAC manifest) is not
+//! written yet: TODO.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::rollout::Rollout;
+
+/// The versions the two workloads run; `None` where unknown (no such workload, no label).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkloadVersions {
+    #[serde(default)]
+    pub stable: Option<String>,
+    #[serde(default)]
+    pub canary: Option<String>,
+}
+
+impl WorkloadVersions {
+    pub fn new(stable: impl Into<String>, canary: impl Into<String>) -> Self {
+        WorkloadVersions {
+            stable: Some(stable.into()),
+            canary: Some(canary.into()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VersionError {
+    #[error("versions file {path}: {message}")]
+    File { path: String, message: String },
+    #[error("reading the versions of {rollout}: {message}")]
+    Backend { rollout: String, message: String },
+}
+
+/// Reads the versions of a Rollout's workloads. Implementations must be quick or bounded
+/// (the controller also wraps every call in a timeout).
+#[async_trait]
+pub trait VersionSource: Send + Sync {
+    async fn versions(&self, rollout: &Rollout) -> Result<WorkloadVersions, VersionError>;
+}
+
+/// Versions in a file, read on every call so that edits are seen at once:
+///
+/// ```yaml
+/// # <namespace>/<rollout name>: versions of its stable and canary workloads
+/// shop/checkout:
+///   stable: v1
+///   canary: v2
+/// ```
+///
+/// JSON with the same shape is accepted. A missing file or a rollout missing from it means
+/// "unknown" (nothing starts); a file that cannot be parsed is an error.
+#[derive(Debug, Clone)]
+pub struct FileVersions {
+    path: PathBuf,
+}
+
+impl FileVersions {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        FileVersions { path: path.into() }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Write the versions of one rollout into the file (creating it), keeping the others.
+    /// For tests, the demo and scripts that play the deployer.
+    pub fn write(&self, key: &str, versions: &WorkloadVersions) -> Result<(), VersionError> {
+        let err = |message: String| VersionError::File {
+            path: self.path.display().to_string(),
+            message,
+        };
+        let mut all = match std::fs::read_to_string(&self.path) {
+            Ok(text) => parse(&text).map_err(err)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(e) => return Err(err(e.to_string())),
+        };
+        all.insert(key.to_string(), versions.clone());
+        let text = serde_yaml::to_string(&all).map_err(|e| err(e.to_string()))?;
+        let tmp = self.path.with_extension("tmp");
+        std::fs::write(&tmp, text).map_err(|e| err(e.to_string()))?;
+        std::fs::rename(&tmp, &self.path).map_err(|e| err(e.to_string()))
+    }
+}
+
+fn parse(text: &str) -> Result<BTreeMap<String, WorkloadVersions>, String> {
+    if text.trim().is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    serde_yaml::from_str(text).map_err(|e| {
+        format!(
+            "{e}; expected `<namespace>/<name>: {{stable: <version>, canary: <version>}}` entries"
+        )
+    })
+}
+
+#[async_trait]
+impl VersionSource for FileVersions {
+    async fn versions(&self, rollout: &Rollout) -> Result<WorkloadVersions, VersionError> {
+        let err = |message: String| VersionError::File {
+            path: self.path.display().to_string(),
+            message,
+        };
+        let text = match tokio::fs::read_to_string(&self.path).await {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(WorkloadVersions::default())
+            }
+            Err(e) => return Err(err(e.to_string())),
+        };
+        let all = parse(&text).map_err(err)?;
+        Ok(all.get(&rollout.key()).cloned().unwrap_or_default())
+    }
+}
+
+/// Versions held in memory, keyed by `<namespace>/<name>`.
+#[derive(Debug, Default)]
+pub struct StaticVersions {
+    map: Mutex<BTreeMap<String, WorkloadVersions>>,
+}
+
+impl StaticVersions {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Set both versions of a rollout (`key` is `<namespace>/<name>`).
+    pub fn set(&self, key: &str, stable: &str, canary: &str) {
+        self.lock()
+            .insert(key.to_string(), WorkloadVersions::new(stable, canary));
+    }
+
+    /// Set the stable version only (a promotion landed), keeping the canary's.
+    pub fn set_stable(&self, key: &str, stable: &str) {
+        self.lock().entry(key.to_string()).or_default().stable = Some(stable.to_string());
+    }
+
+    /// Set the canary version only (a new canary was deployed).
+    pub fn set_canary(&self, key: &str, canary: &str) {
+        self.lock().entry(key.to_string()).or_default().canary = Some(canary.to_string());
+    }
+
+    pub fn get(&self, key: &str) -> WorkloadVersions {
+        self.lock().get(key).cloned().unwrap_or_default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, WorkloadVersions>> {
+        // Every operation leaves the map whole; a panic elsewhere cannot corrupt it.
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[async_trait]
+impl VersionSource for StaticVersions {
+    async fn versions(&self, rollout: &Rollout) -> Result<WorkloadVersions, VersionError> {
+        Ok(self.get(&rollout.key()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rollout() -> Rollout {
+        crate::rollout::load::from_yaml_str(
+            "apiVersion: slogate.dev/v1alpha1\nkind: Rollout\nmetadata: {name: checkout, namespace: shop}\nspec:\n  traffic:\n    httpRoute: {name: r, stableBackend: {name: s}, canaryBackend: {name: c}}\n  workloads: {stable: {name: checkout}, canary: {name: checkout-canary}}\n  analysis:\n    metrics: [{name: request-success-rate, min: 0.99}]\n  gitops: {app: checkout, path: apps/checkout}\n",
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn file_versions_are_read_on_every_call() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = FileVersions::new(dir.path().join("versions.yaml"));
+        let r = rollout();
+        assert_eq!(f.versions(&r).await.unwrap(), WorkloadVersions::default());
+        f.write("shop/checkout", &WorkloadVersions::new("v1", "v2"))
+            .unwrap();
+        f.write("other/x", &WorkloadVersions::new("a", "b"))
+            .unwrap();
+        assert_eq!(
+            f.versions(&r).await.unwrap(),
+            WorkloadVersions::new("v1", "v2")
+        );
+        std::fs::write(
+            f.path(),
+            r#"{"shop/checkout": {"stable": "v2", "canary": "v2"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            f.versions(&r).await.unwrap(),
+            WorkloadVersions::new("v2", "v2")
+        );
+        std::fs::write(f.path(), "shop/checkout: [1, 2]\n").unwrap();
+        let e = f.versions(&r).await.unwrap_err().to_string();
+        assert!(e.contains("versions.yaml") && e.contains("expected"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn static_versions() {
+        let s = StaticVersions::new();
+        let r = rollout();
+        s.set("shop/checkout", "v1", "v2");
+        s.set_stable("shop/checkout", "v2");
+        assert_eq!(
+            s.versions(&r).await.unwrap(),
+            WorkloadVersions::new("v2", "v2")
+        );
+    }
+}
