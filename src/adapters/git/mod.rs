@@ -87,7 +87,7 @@ mod repo;
 pub(crate) mod runner;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::sync::{Arc, Mutex};
 

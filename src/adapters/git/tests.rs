@@ -30,7 +30,7 @@ fn deploy(app: &str, image: &str, replicas: u32) -> String {
 }
 
 /// Plain git for the test's "humans", hermetic like the adapter's.
-fn git(dir: &Path, args: &[&str]) -> String {
+pub(crate) fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
         .args(args)
         .current_dir(dir)
