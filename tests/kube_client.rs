@@ -24,3 +24,46 @@ async fn no_cluster_config_is_a_clear_error() {
     );
     assert!(message.contains("use the file router"), "{message}");
 }
+
+/// `rollouts.state: kube` and `rollouts.versions: kube` need a client: without any cluster
+/// configuration `slogate run` exits 2 and names the keys that asked for one.
+#[test]
+fn rollouts_from_the_cluster_need_a_client() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = |name: &str| dir.path().join(name);
+    std::fs::create_dir_all(p("slos")).expect("slos");
+    std::fs::create_dir_all(p("rollouts")).expect("rollouts");
+    std::fs::write(
+        p("rollouts/checkout.yaml"),
+        "apiVersion: slogate.dev/v1alpha1\nkind: Rollout\nmetadata: {name: checkout, namespace: shop}\nspec:\n  traffic:\n    httpRoute: {name: r, stableBackend: {name: s}, canaryBackend: {name: c}}\n  workloads: {stable: {name: checkout}, canary: {name: checkout-canary}}\n  analysis:\n    metrics: [{name: request-success-rate, min: 0.99}]\n  gitops: {app: checkout, path: apps/checkout}\n",
+    )
+    .expect("rollout");
+    std::fs::write(
+        p("slogate.yaml"),
+        format!(
+            "prometheus: {{url: 'http://127.0.0.1:9'}}\nslos: {{paths: ['{}']}}\nserver: {{listen: '127.0.0.1:0'}}\nstate: {{dir: '{}'}}\nrollouts: {{paths: ['{}'], state: kube, versions: kube}}\n",
+            p("slos").display(),
+            p("state").display(),
+            p("rollouts").display(),
+        ),
+    )
+    .expect("config");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_slogate"))
+        .arg("run")
+        .arg("--config")
+        .arg(p("slogate.yaml"))
+        .env("KUBECONFIG", p("missing-kubeconfig"))
+        .env("HOME", dir.path())
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env_remove("KUBERNETES_SERVICE_PORT")
+        .env_remove("SLOGATE_ROLLOUTS__STATE")
+        .output()
+        .expect("run slogate");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr
+            .contains("rollouts.state, rollouts.versions: kube: no Kubernetes configuration found"),
+        "{stderr}"
+    );
+}

@@ -39,7 +39,7 @@ fn registry_is_well_formed() {
             assert!(VERBS.contains(verb), "{call:?}: unknown verb {verb}");
         }
     }
-    // The runtime's Rollout store is in the registry even though no adapter here calls it.
+    // Rollouts: read with their status and status written (adapters::kube::rollout_status).
     assert!(covers(
         "GET",
         "/apis/slogate.dev/v1alpha1/rollouts?&watch=true"
@@ -55,6 +55,19 @@ fn registry_is_well_formed() {
     assert!(!covers(
         "PATCH",
         "/apis/slogate.dev/v1alpha1/namespaces/shop/rollouts/checkout?&fieldManager=slogate"
+    ));
+    // Workloads are only read, for their version label (adapters::kube::versions).
+    assert!(covers(
+        "GET",
+        "/apis/apps/v1/namespaces/shop/deployments/checkout"
+    ));
+    assert!(covers(
+        "GET",
+        "/apis/apps/v1/namespaces/shop/statefulsets/checkout"
+    ));
+    assert!(!covers(
+        "PATCH",
+        "/apis/apps/v1/namespaces/shop/deployments/checkout?&fieldManager=slogate"
     ));
     // Nothing slogate does needs Secrets or events.
     assert!(!covers("GET", "/api/v1/namespaces/shop/secrets/token"));

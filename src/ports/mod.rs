@@ -8,5 +8,6 @@ pub mod notify;
 pub mod state;
 pub mod sync;
 pub mod traffic;
+pub mod versions;
 
 pub use metrics::{MetricsError, MetricsSource, Sample};

@@ -8,14 +8,19 @@
 //! - **the decision log**: an append-only list of [`DecisionRecord`]s, what slogate saw,
 //!   decided and did, read by `GET /api/v1/decisions` and `slogate decisions`.
 //!
-//! In a cluster rollout state is kept in the Rollout's status; outside one (local runs, the
-//! demo, the guard's own records) the file store in `crate::adapters::state` is used.
+//! In a cluster rollout state is kept in the Rollout's status
+//! (`crate::adapters::kube::RolloutStatusStore`, `rollouts.state: kube`); outside one (local
+//! runs, the demo, the guard's own records, operators' commands) the file store in
+//! `crate::adapters::state` is used.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-/// A document with the version it was read at. Versions start at 1 and grow by 1 per write.
+/// A document with the version it was read at. Callers only compare versions for equality
+/// and hand them back as `expected`: the file and memory stores start at 1 and add 1 per
+/// write, the Rollout status store (`crate::adapters::kube::rollout_status`) uses the
+/// Rollout's `metadata.resourceVersion`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Versioned {
     pub version: u64,

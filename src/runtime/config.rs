@@ -48,6 +48,66 @@ pub enum RouterKind {
     Kube,
 }
 
+/// Where the rollout controllers keep each rollout's state (`rollout/<ns>/<name>`).
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(try_from = "String")]
+pub enum RolloutStateKind {
+    /// The embedded file store under `state.dir` (local runs, one replica).
+    #[default]
+    File,
+    /// The status subresource of each Rollout object, through the Kubernetes API: every
+    /// replica sees it, so a new leader resumes where the old one stopped. The Rollouts must
+    /// be applied to the cluster. Commands and the decision log stay in `state.dir`.
+    Kube,
+}
+
+/// Where the rollout controllers read the versions the stable and canary workloads run.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(try_from = "String")]
+pub enum VersionsKind {
+    /// `rollouts.versions_file` (`<namespace>/<name>: {stable: v1, canary: v2}`).
+    #[default]
+    File,
+    /// The workloads' pod template label `spec.workloads.versionLabel`, through the
+    /// Kubernetes API.
+    Kube,
+}
+
+/// `file` or `kube` at `key`, with a message naming the key, the choices and what was found
+/// (the config crate's own message for an unknown enum variant names neither the key nor
+/// the choices).
+fn file_or_kube<T>(key: &str, value: &str, file: T, kube: T) -> Result<T, String> {
+    match value {
+        "file" => Ok(file),
+        "kube" => Ok(kube),
+        other => Err(format!("{key}: expected `file` or `kube`, found `{other}`")),
+    }
+}
+
+impl TryFrom<String> for RolloutStateKind {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        file_or_kube(
+            "rollouts.state",
+            &value,
+            RolloutStateKind::File,
+            RolloutStateKind::Kube,
+        )
+    }
+}
+
+impl TryFrom<String> for VersionsKind {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        file_or_kube(
+            "rollouts.versions",
+            &value,
+            VersionsKind::File,
+            VersionsKind::Kube,
+        )
+    }
+}
+
 /// The `rollouts` section.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -57,12 +117,18 @@ pub struct RolloutsConfig {
     pub paths: Vec<PathBuf>,
     /// `file` or `kube`.
     pub router: RouterKind,
+    /// Where each rollout's state is stored: `file` (`state.dir`) or `kube` (the Rollout's
+    /// status).
+    pub state: RolloutStateKind,
+    /// Where the workloads' versions are read: `file` (`versions_file`) or `kube` (the
+    /// workloads' version label).
+    pub versions: VersionsKind,
     /// File router: directory of the weights files, `<dir>/<namespace>/<name>.json`
     /// (default `<state.dir>/weights`).
     pub weights_dir: Option<PathBuf>,
-    /// The stable and canary versions of each rollout's workloads
+    /// `versions: file`: the stable and canary versions of each rollout's workloads
     /// (`<namespace>/<name>: {stable: v1, canary: v2}`), read at every reconcile. Required
-    /// when there are rollouts (reading the workloads' labels through kube is not written yet).
+    /// when there are rollouts and `versions` is `file`; refused with `versions: kube`.
     pub versions_file: Option<PathBuf>,
     /// Bound on one revert or promotion commit (default 10m; each git command has
     /// `gitops.timeout` too).
@@ -446,8 +512,17 @@ impl Config {
         if let Some(a) = &self.argocd {
             a.check()?;
         }
-        if !self.rollouts.paths.is_empty() && self.rollouts.versions_file.is_none() {
-            return Err("rollouts.versions_file: expected the file naming each rollout's stable and canary versions (`<namespace>/<name>: {stable: …, canary: …}`)".into());
+        match (self.rollouts.versions, &self.rollouts.versions_file) {
+            (VersionsKind::File, None) if !self.rollouts.paths.is_empty() => {
+                return Err("rollouts.versions_file: expected the file naming each rollout's stable and canary versions (`<namespace>/<name>: {stable: …, canary: …}`), or `rollouts.versions: kube` to read the workloads' version label".into());
+            }
+            (VersionsKind::Kube, Some(f)) => {
+                return Err(format!(
+                    "rollouts.versions_file: only read with `rollouts.versions: file`, found {} with `versions: kube`; remove one of them",
+                    f.display()
+                ));
+            }
+            _ => {}
         }
         if self.leader_election.enabled && self.leader_election.name.trim().is_empty() {
             return Err("leader_election.name: expected the Lease's name".into());
@@ -600,7 +675,20 @@ mod shipped_config {
         assert_eq!(c.evaluation.jitter, d.evaluation.jitter);
         assert_eq!(c.evaluation.period, Some(PromDuration::from_days(30)));
         assert_eq!(c.server, d.server);
-        assert_eq!(c.rollouts, d.rollouts);
+        // In a cluster, rollout state and versions come from the Kubernetes API (two
+        // replicas share nothing else); every other rollout key states its default.
+        assert_eq!(c.rollouts.state, RolloutStateKind::Kube);
+        assert_eq!(c.rollouts.versions, VersionsKind::Kube);
+        assert_eq!(
+            RolloutsConfig {
+                state: d.rollouts.state,
+                versions: d.rollouts.versions,
+                ..c.rollouts.clone()
+            },
+            d.rollouts
+        );
+        assert_eq!(d.rollouts.state, RolloutStateKind::File);
+        assert_eq!(d.rollouts.versions, VersionsKind::File);
         // Two replicas in deploy/deployment.yaml: the shipped config elects a leader.
         assert!(c.leader_election.enabled);
         assert_eq!(c.leader_election.name, d.leader_election.name);
@@ -633,5 +721,52 @@ mod shipped_config {
         );
         assert_eq!(c.leader_election.namespace.as_deref(), Some("ops"));
         assert_eq!(c.leader_election.name, "slogate");
+        assert_eq!(c.rollouts.state, RolloutStateKind::File);
+        assert_eq!(c.rollouts.versions, VersionsKind::File);
+    }
+
+    #[test]
+    fn rollout_state_and_versions_can_come_from_the_cluster() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("slogate.yaml");
+        let load = |text: &str| {
+            std::fs::write(&f, text).unwrap();
+            Config::load_with_env(&f, Some(Default::default())).map_err(|e| e.to_string())
+        };
+        let c = load(
+            "prometheus: {url: http://p:9090}\nrollouts: {paths: [r], router: kube, state: kube, versions: kube}\n",
+        )
+        .unwrap();
+        assert_eq!(c.rollouts.state, RolloutStateKind::Kube);
+        assert_eq!(c.rollouts.versions, VersionsKind::Kube);
+        assert_eq!(c.rollouts.versions_file, None);
+        // versions: kube needs no file, and refuses one that would not be read.
+        let e = load(
+            "prometheus: {url: http://p:9090}\nrollouts: {paths: [r], versions: kube, versions_file: v.yaml}\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("rollouts.versions_file") && e.contains("versions: kube"),
+            "{e}"
+        );
+        let e = load("prometheus: {url: http://p:9090}\nrollouts: {paths: [r]}\n").unwrap_err();
+        assert!(
+            e.contains("rollouts.versions_file") && e.contains("rollouts.versions: kube"),
+            "{e}"
+        );
+        for key in ["state", "versions"] {
+            let e = load(&format!(
+                "prometheus: {{url: http://p:9090}}\nrollouts: {{{key}: etcd}}\n"
+            ))
+            .unwrap_err();
+            assert!(
+                e.contains("slogate.yaml")
+                    && e.contains(&format!("rollouts.{key}"))
+                    && e.contains("etcd")
+                    && e.contains("file")
+                    && e.contains("kube"),
+                "{e}"
+            );
+        }
     }
 }

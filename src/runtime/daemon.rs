@@ -691,11 +691,14 @@ async fn leader_election(
     Ok((elector.leadership(), Some(Arc::new(elector))))
 }
 
-/// A controller per Rollout of `rollouts.paths`.
+/// A controller per Rollout of `rollouts.paths`, with the router, state store and version
+/// source `rollouts.router`, `rollouts.state` and `rollouts.versions` name (one Kubernetes
+/// client for all that say `kube`).
 async fn build_rollouts(
     cfg: &Config,
     d: &Daemon,
 ) -> Result<Vec<Arc<super::rollout::RolloutController>>, DaemonError> {
+    use super::config::{RolloutStateKind, RouterKind, VersionsKind};
     use super::rollout::{
         weights_file, ControllerSettings, FileVersions, RolloutController, RolloutDeps,
     };
@@ -714,26 +717,59 @@ async fn build_rollouts(
             lines.join("\n")
         )));
     }
-    let Some(store) = d.state.store.clone() else {
+    // Commands and the decision log are in state.dir whatever `rollouts.state` says.
+    let Some(files) = d.state.store.clone() else {
         return Err(DaemonError::Config(format!(
-            "rollouts: their state is kept in state.dir ({}), which cannot be opened",
+            "rollouts: their commands and decision log are kept in state.dir ({}), which cannot be opened",
             cfg.state.dir.display()
         )));
     };
-    let Some(versions_file) = rc.versions_file.clone() else {
-        return Err(DaemonError::Config(
-            "rollouts.versions_file: expected a file naming each rollout's versions".into(),
-        ));
-    };
-    let versions: Arc<dyn super::rollout::VersionSource> =
-        Arc::new(FileVersions::new(versions_file));
-    let kube = match rc.router {
-        super::config::RouterKind::Kube => Some(
+    // One client for everything `kube`, built only when something is.
+    let uses_kube: Vec<&str> = [
+        ("rollouts.router", rc.router == RouterKind::Kube),
+        ("rollouts.state", rc.state == RolloutStateKind::Kube),
+        ("rollouts.versions", rc.versions == VersionsKind::Kube),
+    ]
+    .into_iter()
+    .filter_map(|(key, kube)| kube.then_some(key))
+    .collect();
+    let client = if uses_kube.is_empty() {
+        None
+    } else {
+        Some(
             crate::adapters::kube::client(crate::adapters::kube::DEFAULT_CALL_TIMEOUT)
                 .await
-                .map_err(|e| DaemonError::Config(format!("rollouts.router: kube: {e}")))?,
-        ),
-        super::config::RouterKind::File => None,
+                .map_err(|e| DaemonError::Config(format!("{}: kube: {e}", uses_kube.join(", "))))?,
+        )
+    };
+    let kube = |key: &str| {
+        client.clone().ok_or_else(|| {
+            // Unreachable: the client exists whenever a key says kube.
+            DaemonError::Config(format!("{key}: kube: no Kubernetes client"))
+        })
+    };
+    let store: Arc<dyn StateStore> = match rc.state {
+        RolloutStateKind::File => files,
+        RolloutStateKind::Kube => Arc::new(crate::adapters::kube::RolloutStatusStore::new(
+            kube("rollouts.state")?,
+            files,
+        )),
+    };
+    let versions: Arc<dyn super::rollout::VersionSource> = match (rc.versions, &rc.versions_file)
+    {
+        (VersionsKind::Kube, _) => Arc::new(crate::adapters::kube::KubeVersions::new(kube(
+            "rollouts.versions",
+        )?)),
+        (VersionsKind::File, Some(f)) => Arc::new(FileVersions::new(f.clone())),
+        (VersionsKind::File, None) => {
+            return Err(DaemonError::Config(
+                "rollouts.versions_file: expected a file naming each rollout's versions, or `rollouts.versions: kube`".into(),
+            ))
+        }
+    };
+    let router_client = match rc.router {
+        RouterKind::Kube => Some(kube("rollouts.router")?),
+        RouterKind::File => None,
     };
     let weights_dir = rc.weights_dir(&cfg.state.dir);
     let mut settings = ControllerSettings::default();
@@ -744,7 +780,7 @@ async fn build_rollouts(
     let mut out = Vec::new();
     for loaded in report.rollouts {
         let r = loaded.rollout;
-        let router: Arc<dyn crate::ports::traffic::TrafficRouter> = match &kube {
+        let router: Arc<dyn crate::ports::traffic::TrafficRouter> = match &router_client {
             Some(client) => Arc::new(crate::adapters::kube::KubeTrafficRouter::new(
                 client.clone(),
                 &r.traffic_target(),

@@ -3,9 +3,12 @@
 //! - [`traffic`]: the `TrafficRouter` adapters for Istio VirtualServices and Gateway API
 //!   HTTPRoutes (JSON patches of the two weights, guarded by resourceVersion, read back);
 //! - [`lease`]: leader election on a `coordination.k8s.io/v1` Lease;
-//! - [`flux`]: the `SyncTrigger` that asks Flux to reconcile a Kustomization now.
+//! - [`flux`]: the `SyncTrigger` that asks Flux to reconcile a Kustomization now;
+//! - [`rollout_status`]: the `StateStore` that keeps each rollout's state in its Rollout's
+//!   status subresource (everything else in an inner store);
+//! - [`versions`]: the `VersionSource` that reads the workloads' version label.
 //!
-//! [`API_CALLS`] lists every API call these adapters (and the runtime's Rollout store) make.
+//! [`API_CALLS`] lists every API call these adapters make.
 //! The RBAC manifest is written from it and tested against it, and the adapters' tests check
 //! that every request they observe is in it ([`covers`]).
 //!
@@ -15,13 +18,17 @@
 
 pub mod flux;
 pub mod lease;
+pub mod rollout_status;
 pub mod traffic;
+pub mod versions;
 
 use std::time::Duration;
 
 pub use flux::FluxSync;
 pub use lease::{LeaseConfig, LeaseElector};
+pub use rollout_status::{RolloutStatusError, RolloutStatusStore};
 pub use traffic::KubeTrafficRouter;
+pub use versions::KubeVersions;
 
 /// Default bound on one API call made by the adapters.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -102,7 +109,7 @@ pub const API_CALLS: &[ApiCall] = &[
         version: "v1alpha1",
         resource: "rollouts",
         verbs: &["get", "list", "watch"],
-        why: "read Rollout specs",
+        why: "read Rollouts and the state machine's state stored in their status",
     },
     ApiCall {
         group: "slogate.dev",
@@ -110,6 +117,20 @@ pub const API_CALLS: &[ApiCall] = &[
         resource: "rollouts/status",
         verbs: &["patch"],
         why: "record the rollout state machine's state before applying its effects",
+    },
+    ApiCall {
+        group: "apps",
+        version: "v1",
+        resource: "deployments",
+        verbs: &["get"],
+        why: "read the version label of a Rollout's stable and canary Deployments' pod template",
+    },
+    ApiCall {
+        group: "apps",
+        version: "v1",
+        resource: "statefulsets",
+        verbs: &["get"],
+        why: "read the version label of a Rollout's stable and canary StatefulSets' pod template",
     },
 ];
 

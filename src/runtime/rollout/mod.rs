@@ -4,8 +4,9 @@
 //!
 //! - [`controller`]: [`RolloutController`] — `reconcile_once(now)` (leader only: observe,
 //!   decide, store, apply, repeat) and the daemon's `run` loop;
-//! - [`versions`]: the [`VersionSource`] port (which version each workload runs), with a
-//!   file and an in-memory implementation;
+//! - [`versions`]: the [`VersionSource`] port (which version each workload runs, defined in
+//!   `crate::ports::versions`), with a file and an in-memory implementation (the cluster's
+//!   is `crate::adapters::kube::KubeVersions`);
 //! - [`analysis`]: one interval's queries through the `MetricsSource` port, judged
 //!   (shared with `slogate analyze`);
 //! - [`commands`]: operators' commands queued in the state store, and the store keys;

@@ -1,62 +1,23 @@
-//! The `VersionSource` port: which version the stable and the canary workload of a Rollout
-//! run. The state machine starts a rollout when the canary runs a version that differs from
-//! stable's, restarts it when the canary's version changes, and finishes a promotion once
-//! stable runs the canary's version.
-//!
-//! Implementations:
+//! Implementations of the [`VersionSource`] port (`crate::ports::versions`, re-exported
+//! here) outside a cluster:
 //! - [`FileVersions`]: a YAML or JSON file read on every call, for local runs and the daemon
-//!   outside a cluster (`rollouts.versions_file`); whoever deploys writes it (the end-to-end
-//!   tests play Argo CD that way);
+//!   outside a cluster (`rollouts.versions: file`, `rollouts.versions_file`); whoever
+//!   deploys writes it (the end-to-end tests play Argo CD that way);
 //! - [`StaticVersions`]: versions held in memory and set through its methods, for tests and
 //!   the demo's simulated cluster.
 //!
-//! In a cluster the versions are the workloads' pod template label
-//! `spec.workloads.versionLabel` (Istio's `destination_version`). That adapter (a GET of the
-//! Deployment or StatefulSet through kube, which also needs `apps/deployments` and
-//! `apps/statefulsets` `get` in `adapters::kube::API_CALLS` and the RBAC manifest) is not
-//! written yet: TODO.
+//! In a cluster (`rollouts.versions: kube`) the versions are the workloads' pod template
+//! label `spec.workloads.versionLabel` (Istio's `destination_version`), read by
+//! `crate::adapters::kube::KubeVersions`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 
+pub use crate::ports::versions::{VersionError, VersionSource, WorkloadVersions};
 use crate::rollout::Rollout;
-
-/// The versions the two workloads run; `None` where unknown (no such workload, no label).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WorkloadVersions {
-    #[serde(default)]
-    pub stable: Option<String>,
-    #[serde(default)]
-    pub canary: Option<String>,
-}
-
-impl WorkloadVersions {
-    pub fn new(stable: impl Into<String>, canary: impl Into<String>) -> Self {
-        WorkloadVersions {
-            stable: Some(stable.into()),
-            canary: Some(canary.into()),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum VersionError {
-    #[error("versions file {path}: {message}")]
-    File { path: String, message: String },
-    #[error("reading the versions of {rollout}: {message}")]
-    Backend { rollout: String, message: String },
-}
-
-/// Reads the versions of a Rollout's workloads. Implementations must be quick or bounded
-/// (the controller also wraps every call in a timeout).
-#[async_trait]
-pub trait VersionSource: Send + Sync {
-    async fn versions(&self, rollout: &Rollout) -> Result<WorkloadVersions, VersionError>;
-}
 
 /// Versions in a file, read on every call so that edits are seen at once:
 ///
