@@ -12,6 +12,7 @@ pub mod approve;
 pub mod budget;
 pub mod crd;
 pub mod decisions;
+pub mod demo;
 pub mod judge;
 pub mod promote;
 pub mod rollout;
@@ -68,6 +69,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The self-contained demo: a healthy canary promoted, a bad one aborted and reverted,
+    /// a budget burn reverted and frozen, a promotion refused (no cluster, no network).
+    Demo(demo::Args),
     /// Check SLO spec and Rollout files and report every problem (exit 2 when any).
     Validate(validate::Args),
     /// Generate Sloth-compatible Prometheus recording and alert rules.
@@ -100,8 +104,14 @@ pub enum Command {
 /// Parse arguments, run the command, and map the outcome to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(&cli.log);
+    // The demo narrates on its own; its logs stay at warnings unless --log/SLOGATE_LOG
+    // asks for more.
+    let demo_default = matches!(cli.command, Command::Demo(_))
+        && cli.log == "info"
+        && std::env::var_os("SLOGATE_LOG").is_none();
+    init_tracing(if demo_default { "warn" } else { &cli.log });
     let result = match cli.command {
+        Command::Demo(a) => demo::run(a),
         Command::Validate(a) => validate::run(a),
         Command::Rules(a) => rules::run(a),
         Command::Budget(a) => budget::run(a),

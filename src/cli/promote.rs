@@ -262,16 +262,7 @@ fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
 
 pub fn run(args: Args) -> Result<ExitStatus, CliError> {
     let output = args.output;
-    let mut report = PromoteReport {
-        promoted: false,
-        reason: String::new(),
-        gates: Vec::new(),
-        commit: None,
-        image: None,
-        from_tag: None,
-        to_tag: None,
-        dry_run: args.dry_run,
-    };
+    let mut report = empty_report(args.dry_run);
     let result = super::runtime().and_then(|rt| rt.block_on(execute(&args, &mut report)));
     if let Err(e) = &result {
         report.promoted = false;
@@ -292,6 +283,49 @@ pub fn run(args: Args) -> Result<ExitStatus, CliError> {
         Output::Text => {}
     }
     result
+}
+
+fn empty_report(dry_run: bool) -> PromoteReport {
+    PromoteReport {
+        promoted: false,
+        reason: String::new(),
+        gates: Vec::new(),
+        commit: None,
+        image: None,
+        from_tag: None,
+        to_tag: None,
+        dry_run,
+    }
+}
+
+/// Parse `argv` (`slogate promote …`) and run it inside this process and runtime, as
+/// `slogate demo` does for its CI step: the exit code `main` would return, and the report.
+pub async fn run_in_process(argv: &[&str]) -> (u8, PromoteReport) {
+    use clap::Parser;
+    let mut report = empty_report(false);
+    let args = match super::Cli::try_parse_from(argv) {
+        Ok(super::Cli {
+            command: super::Command::Promote(a),
+            ..
+        }) => *a,
+        Ok(_) => {
+            report.reason = "expected a `slogate promote` command line".into();
+            return (2, report);
+        }
+        Err(e) => {
+            report.reason = e.to_string();
+            return (2, report);
+        }
+    };
+    report.dry_run = args.dry_run;
+    match execute(&args, &mut report).await {
+        Ok(ExitStatus::Success) => (0, report),
+        Ok(ExitStatus::Rejected) => (1, report),
+        Err(e) => {
+            report.reason = e.to_string();
+            (e.exit_code(), report)
+        }
+    }
 }
 
 fn input(m: impl Into<String>) -> CliError {
