@@ -172,8 +172,10 @@ async fn known_good(s: &Setup, g: &GuardRuntime) {
 #[tokio::test]
 async fn emergency_reverts_once_with_trailers_and_a_repeat_does_nothing() {
     let s = Setup::new();
-    let g = s.guard("a", false);
+    let metrics = slogate::runtime::metrics::Metrics::default();
+    let g = s.guard("a", false).with_metrics(metrics.guard.clone());
     known_good(&s, &g).await;
+    let exported = || metrics.encode().unwrap();
     let bad = s
         .remote
         .commit(&[(PROD, &kustomization("checkout", "v2"))], "checkout v2");
@@ -229,6 +231,18 @@ async fn emergency_reverts_once_with_trailers_and_a_repeat_does_nothing() {
         .await
         .unwrap();
     assert_eq!(s.reverts().len(), 1);
+    // The dashboards' series: frozen, and exactly one revert counted.
+    let text = exported();
+    assert!(
+        text.contains("slogate_guard_frozen{app=\"checkout\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "slogate_guard_rollbacks_total{{app=\"checkout\",slo=\"{SLO}\"}} 1"
+        )),
+        "{text}"
+    );
     let actions = s.actions().await;
     assert_eq!(
         actions.iter().filter(|a| *a == "rollback").count(),

@@ -114,16 +114,18 @@ impl Daemon {
             ),
             _ => None,
         };
+        let defaults = AppState::default();
         let guard = match (&repo, &states) {
-            (Some(repo), Some(states)) if !cfg.guard.apps.is_empty() => {
-                Some(Arc::new(GuardRuntime::new(
+            (Some(repo), Some(states)) if !cfg.guard.apps.is_empty() => Some(Arc::new(
+                GuardRuntime::new(
                     cfg.guarded_apps(),
                     states.clone(),
                     repo.clone(),
                     sync_triggers(cfg)?,
                     notifiers.clone(),
-                )))
-            }
+                )
+                .with_metrics(defaults.metrics.guard.clone()),
+            )),
             _ => None,
         };
         let api_token = match &cfg.api.token {
@@ -137,7 +139,7 @@ impl Daemon {
             store: states,
             guard: guard.clone(),
             api_token,
-            ..AppState::default()
+            ..defaults
         };
         Ok(Daemon {
             settings,

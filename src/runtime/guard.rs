@@ -20,6 +20,7 @@ use crate::ports::gitops::{GitOpsError, GitOpsRepo, RevertOutcome};
 use crate::ports::notify::{notify_all, Notification, Notifier, Severity};
 use crate::ports::state::{DecisionKind, DecisionRecord, StateError, StateStore, Versioned};
 use crate::ports::sync::SyncTrigger;
+use crate::runtime::metrics::{AppLabels, AppSloLabels, GuardMetrics};
 use crate::slo::budget::BudgetReport;
 
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +56,7 @@ pub struct GuardRuntime {
     syncs: HashMap<String, Arc<dyn SyncTrigger>>,
     notifiers: Vec<Arc<dyn Notifier>>,
     locks: HashMap<String, tokio::sync::Mutex<()>>,
+    metrics: GuardMetrics,
 }
 
 const CAS_ATTEMPTS: u32 = 5;
@@ -78,7 +80,15 @@ impl GuardRuntime {
             syncs,
             notifiers,
             locks,
+            metrics: GuardMetrics::default(),
         }
+    }
+
+    /// Export `slogate_guard_frozen` and `slogate_guard_rollbacks_total` through these
+    /// (shared) series.
+    pub fn with_metrics(mut self, metrics: GuardMetrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     pub fn apps(&self) -> &[AppGuard] {
@@ -166,6 +176,33 @@ impl GuardRuntime {
         };
         for effect in decision.effects {
             self.apply(&cfg, effect, &trigger, now, &mut report).await;
+        }
+        let labels = AppLabels {
+            app: app.to_string(),
+        };
+        self.metrics
+            .frozen
+            .get_or_create(&labels)
+            .set(i64::from(report.frozen));
+        let pushed = report
+            .reverts
+            .iter()
+            .filter(|o| matches!(o, RevertOutcome::Reverted { .. }))
+            .count();
+        if pushed > 0 {
+            let slo = decision
+                .next
+                .breach
+                .as_ref()
+                .map(|b| b.slo.clone())
+                .unwrap_or_default();
+            self.metrics
+                .rollbacks
+                .get_or_create(&AppSloLabels {
+                    app: app.to_string(),
+                    slo,
+                })
+                .inc_by(pushed as u64);
         }
         Ok(report)
     }

@@ -65,6 +65,8 @@ pub struct Metrics {
     /// Rollouts, analysis, leadership and the decision log (cloned into the rollout
     /// controllers).
     pub rollout: RolloutMetrics,
+    /// The error-budget guard (cloned into the guard runtime).
+    pub guard: GuardMetrics,
     /// SLOs with series currently exported (with their burn-rate windows), so that removed
     /// SLOs lose their series.
     exported: Mutex<HashMap<SloLabels, Vec<String>>>,
@@ -101,11 +103,13 @@ impl Metrics {
             spec_reloads: Counter::default(),
             webhook: WebhookMetrics::default(),
             rollout: RolloutMetrics::default(),
+            guard: GuardMetrics::default(),
             exported: Mutex::new(HashMap::new()),
             registry: Registry::default(),
         };
         m.webhook.register(&mut registry);
         m.rollout.register(&mut registry);
+        m.guard.register(&mut registry);
         registry.register(
             "slogate_slo_budget_consumed_ratio",
             "Error budget consumed over the SLO period (error ratio / (1 - objective))",
@@ -422,6 +426,44 @@ pub struct DecisionLabels {
     /// The decision log's kind: `rollout`, `operator`, `guard`, `known_good`, `promote`.
     pub kind: String,
     pub action: String,
+}
+
+/// `app` label of the guard's per-app series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AppLabels {
+    pub app: String,
+}
+
+/// `slogate_guard_rollbacks_total{app,slo}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AppSloLabels {
+    pub app: String,
+    /// The SLO whose budget breach caused the revert.
+    pub slo: String,
+}
+
+/// Metrics of the error-budget guard. Cloning shares the series.
+#[derive(Clone, Debug, Default)]
+pub struct GuardMetrics {
+    /// 1 while the app is frozen by a budget breach, 0 otherwise (set after every guard run).
+    pub frozen: Family<AppLabels, Gauge>,
+    /// Revert commits the guard pushed.
+    pub rollbacks: Family<AppSloLabels, Counter>,
+}
+
+impl GuardMetrics {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "slogate_guard_frozen",
+            "1 while an app is frozen by an error-budget breach, 0 otherwise",
+            self.frozen.clone(),
+        );
+        registry.register(
+            "slogate_guard_rollbacks",
+            "Revert commits pushed by the error-budget guard, per app and SLO",
+            self.rollbacks.clone(),
+        );
+    }
 }
 
 /// Metrics of the rollout controllers, leadership and the decision log. Cloning shares the
