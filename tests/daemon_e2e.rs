@@ -284,6 +284,32 @@ fn daemon_exports_budgets_reloads_specs_and_stops_on_sigterm() {
 }
 
 #[test]
+fn run_once_with_no_slos_still_reports_an_unreachable_prometheus() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let slos = dir.path().join("slos");
+    std::fs::create_dir_all(&slos).expect("slo dir");
+    let config = dir.path().join("slogate.yaml");
+    let down = format!("http://127.0.0.1:{}", free_port());
+    write_config(&config, &down, &slos, free_port());
+    let out = slogate()
+        .args(["run", "--once", "--config"])
+        .arg(&config)
+        .output()
+        .expect("run --once");
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON summary");
+    assert_eq!(summary["slos"], 0, "{summary}");
+    assert_eq!(summary["reached_prometheus"], false, "{summary}");
+    assert!(
+        summary["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("could not be reached"),
+        "{summary}"
+    );
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
 fn daemon_is_live_but_not_ready_while_prometheus_is_down() {
     let (_dir, config) = one_slo_setup(&format!("http://127.0.0.1:{}", free_port()));
     let mut d = Daemon::start(&config);

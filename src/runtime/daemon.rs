@@ -326,14 +326,18 @@ impl Daemon {
         m.evaluation_duration.observe(ev.elapsed.as_secs_f64());
         m.last_evaluation
             .set(chrono::Utc::now().timestamp_millis() as f64 / 1000.0);
-        let errors: Vec<String> = ev.errors().map(|e| e.to_string()).collect();
+        let mut errors: Vec<String> = ev.errors().map(|e| e.to_string()).collect();
+        if ev.unreachable && targets.is_empty() {
+            // No SLO carries the failure: say it once, so `run --once` exits 1.
+            errors.push("Prometheus could not be reached (no SLOs are loaded)".into());
+        }
         if !errors.is_empty() {
             m.evaluation_errors.inc();
         }
         for e in &errors {
             tracing::warn!("{e}");
         }
-        let reached = !ev.errors().any(|e| e.is_unreachable());
+        let reached = !ev.unreachable && !ev.errors().any(|e| e.is_unreachable());
         if reached {
             self.state.ready.store(true, Ordering::Release);
         }

@@ -73,6 +73,9 @@ pub struct Evaluation {
     /// Queries that failed.
     pub query_errors: u64,
     pub elapsed: Duration,
+    /// The metrics source could not be reached (or timed out) at all. Set even when there
+    /// are no targets, so that an empty catalog does not hide an unreachable Prometheus.
+    pub unreachable: bool,
 }
 
 impl Evaluation {
@@ -139,6 +142,10 @@ pub async fn evaluate(
     let with_rules = match with_rules {
         Ok(ids) => ids,
         Err(e) => {
+            let unreachable = matches!(
+                e,
+                MetricsError::Unreachable { .. } | MetricsError::Timeout { .. }
+            );
             // Prometheus unreachable or broken: every SLO fails with the same cause.
             let results = targets
                 .iter()
@@ -155,6 +162,7 @@ pub async fn evaluate(
                 queries: counter.queries.load(Ordering::Relaxed),
                 query_errors: counter.errors.load(Ordering::Relaxed),
                 elapsed: started.elapsed(),
+                unreachable,
             };
         }
     };
@@ -243,6 +251,7 @@ pub async fn evaluate(
         queries: counter.queries.load(Ordering::Relaxed),
         query_errors: counter.errors.load(Ordering::Relaxed),
         elapsed: started.elapsed(),
+        unreachable: false,
     }
 }
 
