@@ -367,6 +367,8 @@ fn rendered_objects_are_the_expected_set_in_one_namespace() {
         ("ClusterRoleBinding", "slogate"),
         ("Role", "slogate-leader-election"),
         ("RoleBinding", "slogate-leader-election"),
+        ("Role", "slogate-state"),
+        ("RoleBinding", "slogate-state"),
         ("ConfigMap", "slogate-config-<hash>"),
         ("ConfigMap", "slogate-slos"),
         ("Deployment", "slogate"),
@@ -684,7 +686,8 @@ fn rbac_grants_exactly_the_api_calls_the_code_makes() {
     };
     let got = rbac_grants(&objects, NAMESPACE, SERVICE_ACCOUNT);
     // The code's own registry of every Kubernetes call it makes (its tower-test mocks fail
-    // any request not in it). Leases are only used in slogate's own namespace.
+    // any request not in it). Leases and the state ConfigMaps are only used in slogate's
+    // own namespace.
     let want: BTreeSet<Grant> = slogate::adapters::kube::API_CALLS
         .iter()
         .flat_map(|c| {
@@ -692,7 +695,9 @@ fn rbac_grants_exactly_the_api_calls_the_code_makes() {
                 group: c.group.to_string(),
                 resource: c.resource.to_string(),
                 verb: v.to_string(),
-                namespace: (c.resource == "leases").then(|| NAMESPACE.to_string()),
+                namespace: slogate::adapters::kube::OWN_NAMESPACE_RESOURCES
+                    .contains(&c.resource)
+                    .then(|| NAMESPACE.to_string()),
             })
         })
         .collect();

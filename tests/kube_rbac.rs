@@ -69,6 +69,31 @@ fn registry_is_well_formed() {
         "PATCH",
         "/apis/apps/v1/namespaces/shop/deployments/checkout?&fieldManager=slogate"
     ));
+    // Shared state documents (adapters::kube::configmap_store): read, listed, created and
+    // replaced; never patched or deleted.
+    let cm = "/api/v1/namespaces/slogate/configmaps";
+    assert!(covers(
+        "GET",
+        &format!("{cm}/slogate-state-0123456789abcdef0123")
+    ));
+    assert!(covers(
+        "GET",
+        &format!("{cm}?&labelSelector=slogate.dev%2Fstate%3Dtrue")
+    ));
+    assert!(covers("POST", &format!("{cm}?&fieldManager=slogate")));
+    assert!(covers(
+        "PUT",
+        &format!("{cm}/slogate-state-0123456789abcdef0123")
+    ));
+    assert!(!covers(
+        "PATCH",
+        &format!("{cm}/slogate-state-0123456789abcdef0123")
+    ));
+    assert!(!covers(
+        "DELETE",
+        &format!("{cm}/slogate-state-0123456789abcdef0123")
+    ));
+    assert!(!covers("GET", &format!("{cm}?&watch=true")));
     // Nothing slogate does needs Secrets or events.
     assert!(!covers("GET", "/api/v1/namespaces/shop/secrets/token"));
     assert!(!covers("POST", "/api/v1/namespaces/shop/events"));

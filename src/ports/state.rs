@@ -9,9 +9,11 @@
 //!   decided and did, read by `GET /api/v1/decisions` and `slogate decisions`.
 //!
 //! In a cluster rollout state is kept in the Rollout's status
-//! (`crate::adapters::kube::RolloutStatusStore`, `rollouts.state: kube`); outside one (local
-//! runs, the demo, the guard's own records, operators' commands) the file store in
-//! `crate::adapters::state` is used.
+//! (`crate::adapters::kube::RolloutStatusStore`, `rollouts.state: kube`) and every other
+//! document (the guard's records, operators' commands, approvals) in ConfigMaps shared by the
+//! replicas (`crate::adapters::kube::ConfigMapStore`, `state.backend: kube`); outside one
+//! (local runs, the demo) the file store in `crate::adapters::state` is used. The decision
+//! log is always the file store's, per replica.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

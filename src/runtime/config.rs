@@ -57,7 +57,8 @@ pub enum RolloutStateKind {
     File,
     /// The status subresource of each Rollout object, through the Kubernetes API: every
     /// replica sees it, so a new leader resumes where the old one stopped. The Rollouts must
-    /// be applied to the cluster. Commands and the decision log stay in `state.dir`.
+    /// be applied to the cluster. Commands are in the `state.backend` store, the decision log
+    /// in `state.dir`.
     Kube,
 }
 
@@ -167,20 +168,72 @@ impl Default for LeaderElectionConfig {
     }
 }
 
+/// Where the state documents (guard records, rollout commands and state, approvals,
+/// webhook dedupe records) are kept.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(try_from = "String")]
+pub enum StateBackend {
+    /// The embedded file store under `state.dir` (local runs, one replica).
+    #[default]
+    File,
+    /// One ConfigMap per document in `state.namespace`, through the Kubernetes API, shared
+    /// by every replica (`crate::adapters::kube::ConfigMapStore`). The decision log stays in
+    /// `state.dir`, per replica.
+    Kube,
+}
+
+impl TryFrom<String> for StateBackend {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        file_or_kube(
+            "state.backend",
+            &value,
+            StateBackend::File,
+            StateBackend::Kube,
+        )
+    }
+}
+
 /// Where durable state (guard records, rollout state outside a cluster, approvals) and the
 /// decision log live.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct StateConfig {
-    /// Directory of the embedded file store. Must be writable and persistent (a volume).
+    /// Directory of the embedded file store: every document with `backend: file`, the
+    /// decision log always. Must be writable (a volume).
     pub dir: PathBuf,
+    /// `file` (`dir`) or `kube` (ConfigMaps in `namespace`, shared by the replicas).
+    pub backend: StateBackend,
+    /// `backend: kube`: the namespace of the state ConfigMaps (default: the
+    /// `POD_NAMESPACE` environment variable; one of them is required).
+    pub namespace: Option<String>,
 }
 
 impl Default for StateConfig {
     fn default() -> Self {
         StateConfig {
             dir: PathBuf::from("/var/lib/slogate"),
+            backend: StateBackend::File,
+            namespace: None,
         }
+    }
+}
+
+impl StateConfig {
+    /// `backend: kube`: `namespace`, else `pod_namespace` (the `POD_NAMESPACE` environment
+    /// variable), else an error naming both.
+    pub fn kube_namespace(&self, pod_namespace: Option<String>) -> Result<String, String> {
+        self.namespace
+            .clone()
+            .or(pod_namespace)
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| {
+                "state.namespace: expected the namespace of the state ConfigMaps \
+                 (state.backend: kube), or the POD_NAMESPACE environment variable (the downward \
+                 API's metadata.namespace), found neither"
+                    .to_string()
+            })
     }
 }
 
@@ -527,6 +580,20 @@ impl Config {
         if self.leader_election.enabled && self.leader_election.name.trim().is_empty() {
             return Err("leader_election.name: expected the Lease's name".into());
         }
+        if let Some(ns) = &self.state.namespace {
+            let valid = (1..=63).contains(&ns.len())
+                && ns
+                    .bytes()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+                && !ns.starts_with('-')
+                && !ns.ends_with('-');
+            if !valid {
+                return Err(format!(
+                    "state.namespace: expected a namespace name (at most 63 of [a-z0-9-], \
+                     starting and ending alphanumeric), found {ns:?}"
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -675,6 +742,17 @@ mod shipped_config {
         assert_eq!(c.evaluation.jitter, d.evaluation.jitter);
         assert_eq!(c.evaluation.period, Some(PromDuration::from_days(30)));
         assert_eq!(c.server, d.server);
+        // In a cluster, the state documents are shared by the replicas through ConfigMaps in
+        // the pod's namespace; the decision log stays in the default directory.
+        assert_eq!(c.state.backend, StateBackend::Kube);
+        assert_eq!(d.state.backend, StateBackend::File);
+        assert_eq!(
+            StateConfig {
+                backend: d.state.backend,
+                ..c.state.clone()
+            },
+            d.state
+        );
         // In a cluster, rollout state and versions come from the Kubernetes API (two
         // replicas share nothing else); every other rollout key states its default.
         assert_eq!(c.rollouts.state, RolloutStateKind::Kube);
@@ -767,6 +845,71 @@ mod shipped_config {
                     && e.contains("kube"),
                 "{e}"
             );
+        }
+    }
+
+    #[test]
+    fn state_can_be_shared_through_the_cluster() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("slogate.yaml");
+        let load = |text: &str, env: &[(&str, &str)]| {
+            std::fs::write(&f, text).unwrap();
+            let env = env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            Config::load_with_env(&f, Some(env)).map_err(|e| e.to_string())
+        };
+        let c = load("prometheus: {url: http://p:9090}\n", &[]).unwrap();
+        assert_eq!(c.state.backend, StateBackend::File);
+        assert_eq!(c.state.namespace, None);
+        let c = load(
+            "prometheus: {url: http://p:9090}\nstate: {backend: kube, namespace: ops}\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.state.backend, StateBackend::Kube);
+        assert_eq!(
+            c.state.kube_namespace(Some("slogate".into())).unwrap(),
+            "ops"
+        );
+        let c = load(
+            "prometheus: {url: http://p:9090}\n",
+            &[("SLOGATE_STATE__BACKEND", "kube")],
+        )
+        .unwrap();
+        assert_eq!(c.state.backend, StateBackend::Kube);
+        // The namespace: state.namespace, else POD_NAMESPACE, else an error naming both.
+        assert_eq!(
+            c.state.kube_namespace(Some("slogate".into())).unwrap(),
+            "slogate"
+        );
+        for none in [None, Some(String::new()), Some("  ".into())] {
+            let e = c.state.kube_namespace(none).unwrap_err();
+            assert!(
+                e.contains("state.namespace") && e.contains("POD_NAMESPACE"),
+                "{e}"
+            );
+        }
+        let e = load(
+            "prometheus: {url: http://p:9090}\nstate: {backend: etcd}\n",
+            &[],
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("slogate.yaml")
+                && e.contains("state.backend")
+                && e.contains("etcd")
+                && e.contains("`file` or `kube`"),
+            "{e}"
+        );
+        for bad in ["Ops", "-ops", "a_b", ""] {
+            let e = load(
+                &format!("prometheus: {{url: http://p:9090}}\nstate: {{backend: kube, namespace: {bad:?}}}\n"),
+                &[],
+            )
+            .unwrap_err();
+            assert!(e.contains("state.namespace") && e.contains(bad), "{e}");
         }
     }
 }

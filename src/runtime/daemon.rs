@@ -81,7 +81,12 @@ struct Daemon {
 }
 
 impl Daemon {
-    fn new(cfg: &Config, leadership: Leadership) -> Result<Self, DaemonError> {
+    /// `states` is [`state_store`]'s.
+    fn new(
+        cfg: &Config,
+        leadership: Leadership,
+        states: Option<Arc<dyn StateStore>>,
+    ) -> Result<Self, DaemonError> {
         let catalog = match &cfg.evaluation.windows_file {
             Some(f) => Some(
                 AlertWindows::from_file(f)
@@ -95,16 +100,6 @@ impl Daemon {
         };
         let source = Prometheus::new(&cfg.prometheus.url, cfg.prometheus.timeout.as_std())
             .map_err(|e| DaemonError::Config(format!("prometheus.url: {e}")))?;
-        // The store is required by the guard; without guarded apps a missing or read-only
-        // state directory only disables the decision log (with a warning).
-        let states: Option<Arc<dyn StateStore>> = match FileStore::open(&cfg.state.dir) {
-            Ok(s) => Some(Arc::new(s)),
-            Err(e) if cfg.guard.apps.is_empty() && cfg.rollouts.paths.is_empty() => {
-                tracing::warn!("state.dir: {e}; the decision log is disabled");
-                None
-            }
-            Err(e) => return Err(DaemonError::Config(format!("state.dir: {e}"))),
-        };
         let notifiers = crate::adapters::notify::build_notifiers(&cfg.notifications)
             .map_err(|e| DaemonError::Config(format!("notifications: {e}")))?;
         // One work tree, one adapter: the guard and the rollouts share it (and its lock).
@@ -437,9 +432,45 @@ impl crate::ports::sync::SyncTrigger for LazyFlux {
     }
 }
 
+/// The state store `state.backend` names: the file store on `state.dir`, or the shared
+/// ConfigMap store (`state.namespace`, else `POD_NAMESPACE`) over the file store, which keeps
+/// the decision log.
+///
+/// The file store is required by the guard and the rollouts; without either, a missing or
+/// read-only state directory only disables the state (with a warning).
+async fn state_store(cfg: &Config) -> Result<Option<Arc<dyn StateStore>>, DaemonError> {
+    use super::config::StateBackend;
+    let files: Arc<dyn StateStore> = match FileStore::open(&cfg.state.dir) {
+        Ok(s) => Arc::new(s),
+        Err(e) if cfg.guard.apps.is_empty() && cfg.rollouts.paths.is_empty() => {
+            tracing::warn!("state.dir: {e}; the state store and the decision log are disabled");
+            return Ok(None);
+        }
+        Err(e) => return Err(DaemonError::Config(format!("state.dir: {e}"))),
+    };
+    match cfg.state.backend {
+        StateBackend::File => Ok(Some(files)),
+        StateBackend::Kube => {
+            let pod_namespace = std::env::var("POD_NAMESPACE").ok();
+            let namespace = cfg
+                .state
+                .kube_namespace(pod_namespace)
+                .map_err(DaemonError::Config)?;
+            let client = crate::adapters::kube::client(crate::adapters::kube::DEFAULT_CALL_TIMEOUT)
+                .await
+                .map_err(|e| DaemonError::Config(format!("state.backend: kube: {e}")))?;
+            tracing::info!(%namespace, "state documents in ConfigMaps; the decision log in state.dir (per replica)");
+            Ok(Some(Arc::new(crate::adapters::kube::ConfigMapStore::new(
+                client, namespace, files,
+            ))))
+        }
+    }
+}
+
 /// One reload and one evaluation cycle, without the server (`slogate run --once`).
 pub async fn run_once(cfg: &Config) -> Result<CycleSummary, DaemonError> {
-    let d = Daemon::new(cfg, AlwaysLeader::new().leadership())?;
+    let states = state_store(cfg).await?;
+    let d = Daemon::new(cfg, AlwaysLeader::new().leadership(), states)?;
     d.reload().await;
     Ok(d.cycle().await)
 }
@@ -486,7 +517,8 @@ pub async fn run_with_alerts(
 ) -> Result<(), DaemonError> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let (leadership, elector) = leader_election(&cfg).await?;
-    let d = Arc::new(Daemon::new(&cfg, leadership.clone())?);
+    let states = state_store(&cfg).await?;
+    let d = Arc::new(Daemon::new(&cfg, leadership.clone(), states)?);
     let rollouts = build_rollouts(&cfg, &d).await?;
     // The webhook's triggers join the externally given alert channel.
     let (alert_tx, mut alerts) = {
@@ -723,10 +755,11 @@ async fn build_rollouts(
             lines.join("\n")
         )));
     }
-    // Commands and the decision log are in state.dir whatever `rollouts.state` says.
-    let Some(files) = d.state.store.clone() else {
+    // Commands are in the `state.backend` store and the decision log in state.dir, whatever
+    // `rollouts.state` says.
+    let Some(documents) = d.state.store.clone() else {
         return Err(DaemonError::Config(format!(
-            "rollouts: their commands and decision log are kept in state.dir ({}), which cannot be opened",
+            "rollouts: their decision log is kept in state.dir ({}), which cannot be opened",
             cfg.state.dir.display()
         )));
     };
@@ -755,10 +788,10 @@ async fn build_rollouts(
         })
     };
     let store: Arc<dyn StateStore> = match rc.state {
-        RolloutStateKind::File => files,
+        RolloutStateKind::File => documents,
         RolloutStateKind::Kube => Arc::new(crate::adapters::kube::RolloutStatusStore::new(
             kube("rollouts.state")?,
-            files,
+            documents,
         )),
     };
     let versions: Arc<dyn super::rollout::VersionSource> = match (rc.versions, &rc.versions_file)

@@ -16,6 +16,7 @@
 //! timeouts, and each adapter wraps each call in `tokio::time::timeout` (default
 //! [`DEFAULT_CALL_TIMEOUT`]), which also bounds clients built elsewhere (tests, callers).
 
+pub mod configmap_store;
 pub mod flux;
 pub mod lease;
 pub mod rollout_status;
@@ -24,6 +25,7 @@ pub mod versions;
 
 use std::time::Duration;
 
+pub use configmap_store::{ConfigMapStore, ConfigMapStoreError};
 pub use flux::FluxSync;
 pub use lease::{LeaseConfig, LeaseElector};
 pub use rollout_status::{RolloutStatusError, RolloutStatusStore};
@@ -53,6 +55,10 @@ pub struct ApiCall {
     pub why: &'static str,
 }
 
+/// Resources of [`API_CALLS`] used only in slogate's own namespace (a Role there, not the
+/// ClusterRole): the leader election Lease and the shared state ConfigMaps.
+pub const OWN_NAMESPACE_RESOURCES: &[&str] = &["leases", "configmaps"];
+
 /// Every Kubernetes API call slogate makes. All are namespaced.
 pub const API_CALLS: &[ApiCall] = &[
     ApiCall {
@@ -75,6 +81,14 @@ pub const API_CALLS: &[ApiCall] = &[
         resource: "leases",
         verbs: &["get", "create", "update"],
         why: "leader election: only the leader writes weights, commits or status",
+    },
+    ApiCall {
+        group: "",
+        version: "v1",
+        resource: "configmaps",
+        verbs: &["get", "list", "create", "update"],
+        why: "shared state (state.backend: kube): one ConfigMap per document, read, listed by \
+              label, created and replaced guarded by its resourceVersion",
     },
     ApiCall {
         group: "kustomize.toolkit.fluxcd.io",
