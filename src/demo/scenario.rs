@@ -375,7 +375,7 @@ impl Demo {
             let commits = if d.commits.is_empty() {
                 String::new()
             } else {
-                let short: Vec<&str> = d.commits.iter().map(|c| &c[..c.len().min(8)]).collect();
+                let short: Vec<&str> = d.commits.iter().map(|c| c.get(..8).unwrap_or(c)).collect();
                 format!(" [{}]", short.join(", "))
             };
             let text = format!(
@@ -420,7 +420,7 @@ impl Demo {
             other => return Err(step(format!("commit `{message}`: {other:?}"))),
         };
         let now = self.now();
-        let text = format!("{} {DEVELOPER}: {message}", &sha[..8]);
+        let text = format!("{} {DEVELOPER}: {message}", short(Some(&sha)));
         self.view.event(now, "git", Tone::Plain, &text);
         Ok(sha)
     }
@@ -938,7 +938,16 @@ async fn summary(
                 ]
                 .contains(&k.as_str())
             })
-            .map(|(k, v)| format!("{k}: {}", if v.len() == 40 { &v[..8] } else { v }))
+            .map(|(k, v)| {
+                format!(
+                    "{k}: {}",
+                    if v.len() == 40 {
+                        v.get(..8).unwrap_or(v)
+                    } else {
+                        v
+                    }
+                )
+            })
             .collect();
         let t = if trailers.is_empty() {
             String::new()
@@ -946,7 +955,7 @@ async fn summary(
             d.view
                 .paint(Tone::Dim, &format!("  ({})", trailers.join("; ")))
         };
-        let sha = d.view.paint(Tone::Warn, &c.sha[..8]);
+        let sha = d.view.paint(Tone::Warn, &short(Some(&c.sha)));
         d.view
             .line(&format!("{sha} {:<15} {}{t}", c.author, c.subject));
     }
@@ -993,7 +1002,7 @@ async fn summary(
 }
 
 fn short(sha: Option<&str>) -> String {
-    sha.map(|s| s[..s.len().min(8)].to_string())
+    sha.map(|s| s.get(..8).unwrap_or(s).to_string())
         .unwrap_or_else(|| "none".into())
 }
 
