@@ -20,9 +20,7 @@ use serde_json::{json, Value};
 use slogate::adapters::kube::configmap_store::configmap_name;
 use slogate::adapters::kube::ConfigMapStore;
 use slogate::adapters::state::MemoryStore;
-use slogate::ports::state::{
-    DecisionKind, DecisionQuery, DecisionRecord, StateError, StateStore, Versioned,
-};
+use slogate::ports::state::{DecisionKind, StateError, StateStore, Versioned};
 use slogate::rollout::machine::CommandAction;
 use slogate::runtime::rollout::commands;
 
@@ -390,24 +388,8 @@ async fn calls_are_bounded_by_the_timeout() {
 async fn the_decision_log_and_bad_keys_make_no_request() {
     let (client, verifier) = serve(Vec::new());
     let (s, inner) = store(client);
-    let t = Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap();
-    let rec = DecisionRecord::new(
-        t,
-        DecisionKind::Guard,
-        "checkout",
-        "schedule",
-        "rollback",
-        "budget",
-    );
-    s.append_decision(&rec).await.unwrap();
-    assert_eq!(
-        s.decisions(&DecisionQuery::default()).await.unwrap(),
-        vec![rec.clone()]
-    );
-    assert_eq!(
-        inner.decisions(&DecisionQuery::default()).await.unwrap(),
-        vec![rec]
-    );
+    common::assert_decision_log_delegates(&s, inner.as_ref(), DecisionKind::Guard, "checkout")
+        .await;
     for bad in ["", "guard/../x", "guard//x", "guard/a b"] {
         assert!(matches!(
             s.get(bad).await.unwrap_err(),

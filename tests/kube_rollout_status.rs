@@ -367,24 +367,13 @@ async fn other_keys_and_the_decision_log_stay_in_the_inner_store() {
     );
     // Rollout statuses are not listed (the module docs say why).
     assert!(s.list("rollout/").await.unwrap().is_empty());
-    let t = Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap();
-    let rec = DecisionRecord::new(
-        t,
+    common::assert_decision_log_delegates(
+        &s,
+        inner.as_ref(),
         DecisionKind::Rollout,
         "shop/checkout",
-        "reconcile",
-        "step",
-        "step 1",
-    );
-    s.append_decision(&rec).await.unwrap();
-    assert_eq!(
-        s.decisions(&DecisionQuery::default()).await.unwrap(),
-        vec![rec.clone()]
-    );
-    assert_eq!(
-        inner.decisions(&DecisionQuery::default()).await.unwrap(),
-        vec![rec]
-    );
+    )
+    .await;
     // Keys under rollout/ that name no Rollout, bad keys and documents that are no status
     // are refused before any request.
     let e = s.get("rollout/shop").await.unwrap_err().to_string();

@@ -213,3 +213,26 @@ async fn verify(
     }
     seen
 }
+
+/// A decision-log record written through `outer` (a kube-backed store) is read back through
+/// it and lands unchanged in `inner`, the per-pod store it delegates the log to.
+pub async fn assert_decision_log_delegates(
+    outer: &dyn slogate::ports::state::StateStore,
+    inner: &dyn slogate::ports::state::StateStore,
+    kind: slogate::ports::state::DecisionKind,
+    subject: &str,
+) {
+    use chrono::TimeZone;
+    use slogate::ports::state::{DecisionQuery, DecisionRecord};
+    let t = chrono::Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap();
+    let rec = DecisionRecord::new(t, kind, subject, "schedule", "step", "a decision");
+    outer.append_decision(&rec).await.unwrap();
+    assert_eq!(
+        outer.decisions(&DecisionQuery::default()).await.unwrap(),
+        vec![rec.clone()]
+    );
+    assert_eq!(
+        inner.decisions(&DecisionQuery::default()).await.unwrap(),
+        vec![rec]
+    );
+}
