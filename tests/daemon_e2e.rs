@@ -122,14 +122,6 @@ impl Drop for Daemon {
     }
 }
 
-/// The value of the sample whose line starts with `series` (name and labels, exactly).
-fn metric(body: &str, series: &str) -> Option<f64> {
-    body.lines().find_map(|l| {
-        l.strip_prefix(series)
-            .and_then(|rest| rest.trim().parse().ok())
-    })
-}
-
 fn labels(id: &str, slo: &str) -> String {
     format!("{{sloth_id=\"{id}\",sloth_service=\"checkout\",sloth_slo=\"{slo}\"}}")
 }

@@ -20,7 +20,9 @@ use serde_json::{json, Value};
 use slogate::adapters::kube::configmap_store::configmap_name;
 use slogate::adapters::kube::ConfigMapStore;
 use slogate::adapters::state::MemoryStore;
-use slogate::ports::state::{DecisionKind, StateError, StateStore, Versioned};
+use slogate::ports::state::{
+    DecisionKind, DecisionQuery, DecisionRecord, StateError, StateStore, Versioned,
+};
 use slogate::rollout::machine::CommandAction;
 use slogate::runtime::rollout::commands;
 
@@ -385,11 +387,9 @@ async fn calls_are_bounded_by_the_timeout() {
 }
 
 #[tokio::test]
-async fn the_decision_log_and_bad_keys_make_no_request() {
+async fn bad_keys_make_no_request() {
     let (client, verifier) = serve(Vec::new());
-    let (s, inner) = store(client);
-    common::assert_decision_log_delegates(&s, inner.as_ref(), DecisionKind::Guard, "checkout")
-        .await;
+    let (s, _inner) = store(client);
     for bad in ["", "guard/../x", "guard//x", "guard/a b"] {
         assert!(matches!(
             s.get(bad).await.unwrap_err(),
@@ -414,6 +414,8 @@ struct FakeApi {
     objects: BTreeMap<String, Value>,
     rv: u64,
     requests: Vec<String>,
+    /// Answer every request with a 500 (etcd down).
+    down: bool,
 }
 
 fn respond(status: u16, body: &Value) -> Response<Body> {
@@ -431,6 +433,12 @@ impl FakeApi {
             "{method} {uri} not in API_CALLS"
         );
         self.requests.push(format!("{method} {uri}"));
+        if self.down {
+            return respond(
+                500,
+                &status(500, "InternalError", "etcdserver: request timed out"),
+            );
+        }
         let path = uri.split('?').next().unwrap();
         let name = path
             .strip_prefix(CMS)
@@ -582,5 +590,123 @@ async fn a_command_sent_to_the_follower_is_seen_by_the_leader() {
             format!("PUT {CMS}/{key}?&fieldManager=slogate"),
             format!("GET {CMS}/{key}"),
         ]
+    );
+}
+
+fn decision(secs: u32, subject: &str, action: &str) -> DecisionRecord {
+    DecisionRecord::new(
+        Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, secs).unwrap(),
+        DecisionKind::Rollout,
+        subject,
+        "schedule",
+        action,
+        format!("{action} {subject}"),
+    )
+}
+
+/// The decision log is shared: what the leader decided and what an operator did through the
+/// follower are read from either replica, in time order, while each pod's own log keeps
+/// only what it wrote. A shared log that cannot be reached does not lose a decision.
+#[tokio::test]
+async fn both_replicas_read_one_decision_log() {
+    let api = Arc::new(Mutex::new(FakeApi::default()));
+    let leader = replica(api.clone());
+    let follower = replica(api.clone());
+    let step = decision(0, "shop/checkout", "step");
+    let mut pause = decision(1, "shop/checkout", "pause");
+    pause.kind = DecisionKind::Operator;
+    pause.actor = Some("alice".into());
+    let promote = decision(2, "shop/checkout", "promote");
+    leader.append_decision(&step).await.unwrap();
+    follower.append_decision(&pause).await.unwrap();
+    leader.append_decision(&promote).await.unwrap();
+
+    let everything = vec![step.clone(), pause.clone(), promote.clone()];
+    for replica in [&leader, &follower] {
+        assert_eq!(
+            replica.decisions(&DecisionQuery::default()).await.unwrap(),
+            everything
+        );
+        let operator = DecisionQuery {
+            kind: Some(DecisionKind::Operator),
+            ..DecisionQuery::default()
+        };
+        assert_eq!(
+            replica.decisions(&operator).await.unwrap(),
+            vec![pause.clone()]
+        );
+        let last = DecisionQuery {
+            limit: Some(1),
+            ..DecisionQuery::default()
+        };
+        assert_eq!(
+            replica.decisions(&last).await.unwrap(),
+            vec![promote.clone()]
+        );
+    }
+    let own = |r: &ConfigMapStore| {
+        let inner = r.inner().clone();
+        async move { inner.decisions(&DecisionQuery::default()).await.unwrap() }
+    };
+    assert_eq!(own(&leader).await, vec![step.clone(), promote.clone()]);
+    assert_eq!(own(&follower).await, vec![pause.clone()]);
+    // One shared ConfigMap holds them, with the ring's key.
+    assert_eq!(
+        follower.list("decisions/").await.unwrap(),
+        vec!["decisions/00"]
+    );
+
+    // The API goes down: the decision is still recorded (in the pod's log) and read back.
+    api.lock().unwrap().down = true;
+    let abort = decision(3, "shop/checkout", "abort");
+    leader.append_decision(&abort).await.unwrap();
+    assert_eq!(
+        leader.decisions(&DecisionQuery::default()).await.unwrap(),
+        vec![step.clone(), promote.clone(), abort.clone()]
+    );
+    // Back up: the shared log has what it had; the leader's own log keeps the abort.
+    api.lock().unwrap().down = false;
+    assert_eq!(
+        follower.decisions(&DecisionQuery::default()).await.unwrap(),
+        everything
+    );
+    assert_eq!(
+        leader.decisions(&DecisionQuery::default()).await.unwrap(),
+        vec![step, pause, promote, abort]
+    );
+}
+
+/// An alert received by the follower reaches the leader through one shared ConfigMap, and
+/// the leader takes it exactly once.
+#[tokio::test]
+async fn an_alert_received_by_the_follower_is_handed_to_the_leader() {
+    use slogate::runtime::webhook::handoff;
+    let api = Arc::new(Mutex::new(FakeApi::default()));
+    let (leader, follower) = (replica(api.clone()), replica(api.clone()));
+    let now = Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap();
+    let window = Duration::from_secs(60);
+    let mut cursor = handoff::Cursor::default();
+    assert!(cursor
+        .take(&handoff::read(&leader).await.unwrap(), now, window)
+        .is_empty());
+    handoff::push(
+        &follower,
+        "checkout-availability",
+        Some("SlothErrorBudgetBurn".into()),
+        "4e1a2b3c4d5e6f70",
+        now,
+    )
+    .await
+    .unwrap();
+    let took = cursor.take(&handoff::read(&leader).await.unwrap(), now, window);
+    assert_eq!(took.len(), 1);
+    assert_eq!(took[0].slo_id, "checkout-availability");
+    assert_eq!(took[0].fingerprint, "4e1a2b3c4d5e6f70");
+    assert!(cursor
+        .take(&handoff::read(&leader).await.unwrap(), now, window)
+        .is_empty());
+    assert_eq!(
+        leader.list("webhook/").await.unwrap(),
+        vec![handoff::KEY.to_string()]
     );
 }

@@ -39,8 +39,13 @@ fn registry_is_well_formed() {
             assert!(VERBS.contains(verb), "{call:?}: unknown verb {verb}");
         }
     }
-    // Rollouts: read with their status and status written (adapters::kube::rollout_status).
+    // Rollouts: listed (adapters::kube::rollouts, polled: never watched), read with their
+    // status and status written (adapters::kube::rollout_status).
     assert!(covers(
+        "GET",
+        "/apis/slogate.dev/v1alpha1/rollouts?&limit=500"
+    ));
+    assert!(!covers(
         "GET",
         "/apis/slogate.dev/v1alpha1/rollouts?&watch=true"
     ));

@@ -15,13 +15,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
+use common::Healthy;
 use serde_json::{json, Value};
 use slogate::adapters::git::Secret;
 use slogate::adapters::state::FileStore;
 use slogate::adapters::traffic_file::FileRouter;
-use slogate::ports::metrics::{MetricsError, MetricsSource, Sample, Series};
 use slogate::ports::state::{DecisionKind, DecisionQuery, StateStore};
 use slogate::rollout::load::from_yaml_str;
 use slogate::rollout::PhaseName;
@@ -49,32 +48,6 @@ spec:
       - {name: request-success-rate, min: 0.99}
   gitops: {app: checkout, path: apps/checkout}
 "#;
-
-/// Every instant query answers 0.999 (healthy).
-struct Healthy;
-
-#[async_trait]
-impl MetricsSource for Healthy {
-    async fn instant(
-        &self,
-        _: &str,
-        _: Option<DateTime<Utc>>,
-    ) -> Result<Vec<Sample>, MetricsError> {
-        Ok(vec![Sample {
-            labels: Default::default(),
-            value: 0.999,
-        }])
-    }
-    async fn range(
-        &self,
-        _: &str,
-        _: DateTime<Utc>,
-        _: DateTime<Utc>,
-        _: Duration,
-    ) -> Result<Vec<Series>, MetricsError> {
-        Ok(Vec::new())
-    }
-}
 
 struct Server {
     base: String,

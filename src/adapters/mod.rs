@@ -6,5 +6,6 @@ pub mod git;
 pub mod kube;
 pub mod notify;
 pub mod prometheus;
+pub mod rollout_files;
 pub mod state;
 pub mod traffic_file;

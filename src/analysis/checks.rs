@@ -570,6 +570,9 @@ pub fn count_batch(sample: &ErrorCountSample) -> Option<CountBatch> {
     })
 }
 
+/// The metric name of the sequential error-count check in results and metrics.
+pub const ERROR_COUNTS_CHECK: &str = "error-counts";
+
 /// The sequential error-count test over a rollout's whole history (`history` then
 /// `current`), replayed from the counts so that it survives restarts. Rejection (p ≤ α) is
 /// a decisive failure. No canary requests in the interval is inconclusive.
@@ -579,7 +582,7 @@ pub fn check_error_counts(
     current: Option<&CountBatch>,
     canary_requests: f64,
 ) -> CheckResult {
-    const NAME: &str = "error-counts";
+    const NAME: &str = ERROR_COUNTS_CHECK;
     let mut r = CheckResult::new(
         NAME,
         CheckKind::ErrorCounts,

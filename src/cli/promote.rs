@@ -843,29 +843,7 @@ mod tests {
     #[tokio::test]
     async fn a_concurrent_push_is_retried_with_the_edit_reapplied() {
         let tmp = tempfile::tempdir().unwrap();
-        let remote = tmp.path().join("gitops.git");
-        let dev = tmp.path().join("dev");
-        git(
-            tmp.path(),
-            &[
-                "init",
-                "-q",
-                "--bare",
-                "-b",
-                "main",
-                remote.to_str().unwrap(),
-            ],
-        );
-        git(
-            tmp.path(),
-            &[
-                "clone",
-                "-q",
-                remote.to_str().unwrap(),
-                dev.to_str().unwrap(),
-            ],
-        );
-        git(&dev, &["checkout", "-q", "-b", "main"]);
+        let (remote, dev) = crate::adapters::git::tests::bare_remote_and_clone(tmp.path());
         let file = "overlays/prod/kustomization.yaml";
         let v1 = "# prod\nnamespace: shop # ns\nimages:\n  - name: checkout # app\n    newTag: v1 # tag\n";
         std::fs::create_dir_all(dev.join("overlays/prod")).unwrap();

@@ -5,6 +5,7 @@ pub mod gitops;
 pub mod leader;
 pub mod metrics;
 pub mod notify;
+pub mod rollouts;
 pub mod state;
 pub mod sync;
 pub mod traffic;

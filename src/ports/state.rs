@@ -12,8 +12,9 @@
 //! (`crate::adapters::kube::RolloutStatusStore`, `rollouts.state: kube`) and every other
 //! document (the guard's records, operators' commands, approvals) in ConfigMaps shared by the
 //! replicas (`crate::adapters::kube::ConfigMapStore`, `state.backend: kube`); outside one
-//! (local runs, the demo) the file store in `crate::adapters::state` is used. The decision
-//! log is always the file store's, per replica.
+//! (local runs, the demo) the file store in `crate::adapters::state` is used. Each replica's
+//! complete decision log is the file store's; with ConfigMaps, the recent decisions of every
+//! replica are also shared (`crate::adapters::state::decision_ring`).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -162,6 +163,22 @@ pub trait StateStore: Send + Sync {
 
     /// Read decisions, oldest first.
     async fn decisions(&self, query: &DecisionQuery) -> Result<Vec<DecisionRecord>, StateError>;
+}
+
+/// Pause before retrying a compare-and-swap that lost ([`StateError::Conflict`]): a random
+/// time up to 2 ms doubled per round lost, at most 250 ms. Without it two writers retrying at
+/// once can keep colliding until one runs out of rounds; with it the loser re-reads after the
+/// winner has written. `round` counts from 0 (the first retry).
+pub async fn conflict_backoff(round: usize) {
+    use rand::RngExt;
+    // 2 << 7 = 256 already passes the cap, so larger rounds need no shift.
+    let cap_ms: u64 = if round >= 7 {
+        250
+    } else {
+        (2u64 << round).min(250)
+    };
+    let ms = rand::rng().random_range(1..=cap_ms);
+    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
 }
 
 /// Check a state key: `/`-separated non-empty segments of `[A-Za-z0-9._-]`, no `..`.

@@ -152,6 +152,54 @@ pub fn from_yaml_str(text: &str) -> Result<Rollout, String> {
         .ok_or_else(|| "no Rollout document".to_string())
 }
 
+/// Validate one Rollout object read from the Kubernetes API, with the same passes as a
+/// file's document. `origin` names it in the diagnostics (e.g. `Rollout shop/checkout`).
+/// The object's `status` (slogate's own state, with `rollouts.state: kube`) and the
+/// server-set metadata (`uid`, `resourceVersion`, `managedFields`…) are ignored.
+pub fn parse_object(origin: &Path, object: &Yaml) -> RolloutReport {
+    let mut object = object.clone();
+    if let Yaml::Mapping(m) = &mut object {
+        m.remove("status");
+    }
+    let mut report = RolloutReport::default();
+    add_value(&mut report, origin, 0, &object);
+    finish(&mut report);
+    // An object is not a document of a file: its diagnostics read `Rollout ns/name: field: …`.
+    for d in report.errors.iter_mut().chain(report.warnings.iter_mut()) {
+        d.doc_index = None;
+    }
+    report
+}
+
+fn add_value(report: &mut RolloutReport, file: &Path, doc: usize, v: &Yaml) {
+    let mut ctx = Ctx {
+        file,
+        doc,
+        diags: Vec::new(),
+    };
+    if is_rollout_document(v) {
+        report.documents.push((file.to_path_buf(), doc));
+        if let Some(rollout) = parse_document(&mut ctx, v) {
+            if ctx.errors() == 0 {
+                report.rollouts.push(LoadedRollout {
+                    rollout,
+                    file: file.to_path_buf(),
+                    doc_index: doc,
+                });
+            }
+        }
+    } else {
+        ctx.error(
+            "apiVersion",
+            format!(
+                "not a Rollout: expected apiVersion {API_VERSION} and kind {KIND}, found apiVersion {}",
+                v.get("apiVersion").map(describe).unwrap_or_else(|| "(missing)".into())
+            ),
+        );
+    }
+    report.diags_extend(ctx.diags);
+}
+
 fn add_text(report: &mut RolloutReport, file: &Path, text: &str) {
     for (i, de) in serde_yaml::Deserializer::from_str(text).enumerate() {
         let mut ctx = Ctx {
@@ -161,28 +209,7 @@ fn add_text(report: &mut RolloutReport, file: &Path, text: &str) {
         };
         match Yaml::deserialize(de) {
             Ok(Yaml::Null) => {}
-            Ok(v) => {
-                if is_rollout_document(&v) {
-                    report.documents.push((file.to_path_buf(), i));
-                    if let Some(rollout) = parse_document(&mut ctx, &v) {
-                        if ctx.errors() == 0 {
-                            report.rollouts.push(LoadedRollout {
-                                rollout,
-                                file: file.to_path_buf(),
-                                doc_index: i,
-                            });
-                        }
-                    }
-                } else {
-                    ctx.error(
-                        "apiVersion",
-                        format!(
-                            "not a Rollout: expected apiVersion {API_VERSION} and kind {KIND}, found apiVersion {}",
-                            v.get("apiVersion").map(describe).unwrap_or_else(|| "(missing)".into())
-                        ),
-                    );
-                }
-            }
+            Ok(v) => add_value(report, file, i, &v),
             Err(e) => {
                 ctx.error(
                     "",
@@ -192,7 +219,6 @@ fn add_text(report: &mut RolloutReport, file: &Path, text: &str) {
                 break;
             }
         }
-        report.diags_extend(ctx.diags);
     }
 }
 

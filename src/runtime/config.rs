@@ -6,6 +6,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -62,6 +63,31 @@ pub enum RolloutStateKind {
     Kube,
 }
 
+/// Where the daemon finds the Rollouts it runs.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(try_from = "String")]
+pub enum RolloutSourceKind {
+    /// `rollouts.paths`: files or directories of Rollout YAML (local runs, a mounted
+    /// ConfigMap), read again every `rollouts.resync_interval`.
+    #[default]
+    File,
+    /// The cluster's `slogate.dev/v1alpha1` Rollout objects (`kubectl apply`), in
+    /// `rollouts.namespaces` or every namespace, listed every `rollouts.resync_interval`.
+    Kube,
+}
+
+impl TryFrom<String> for RolloutSourceKind {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        file_or_kube(
+            "rollouts.source",
+            &value,
+            RolloutSourceKind::File,
+            RolloutSourceKind::Kube,
+        )
+    }
+}
+
 /// Where the rollout controllers read the versions the stable and canary workloads run.
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
 #[serde(try_from = "String")]
@@ -72,6 +98,16 @@ pub enum VersionsKind {
     /// The workloads' pod template label `spec.workloads.versionLabel`, through the
     /// Kubernetes API.
     Kube,
+}
+
+/// A Kubernetes namespace name: a DNS label.
+fn is_namespace_name(ns: &str) -> bool {
+    (1..=63).contains(&ns.len())
+        && ns
+            .bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+        && !ns.starts_with('-')
+        && !ns.ends_with('-')
 }
 
 /// `file` or `kube` at `key`, with a message naming the key, the choices and what was found
@@ -113,9 +149,17 @@ impl TryFrom<String> for VersionsKind {
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct RolloutsConfig {
-    /// Files or directories of Rollout YAML (`slogate.dev/v1alpha1 Rollout`). Empty: no
-    /// rollouts.
+    /// Where the Rollouts come from: `file` (`paths`) or `kube` (the cluster's Rollout
+    /// objects).
+    pub source: RolloutSourceKind,
+    /// `source: file`: files or directories of Rollout YAML (`slogate.dev/v1alpha1
+    /// Rollout`). Empty: no rollouts.
     pub paths: Vec<PathBuf>,
+    /// `source: kube`: the namespaces whose Rollouts are run. Empty: every namespace.
+    pub namespaces: Vec<String>,
+    /// How often the source is read again: new Rollouts start, changed specs restart their
+    /// controller (which resumes from its stored state), deleted ones stop (default 30s).
+    pub resync_interval: Option<PromDuration>,
     /// `file` or `kube`.
     pub router: RouterKind,
     /// Where each rollout's state is stored: `file` (`state.dir`) or `kube` (the Rollout's
@@ -137,6 +181,60 @@ pub struct RolloutsConfig {
 }
 
 impl RolloutsConfig {
+    /// Default of `resync_interval`.
+    pub const DEFAULT_RESYNC: Duration = Duration::from_secs(30);
+
+    /// Whether the daemon runs rollouts at all: Rollout files are configured, or they are
+    /// read from the cluster.
+    pub fn enabled(&self) -> bool {
+        self.source == RolloutSourceKind::Kube || !self.paths.is_empty()
+    }
+
+    /// `resync_interval`, defaulted.
+    pub fn resync(&self) -> Duration {
+        self.resync_interval
+            .map(|d| d.as_std())
+            .unwrap_or(Self::DEFAULT_RESYNC)
+    }
+
+    /// `source` with the keys it reads, `namespaces` and `resync_interval`.
+    fn check_source(&self) -> Result<(), String> {
+        match self.source {
+            RolloutSourceKind::Kube if !self.paths.is_empty() => {
+                return Err(format!(
+                    "rollouts.paths: only read with `rollouts.source: file`, found {} path(s) with `source: kube` (Rollouts are then read from the cluster); remove one of them",
+                    self.paths.len()
+                ));
+            }
+            RolloutSourceKind::File if !self.namespaces.is_empty() => {
+                return Err(format!(
+                    "rollouts.namespaces: only read with `rollouts.source: kube`, found [{}] with `source: file`; set `source: kube` or remove it",
+                    self.namespaces.join(", ")
+                ));
+            }
+            _ => {}
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, ns) in self.namespaces.iter().enumerate() {
+            if !is_namespace_name(ns) {
+                return Err(format!(
+                    "rollouts.namespaces[{i}]: expected a namespace name (at most 63 of [a-z0-9-], starting and ending alphanumeric), found {ns:?}"
+                ));
+            }
+            if !seen.insert(ns) {
+                return Err(format!("rollouts.namespaces[{i}]: {ns} is listed twice"));
+            }
+        }
+        if let Some(d) = self.resync_interval {
+            if d.as_std() < Duration::from_secs(1) {
+                return Err(format!(
+                    "rollouts.resync_interval: expected at least 1s, found {d}"
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The weights directory, defaulting under the state directory.
     pub fn weights_dir(&self, state_dir: &Path) -> PathBuf {
         self.weights_dir
@@ -177,8 +275,8 @@ pub enum StateBackend {
     #[default]
     File,
     /// One ConfigMap per document in `state.namespace`, through the Kubernetes API, shared
-    /// by every replica (`crate::adapters::kube::ConfigMapStore`). The decision log stays in
-    /// `state.dir`, per replica.
+    /// by every replica (`crate::adapters::kube::ConfigMapStore`), with the recent decision log.
+    /// Each replica's complete decision log stays in `state.dir`.
     Kube,
 }
 
@@ -565,8 +663,9 @@ impl Config {
         if let Some(a) = &self.argocd {
             a.check()?;
         }
+        self.rollouts.check_source()?;
         match (self.rollouts.versions, &self.rollouts.versions_file) {
-            (VersionsKind::File, None) if !self.rollouts.paths.is_empty() => {
+            (VersionsKind::File, None) if self.rollouts.enabled() => {
                 return Err("rollouts.versions_file: expected the file naming each rollout's stable and canary versions (`<namespace>/<name>: {stable: …, canary: …}`), or `rollouts.versions: kube` to read the workloads' version label".into());
             }
             (VersionsKind::Kube, Some(f)) => {
@@ -581,13 +680,7 @@ impl Config {
             return Err("leader_election.name: expected the Lease's name".into());
         }
         if let Some(ns) = &self.state.namespace {
-            let valid = (1..=63).contains(&ns.len())
-                && ns
-                    .bytes()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
-                && !ns.starts_with('-')
-                && !ns.ends_with('-');
-            if !valid {
+            if !is_namespace_name(ns) {
                 return Err(format!(
                     "state.namespace: expected a namespace name (at most 63 of [a-z0-9-], \
                      starting and ending alphanumeric), found {ns:?}"
@@ -753,18 +846,27 @@ mod shipped_config {
             },
             d.state
         );
-        // In a cluster, rollout state and versions come from the Kubernetes API (two
-        // replicas share nothing else); every other rollout key states its default.
+        // In a cluster, the Rollouts, their routes, state and versions come from the
+        // Kubernetes API (two replicas share nothing else); every other rollout key states
+        // its default.
+        assert_eq!(c.rollouts.source, RolloutSourceKind::Kube);
+        assert_eq!(c.rollouts.router, RouterKind::Kube);
         assert_eq!(c.rollouts.state, RolloutStateKind::Kube);
         assert_eq!(c.rollouts.versions, VersionsKind::Kube);
+        assert_eq!(c.rollouts.resync(), RolloutsConfig::DEFAULT_RESYNC);
         assert_eq!(
             RolloutsConfig {
+                source: d.rollouts.source,
+                router: d.rollouts.router,
                 state: d.rollouts.state,
                 versions: d.rollouts.versions,
+                resync_interval: None,
                 ..c.rollouts.clone()
             },
             d.rollouts
         );
+        assert_eq!(d.rollouts.source, RolloutSourceKind::File);
+        assert_eq!(d.rollouts.router, RouterKind::File);
         assert_eq!(d.rollouts.state, RolloutStateKind::File);
         assert_eq!(d.rollouts.versions, VersionsKind::File);
         // Two replicas in deploy/deployment.yaml: the shipped config elects a leader.
@@ -846,6 +948,65 @@ mod shipped_config {
                 "{e}"
             );
         }
+    }
+
+    #[test]
+    fn rollouts_can_be_read_from_the_cluster() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("slogate.yaml");
+        let load = |rollouts: &str| {
+            std::fs::write(
+                &f,
+                format!("prometheus: {{url: http://p:9090}}\nrollouts: {rollouts}\n"),
+            )
+            .unwrap();
+            Config::load_with_env(&f, Some(Default::default())).map_err(|e| e.to_string())
+        };
+        // Off by default: no paths, source file.
+        let c = load("{}").unwrap();
+        assert!(!c.rollouts.enabled());
+        assert_eq!(c.rollouts.resync(), Duration::from_secs(30));
+        // source: kube turns rollouts on without any path, and needs a versions source.
+        let c =
+            load("{source: kube, versions: kube, namespaces: [shop, web], resync_interval: 10s}")
+                .unwrap();
+        assert!(c.rollouts.enabled());
+        assert_eq!(c.rollouts.source, RolloutSourceKind::Kube);
+        assert_eq!(c.rollouts.namespaces, ["shop", "web"]);
+        assert_eq!(c.rollouts.resync(), Duration::from_secs(10));
+        let e = load("{source: kube}").unwrap_err();
+        assert!(e.contains("rollouts.versions_file"), "{e}");
+        // Keys the chosen source would not read are refused, naming them.
+        let e = load("{source: kube, versions: kube, paths: [r]}").unwrap_err();
+        assert!(
+            e.contains("rollouts.paths") && e.contains("source: kube"),
+            "{e}"
+        );
+        let e = load("{paths: [r], versions: kube, namespaces: [shop]}").unwrap_err();
+        assert!(
+            e.contains("rollouts.namespaces") && e.contains("source: file"),
+            "{e}"
+        );
+        let e = load("{source: kube, versions: kube, namespaces: [Shop]}").unwrap_err();
+        assert!(
+            e.contains("rollouts.namespaces[0]") && e.contains("\"Shop\""),
+            "{e}"
+        );
+        let e = load("{source: kube, versions: kube, namespaces: [a, a]}").unwrap_err();
+        assert!(
+            e.contains("rollouts.namespaces[1]") && e.contains("twice"),
+            "{e}"
+        );
+        let e = load("{source: kube, versions: kube, resync_interval: 100ms}").unwrap_err();
+        assert!(
+            e.contains("rollouts.resync_interval") && e.contains("1s"),
+            "{e}"
+        );
+        let e = load("{source: crd}").unwrap_err();
+        assert!(
+            e.contains("rollouts.source") && e.contains("`file` or `kube`") && e.contains("crd"),
+            "{e}"
+        );
     }
 
     #[test]

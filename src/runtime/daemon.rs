@@ -104,9 +104,9 @@ impl Daemon {
             .map_err(|e| DaemonError::Config(format!("notifications: {e}")))?;
         // One work tree, one adapter: the guard and the rollouts share it (and its lock).
         let repo: Option<Arc<dyn GitOpsRepo>> = match cfg.repo_config() {
-            Some(rc) if !cfg.guard.apps.is_empty() || !cfg.rollouts.paths.is_empty() => Some(
-                Arc::new(GitCli::new(rc).map_err(|e| DaemonError::Config(format!("gitops: {e}")))?),
-            ),
+            Some(rc) if !cfg.guard.apps.is_empty() || cfg.rollouts.enabled() => Some(Arc::new(
+                GitCli::new(rc).map_err(|e| DaemonError::Config(format!("gitops: {e}")))?,
+            )),
             _ => None,
         };
         let defaults = AppState::default();
@@ -438,11 +438,14 @@ impl crate::ports::sync::SyncTrigger for LazyFlux {
 ///
 /// The file store is required by the guard and the rollouts; without either, a missing or
 /// read-only state directory only disables the state (with a warning).
-async fn state_store(cfg: &Config) -> Result<Option<Arc<dyn StateStore>>, DaemonError> {
+async fn state_store(
+    cfg: &Config,
+    client: &Option<::kube::Client>,
+) -> Result<Option<Arc<dyn StateStore>>, DaemonError> {
     use super::config::StateBackend;
     let files: Arc<dyn StateStore> = match FileStore::open(&cfg.state.dir) {
         Ok(s) => Arc::new(s),
-        Err(e) if cfg.guard.apps.is_empty() && cfg.rollouts.paths.is_empty() => {
+        Err(e) if cfg.guard.apps.is_empty() && !cfg.rollouts.enabled() => {
             tracing::warn!("state.dir: {e}; the state store and the decision log are disabled");
             return Ok(None);
         }
@@ -456,10 +459,8 @@ async fn state_store(cfg: &Config) -> Result<Option<Arc<dyn StateStore>>, Daemon
                 .state
                 .kube_namespace(pod_namespace)
                 .map_err(DaemonError::Config)?;
-            let client = crate::adapters::kube::client(crate::adapters::kube::DEFAULT_CALL_TIMEOUT)
-                .await
-                .map_err(|e| DaemonError::Config(format!("state.backend: kube: {e}")))?;
-            tracing::info!(%namespace, "state documents in ConfigMaps; the decision log in state.dir (per replica)");
+            let client = need_kube(client, "state.backend")?;
+            tracing::info!(%namespace, "state documents and the shared decision log in ConfigMaps; this replica's complete decision log in state.dir");
             Ok(Some(Arc::new(crate::adapters::kube::ConfigMapStore::new(
                 client, namespace, files,
             ))))
@@ -469,7 +470,12 @@ async fn state_store(cfg: &Config) -> Result<Option<Arc<dyn StateStore>>, Daemon
 
 /// One reload and one evaluation cycle, without the server (`slogate run --once`).
 pub async fn run_once(cfg: &Config) -> Result<CycleSummary, DaemonError> {
-    let states = state_store(cfg).await?;
+    // Only the state store may need a client here: no leader, no rollouts.
+    let client = match cfg.state.backend {
+        super::config::StateBackend::Kube => kube_client(cfg).await?,
+        super::config::StateBackend::File => None,
+    };
+    let states = state_store(cfg, &client).await?;
     let d = Daemon::new(cfg, AlwaysLeader::new().leadership(), states)?;
     d.reload().await;
     Ok(d.cycle().await)
@@ -485,14 +491,37 @@ pub async fn run(
 }
 
 /// Alertmanager triggers become guard requests (firing alerts only: a resolved alert
-/// changes nothing the schedule would not see).
+/// changes nothing the schedule would not see). On a follower, with a shared `handoff`
+/// store, they are handed to the leader instead ([`super::webhook::handoff`]).
 fn forward_alerts(
     mut triggers: tokio::sync::mpsc::Receiver<super::webhook::AlertTrigger>,
     out: tokio::sync::mpsc::Sender<GuardRequest>,
+    leadership: Leadership,
+    handoff: Option<Arc<dyn StateStore>>,
 ) {
     tokio::spawn(async move {
         while let Some(t) = triggers.recv().await {
             if t.status != super::webhook::AlertStatus::Firing {
+                continue;
+            }
+            if let Some(store) = handoff.as_ref().filter(|_| !leadership.is_leader()) {
+                let alertname = t.alertname.clone();
+                match super::webhook::handoff::push(
+                    store.as_ref(),
+                    &t.slo_id,
+                    alertname,
+                    &t.fingerprint,
+                    chrono::Utc::now(),
+                )
+                .await
+                {
+                    Ok(seq) => {
+                        tracing::info!(slo = %t.slo_id, seq, "alert handed to the leader");
+                    }
+                    Err(e) => {
+                        tracing::error!(slo = %t.slo_id, "cannot hand the alert to the leader, which acts at its next evaluation: {e}");
+                    }
+                }
                 continue;
             }
             let req = GuardRequest {
@@ -516,10 +545,12 @@ pub async fn run_with_alerts(
     alerts: tokio::sync::mpsc::Receiver<GuardRequest>,
 ) -> Result<(), DaemonError> {
     let (stop_tx, stop_rx) = watch::channel(false);
-    let (leadership, elector) = leader_election(&cfg).await?;
-    let states = state_store(&cfg).await?;
+    let client = kube_client(&cfg).await?;
+    let (leadership, elector) = leader_election(&cfg, &client)?;
+    let states = state_store(&cfg, &client).await?;
     let d = Arc::new(Daemon::new(&cfg, leadership.clone(), states)?);
-    let rollouts = build_rollouts(&cfg, &d).await?;
+    let registry = Arc::new(super::rollout::RolloutRegistry::default());
+    let supervisor = build_rollouts(&cfg, &d, &client, registry.clone()).await?;
     // The webhook's triggers join the externally given alert channel.
     let (alert_tx, mut alerts) = {
         let (tx, rx) = tokio::sync::mpsc::channel::<GuardRequest>(256);
@@ -534,6 +565,23 @@ pub async fn run_with_alerts(
         });
         (tx, rx)
     };
+    // Alerts a follower receives reach the leader through the shared store.
+    let handoff_store = match (cfg.state.backend, cfg.leader_election.enabled) {
+        (super::config::StateBackend::Kube, true) => d.state.store.clone(),
+        _ => None,
+    };
+    let handoff_task = handoff_store
+        .clone()
+        .filter(|_| cfg.webhook.enabled)
+        .map(|store| {
+            take_handoffs(
+                store,
+                leadership.clone(),
+                alert_tx.clone(),
+                cfg.evaluation.interval.as_std(),
+                stop_rx.clone(),
+            )
+        });
     let extra = if cfg.webhook.enabled {
         let Some(store) = d.state.store.clone() else {
             return Err(DaemonError::Config(format!(
@@ -548,7 +596,12 @@ pub async fn run_with_alerts(
             d.state.metrics.webhook.clone(),
         )
         .map_err(|e| DaemonError::Config(format!("webhook: {e}")))?;
-        forward_alerts(triggers, alert_tx.clone());
+        forward_alerts(
+            triggers,
+            alert_tx.clone(),
+            leadership.clone(),
+            handoff_store.clone(),
+        );
         super::webhook::router(ws)
     } else {
         axum::Router::new()
@@ -561,9 +614,6 @@ pub async fn run_with_alerts(
         _ => extra,
     };
     drop(alert_tx);
-    let registry = Arc::new(super::rollout::RolloutRegistry::new(
-        rollouts.iter().cloned(),
-    ));
     let extra = extra.merge(super::rollout::api::router(d.state.clone(), registry));
     let listener = tokio::net::TcpListener::bind(cfg.server.listen)
         .await
@@ -604,18 +654,12 @@ pub async fn run_with_alerts(
             }
         })
     };
-    let rollout_tasks: Vec<_> = rollouts
-        .iter()
-        .map(|c| {
-            let c = c.clone();
-            let stop = stop_rx.clone();
-            let span = tracing::info_span!("rollout", rollout = %c.key());
-            tokio::spawn(c.run(stop).instrument(span))
-        })
-        .collect();
-    if !rollouts.is_empty() {
-        tracing::info!(rollouts = rollouts.len(), "rollout controllers started");
-    }
+    // Starts a controller per Rollout, keeps them in step with the source, and on shutdown
+    // stops them and waits for each.
+    let rollout_task = supervisor.map(|s| {
+        let every = cfg.rollouts.resync();
+        tokio::spawn(s.run(every, stop_rx.clone()))
+    });
 
     let wake = Arc::new(Notify::new());
     d.reload().await;
@@ -685,7 +729,10 @@ pub async fn run_with_alerts(
     let served = server.await.map_err(DaemonError::Server);
     let _ = scheduler.await;
     let _ = reloader.await;
-    for t in rollout_tasks {
+    if let Some(t) = rollout_task {
+        let _ = t.await;
+    }
+    if let Some(t) = handoff_task {
         let _ = t.await;
     }
     let _ = leader_gauge.await;
@@ -697,10 +744,57 @@ pub async fn run_with_alerts(
     served
 }
 
+/// On the leader, every [`super::webhook::handoff::POLL`]: the alerts followers handed over,
+/// each sent once to the scheduler as a guard request. A replica that becomes leader takes
+/// those received within `window` (the evaluation interval) and skips older ones.
+fn take_handoffs(
+    store: Arc<dyn StateStore>,
+    leadership: Leadership,
+    out: tokio::sync::mpsc::Sender<GuardRequest>,
+    window: Duration,
+    mut stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    use super::webhook::handoff;
+    tokio::spawn(async move {
+        let mut cursor = handoff::Cursor::default();
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(handoff::POLL) => {}
+                _ = stop.changed() => break,
+            }
+            if !leadership.is_leader() {
+                cursor.reset();
+                continue;
+            }
+            let entries = match handoff::read(store.as_ref()).await {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::warn!("cannot read the alerts handed over by followers: {e}");
+                    continue;
+                }
+            };
+            for h in cursor.take(&entries, chrono::Utc::now(), window) {
+                tracing::info!(slo = %h.slo_id, seq = h.seq, "alert handed over by a follower");
+                let req = GuardRequest {
+                    slo_id: h.slo_id,
+                    trigger: Trigger::Alert {
+                        alertname: h.alertname.unwrap_or_default(),
+                        fingerprint: h.fingerprint,
+                    },
+                };
+                if out.send(req).await.is_err() {
+                    return;
+                }
+            }
+        }
+    })
+}
+
 /// The leadership handle: a Lease elector when `leader_election.enabled`, else always the
 /// leader.
-async fn leader_election(
+fn leader_election(
     cfg: &Config,
+    client: &Option<::kube::Client>,
 ) -> Result<(Leadership, Option<Arc<dyn LeaderElector>>), DaemonError> {
     let le = &cfg.leader_election;
     if !le.enabled {
@@ -718,43 +812,103 @@ async fn leader_election(
         .unwrap_or_else(|| "slogate".to_string());
     let identity = LeaseConfig::identity_from_env()
         .map_err(|e| DaemonError::Config(format!("leader_election: {e}")))?;
-    let client = crate::adapters::kube::client(crate::adapters::kube::DEFAULT_CALL_TIMEOUT)
-        .await
-        .map_err(|e| DaemonError::Config(format!("leader_election: {e}")))?;
     let elector = LeaseElector::new(
-        client,
+        need_kube(client, "leader_election")?,
         LeaseConfig::new(namespace, le.name.clone(), identity),
     )
     .map_err(|e| DaemonError::Config(format!("leader_election: {e}")))?;
     Ok((elector.leadership(), Some(Arc::new(elector))))
 }
 
-/// A controller per Rollout of `rollouts.paths`, with the router, state store and version
-/// source `rollouts.router`, `rollouts.state` and `rollouts.versions` name (one Kubernetes
-/// client for all that say `kube`).
+/// The Kubernetes client every `kube` key shares, built once when any asks for one
+/// (leader election, `state.backend`, `rollouts.source`, `.router`, `.state`,
+/// `.versions`). A failure names the keys that asked.
+async fn kube_client(cfg: &Config) -> Result<Option<::kube::Client>, DaemonError> {
+    use super::config::{
+        RolloutSourceKind, RolloutStateKind, RouterKind, StateBackend, VersionsKind,
+    };
+    let rc = &cfg.rollouts;
+    let rollouts = rc.enabled();
+    let uses_kube: Vec<&str> = [
+        ("leader_election", cfg.leader_election.enabled),
+        ("state.backend", cfg.state.backend == StateBackend::Kube),
+        ("rollouts.source", rc.source == RolloutSourceKind::Kube),
+        ("rollouts.router", rollouts && rc.router == RouterKind::Kube),
+        (
+            "rollouts.state",
+            rollouts && rc.state == RolloutStateKind::Kube,
+        ),
+        (
+            "rollouts.versions",
+            rollouts && rc.versions == VersionsKind::Kube,
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(key, kube)| kube.then_some(key))
+    .collect();
+    if uses_kube.is_empty() {
+        return Ok(None);
+    }
+    crate::adapters::kube::client(crate::adapters::kube::DEFAULT_CALL_TIMEOUT)
+        .await
+        .map(Some)
+        .map_err(|e| DaemonError::Config(format!("{}: kube: {e}", uses_kube.join(", "))))
+}
+
+/// The client of [`kube_client`], which exists whenever a key says `kube`.
+fn need_kube(client: &Option<::kube::Client>, key: &str) -> Result<::kube::Client, DaemonError> {
+    client.clone().ok_or_else(|| {
+        // Unreachable: `kube_client` builds one whenever a key says kube.
+        DaemonError::Config(format!("{key}: kube: no Kubernetes client"))
+    })
+}
+
+/// The rollout supervisor: the Rollouts of `rollouts.source` (files or the cluster), each
+/// run by a controller with the router, state store and version source `rollouts.router`,
+/// `rollouts.state` and `rollouts.versions` name. `None` without rollouts.
+///
+/// With `source: file`, an error in the files at start is fatal (exit 2), as a bad config
+/// file is; later ones, and every problem of cluster objects, are logged and leave the
+/// running controllers as they are.
 async fn build_rollouts(
     cfg: &Config,
     d: &Daemon,
-) -> Result<Vec<Arc<super::rollout::RolloutController>>, DaemonError> {
-    use super::config::{RolloutStateKind, RouterKind, VersionsKind};
+    client: &Option<::kube::Client>,
+    registry: Arc<super::rollout::RolloutRegistry>,
+) -> Result<Option<Arc<super::rollout::RolloutSupervisor>>, DaemonError> {
+    use super::config::{RolloutSourceKind, RolloutStateKind, RouterKind, VersionsKind};
     use super::rollout::{
-        weights_file, ControllerSettings, FileVersions, RolloutController, RolloutDeps,
+        weights_file, ControllerFactory, ControllerSettings, FileVersions, RolloutController,
+        RolloutDeps, RolloutSupervisor,
     };
+    use crate::ports::rollouts::RolloutSource;
     let rc = &cfg.rollouts;
-    if rc.paths.is_empty() {
-        return Ok(Vec::new());
+    if !rc.enabled() {
+        return Ok(None);
     }
-    let report = crate::rollout::load::load_paths(&rc.paths);
-    for w in &report.warnings {
-        tracing::warn!(file = %w.file.display(), field = %w.field, "{}", w.message);
-    }
-    if !report.errors.is_empty() {
-        let lines: Vec<String> = report.errors.iter().map(ToString::to_string).collect();
-        return Err(DaemonError::Config(format!(
-            "rollouts.paths: {}",
-            lines.join("\n")
-        )));
-    }
+    let source: Arc<dyn RolloutSource> = match rc.source {
+        RolloutSourceKind::File => {
+            let files = crate::adapters::rollout_files::FileRollouts::new(rc.paths.clone());
+            let set = files
+                .list()
+                .await
+                .map_err(|e| DaemonError::Config(e.to_string()))?;
+            for w in &set.warnings {
+                tracing::warn!("{w}");
+            }
+            if !set.errors.is_empty() {
+                return Err(DaemonError::Config(format!(
+                    "rollouts.paths: {}",
+                    set.errors.join("\n")
+                )));
+            }
+            Arc::new(files)
+        }
+        RolloutSourceKind::Kube => Arc::new(crate::adapters::kube::KubeRollouts::new(
+            need_kube(client, "rollouts.source")?,
+            rc.namespaces.clone(),
+        )),
+    };
     // Commands are in the `state.backend` store and the decision log in state.dir, whatever
     // `rollouts.state` says.
     let Some(documents) = d.state.store.clone() else {
@@ -763,42 +917,18 @@ async fn build_rollouts(
             cfg.state.dir.display()
         )));
     };
-    // One client for everything `kube`, built only when something is.
-    let uses_kube: Vec<&str> = [
-        ("rollouts.router", rc.router == RouterKind::Kube),
-        ("rollouts.state", rc.state == RolloutStateKind::Kube),
-        ("rollouts.versions", rc.versions == VersionsKind::Kube),
-    ]
-    .into_iter()
-    .filter_map(|(key, kube)| kube.then_some(key))
-    .collect();
-    let client = if uses_kube.is_empty() {
-        None
-    } else {
-        Some(
-            crate::adapters::kube::client(crate::adapters::kube::DEFAULT_CALL_TIMEOUT)
-                .await
-                .map_err(|e| DaemonError::Config(format!("{}: kube: {e}", uses_kube.join(", "))))?,
-        )
-    };
-    let kube = |key: &str| {
-        client.clone().ok_or_else(|| {
-            // Unreachable: the client exists whenever a key says kube.
-            DaemonError::Config(format!("{key}: kube: no Kubernetes client"))
-        })
-    };
     let store: Arc<dyn StateStore> = match rc.state {
         RolloutStateKind::File => documents,
         RolloutStateKind::Kube => Arc::new(crate::adapters::kube::RolloutStatusStore::new(
-            kube("rollouts.state")?,
+            need_kube(client, "rollouts.state")?,
             documents,
         )),
     };
     let versions: Arc<dyn super::rollout::VersionSource> = match (rc.versions, &rc.versions_file)
     {
-        (VersionsKind::Kube, _) => Arc::new(crate::adapters::kube::KubeVersions::new(kube(
-            "rollouts.versions",
-        )?)),
+        (VersionsKind::Kube, _) => Arc::new(crate::adapters::kube::KubeVersions::new(
+            need_kube(client, "rollouts.versions")?,
+        )),
         (VersionsKind::File, Some(f)) => Arc::new(FileVersions::new(f.clone())),
         (VersionsKind::File, None) => {
             return Err(DaemonError::Config(
@@ -807,7 +937,7 @@ async fn build_rollouts(
         }
     };
     let router_client = match rc.router {
-        RouterKind::Kube => Some(kube("rollouts.router")?),
+        RouterKind::Kube => Some(need_kube(client, "rollouts.router")?),
         RouterKind::File => None,
     };
     let weights_dir = rc.weights_dir(&cfg.state.dir);
@@ -816,9 +946,13 @@ async fn build_rollouts(
         settings.git_timeout = t.as_std();
     }
     settings.query_timeout = cfg.prometheus.timeout.as_std();
-    let mut out = Vec::new();
-    for loaded in report.rollouts {
-        let r = loaded.rollout;
+    let metrics = d.source.clone();
+    let repo = d.repo.clone();
+    let notifiers = d.notifiers.clone();
+    let guard = d.guard.clone();
+    let leadership = d.leadership.clone();
+    let metrics_registry = d.state.metrics.rollout.clone();
+    let factory: ControllerFactory = Box::new(move |r| {
         let router: Arc<dyn crate::ports::traffic::TrafficRouter> = match &router_client {
             Some(client) => Arc::new(crate::adapters::kube::KubeTrafficRouter::new(
                 client.clone(),
@@ -828,28 +962,32 @@ async fn build_rollouts(
                 let file = weights_file(&weights_dir, r.namespace(), &r.metadata.name);
                 if let Some(parent) = file.parent() {
                     std::fs::create_dir_all(parent).map_err(|e| {
-                        DaemonError::Config(format!(
+                        format!(
                             "rollouts.weights_dir: cannot create {}: {e}",
                             parent.display()
-                        ))
+                        )
                     })?;
                 }
                 Arc::new(crate::adapters::traffic_file::FileRouter::new(file))
             }
         };
-        let mut deps = RolloutDeps::new(d.source.clone(), router, store.clone(), versions.clone());
-        deps.repo = d.repo.clone();
-        deps.notifiers = d.notifiers.clone();
-        deps.guard = d.guard.clone();
-        deps.leadership = d.leadership.clone();
-        deps.metrics_registry = d.state.metrics.rollout.clone();
+        let mut deps = RolloutDeps::new(metrics.clone(), router, store.clone(), versions.clone());
+        deps.repo = repo.clone();
+        deps.notifiers = notifiers.clone();
+        deps.guard = guard.clone();
+        deps.leadership = leadership.clone();
+        deps.metrics_registry = metrics_registry.clone();
         deps.settings = settings.clone();
         if deps.repo.is_none() {
             tracing::warn!(rollout = %r.key(), "no gitops section: aborts revert nothing and promotions wait for stable to run the canary's version");
         }
-        out.push(Arc::new(RolloutController::new(r, deps)));
-    }
-    Ok(out)
+        Ok(Arc::new(RolloutController::new(r, deps)))
+    });
+    tracing::info!(source = %source.describe(), every = ?rc.resync(), "rollouts");
+    Ok(Some(Arc::new(
+        RolloutSupervisor::new(source, factory, registry)
+            .with_metrics(d.state.metrics.rollout.clone()),
+    )))
 }
 
 /// `interval` spread uniformly by ±`jitter` (a fraction), so replicas and restarts do not
@@ -888,6 +1026,76 @@ pub async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::adapters::state::MemoryStore;
+    use crate::ports::leader::leadership_channel;
+    use crate::runtime::webhook::{handoff, AlertStatus, AlertTrigger};
+
+    fn trigger(slo: &str) -> AlertTrigger {
+        AlertTrigger {
+            slo_id: slo.into(),
+            status: AlertStatus::Firing,
+            fingerprint: "4e1a2b3c4d5e6f70".into(),
+            alertname: Some("SlothErrorBudgetBurn".into()),
+            severity: Some("page".into()),
+            starts_at: chrono::Utc::now(),
+        }
+    }
+
+    /// A follower hands a firing alert to the leader through the shared store instead of
+    /// running the guard itself; the leader's poller turns it into one guard request. Then
+    /// the follower becomes leader and acts on its own alerts directly.
+    #[tokio::test(start_paused = true)]
+    async fn a_follower_hands_alerts_to_the_leader() {
+        let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
+        let (follower_signal, follower) = leadership_channel();
+        let (leader_signal, leader) = leadership_channel();
+        leader_signal.grant_forever();
+
+        let (trig_tx, trig_rx) = tokio::sync::mpsc::channel(8);
+        let (follower_out, mut follower_in) = tokio::sync::mpsc::channel(8);
+        forward_alerts(trig_rx, follower_out, follower.clone(), Some(store.clone()));
+        let (leader_out, mut leader_in) = tokio::sync::mpsc::channel(8);
+        let (_stop_tx, stop_rx) = watch::channel(false);
+        let poller = take_handoffs(
+            store.clone(),
+            leader,
+            leader_out,
+            Duration::from_secs(60),
+            stop_rx,
+        );
+
+        trig_tx
+            .send(trigger("checkout-availability"))
+            .await
+            .unwrap();
+        let req = tokio::time::timeout(Duration::from_secs(30), leader_in.recv())
+            .await
+            .expect("the leader never got the alert")
+            .unwrap();
+        assert_eq!(req.slo_id, "checkout-availability");
+        assert_eq!(
+            req.trigger,
+            Trigger::Alert {
+                alertname: "SlothErrorBudgetBurn".into(),
+                fingerprint: "4e1a2b3c4d5e6f70".into(),
+            }
+        );
+        assert!(follower_in.try_recv().is_err(), "the follower acted itself");
+        // Taken once: later polls send nothing more.
+        tokio::time::sleep(handoff::POLL * 5).await;
+        assert!(leader_in.try_recv().is_err());
+
+        // The follower now leads: its alerts go straight to its own scheduler.
+        follower_signal.grant_forever();
+        trig_tx.send(trigger("search-latency")).await.unwrap();
+        let req = tokio::time::timeout(Duration::from_secs(30), follower_in.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(req.slo_id, "search-latency");
+        assert_eq!(handoff::read(store.as_ref()).await.unwrap().len(), 1);
+        poller.abort();
+    }
 
     #[test]
     fn jitter_stays_within_bounds() {

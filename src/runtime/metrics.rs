@@ -484,6 +484,17 @@ pub struct RolloutMetrics {
     pub leader: Gauge,
     /// Decision-log records written, by kind and action.
     pub decisions: Family<DecisionLabels, Counter>,
+    /// Rollouts by `state`: `running` (a controller runs) or `rejected` (invalid, or its
+    /// controller could not be built; not running).
+    pub specs: Family<SpecStateLabels, Gauge>,
+    /// Readings of the rollout source that failed (API down, unreadable files).
+    pub source_errors: Counter,
+}
+
+/// `slogate_rollouts{state}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SpecStateLabels {
+    pub state: String,
 }
 
 impl RolloutMetrics {
@@ -523,6 +534,64 @@ impl RolloutMetrics {
             "Decision-log records written, by kind and action",
             self.decisions.clone(),
         );
+        registry.register(
+            "slogate_rollouts",
+            "Rollouts by state: running (a controller runs it) or rejected (invalid spec, not running)",
+            self.specs.clone(),
+        );
+        registry.register(
+            "slogate_rollout_source_errors",
+            "Readings of the rollout source (rollouts.paths or the cluster's Rollouts) that failed",
+            self.source_errors.clone(),
+        );
+    }
+
+    /// Set `slogate_rollouts{state}`.
+    pub fn set_rollout_specs(&self, running: usize, rejected: usize) {
+        for (state, n) in [("running", running), ("rejected", rejected)] {
+            self.specs
+                .get_or_create(&SpecStateLabels {
+                    state: state.to_string(),
+                })
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// Count a failed reading of the rollout source.
+    pub fn rollout_source_error(&self) {
+        self.source_errors.inc();
+    }
+
+    /// Drop the gauges of a rollout that no longer runs (its weight, step, phases and the
+    /// p-values of `metrics`), so dashboards do not show a deleted rollout as stuck.
+    /// Counters stay.
+    pub fn forget_rollout(
+        &self,
+        namespace: &str,
+        rollout: &str,
+        all_phases: &[&str],
+        metrics: &[&str],
+    ) {
+        let l = RolloutLabels {
+            namespace: namespace.to_string(),
+            rollout: rollout.to_string(),
+        };
+        self.weight.remove(&l);
+        self.step.remove(&l);
+        for p in all_phases {
+            self.phase.remove(&PhaseLabels {
+                namespace: namespace.to_string(),
+                rollout: rollout.to_string(),
+                phase: p.to_string(),
+            });
+        }
+        for m in metrics {
+            self.p_value.remove(&AnalysisMetricLabels {
+                namespace: namespace.to_string(),
+                rollout: rollout.to_string(),
+                metric: m.to_string(),
+            });
+        }
     }
 
     /// Publish a rollout's phase (1 for `current`, 0 for the others), step and weight.

@@ -296,3 +296,42 @@ pub fn request_history(start: i64, end: i64, error_ratio: impl Fn(i64) -> f64) -
     }
     format!("# HELP http_requests Requests.\n# TYPE http_requests counter\n{ok}{err}# EOF\n")
 }
+
+/// A Prometheus stand-in for controller tests: every instant query answers 0.999 (a healthy
+/// success rate), every range query nothing.
+pub struct Healthy;
+
+#[async_trait::async_trait]
+impl slogate::ports::metrics::MetricsSource for Healthy {
+    async fn instant(
+        &self,
+        _: &str,
+        _: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<Vec<slogate::ports::metrics::Sample>, slogate::ports::metrics::MetricsError> {
+        Ok(vec![slogate::ports::metrics::Sample {
+            labels: Default::default(),
+            value: 0.999,
+        }])
+    }
+    async fn range(
+        &self,
+        _: &str,
+        _: chrono::DateTime<chrono::Utc>,
+        _: chrono::DateTime<chrono::Utc>,
+        _: Duration,
+    ) -> Result<Vec<slogate::ports::metrics::Series>, slogate::ports::metrics::MetricsError> {
+        Ok(Vec::new())
+    }
+}
+
+/// The value of the sample whose line is `series` (name and labels, exactly) then a space,
+/// in a Prometheus text exposition.
+pub fn metric(body: &str, series: &str) -> Option<f64> {
+    body.lines().find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}

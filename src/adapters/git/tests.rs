@@ -29,6 +29,35 @@ fn deploy(app: &str, image: &str, replicas: u32) -> String {
     )
 }
 
+/// An empty bare remote `<dir>/remote.git` on branch `main` and a developer clone
+/// `<dir>/dev` with `main` checked out: `(remote, dev)`.
+pub(crate) fn bare_remote_and_clone(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let remote = dir.join("remote.git");
+    let dev = dir.join("dev");
+    git(
+        dir,
+        &[
+            "init",
+            "-q",
+            "--bare",
+            "-b",
+            "main",
+            remote.to_str().unwrap(),
+        ],
+    );
+    git(
+        dir,
+        &[
+            "clone",
+            "-q",
+            remote.to_str().unwrap(),
+            dev.to_str().unwrap(),
+        ],
+    );
+    git(&dev, &["checkout", "-q", "-b", "main"]);
+    (remote, dev)
+}
+
 /// Plain git for the test's "humans", hermetic like the adapter's.
 pub(crate) fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
@@ -65,30 +94,8 @@ struct Fixture {
 impl Fixture {
     fn new() -> Self {
         let tmp = tempfile::tempdir().unwrap();
-        let remote = tmp.path().join("remote.git");
-        let dev = tmp.path().join("dev");
+        let (remote, dev) = bare_remote_and_clone(tmp.path());
         let workdir = tmp.path().join("slogate-work");
-        git(
-            tmp.path(),
-            &[
-                "init",
-                "-q",
-                "--bare",
-                "-b",
-                "main",
-                remote.to_str().unwrap(),
-            ],
-        );
-        git(
-            tmp.path(),
-            &[
-                "clone",
-                "-q",
-                remote.to_str().unwrap(),
-                dev.to_str().unwrap(),
-            ],
-        );
-        git(&dev, &["checkout", "-q", "-b", "main"]);
         let f = Fixture {
             tmp,
             remote,

@@ -47,11 +47,17 @@
 //!
 //! # The decision log
 //!
-//! `append_decision` and `decisions` go to the inner store (the file store on `state.dir`):
-//! **the decision log stays per replica**. `GET /api/v1/decisions` on one replica shows what
-//! that replica decided (the leader's decisions are on the leader, and a new leader starts a
-//! new log). An append-only log does not fit size-capped ConfigMaps without compaction; the
-//! documents that decide what slogate does next are all shared.
+//! Shared by the replicas, and kept in each pod too:
+//!
+//! - `append_decision` appends to the inner store (the file store on `state.dir`: this pod's
+//!   complete history, durable before anything else), then to the shared ring of ConfigMap
+//!   documents `decisions/00` … `decisions/15`
+//!   ([`crate::adapters::state::decision_ring`]: the most recent 1,600 decisions at least,
+//!   appended with compare-and-swap). A failed shared append is logged with the record's
+//!   id and does not fail the decision: it is in the pod's log.
+//! - `decisions` merges the ring (every replica's recent decisions) with this pod's own
+//!   log, by record id, oldest first. When the ring cannot be read, it answers from the
+//!   pod's log and logs a warning.
 //!
 //! Every API call runs under `tokio::time::timeout` ([`DEFAULT_CALL_TIMEOUT`] unless set
 //! with [`ConfigMapStore::with_timeout`]). Errors name the key and the ConfigMap.
@@ -67,6 +73,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use serde_json::Value;
 
 use super::{call, CallError, DEFAULT_CALL_TIMEOUT, FIELD_MANAGER};
+use crate::adapters::state::SharedDecisionLog;
 use crate::ports::state::{
     validate_key, DecisionQuery, DecisionRecord, StateError, StateStore, Versioned,
 };
@@ -137,6 +144,7 @@ pub struct ConfigMapStore {
     namespace: String,
     inner: Arc<dyn StateStore>,
     timeout: Duration,
+    log: SharedDecisionLog,
 }
 
 impl std::fmt::Debug for ConfigMapStore {
@@ -171,6 +179,7 @@ impl ConfigMapStore {
             namespace: namespace.into(),
             inner,
             timeout: DEFAULT_CALL_TIMEOUT,
+            log: SharedDecisionLog::new(),
         }
     }
 
@@ -185,7 +194,7 @@ impl ConfigMapStore {
         &self.namespace
     }
 
-    /// The store of the decision log.
+    /// The store of this pod's own decision log.
     pub fn inner(&self) -> &Arc<dyn StateStore> {
         &self.inner
     }
@@ -415,13 +424,29 @@ impl StateStore for ConfigMapStore {
         Ok(keys)
     }
 
-    /// Per replica: see the module docs.
+    /// This pod's log first, then the shared ring: see the module docs.
     async fn append_decision(&self, record: &DecisionRecord) -> Result<(), StateError> {
-        self.inner.append_decision(record).await
+        self.inner.append_decision(record).await?;
+        if let Err(e) = self.log.append(self, record).await {
+            tracing::warn!(
+                id = %record.id,
+                "decision recorded in this pod's log only, not in the shared log: {e}"
+            );
+        }
+        Ok(())
     }
 
     async fn decisions(&self, query: &DecisionQuery) -> Result<Vec<DecisionRecord>, StateError> {
-        self.inner.decisions(query).await
+        let mine = self.inner.decisions(query).await?;
+        match SharedDecisionLog::read(self, query, mine.clone()).await {
+            Ok(all) => Ok(all),
+            Err(e) => {
+                tracing::warn!(
+                    "the shared decision log cannot be read, answering with this pod's only: {e}"
+                );
+                Ok(mine)
+            }
+        }
     }
 }
 

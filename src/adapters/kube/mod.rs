@@ -6,6 +6,7 @@
 //! - [`flux`]: the `SyncTrigger` that asks Flux to reconcile a Kustomization now;
 //! - [`rollout_status`]: the `StateStore` that keeps each rollout's state in its Rollout's
 //!   status subresource (everything else in an inner store);
+//! - [`rollouts`]: the `RolloutSource` that lists the Rollout objects (`rollouts.source: kube`);
 //! - [`versions`]: the `VersionSource` that reads the workloads' version label.
 //!
 //! [`API_CALLS`] lists every API call these adapters make.
@@ -20,6 +21,7 @@ pub mod configmap_store;
 pub mod flux;
 pub mod lease;
 pub mod rollout_status;
+pub mod rollouts;
 pub mod traffic;
 pub mod versions;
 
@@ -29,6 +31,7 @@ pub use configmap_store::{ConfigMapStore, ConfigMapStoreError};
 pub use flux::FluxSync;
 pub use lease::{LeaseConfig, LeaseElector};
 pub use rollout_status::{RolloutStatusError, RolloutStatusStore};
+pub use rollouts::KubeRollouts;
 pub use traffic::KubeTrafficRouter;
 pub use versions::KubeVersions;
 
@@ -122,8 +125,9 @@ pub const API_CALLS: &[ApiCall] = &[
         group: "slogate.dev",
         version: "v1alpha1",
         resource: "rollouts",
-        verbs: &["get", "list", "watch"],
-        why: "read Rollouts and the state machine's state stored in their status",
+        verbs: &["get", "list"],
+        why: "list the Rollouts to run (rollouts.source: kube) and read the state machine's \
+              state stored in their status",
     },
     ApiCall {
         group: "slogate.dev",

@@ -13,7 +13,7 @@
 //! Handlers are thin: they parse, call [`RolloutController::submit`], and encode.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -28,33 +28,59 @@ use crate::ports::state::{StateError, StateStore};
 use crate::rollout::RolloutStatus;
 use crate::runtime::server::{authorize, AppState};
 
-/// The rollout controllers of this daemon, by `namespace/name`.
+/// The rollout controllers of this daemon, by `namespace/name`. The supervisor
+/// ([`super::supervisor`]) adds and removes them as Rollouts come and go; the API reads it.
 #[derive(Debug, Default)]
 pub struct RolloutRegistry {
-    controllers: BTreeMap<String, Arc<RolloutController>>,
+    controllers: RwLock<BTreeMap<String, Arc<RolloutController>>>,
 }
 
 impl RolloutRegistry {
     pub fn new(controllers: impl IntoIterator<Item = Arc<RolloutController>>) -> Self {
         RolloutRegistry {
-            controllers: controllers.into_iter().map(|c| (c.key(), c)).collect(),
+            controllers: RwLock::new(controllers.into_iter().map(|c| (c.key(), c)).collect()),
         }
     }
 
-    pub fn get(&self, namespace: &str, name: &str) -> Option<&Arc<RolloutController>> {
-        self.controllers.get(&format!("{namespace}/{name}"))
+    // The map is only ever replaced whole by insert/remove, so a writer that panicked left
+    // it consistent: a poisoned lock is recovered rather than propagated.
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<RolloutController>>> {
+        self.controllers
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    pub fn all(&self) -> impl Iterator<Item = &Arc<RolloutController>> {
-        self.controllers.values()
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Arc<RolloutController>>> {
+        self.controllers
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn get(&self, namespace: &str, name: &str) -> Option<Arc<RolloutController>> {
+        self.read().get(&format!("{namespace}/{name}")).cloned()
+    }
+
+    /// Every controller, ordered by `namespace/name`.
+    pub fn all(&self) -> Vec<Arc<RolloutController>> {
+        self.read().values().cloned().collect()
+    }
+
+    /// Add or replace the controller of `c.key()`.
+    pub fn insert(&self, c: Arc<RolloutController>) {
+        self.write().insert(c.key(), c);
+    }
+
+    /// Remove the controller of `namespace/name`.
+    pub fn remove(&self, key: &str) -> Option<Arc<RolloutController>> {
+        self.write().remove(key)
     }
 
     pub fn len(&self) -> usize {
-        self.controllers.len()
+        self.read().len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.controllers.is_empty()
+        self.read().is_empty()
     }
 }
 

@@ -13,7 +13,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::ports::state::{StateError, StateStore};
+use crate::ports::state::{conflict_backoff, StateError, StateStore};
 use crate::rollout::{CommandAction, OperatorCommand, RolloutStatus};
 
 /// Results kept in the queue document (the most recent ones).
@@ -150,7 +150,10 @@ async fn modify_queue(
 ) -> Result<CommandQueue, StateError> {
     let key = commands_key(namespace, name);
     let mut last = None;
-    for _ in 0..CAS_ATTEMPTS {
+    for round in 0..CAS_ATTEMPTS {
+        if round > 0 {
+            conflict_backoff(round as usize - 1).await;
+        }
         let (mut q, version) = read_queue(store, namespace, name).await?;
         if !f(&mut q) {
             return Ok(q);

@@ -11,6 +11,8 @@
 //!   (shared with `slogate analyze`);
 //! - [`commands`]: operators' commands queued in the state store, and the store keys;
 //! - [`promotion`]: the promotion commit's manifest edit;
+//! - [`supervisor`]: one controller task per Rollout of the `RolloutSource` port (files or
+//!   the cluster's Rollout objects), started, restarted and stopped as they change;
 //! - [`api`]: `GET /api/v1/rollouts…` and `POST /api/v1/rollouts/{ns}/{name}/{action}`;
 //! - [`weights_file`]: where the file router keeps each rollout's weights.
 
@@ -19,6 +21,7 @@ pub mod api;
 pub mod commands;
 pub mod controller;
 pub mod promotion;
+pub mod supervisor;
 pub mod versions;
 
 use std::path::{Path, PathBuf};
@@ -29,6 +32,7 @@ pub use controller::{
     AppliedEffect, ControllerSettings, ReconcileReport, RolloutController, RolloutDeps,
     RolloutError,
 };
+pub use supervisor::{ControllerFactory, RolloutSupervisor, SyncReport};
 pub use versions::{FileVersions, StaticVersions, VersionError, VersionSource, WorkloadVersions};
 
 /// The weights file of a rollout under the file router's directory:

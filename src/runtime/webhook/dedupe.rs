@@ -29,7 +29,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::payload::{Alert, AlertStatus};
-use crate::ports::state::{StateError, StateStore};
+use crate::ports::state::{conflict_backoff, StateError, StateStore};
 
 /// Most events kept per fingerprint (oldest dropped first).
 pub const MAX_EVENTS: usize = 64;
@@ -132,7 +132,10 @@ pub async fn record(
         .and_then(|d| now.checked_sub_signed(d))
         .unwrap_or(DateTime::<Utc>::MIN_UTC);
     let mut last_err = None;
-    for _ in 0..CAS_ROUNDS {
+    for round in 0..CAS_ROUNDS {
+        if round > 0 {
+            conflict_backoff(round - 1).await;
+        }
         let current = store.get(&key).await?;
         let (mut events, expected) = match &current {
             None => (Vec::new(), None),

@@ -39,6 +39,7 @@
 pub mod auth;
 pub mod config;
 pub mod dedupe;
+pub mod handoff;
 pub mod payload;
 
 use std::collections::{BTreeMap, HashSet};

@@ -1,0 +1,285 @@
+//! The rollout supervisor keeps one controller task per Rollout of its source, with real
+//! controllers over a file state store and file routers, and a scripted source:
+//!
+//! - new Rollouts start (their controllers reconcile and store a status);
+//! - a changed spec replaces the controller, whose task ends, and the new one resumes from
+//!   the stored status (same phase, step and start time);
+//! - an invalid Rollout keeps its running controller, and a new invalid one is not started;
+//! - an incomplete reading or a failed one stops nothing;
+//! - a Rollout gone from a complete reading stops its controller, leaves the registry and
+//!   drops its gauges; `stop_all` ends every task.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use common::Healthy;
+use slogate::adapters::state::FileStore;
+use slogate::adapters::traffic_file::FileRouter;
+use slogate::ports::rollouts::{RolloutSet, RolloutSource, RolloutSourceError};
+use slogate::rollout::load::from_yaml_str;
+use slogate::rollout::{PhaseName, Rollout, RolloutStatus};
+use slogate::runtime::metrics::{RolloutLabels, RolloutMetrics};
+use slogate::runtime::rollout::{
+    weights_file, ControllerFactory, RolloutController, RolloutDeps, RolloutRegistry,
+    RolloutSupervisor, StaticVersions, SyncReport,
+};
+
+fn rollout(name: &str, interval: &str) -> Rollout {
+    from_yaml_str(&format!(
+        r#"
+apiVersion: slogate.dev/v1alpha1
+kind: Rollout
+metadata: {{name: {name}, namespace: shop}}
+spec:
+  traffic:
+    httpRoute: {{name: {name}, stableBackend: {{name: {name}}}, canaryBackend: {{name: {name}-canary}}}}
+  workloads: {{stable: {{name: {name}}}, canary: {{name: {name}-canary}}}}
+  interval: {interval}
+  progressDeadline: 1h
+  analysis:
+    metrics:
+      - {{name: request-success-rate, min: 0.99}}
+  gitops: {{app: {name}, path: apps/{name}}}
+"#
+    ))
+    .unwrap()
+}
+
+/// A source whose next reading the test sets.
+struct Scripted(Mutex<Result<RolloutSet, RolloutSourceError>>);
+
+impl Scripted {
+    fn set(&self, reading: Result<RolloutSet, RolloutSourceError>) {
+        *self.0.lock().unwrap() = reading;
+    }
+}
+
+#[async_trait]
+impl RolloutSource for Scripted {
+    fn describe(&self) -> String {
+        "scripted".into()
+    }
+    async fn list(&self) -> Result<RolloutSet, RolloutSourceError> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+fn reading(rollouts: &[&Rollout], invalid: &[&str], errors: &[&str]) -> RolloutSet {
+    RolloutSet {
+        rollouts: rollouts.iter().map(|r| (*r).clone()).collect(),
+        invalid: invalid
+            .iter()
+            .map(|k| {
+                (
+                    k.to_string(),
+                    vec![format!("Rollout {k}: spec.steps: error: bad")],
+                )
+            })
+            .collect::<BTreeMap<_, _>>(),
+        errors: errors.iter().map(|e| e.to_string()).collect(),
+        warnings: Vec::new(),
+    }
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    source: Arc<Scripted>,
+    supervisor: RolloutSupervisor,
+    registry: Arc<RolloutRegistry>,
+    metrics: RolloutMetrics,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(FileStore::open(dir.path().join("state")).unwrap());
+    let versions = Arc::new(StaticVersions::new());
+    for name in ["a", "b", "c"] {
+        versions.set(&format!("shop/{name}"), "v1", "v2");
+    }
+    let metrics = RolloutMetrics::default();
+    let weights = dir.path().join("weights");
+    let m = metrics.clone();
+    let factory: ControllerFactory = Box::new(move |r: Rollout| {
+        let file = weights_file(&weights, r.namespace(), &r.metadata.name);
+        std::fs::create_dir_all(file.parent().unwrap()).map_err(|e| e.to_string())?;
+        let mut deps = RolloutDeps::new(
+            Arc::new(Healthy),
+            Arc::new(FileRouter::new(file)),
+            store.clone(),
+            versions.clone(),
+        );
+        deps.metrics_registry = m.clone();
+        Ok(Arc::new(RolloutController::new(r, deps)))
+    });
+    let source = Arc::new(Scripted(Mutex::new(Ok(RolloutSet::default()))));
+    let registry = Arc::new(RolloutRegistry::default());
+    let supervisor = RolloutSupervisor::new(source.clone(), factory, registry.clone())
+        .with_metrics(metrics.clone());
+    Fixture {
+        _dir: dir,
+        source,
+        supervisor,
+        registry,
+        metrics,
+    }
+}
+
+/// The stored status once the controller has started its rollout.
+async fn progressing(c: &RolloutController) -> RolloutStatus {
+    for _ in 0..300 {
+        let (status, _) = c.status().await.unwrap();
+        if status.phase.name() == PhaseName::Progressing {
+            return status;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{} never started progressing", c.key());
+}
+
+fn keys(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+/// A stopped controller's task has ended once only the test holds its `Arc` (the task and
+/// the registry held the others).
+fn ended(c: &Arc<RolloutController>) -> bool {
+    Arc::strong_count(c) == 1
+}
+
+#[tokio::test]
+async fn controllers_follow_the_source() {
+    let f = fixture();
+    let (a, b) = (rollout("a", "30s"), rollout("b", "30s"));
+
+    // Two new Rollouts: both start and reconcile.
+    f.source.set(Ok(reading(&[&a, &b], &[], &[])));
+    let r = f.supervisor.sync_once().await.unwrap();
+    assert_eq!(
+        r,
+        SyncReport {
+            started: keys(&["shop/a", "shop/b"]),
+            complete: true,
+            ..SyncReport::default()
+        }
+    );
+    assert_eq!(f.registry.len(), 2);
+    let old_a = f.registry.get("shop", "a").unwrap();
+    let before = progressing(&old_a).await;
+    progressing(&f.registry.get("shop", "b").unwrap()).await;
+    let labels = |name: &str| RolloutLabels {
+        namespace: "shop".into(),
+        rollout: name.into(),
+    };
+    assert!(f.metrics.weight.get(&labels("b")).is_some());
+
+    // The same reading again changes nothing.
+    let r = f.supervisor.sync_once().await.unwrap();
+    assert!(
+        r.started.is_empty() && r.restarted.is_empty() && r.stopped.is_empty(),
+        "{r:?}"
+    );
+    assert!(Arc::ptr_eq(&old_a, &f.registry.get("shop", "a").unwrap()));
+
+    // A changed spec: a new controller with the new spec; the old task ends; the stored
+    // status carries over (same step, same start of the step).
+    let a2 = rollout("a", "45s");
+    f.source.set(Ok(reading(&[&a2, &b], &[], &[])));
+    let r = f.supervisor.sync_once().await.unwrap();
+    assert_eq!(r.restarted, keys(&["shop/a"]), "{r:?}");
+    assert!(r.started.is_empty() && r.stopped.is_empty(), "{r:?}");
+    let new_a = f.registry.get("shop", "a").unwrap();
+    assert!(!Arc::ptr_eq(&old_a, &new_a));
+    assert_eq!(new_a.rollout(), &a2);
+    assert_eq!(f.supervisor.running().await["shop/a"], a2);
+    assert!(ended(&old_a), "the replaced controller's task still runs");
+    drop(old_a);
+    let after = progressing(&new_a).await;
+    assert_eq!(
+        after.phase, before.phase,
+        "the restart did not resume the stored step"
+    );
+
+    // b turns invalid: it keeps running its last valid spec. A new invalid c is not started.
+    f.source
+        .set(Ok(reading(&[&a2], &["shop/b", "shop/c"], &[])));
+    let r = f.supervisor.sync_once().await.unwrap();
+    assert_eq!(r.kept, keys(&["shop/b"]), "{r:?}");
+    assert_eq!(r.rejected, keys(&["shop/c"]), "{r:?}");
+    assert!(r.stopped.is_empty(), "{r:?}");
+    assert_eq!(r.problems.len(), 2, "{r:?}");
+    assert_eq!(f.registry.get("shop", "b").unwrap().rollout(), &b);
+    assert!(f.registry.get("shop", "c").is_none());
+
+    // An incomplete reading (an unreadable file) that misses b: nothing stops.
+    f.source
+        .set(Ok(reading(&[&a2], &[], &["x.yaml: cannot read the file"])));
+    let r = f.supervisor.sync_once().await.unwrap();
+    assert!(!r.complete && r.stopped.is_empty(), "{r:?}");
+    assert_eq!(f.registry.len(), 2);
+
+    // A failed reading: an error, nothing changes.
+    f.source.set(Err(RolloutSourceError {
+        source_name: "scripted".into(),
+        message: "HTTP 503".into(),
+    }));
+    let e = f.supervisor.sync_once().await.unwrap_err();
+    assert!(e.to_string().contains("HTTP 503"), "{e}");
+    assert_eq!(f.registry.len(), 2);
+
+    // b is gone from a complete reading: stopped, unregistered, gauges dropped.
+    let old_b = f.registry.get("shop", "b").unwrap();
+    f.source.set(Ok(reading(&[&a2], &[], &[])));
+    let r = f.supervisor.sync_once().await.unwrap();
+    assert_eq!(r.stopped, keys(&["shop/b"]), "{r:?}");
+    assert!(f.registry.get("shop", "b").is_none());
+    assert!(
+        ended(&old_b),
+        "the deleted rollout's controller task still runs"
+    );
+    assert!(f.metrics.weight.get(&labels("b")).is_none());
+    assert!(f.metrics.weight.get(&labels("a")).is_some());
+    // Its stored status stays (deleting a Rollout does not roll anything back).
+    assert_eq!(
+        old_b.status().await.unwrap().0.phase.name(),
+        PhaseName::Progressing
+    );
+
+    // Shutdown: every task ends and the registry empties.
+    f.supervisor.stop_all().await;
+    assert!(f.registry.is_empty());
+    assert!(ended(&new_a), "stop_all left a controller task running");
+}
+
+/// `run` syncs at once and again every interval, and stops every controller on shutdown.
+#[tokio::test]
+async fn run_resyncs_until_shutdown() {
+    let f = fixture();
+    let a = rollout("a", "30s");
+    f.source.set(Ok(reading(&[&a], &[], &[])));
+    let supervisor = Arc::new(f.supervisor);
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(supervisor.clone().run(Duration::from_millis(50), stop_rx));
+    let first = wait_for(|| f.registry.get("shop", "a")).await;
+    // A Rollout added to the source is picked up by a later resync, without a call.
+    let b = rollout("b", "30s");
+    f.source.set(Ok(reading(&[&a, &b], &[], &[])));
+    wait_for(|| f.registry.get("shop", "b")).await;
+    stop.send(true).unwrap();
+    task.await.unwrap();
+    assert!(f.registry.is_empty());
+    assert!(ended(&first), "shutdown left a controller task running");
+}
+
+async fn wait_for<T>(mut f: impl FnMut() -> Option<T>) -> T {
+    for _ in 0..300 {
+        if let Some(v) = f() {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("condition never met");
+}
