@@ -479,6 +479,8 @@ fn dashboards_show_what_they_promise() {
         "slogate_guard_rollbacks_total",
         "slogate_guard_frozen",
         "slogate_decisions_total",
+        "slogate_rollouts{",
+        "slogate_rollout_source_errors_total",
     ] {
         assert!(daemon.contains(s), "slogate dashboard queries {s}");
     }
@@ -917,6 +919,16 @@ fn slogate_history(om: &mut OpenMetrics, tl: &Timeline, start: i64, end: i64) {
                 let v = totals.add(&format!("{inst}a{result}"), f64::from(u8::from(hit)));
                 om.counter("slogate_webhook_alerts", &lab(&[("result", result)]), v, t);
             }
+
+            // The rollout source: checkout and search run on both replicas; a third Rollout is
+            // rejected for an hour; the API answers one reading in 60 with an error.
+            let rejected = (-150 * MIN..-90 * MIN).contains(&tl.rel(t));
+            om.gauge("slogate_rollouts", &lab(&[("state", "running")]), 2.0, t);
+            let rj = f64::from(u8::from(rejected));
+            om.gauge("slogate_rollouts", &lab(&[("state", "rejected")]), rj, t);
+            let source_failed = (t / MIN + n as i64 * 7).rem_euclid(60) == 0;
+            let sf = totals.add(&format!("{inst}rs"), f64::from(u8::from(source_failed)));
+            om.counter("slogate_rollout_source_errors", &il, sf, t);
 
             // The guard's series: checkout is rolled back once and frozen after.
             let frozen = tl.rel(t) >= -55 * MIN;
