@@ -221,6 +221,46 @@ async fn a_409_on_replace_is_the_conflict_with_the_version_read_back() {
 }
 
 #[tokio::test]
+async fn delete_is_guarded_by_the_resource_version() {
+    let precondition = json!({"preconditions": {"resourceVersion": "700"}});
+    // kube's delete URL ends in `?` (no query parameters).
+    let path = || format!("{}?", path());
+    let (client, verifier) = serve(vec![
+        Exchange::delete(path(), precondition.clone()).respond(200, status_ok()),
+        // Changed since it was read: refused, and the version found is read back.
+        Exchange::delete(path(), precondition.clone())
+            .respond(409, conflict("configmaps", &name())),
+        Exchange::get(self::path()).respond(200, stored(KEY, &freeze(), "731")),
+        // Already gone.
+        Exchange::delete(path(), precondition.clone())
+            .respond(404, not_found("configmaps", &name())),
+        // Any other failure names the key and the ConfigMap.
+        Exchange::delete(path(), precondition)
+            .respond(403, status(403, "Forbidden", "configmaps is forbidden")),
+    ]);
+    let (s, _) = store(client);
+    let deleted = s.delete(KEY, 700).await;
+    let changed = s.delete(KEY, 700).await.unwrap_err();
+    let gone = s.delete(KEY, 700).await.unwrap_err();
+    let forbidden = s.delete(KEY, 700).await.unwrap_err();
+    drop(s);
+    finish(verifier).await;
+    deleted.unwrap();
+    expect_conflict(&changed, Some(700), Some(731));
+    expect_conflict(&gone, Some(700), None);
+    let msg = forbidden.to_string();
+    assert!(
+        msg.contains("delete ConfigMap slogate/") && msg.contains(KEY) && msg.contains("forbidden"),
+        "{msg}"
+    );
+}
+
+/// What the API server answers to a DELETE that went through.
+fn status_ok() -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"})
+}
+
+#[tokio::test]
 async fn list_selects_by_label_pages_and_filters_by_prefix() {
     let doc = |key: &str, rv: &str| stored(key, &json!({}), rv);
     // An object with the labels but another key's name (foreign or tampered) is ignored.

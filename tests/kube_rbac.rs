@@ -94,9 +94,19 @@ fn registry_is_well_formed() {
         "PATCH",
         &format!("{cm}/slogate-state-0123456789abcdef0123")
     ));
+    // Deleted by the state sweep, with a resourceVersion precondition.
+    assert!(covers(
+        "DELETE",
+        &format!("{cm}/slogate-state-0123456789abcdef0123?")
+    ));
+    // Nothing else is ever deleted.
     assert!(!covers(
         "DELETE",
-        &format!("{cm}/slogate-state-0123456789abcdef0123")
+        "/apis/networking.istio.io/v1/namespaces/shop/virtualservices/checkout"
+    ));
+    assert!(!covers(
+        "DELETE",
+        "/apis/coordination.k8s.io/v1/namespaces/slogate/leases/slogate"
     ));
     assert!(!covers("GET", &format!("{cm}?&watch=true")));
     // Nothing slogate does needs Secrets or events.

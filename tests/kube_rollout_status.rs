@@ -475,6 +475,9 @@ impl StateStore for Recording {
         }
         self.inner.put(key, value, expected).await
     }
+    async fn delete(&self, key: &str, expected: u64) -> Result<(), StateError> {
+        self.inner.delete(key, expected).await
+    }
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StateError> {
         self.inner.list(prefix).await
     }

@@ -446,6 +446,12 @@ impl StateStore for BrokenStore {
             message: "disk full".into(),
         })
     }
+    async fn delete(&self, _: &str, _: u64) -> Result<(), StateError> {
+        Err(StateError::Io {
+            path: "/var/lib/slogate".into(),
+            message: "read-only file system".into(),
+        })
+    }
     async fn list(&self, _: &str) -> Result<Vec<String>, StateError> {
         Ok(Vec::new())
     }

@@ -155,6 +155,11 @@ pub trait StateStore: Send + Sync {
         expected: Option<u64>,
     ) -> Result<u64, StateError>;
 
+    /// Delete a document if its current version is `expected`. Fails with
+    /// [`StateError::Conflict`] when it has another version, or none (`found: None`): a
+    /// writer that changed it since it was read wins, and the document is kept.
+    async fn delete(&self, key: &str, expected: u64) -> Result<(), StateError>;
+
     /// Keys under a prefix (`guard/`), sorted.
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StateError>;
 

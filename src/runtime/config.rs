@@ -305,6 +305,9 @@ pub struct StateConfig {
     /// `backend: kube`: the namespace of the state ConfigMaps (default: the
     /// `POD_NAMESPACE` environment variable; one of them is required).
     pub namespace: Option<String>,
+    /// How long the leader's hourly sweep keeps promotion approvals and the command queues
+    /// of Rollouts that no longer run (`crate::runtime::state_gc`; default 30d, at least 1h).
+    pub retention: PromDuration,
 }
 
 impl Default for StateConfig {
@@ -313,6 +316,7 @@ impl Default for StateConfig {
             dir: PathBuf::from("/var/lib/slogate"),
             backend: StateBackend::File,
             namespace: None,
+            retention: PromDuration::from_days(30),
         }
     }
 }
@@ -679,6 +683,12 @@ impl Config {
         if self.leader_election.enabled && self.leader_election.name.trim().is_empty() {
             return Err("leader_election.name: expected the Lease's name".into());
         }
+        if self.state.retention.as_std() < Duration::from_secs(3600) {
+            return Err(format!(
+                "state.retention: expected at least 1h, found {}",
+                self.state.retention
+            ));
+        }
         if let Some(ns) = &self.state.namespace {
             if !is_namespace_name(ns) {
                 return Err(format!(
@@ -1024,11 +1034,19 @@ mod shipped_config {
         let c = load("prometheus: {url: http://p:9090}\n", &[]).unwrap();
         assert_eq!(c.state.backend, StateBackend::File);
         assert_eq!(c.state.namespace, None);
+        assert_eq!(c.state.retention, PromDuration::from_days(30));
         let c = load(
-            "prometheus: {url: http://p:9090}\nstate: {backend: kube, namespace: ops}\n",
+            "prometheus: {url: http://p:9090}\nstate: {backend: kube, namespace: ops, retention: 90d}\n",
             &[],
         )
         .unwrap();
+        assert_eq!(c.state.retention, PromDuration::from_days(90));
+        let e = load(
+            "prometheus: {url: http://p:9090}\nstate: {retention: 10m}\n",
+            &[],
+        )
+        .unwrap_err();
+        assert!(e.contains("state.retention") && e.contains("1h"), "{e}");
         assert_eq!(c.state.backend, StateBackend::Kube);
         assert_eq!(
             c.state.kube_namespace(Some("slogate".into())).unwrap(),

@@ -614,6 +614,20 @@ pub async fn run_with_alerts(
         _ => extra,
     };
     drop(alert_tx);
+    // Expired approvals, alert records and orphaned command queues are deleted hourly.
+    let sweep_task = d.state.store.clone().map(|store| {
+        let running = registry.clone();
+        sweep_state(
+            store,
+            leadership.clone(),
+            super::state_gc::Retention {
+                retention: cfg.state.retention.as_std(),
+                dedupe_ttl: cfg.webhook.dedupe_ttl.as_std(),
+            },
+            Arc::new(move |ns: &str, name: &str| running.get(ns, name).is_some()),
+            stop_rx.clone(),
+        )
+    });
     let extra = extra.merge(super::rollout::api::router(d.state.clone(), registry));
     let listener = tokio::net::TcpListener::bind(cfg.server.listen)
         .await
@@ -735,6 +749,9 @@ pub async fn run_with_alerts(
     if let Some(t) = handoff_task {
         let _ = t.await;
     }
+    if let Some(t) = sweep_task {
+        let _ = t.await;
+    }
     let _ = leader_gauge.await;
     // Last: the elector steps down and releases the Lease once nothing acts any more.
     if let Some(t) = elector_task {
@@ -789,6 +806,57 @@ fn take_handoffs(
         }
     })
 }
+
+/// Whether a Rollout (namespace, name) runs here, for the state sweep.
+type Running = Arc<dyn Fn(&str, &str) -> bool + Send + Sync>;
+
+/// On the leader, [`SWEEP_DELAY`] after start and then every
+/// [`super::state_gc::INTERVAL`]: delete expired state documents
+/// ([`super::state_gc::sweep`]). The delay lets the rollout source be read first, so that a
+/// running Rollout's command queue is known to be in use.
+fn sweep_state(
+    store: Arc<dyn StateStore>,
+    leadership: Leadership,
+    keep: super::state_gc::Retention,
+    running: Running,
+    mut stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    use super::state_gc;
+    tokio::spawn(async move {
+        let mut wait = SWEEP_DELAY;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.changed() => break,
+            }
+            wait = state_gc::INTERVAL;
+            if !leadership.is_leader() {
+                continue;
+            }
+            let swept = tokio::select! {
+                r = state_gc::sweep(store.as_ref(), chrono::Utc::now(), keep, running.as_ref()) => r,
+                _ = stop.changed() => break,
+            };
+            match swept {
+                Ok(report) => {
+                    for (key, kind) in &report.deleted {
+                        tracing::info!(%key, kind = kind.as_str(), "expired state document deleted");
+                    }
+                    for why in &report.unreadable {
+                        tracing::warn!("state document kept, it cannot be read: {why}");
+                    }
+                    for key in &report.changed {
+                        tracing::debug!(%key, "expired state document changed since it was read; kept");
+                    }
+                }
+                Err(e) => tracing::warn!("state sweep stopped, retried in an hour: {e}"),
+            }
+        }
+    })
+}
+
+/// How long after start the first state sweep runs.
+const SWEEP_DELAY: Duration = Duration::from_secs(60);
 
 /// The leadership handle: a Lease elector when `leader_election.enabled`, else always the
 /// leader.
@@ -1039,6 +1107,76 @@ mod tests {
             severity: Some("page".into()),
             starts_at: chrono::Utc::now(),
         }
+    }
+
+    /// The sweep runs on the leader only, after its start delay and then hourly, and keeps
+    /// the command queue of a running Rollout.
+    #[tokio::test(start_paused = true)]
+    async fn the_leader_sweeps_expired_state_and_a_follower_does_not() {
+        use crate::runtime::state_gc::Retention;
+        let old = chrono::Utc::now() - chrono::Duration::days(40);
+        let queue = serde_json::json!({"results": [{
+            "id": "cmd-0", "action": "abort", "actor": "bob", "outcome": "applied",
+            "reason": "aborted by bob", "at": old,
+        }]});
+        let approval = serde_json::json!({
+            "key": "k", "repo": "https://git.example/shop.git", "target": "overlays/prod",
+            "image": "shop/checkout", "tag": "v2", "actor": "alice", "at": old,
+        });
+        let keys = [
+            "promote-approval/0a",
+            "rollout-commands/shop/checkout",
+            "rollout-commands/shop/gone",
+        ];
+        let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
+        let put = |k: &'static str, v: serde_json::Value| {
+            let s = store.clone();
+            async move { s.put(k, v, None).await.unwrap() }
+        };
+        put(keys[0], approval).await;
+        put(keys[1], queue.clone()).await;
+        put(keys[2], queue).await;
+        let keep = Retention {
+            retention: Duration::from_secs(30 * 86_400),
+            dedupe_ttl: Duration::from_secs(7 * 86_400),
+        };
+        let running: Running = Arc::new(|ns: &str, name: &str| (ns, name) == ("shop", "checkout"));
+        let left = || {
+            let s = store.clone();
+            async move {
+                let mut k = s.list("promote-approval/").await.unwrap();
+                k.extend(s.list("rollout-commands/").await.unwrap());
+                k
+            }
+        };
+
+        let (follower_signal, follower) = leadership_channel();
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let f = sweep_state(
+            store.clone(),
+            follower,
+            keep,
+            running.clone(),
+            stop_rx.clone(),
+        );
+        tokio::time::sleep(SWEEP_DELAY + crate::runtime::state_gc::INTERVAL * 2).await;
+        assert_eq!(left().await, keys, "a follower deletes nothing");
+
+        let (leader_signal, leader) = leadership_channel();
+        leader_signal.grant_forever();
+        let l = sweep_state(store.clone(), leader, keep, running, stop_rx);
+        tokio::time::sleep(SWEEP_DELAY / 2).await;
+        assert_eq!(left().await, keys, "nothing before the start delay");
+        tokio::time::sleep(SWEEP_DELAY).await;
+        assert_eq!(
+            left().await,
+            vec!["rollout-commands/shop/checkout".to_string()]
+        );
+
+        stop_tx.send(true).unwrap();
+        f.await.unwrap();
+        l.await.unwrap();
+        drop(follower_signal);
     }
 
     /// A follower hands a firing alert to the leader through the shared store instead of

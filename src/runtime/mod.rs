@@ -9,4 +9,5 @@ pub mod metrics;
 pub mod rollout;
 pub mod server;
 pub mod slo_store;
+pub mod state_gc;
 pub mod webhook;

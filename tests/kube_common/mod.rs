@@ -77,6 +77,17 @@ impl Exchange {
         }
     }
 
+    pub fn delete(uri: impl Into<String>, body: Value) -> Self {
+        Exchange {
+            method: "DELETE",
+            uri: uri.into(),
+            content_type: Some(JSON),
+            body: Some(body),
+            status: 200,
+            response: json!({}),
+        }
+    }
+
     pub fn respond(mut self, status: u16, response: Value) -> Self {
         self.status = status;
         self.response = response;

@@ -39,6 +39,13 @@
 //!   read back. A missing object (404) is a conflict with `found: None`, as in the file and
 //!   memory stores.
 //!
+//! # Deleting
+//!
+//! `delete(key, v)` is a `DELETE` with the precondition `resourceVersion: "v"`: 409 (the
+//! ConfigMap changed since it was read) is [`StateError::Conflict`] and the ConfigMap is
+//! kept; 404 is a conflict with `found: None`. Only the state sweep deletes
+//! (`crate::runtime::state_gc`).
+//!
 //! # Listing
 //!
 //! `list(prefix)` lists the ConfigMaps of the namespace with the label selector
@@ -66,7 +73,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ::kube::api::{Api, ListParams, ObjectMeta, PostParams};
+use ::kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams, Preconditions};
 use ::kube::Client;
 use async_trait::async_trait;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -352,6 +359,33 @@ impl ConfigMapStore {
         }
     }
 
+    /// `DELETE` with a resourceVersion precondition: the API server refuses (409) when the
+    /// ConfigMap changed since `expected` was read.
+    async fn remove(&self, key: &str, expected: u64) -> Result<(), StateError> {
+        let d = self.doc(key);
+        let params = DeleteParams {
+            preconditions: Some(Preconditions {
+                resource_version: Some(expected.to_string()),
+                uid: None,
+            }),
+            ..DeleteParams::default()
+        };
+        let conflict = |found: Option<u64>| StateError::Conflict {
+            key: key.to_string(),
+            expected: Some(expected),
+            found,
+        };
+        match call(self.timeout, self.api().delete(&d.name, &params)).await {
+            Ok(_) => Ok(()),
+            Err(CallError::Conflict(message)) => {
+                tracing::debug!(configmap = %d.label, %message, "state delete lost its compare-and-swap");
+                Err(conflict(self.found_after_conflict(&d).await))
+            }
+            Err(CallError::NotFound) => Err(conflict(None)),
+            Err(e) => Err(Self::api_error("delete", &d, e).into()),
+        }
+    }
+
     /// The keys of every state ConfigMap of the namespace, one list page at a time.
     async fn keys(&self) -> Result<Vec<String>, StateError> {
         let api = self.api();
@@ -410,6 +444,11 @@ impl StateStore for ConfigMapStore {
     async fn put(&self, key: &str, value: Value, expected: Option<u64>) -> Result<u64, StateError> {
         validate_key(key)?;
         self.write(key, value, expected).await
+    }
+
+    async fn delete(&self, key: &str, expected: u64) -> Result<(), StateError> {
+        validate_key(key)?;
+        self.remove(key, expected).await
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StateError> {

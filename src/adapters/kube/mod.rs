@@ -89,9 +89,10 @@ pub const API_CALLS: &[ApiCall] = &[
         group: "",
         version: "v1",
         resource: "configmaps",
-        verbs: &["get", "list", "create", "update"],
+        verbs: &["get", "list", "create", "update", "delete"],
         why: "shared state (state.backend: kube): one ConfigMap per document, read, listed by \
-              label, created and replaced guarded by its resourceVersion",
+              label, created, replaced and (expired documents) deleted guarded by its \
+              resourceVersion",
     },
     ApiCall {
         group: "kustomize.toolkit.fluxcd.io",

@@ -112,6 +112,11 @@ pub enum RolloutStatusError {
          keeps nothing else under rollout/"
     )]
     Key { key: String },
+    #[error(
+        "state key `{key}`: a Rollout's state is its status and goes with the Rollout; it is \
+         not deleted through the state store"
+    )]
+    Delete { key: String },
 }
 
 impl From<RolloutStatusError> for StateError {
@@ -344,6 +349,14 @@ impl StateStore for RolloutStatusStore {
         match target(key) {
             Some(t) => self.put_status(key, &t?, value, expected).await,
             None => self.inner.put(key, value, expected).await,
+        }
+    }
+
+    async fn delete(&self, key: &str, expected: u64) -> Result<(), StateError> {
+        validate_key(key)?;
+        match target(key) {
+            Some(_) => Err(RolloutStatusError::Delete { key: key.into() }.into()),
+            None => self.inner.delete(key, expected).await,
         }
     }
 

@@ -130,6 +130,27 @@ impl FileStore {
         Ok(version)
     }
 
+    fn delete_blocking(&self, key: &str, expected: u64) -> Result<(), StateError> {
+        validate_key(key)?;
+        let _lock = self.lock()?;
+        let found = self.read_doc(key)?.map(|d| d.version);
+        if found != Some(expected) {
+            return Err(StateError::Conflict {
+                key: key.to_string(),
+                expected: Some(expected),
+                found,
+            });
+        }
+        let path = self.doc_path(key);
+        fs::remove_file(&path).map_err(|e| io_err(&path, e))?;
+        if let Some(dir) = path.parent() {
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| io_err(dir, e))?;
+        }
+        Ok(())
+    }
+
     fn list_blocking(&self, prefix: &str) -> Result<Vec<String>, StateError> {
         let docs = self.root.join("docs");
         let mut out = Vec::new();
@@ -249,6 +270,11 @@ impl StateStore for FileStore {
     ) -> Result<u64, StateError> {
         let (s, key) = (self.clone(), key.to_string());
         blocking(move || s.put_blocking(&key, value, expected)).await
+    }
+
+    async fn delete(&self, key: &str, expected: u64) -> Result<(), StateError> {
+        let (s, key) = (self.clone(), key.to_string());
+        blocking(move || s.delete_blocking(&key, expected)).await
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StateError> {
@@ -384,5 +410,12 @@ mod tests {
                 .len(),
             4
         );
+    }
+
+    #[tokio::test]
+    async fn delete_is_a_compare_and_swap() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = FileStore::open(dir.path()).unwrap();
+        crate::adapters::state::testing::delete_is_a_compare_and_swap(&s).await;
     }
 }

@@ -72,6 +72,21 @@ impl StateStore for MemoryStore {
         Ok(version)
     }
 
+    async fn delete(&self, key: &str, expected: u64) -> Result<(), StateError> {
+        validate_key(key)?;
+        let mut inner = self.lock();
+        let found = inner.docs.get(key).map(|v| v.version);
+        if found != Some(expected) {
+            return Err(StateError::Conflict {
+                key: key.to_string(),
+                expected: Some(expected),
+                found,
+            });
+        }
+        inner.docs.remove(key);
+        Ok(())
+    }
+
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StateError> {
         Ok(self
             .lock()
@@ -128,5 +143,10 @@ mod tests {
         let got = s.get("guard/checkout").await.unwrap().unwrap();
         assert_eq!((got.version, got.value), (2, json!({"a": 3})));
         assert!(s.put("../x", json!(1), None).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn delete_is_a_compare_and_swap() {
+        crate::adapters::state::testing::delete_is_a_compare_and_swap(&MemoryStore::new()).await;
     }
 }

@@ -5,6 +5,8 @@
 pub mod decision_ring;
 pub mod file;
 pub mod memory;
+#[cfg(test)]
+pub(crate) mod testing;
 
 pub use decision_ring::SharedDecisionLog;
 pub use file::FileStore;

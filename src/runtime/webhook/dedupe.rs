@@ -191,7 +191,9 @@ pub fn severity(labels: &BTreeMap<String, String>) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::adapters::state::testing::{AfterGet, Hooked};
     use crate::adapters::state::MemoryStore;
+    use crate::ports::state::Versioned;
     use crate::runtime::webhook::payload::parse;
 
     fn alert() -> Alert {
@@ -259,48 +261,20 @@ mod tests {
         assert_eq!(doc.severity.as_deref(), Some("page"));
     }
 
-    /// A store that yields after every read, so that concurrent writers all read the same
-    /// version before any of them writes: the race the compare-and-swap must settle.
-    struct Yielding(MemoryStore);
+    /// Yields after every read, so that concurrent writers all read the same version before
+    /// any of them writes: the race the compare-and-swap must settle.
+    struct Yield;
 
     #[async_trait::async_trait]
-    impl StateStore for Yielding {
-        async fn get(
-            &self,
-            key: &str,
-        ) -> Result<Option<crate::ports::state::Versioned>, StateError> {
-            let v = self.0.get(key).await;
+    impl AfterGet for Yield {
+        async fn after_get(&self, _: &MemoryStore, _: &str, _: Option<&Versioned>) {
             tokio::task::yield_now().await;
-            v
-        }
-        async fn put(
-            &self,
-            key: &str,
-            value: serde_json::Value,
-            expected: Option<u64>,
-        ) -> Result<u64, StateError> {
-            self.0.put(key, value, expected).await
-        }
-        async fn list(&self, prefix: &str) -> Result<Vec<String>, StateError> {
-            self.0.list(prefix).await
-        }
-        async fn append_decision(
-            &self,
-            r: &crate::ports::state::DecisionRecord,
-        ) -> Result<(), StateError> {
-            self.0.append_decision(r).await
-        }
-        async fn decisions(
-            &self,
-            q: &crate::ports::state::DecisionQuery,
-        ) -> Result<Vec<crate::ports::state::DecisionRecord>, StateError> {
-            self.0.decisions(q).await
         }
     }
 
     #[tokio::test]
     async fn concurrent_deliveries_record_once() {
-        let s = std::sync::Arc::new(Yielding(MemoryStore::new()));
+        let s = std::sync::Arc::new(Hooked::new(Yield));
         let now = Utc::now();
         let tasks: Vec<_> = (0..16)
             .map(|_| {
@@ -317,11 +291,12 @@ mod tests {
             }
         }
         assert_eq!(new, 1);
-        let v =
-            s.0.get("webhook/alerts/bdef0648ce50a622")
-                .await
-                .unwrap()
-                .unwrap();
+        let v = s
+            .inner
+            .get("webhook/alerts/bdef0648ce50a622")
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(v.version, 1, "the losers wrote nothing");
     }
 
