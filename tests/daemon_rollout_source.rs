@@ -16,6 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::fake_api::{serve_on_thread, write_kubeconfig};
 use common::{free_port, http, metric, slogate};
 use serde_json::{json, Value};
 
@@ -27,44 +28,32 @@ struct Api {
     requests: Vec<(String, String)>,
 }
 
-/// Serve `GET /apis/slogate.dev/v1alpha1/rollouts` from `api` on a loopback port, on its own
-/// thread and runtime.
+/// Serve `GET /apis/slogate.dev/v1alpha1/rollouts` from `api` on a loopback port.
 fn fake_api_server(api: Arc<Mutex<Api>>) -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        rt.block_on(async move {
-            let app = axum::Router::new().fallback(
-                move |method: axum::http::Method, uri: axum::http::Uri| {
-                    let api = api.clone();
-                    async move {
-                        let mut a = api.lock().unwrap();
-                        a.requests.push((method.to_string(), uri.to_string()));
-                        if a.fail {
-                            return (
-                                axum::http::StatusCode::FORBIDDEN,
-                                axum::Json(json!({"kind": "Status", "apiVersion": "v1",
-                                    "metadata": {}, "status": "Failure", "code": 403,
-                                    "reason": "Forbidden",
-                                    "message": "rollouts.slogate.dev is forbidden: cannot list resource"})),
-                            );
-                        }
-                        (
-                            axum::http::StatusCode::OK,
-                            axum::Json(json!({"apiVersion": "slogate.dev/v1alpha1",
-                                "kind": "RolloutList", "metadata": {"resourceVersion": "77"},
-                                "items": a.rollouts.clone()})),
-                        )
-                    }
-                },
-            );
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            axum::serve(listener, app).await.unwrap();
-        });
-    });
-    addr
+    serve_on_thread(axum::Router::new().fallback(
+        move |method: axum::http::Method, uri: axum::http::Uri| {
+            let api = api.clone();
+            async move {
+                let mut a = api.lock().unwrap();
+                a.requests.push((method.to_string(), uri.to_string()));
+                if a.fail {
+                    return (
+                        axum::http::StatusCode::FORBIDDEN,
+                        axum::Json(json!({"kind": "Status", "apiVersion": "v1",
+                            "metadata": {}, "status": "Failure", "code": 403,
+                            "reason": "Forbidden",
+                            "message": "rollouts.slogate.dev is forbidden: cannot list resource"})),
+                    );
+                }
+                (
+                    axum::http::StatusCode::OK,
+                    axum::Json(json!({"apiVersion": "slogate.dev/v1alpha1",
+                        "kind": "RolloutList", "metadata": {"resourceVersion": "77"},
+                        "items": a.rollouts.clone()})),
+                )
+            }
+        },
+    ))
 }
 
 fn rollout(namespace: &str, name: &str, steps: Value) -> Value {
@@ -156,12 +145,7 @@ fn rollouts_applied_to_the_cluster_start_change_and_stop_their_controllers() {
     let addr = fake_api_server(api.clone());
     let dir = tempfile::tempdir().unwrap();
     let p = |name: &str| dir.path().join(name);
-    write(
-        &p("kubeconfig"),
-        &format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster: {{server: 'http://{addr}'}}\nusers:\n- name: u\n  user: {{token: t}}\ncontexts:\n- name: c\n  context: {{cluster: fake, user: u, namespace: slogate}}\ncurrent-context: c\n"
-        ),
-    );
+    write_kubeconfig(&p("kubeconfig"), addr, "slogate");
     write(
         &p("versions.yaml"),
         "shop/checkout: {stable: v1, canary: v1}\nweb/search: {stable: v1, canary: v1}\n",

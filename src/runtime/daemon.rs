@@ -204,6 +204,7 @@ impl Daemon {
     /// An alert for one SLO: evaluate the SLOs of its apps now and run their guard.
     async fn on_alert(&self, req: GuardRequest) {
         let Some(g) = &self.guard else {
+            tracing::info!(slo = %req.slo_id, "alert for an SLO no guarded app uses (guard.apps is empty)");
             return;
         };
         let wanted: std::collections::HashSet<String> = g

@@ -1,0 +1,33 @@
+//! A fake Kubernetes API server for tests that run `slogate` as a process: an axum router
+//! served over plain HTTP on a loopback port, and the kubeconfig that points at it.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+/// Serve `app` on a free loopback port, on its own thread and runtime (the tests driving the
+/// processes are synchronous). The server lives as long as the test process.
+pub fn serve_on_thread(app: axum::Router) -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+    addr
+}
+
+/// Write a kubeconfig at `path` whose current context is the server at `addr` with a bearer
+/// token and `namespace` as the default namespace.
+pub fn write_kubeconfig(path: &Path, addr: SocketAddr, namespace: &str) {
+    std::fs::write(
+        path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster: {{server: 'http://{addr}'}}\nusers:\n- name: u\n  user: {{token: t}}\ncontexts:\n- name: c\n  context: {{cluster: fake, user: u, namespace: {namespace}}}\ncurrent-context: c\n"
+        ),
+    )
+    .unwrap();
+}
