@@ -162,9 +162,8 @@ async fn transport_errors_and_timeouts() {
     let mut cfg = config(&server.uri(), &dir);
     cfg.timeout = PromDuration::from_millis(300);
     let sync = ArgoCdSync::new(&cfg, app("a")).unwrap();
-    let start = std::time::Instant::now();
+    // Without the timeout the delayed 200 would be a success: the error is the timeout.
     let e = sync.request_sync(None).await.unwrap_err();
-    assert!(start.elapsed() < Duration::from_secs(3));
     match e {
         SyncError::Transport { message, .. } => assert!(message.contains("timed out"), "{message}"),
         other => panic!("{other:?}"),

@@ -292,17 +292,12 @@ async fn retries_transport_errors_and_times_out_without_leaking_the_url() {
         timeout: Duration::from_millis(200),
         ..fast(2)
     };
-    let start = Instant::now();
+    // Without the timeout the delayed 200 would be a delivery: the error is the timeout.
     let e = slack(&server, policy)
         .await
         .notify(&notification())
         .await
         .unwrap_err();
-    assert!(
-        start.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        start.elapsed()
-    );
     match &e {
         NotifyError::Transport {
             message, attempts, ..
@@ -345,20 +340,22 @@ async fn a_failing_notifier_does_not_hold_up_the_others() {
             .unwrap(),
         ),
     ];
-    let start = Instant::now();
     let task = tokio::spawn(async move { notify_all(&notifiers, &notification()).await });
-    // The good notifier has delivered while the bad one is still retrying.
+    // The good notifier has delivered while the bad one is still retrying: when the good one
+    // has its request the bad one has had fewer than its 4 attempts (one after the other,
+    // the good one would only be called after all 4).
     loop {
+        let bad_attempts = bad.received_requests().await.unwrap().len();
         if !good.received_requests().await.unwrap().is_empty() {
+            assert!(bad_attempts < 4, "good notifier held up by the bad one");
             break;
         }
         assert!(
-            start.elapsed() < Duration::from_millis(500),
-            "good notifier held up"
+            !task.is_finished(),
+            "notify_all ended before the good delivery"
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert!(!task.is_finished());
     let errors = task.await.unwrap();
     assert_eq!(errors.len(), 1);
     assert!(

@@ -596,10 +596,9 @@ mod tests {
             Duration::from_millis(200),
         )
         .unwrap();
-        let started = std::time::Instant::now();
+        // Without the timeout the delayed 201 would open the pull request.
         let err = api.open(&spec()).await.unwrap_err();
         assert!(matches!(err, PullRequestError::Transport { .. }), "{err:?}");
-        assert!(started.elapsed() < Duration::from_secs(3));
     }
 
     #[test]

@@ -1454,11 +1454,11 @@ fn a_hanging_git_is_killed_after_the_timeout() {
         .enable_all()
         .build()
         .unwrap();
-    let started = std::time::Instant::now();
+    // Without the timeout, fetch would wait for the server to close the connection and fail
+    // with a transport error, not `Timeout`.
     let err = rt.block_on(cli.sync()).unwrap_err();
     assert!(matches!(err, GitOpsError::Timeout { .. }), "{err:?}");
     assert!(err.to_string().contains("git fetch"), "{err}");
-    assert!(started.elapsed() < Duration::from_secs(5));
 }
 
 #[test]
