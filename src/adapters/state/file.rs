@@ -4,6 +4,9 @@
 //! Layout under the root directory:
 //! - `docs/<key>.json`: one document, `{"version": N, "value": …}`;
 //! - `decisions.jsonl`: the decision log, one JSON record per line, append-only;
+//! - `.deleted-version`: the highest version of any deleted document. A document created
+//!   after a delete starts above it, so versions of one key never repeat: a writer holding
+//!   a version of a deleted document cannot overwrite the document created in its place.
 //! - `.lock`: an advisory lock (`flock`) held during every write, so that the daemon and
 //!   CLI commands (`slogate rollout approve`, `slogate promote`) sharing a directory see
 //!   each other's writes and compare-and-swap stays correct across processes.
@@ -108,7 +111,10 @@ impl FileStore {
                 found,
             });
         }
-        let version = found.unwrap_or(0) + 1;
+        let version = match found {
+            Some(v) => v + 1,
+            None => self.deleted_high_water()? + 1,
+        };
         let path = self.doc_path(key);
         let dir = path
             .parent()
@@ -117,17 +123,46 @@ impl FileStore {
         fs::create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
         let bytes = serde_json::to_vec_pretty(&Versioned { version, value })
             .map_err(|e| io_err(&path, e))?;
-        let tmp = path.with_extension("json.tmp");
+        self.write_durably(&path, &bytes)?;
+        Ok(version)
+    }
+
+    /// Replace `path` with `bytes`: a temporary file, fsynced, renamed over it, and the
+    /// directory fsynced. A crash leaves the old content or the new, never a torn file.
+    fn write_durably(&self, path: &Path, bytes: &[u8]) -> Result<(), StateError> {
+        let dir = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| self.root.to_path_buf());
+        let mut tmp_name = path.as_os_str().to_owned();
+        tmp_name.push(".tmp");
+        let tmp = PathBuf::from(tmp_name);
         {
             let mut f = File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
-            f.write_all(&bytes).map_err(|e| io_err(&tmp, e))?;
+            f.write_all(bytes).map_err(|e| io_err(&tmp, e))?;
             f.sync_all().map_err(|e| io_err(&tmp, e))?;
         }
-        fs::rename(&tmp, &path).map_err(|e| io_err(&path, e))?;
+        fs::rename(&tmp, path).map_err(|e| io_err(path, e))?;
         File::open(&dir)
             .and_then(|d| d.sync_all())
-            .map_err(|e| io_err(&dir, e))?;
-        Ok(version)
+            .map_err(|e| io_err(&dir, e))
+    }
+
+    fn high_water_path(&self) -> PathBuf {
+        self.root.join(".deleted-version")
+    }
+
+    /// The highest version ever deleted (0 when nothing was).
+    fn deleted_high_water(&self) -> Result<u64, StateError> {
+        let path = self.high_water_path();
+        match fs::read_to_string(&path) {
+            Ok(text) => text.trim().parse().map_err(|e| StateError::Corrupt {
+                key: ".deleted-version".into(),
+                message: format!("{}: expected a version number: {e}", path.display()),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(io_err(&path, e)),
+        }
     }
 
     fn delete_blocking(&self, key: &str, expected: u64) -> Result<(), StateError> {
@@ -140,6 +175,11 @@ impl FileStore {
                 expected: Some(expected),
                 found,
             });
+        }
+        // Raised (durably) before the document goes, so a crash in between cannot let its
+        // successor reuse a version.
+        if expected > self.deleted_high_water()? {
+            self.write_durably(&self.high_water_path(), expected.to_string().as_bytes())?;
         }
         let path = self.doc_path(key);
         fs::remove_file(&path).map_err(|e| io_err(&path, e))?;
@@ -417,5 +457,26 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = FileStore::open(dir.path()).unwrap();
         crate::adapters::state::testing::delete_is_a_compare_and_swap(&s).await;
+    }
+
+    #[tokio::test]
+    async fn versions_do_not_repeat_after_a_delete_across_processes() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = FileStore::open(dir.path()).unwrap();
+        let v1 = s.put("approvals/x", json!(1), None).await.unwrap();
+        let v2 = s.put("approvals/x", json!(2), Some(v1)).await.unwrap();
+        s.delete("approvals/x", v2).await.unwrap();
+        // Another process (a CLI command) opening the directory afterwards.
+        let other = FileStore::open(dir.path()).unwrap();
+        let v3 = other.put("approvals/x", json!(3), None).await.unwrap();
+        assert!(v3 > v2, "{v3} after {v2}");
+        assert!(matches!(
+            s.put("approvals/x", json!("stale"), Some(v2)).await,
+            Err(StateError::Conflict { .. })
+        ));
+        // A corrupt high-water mark is an error naming the file, not a version reused.
+        std::fs::write(dir.path().join(".deleted-version"), "x\n").unwrap();
+        let e = s.put("new", json!(0), None).await.unwrap_err();
+        assert!(e.to_string().contains(".deleted-version"), "{e}");
     }
 }

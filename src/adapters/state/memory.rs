@@ -18,6 +18,9 @@ pub struct MemoryStore {
 struct Inner {
     docs: BTreeMap<String, Versioned>,
     log: Vec<DecisionRecord>,
+    /// The highest version ever deleted: a document created after it starts above it, so a
+    /// writer holding a version of a deleted document can never match its successor.
+    deleted_high_water: u64,
 }
 
 impl MemoryStore {
@@ -65,7 +68,7 @@ impl StateStore for MemoryStore {
                 found,
             });
         }
-        let version = found.unwrap_or(0) + 1;
+        let version = found.unwrap_or(inner.deleted_high_water) + 1;
         inner
             .docs
             .insert(key.to_string(), Versioned { version, value });
@@ -84,6 +87,7 @@ impl StateStore for MemoryStore {
             });
         }
         inner.docs.remove(key);
+        inner.deleted_high_water = inner.deleted_high_water.max(expected);
         Ok(())
     }
 

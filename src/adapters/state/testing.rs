@@ -32,6 +32,21 @@ pub async fn delete_is_a_compare_and_swap(s: &dyn StateStore) {
         matches!(e, StateError::Conflict { found: None, .. }),
         "{e:?}"
     );
+    // Nor overwrite a document created in its place: versions of a key never repeat, even
+    // across a delete (no ABA).
+    let v3 = s.put("a/b", json!("new"), None).await.unwrap();
+    assert!(v3 > v2, "{v3} after {v2}");
+    for stale in [v1, v2] {
+        let e = s.put("a/b", json!("lost"), Some(stale)).await.unwrap_err();
+        assert!(
+            matches!(e, StateError::Conflict { found: Some(y), .. } if y == v3),
+            "{e:?}"
+        );
+        let e = s.delete("a/b", stale).await.unwrap_err();
+        assert!(matches!(e, StateError::Conflict { .. }), "{e:?}");
+    }
+    assert_eq!(s.get("a/b").await.unwrap().unwrap().value, json!("new"));
+    s.delete("a/b", v3).await.unwrap();
     assert!(matches!(
         s.delete("../x", 1).await.unwrap_err(),
         StateError::InvalidKey(_)
