@@ -18,13 +18,13 @@ mod common;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::http::{Method, StatusCode, Uri};
-use common::fake_api::{serve_on_thread, write_kubeconfig};
-use common::{free_port, http, metric, slogate};
+use common::fake_api::{serve_on_thread, slogate_run, write_kubeconfig};
+use common::{free_port, http, metric};
 use serde_json::{json, Value};
 
 const NS: &str = "slogate";
@@ -239,18 +239,9 @@ impl Replica {
         )
         .unwrap();
         let log = p("slogate.log");
-        let child = slogate()
-            .args(["run", "--config"])
-            .arg(p("slogate.yaml"))
-            .env("KUBECONFIG", kubeconfig)
-            .env("HOME", dir)
+        let child = slogate_run(&p("slogate.yaml"), kubeconfig, dir, &log)
             .env("POD_NAME", format!("slogate-{name}"))
             .env("POD_NAMESPACE", NS)
-            .env_remove("KUBERNETES_SERVICE_HOST")
-            .env_remove("KUBERNETES_SERVICE_PORT")
-            .env("SLOGATE_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("spawn slogate run");
         Replica {

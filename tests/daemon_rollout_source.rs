@@ -12,12 +12,12 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::fake_api::{serve_on_thread, write_kubeconfig};
-use common::{free_port, http, metric, slogate};
+use common::fake_api::{serve_on_thread, slogate_run, write_kubeconfig};
+use common::{free_port, http, metric};
 use serde_json::{json, Value};
 
 /// What the fake API server answers, and what it was asked.
@@ -162,16 +162,7 @@ fn rollouts_applied_to_the_cluster_start_change_and_stop_their_controllers() {
         ),
     );
     let log = p("slogate.log");
-    let child = slogate()
-        .args(["run", "--config"])
-        .arg(p("slogate.yaml"))
-        .env("KUBECONFIG", p("kubeconfig"))
-        .env("HOME", dir.path())
-        .env_remove("KUBERNETES_SERVICE_HOST")
-        .env_remove("KUBERNETES_SERVICE_PORT")
-        .env("SLOGATE_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
+    let child = slogate_run(&p("slogate.yaml"), &p("kubeconfig"), dir.path(), &log)
         .spawn()
         .expect("spawn slogate run");
     let mut d = Daemon {

@@ -31,3 +31,25 @@ pub fn write_kubeconfig(path: &Path, addr: SocketAddr, namespace: &str) {
     )
     .unwrap();
 }
+
+/// `slogate run --config CONFIG` as a process that reaches the fake API server only through
+/// `kubeconfig` (never an in-cluster configuration from the environment), logging at `info`
+/// to `log`.
+pub fn slogate_run(
+    config: &Path,
+    kubeconfig: &Path,
+    home: &Path,
+    log: &Path,
+) -> std::process::Command {
+    let mut cmd = super::slogate();
+    cmd.args(["run", "--config"])
+        .arg(config)
+        .env("KUBECONFIG", kubeconfig)
+        .env("HOME", home)
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env_remove("KUBERNETES_SERVICE_PORT")
+        .env("SLOGATE_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap());
+    cmd
+}
