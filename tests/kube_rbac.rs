@@ -39,15 +39,15 @@ fn registry_is_well_formed() {
             assert!(VERBS.contains(verb), "{call:?}: unknown verb {verb}");
         }
     }
-    // Rollouts: listed (adapters::kube::rollouts, polled: never watched), read with their
-    // status and status written (adapters::kube::rollout_status).
+    // Rollouts: listed and watched (adapters::kube::rollouts), read with their status and
+    // status written (adapters::kube::rollout_status).
     assert!(covers(
         "GET",
         "/apis/slogate.dev/v1alpha1/rollouts?&limit=500"
     ));
-    assert!(!covers(
+    assert!(covers(
         "GET",
-        "/apis/slogate.dev/v1alpha1/rollouts?&watch=true"
+        "/apis/slogate.dev/v1alpha1/rollouts?&watch=true&timeoutSeconds=290&allowWatchBookmarks=true&resourceVersion=9"
     ));
     assert!(covers(
         "GET",

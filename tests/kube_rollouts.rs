@@ -7,10 +7,16 @@
 //!   slogate keeps there are ignored, an invalid object is reported under its
 //!   `namespace/name` with the field and what was expected, and the others still load;
 //! - a failed call fails the whole reading (a partial list must not look like deletions),
-//!   with an error naming the call and the RBAC it needs.
+//!   with an error naming the call and the RBAC it needs;
+//! - `changed` watches from the list's `resourceVersion`, exactly as requested: it wakes
+//!   for an added or deleted object and a spec change (a new `generation`), not for a status
+//!   write or a bookmark; a watch the server ends is opened again from the last version seen;
+//!   an expired version (410) wakes it to list again; a watch it may not open never wakes.
 
 #[path = "kube_common/mod.rs"]
 mod common;
+
+use std::time::Duration;
 
 use common::{finish, serve, status, Exchange};
 use serde_json::{json, Value};
@@ -19,6 +25,8 @@ use slogate::ports::rollouts::{RolloutSet, RolloutSource, RolloutSourceError};
 use slogate::rollout::load::from_yaml_str;
 
 const ALL: &str = "/apis/slogate.dev/v1alpha1/rollouts?&limit=500";
+/// A cluster-wide watch, without its `resourceVersion` value.
+const WATCH_ALL: &str = "/apis/slogate.dev/v1alpha1/rollouts?&watch=true&timeoutSeconds=290&allowWatchBookmarks=true&resourceVersion=";
 
 /// A Rollout object as the API server returns it: server-set metadata, and a status.
 fn object(namespace: &str, name: &str, steps: Value) -> Value {
@@ -192,4 +200,133 @@ async fn a_failed_page_fails_the_whole_reading() {
     let m = err.to_string();
     assert!(m.contains("in namespace shop") && m.contains("403"), "{m}");
     assert!(m.contains("`list` on rollouts.slogate.dev"), "{m}");
+}
+
+fn event(kind: &str, object: Value) -> Value {
+    json!({"type": kind, "object": object})
+}
+
+/// `o` as the server sends it at `resource_version`, with its spec `generation`.
+fn at(mut o: Value, resource_version: &str, generation: i64) -> Value {
+    o["metadata"]["resourceVersion"] = json!(resource_version);
+    o["metadata"]["generation"] = json!(generation);
+    o
+}
+
+/// `changed` resolves (a liveness bound: it must, and the script says when).
+async fn wakes(source: &KubeRollouts) {
+    tokio::time::timeout(Duration::from_secs(20), source.changed())
+        .await
+        .expect("the watch never reported the change");
+}
+
+#[tokio::test]
+async fn the_watch_wakes_for_a_spec_change_not_for_a_status_write() {
+    let checkout = object("shop", "checkout", json!([10, 50, 100]));
+    let (client, verifier) = serve(vec![
+        Exchange::get(ALL).respond(200, list(vec![checkout.clone()], None)),
+        // slogate's own status write keeps the generation, a bookmark moves the version on:
+        // neither is a change. Then the server ends the watch.
+        Exchange::get(format!("{WATCH_ALL}9001")).respond_events(vec![
+            event("MODIFIED", at(checkout.clone(), "9002", 2)),
+            event(
+                "BOOKMARK",
+                json!({"apiVersion": "slogate.dev/v1alpha1", "kind": "Rollout",
+                       "metadata": {"resourceVersion": "9010"}}),
+            ),
+        ]),
+        // Opened again from the last version seen; `kubectl apply` of a new spec wakes it.
+        Exchange::get(format!("{WATCH_ALL}9010"))
+            .respond_events(vec![event("MODIFIED", at(checkout.clone(), "9011", 3))]),
+    ]);
+    let source = KubeRollouts::new(client, vec![]);
+    source.list().await.unwrap();
+    wakes(&source).await;
+    drop(source);
+    finish(verifier).await;
+}
+
+#[tokio::test]
+async fn the_watch_wakes_for_added_and_deleted_rollouts_and_an_expired_version() {
+    let checkout = object("shop", "checkout", json!([10, 50, 100]));
+    let mut search = object("web", "search", json!([10, 50, 100]));
+    search["metadata"]["uid"] = json!("0d1e2f3a-4b5c-4d6e-8f70-8192a3b4c5d6");
+    let with_version = |items: Vec<Value>, rv: &str| {
+        let mut l = list(items, None);
+        l["metadata"]["resourceVersion"] = json!(rv);
+        l
+    };
+    let (client, verifier) = serve(vec![
+        Exchange::get(ALL).respond(200, with_version(vec![checkout.clone()], "9001")),
+        // The version is too old for the watch cache: list again.
+        Exchange::get(format!("{WATCH_ALL}9001")).respond_events(vec![event(
+            "ERROR",
+            status(410, "Expired", "too old resource version: 9001 (9500)"),
+        )]),
+        Exchange::get(ALL).respond(200, with_version(vec![checkout.clone()], "9600")),
+        Exchange::get(format!("{WATCH_ALL}9600"))
+            .respond_events(vec![event("ADDED", at(search.clone(), "9601", 1))]),
+        Exchange::get(ALL).respond(
+            200,
+            with_version(vec![checkout.clone(), search.clone()], "9601"),
+        ),
+        Exchange::get(format!("{WATCH_ALL}9601"))
+            .respond_events(vec![event("DELETED", at(checkout.clone(), "9700", 2))]),
+    ]);
+    let source = KubeRollouts::new(client, vec![]);
+    for _ in 0..3 {
+        source.list().await.unwrap();
+        wakes(&source).await;
+    }
+    drop(source);
+    finish(verifier).await;
+}
+
+#[tokio::test]
+async fn a_watch_it_may_not_open_never_wakes() {
+    let (client, verifier) = serve(vec![
+        Exchange::get("/apis/slogate.dev/v1alpha1/namespaces/shop/rollouts?&limit=500")
+            .respond(200, list(vec![object("shop", "checkout", json!([10, 50, 100]))], None)),
+        Exchange::get(
+            "/apis/slogate.dev/v1alpha1/namespaces/shop/rollouts?&watch=true&timeoutSeconds=290&allowWatchBookmarks=true&resourceVersion=9001",
+        )
+        .respond(
+            403,
+            status(
+                403,
+                "Forbidden",
+                "rollouts.slogate.dev is forbidden: cannot watch resource \"rollouts\"",
+            ),
+        ),
+    ]);
+    let source = KubeRollouts::new(client, vec!["shop".into()]);
+    source.list().await.unwrap();
+    // Refused: it leaves the resync to pick changes up rather than retrying in a loop (the
+    // verifier fails on any request after these two).
+    assert!(
+        tokio::time::timeout(Duration::from_secs(3), source.changed())
+            .await
+            .is_err(),
+        "a refused watch must not report a change"
+    );
+    drop(source);
+    finish(verifier).await;
+}
+
+#[tokio::test]
+async fn nothing_is_watched_before_a_list_succeeds() {
+    let (client, verifier) = serve(vec![Exchange::get(ALL).respond(
+        503,
+        status(503, "ServiceUnavailable", "etcd is unavailable"),
+    )]);
+    let source = KubeRollouts::new(client, vec![]);
+    assert!(source.list().await.is_err());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), source.changed())
+            .await
+            .is_err(),
+        "no version to watch from"
+    );
+    drop(source);
+    finish(verifier).await;
 }

@@ -49,8 +49,12 @@ spec:
     .unwrap()
 }
 
-/// A source whose next reading the test sets.
-struct Scripted(Mutex<Result<RolloutSet, RolloutSourceError>>);
+/// A source whose next reading the test sets, and which reports a change when the test
+/// notifies `changes`.
+struct Scripted(
+    Mutex<Result<RolloutSet, RolloutSourceError>>,
+    tokio::sync::Notify,
+);
 
 impl Scripted {
     fn set(&self, reading: Result<RolloutSet, RolloutSourceError>) {
@@ -65,6 +69,9 @@ impl RolloutSource for Scripted {
     }
     async fn list(&self) -> Result<RolloutSet, RolloutSourceError> {
         self.0.lock().unwrap().clone()
+    }
+    async fn changed(&self) {
+        self.1.notified().await
     }
 }
 
@@ -115,7 +122,10 @@ fn fixture() -> Fixture {
         deps.metrics_registry = m.clone();
         Ok(Arc::new(RolloutController::new(r, deps)))
     });
-    let source = Arc::new(Scripted(Mutex::new(Ok(RolloutSet::default()))));
+    let source = Arc::new(Scripted(
+        Mutex::new(Ok(RolloutSet::default())),
+        tokio::sync::Notify::new(),
+    ));
     let registry = Arc::new(RolloutRegistry::default());
     let supervisor = RolloutSupervisor::new(source.clone(), factory, registry.clone())
         .with_metrics(metrics.clone());
@@ -272,6 +282,25 @@ async fn run_resyncs_until_shutdown() {
     task.await.unwrap();
     assert!(f.registry.is_empty());
     assert!(ended(&first), "shutdown left a controller task running");
+}
+
+#[tokio::test]
+async fn run_reads_the_source_at_once_when_it_reports_a_change() {
+    let f = fixture();
+    let a = rollout("a", "30s");
+    f.source.set(Ok(reading(&[&a], &[], &[])));
+    let supervisor = Arc::new(f.supervisor);
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    // A resync the test never reaches: only the reported change can start b.
+    let task = tokio::spawn(supervisor.clone().run(Duration::from_secs(3600), stop_rx));
+    wait_for(|| f.registry.get("shop", "a")).await;
+    let b = rollout("b", "30s");
+    f.source.set(Ok(reading(&[&a, &b], &[], &[])));
+    f.source.1.notify_one();
+    wait_for(|| f.registry.get("shop", "b")).await;
+    stop.send(true).unwrap();
+    task.await.unwrap();
+    assert!(f.registry.is_empty());
 }
 
 async fn wait_for<T>(mut f: impl FnMut() -> Option<T>) -> T {

@@ -1,6 +1,7 @@
 //! The `RolloutSource` port: which Rollouts the daemon runs. The rollout supervisor
-//! (`crate::runtime::rollout::supervisor`) reads it at start and every
-//! `rollouts.resync_interval`, and starts, restarts or stops one controller per Rollout to
+//! (`crate::runtime::rollout::supervisor`) reads it at start, every
+//! `rollouts.resync_interval`, and as soon as the source says it changed
+//! ([`RolloutSource::changed`]), and starts, restarts or stops one controller per Rollout to
 //! match.
 //!
 //! Implementations: `crate::adapters::rollout_files::FileRollouts` (`rollouts.paths`, files
@@ -52,4 +53,12 @@ pub trait RolloutSource: Send + Sync {
 
     /// Every Rollout the source defines now.
     async fn list(&self) -> Result<RolloutSet, RolloutSourceError>;
+
+    /// Resolves when a Rollout may have been added, changed or deleted since the last
+    /// successful [`list`](Self::list): a hint to list again now rather than at the next
+    /// resync. It carries no data (the next `list` is the truth), may resolve spuriously,
+    /// and must be cancel-safe. A source that cannot tell never resolves (the default).
+    async fn changed(&self) {
+        std::future::pending::<()>().await
+    }
 }

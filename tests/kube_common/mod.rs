@@ -30,6 +30,8 @@ pub struct Exchange {
     pub body: Option<Value>,
     pub status: u16,
     pub response: Value,
+    /// A watch: `response` is an array of events, sent one JSON document per line.
+    pub events: bool,
 }
 
 impl Exchange {
@@ -41,6 +43,7 @@ impl Exchange {
             body: None,
             status: 200,
             response: json!({}),
+            events: false,
         }
     }
 
@@ -52,6 +55,7 @@ impl Exchange {
             body: Some(body),
             status: 200,
             response: json!({}),
+            events: false,
         }
     }
 
@@ -63,6 +67,7 @@ impl Exchange {
             body: Some(body),
             status: 200,
             response: json!({}),
+            events: false,
         }
     }
 
@@ -74,6 +79,7 @@ impl Exchange {
             body: Some(body),
             status: 201,
             response: json!({}),
+            events: false,
         }
     }
 
@@ -85,7 +91,17 @@ impl Exchange {
             body: Some(body),
             status: 200,
             response: json!({}),
+            events: false,
         }
+    }
+
+    /// Answer a watch with these events (`{"type": "ADDED", "object": …}`), one per line,
+    /// then end it as the API server does at `timeoutSeconds`.
+    pub fn respond_events(mut self, events: Vec<Value>) -> Self {
+        self.status = 200;
+        self.response = Value::Array(events);
+        self.events = true;
+        self
     }
 
     pub fn respond(mut self, status: u16, response: Value) -> Self {
@@ -206,9 +222,18 @@ async fn verify(
         let response = Response::builder()
             .status(want.status)
             .header(http::header::CONTENT_TYPE, JSON)
-            .body(Body::from(
-                serde_json::to_vec(&want.response).expect("response JSON"),
-            ))
+            .body(Body::from(if want.events {
+                let lines: Vec<String> = want
+                    .response
+                    .as_array()
+                    .expect("events are an array")
+                    .iter()
+                    .map(Value::to_string)
+                    .collect();
+                (lines.join("\n") + "\n").into_bytes()
+            } else {
+                serde_json::to_vec(&want.response).expect("response JSON")
+            }))
             .expect("response");
         send.send_response(response);
     }

@@ -126,9 +126,10 @@ pub const API_CALLS: &[ApiCall] = &[
         group: "slogate.dev",
         version: "v1alpha1",
         resource: "rollouts",
-        verbs: &["get", "list"],
-        why: "list the Rollouts to run (rollouts.source: kube) and read the state machine's \
-              state stored in their status",
+        verbs: &["get", "list", "watch"],
+        why: "list the Rollouts to run (rollouts.source: kube), watch them to list again at \
+              once when one is added, deleted or its spec changes, and read the state \
+              machine's state stored in their status",
     },
     ApiCall {
         group: "slogate.dev",

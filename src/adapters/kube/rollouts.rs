@@ -12,13 +12,26 @@
 //!
 //! A failed call (timeout, 403, 5xx, a continue token that expired) fails the whole
 //! reading: a partial list must not look like deleted Rollouts.
+//!
+//! [`RolloutSource::changed`] watches each scope from the `resourceVersion` of its last
+//! successful list (`watch`, [`WATCH_SECONDS`] per call, opened again from the last event
+//! seen) and resolves at the first object added, deleted or whose spec changed, so that a
+//! `kubectl apply` takes effect at once instead of at the next resync. A change of status or
+//! metadata only (slogate's own status writes) keeps the same `metadata.generation` and is
+//! not a change. The watch is only a doorbell: what runs is always decided by a fresh list.
+//! A watch that cannot be opened (no `watch` in RBAC, API down) is logged once and leaves
+//! the resync to pick changes up.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use ::kube::api::{Api, DynamicObject, ListParams};
+use ::kube::api::{Api, DynamicObject, ListParams, WatchEvent, WatchParams};
 use ::kube::Client;
 use async_trait::async_trait;
+use futures::StreamExt;
 
 use super::rollout_status::rollout_resource;
 use super::{call, DEFAULT_CALL_TIMEOUT};
@@ -27,12 +40,70 @@ use crate::ports::rollouts::{RolloutSet, RolloutSource, RolloutSourceError};
 /// Objects asked for per list call.
 pub const PAGE_SIZE: u32 = 500;
 
+/// `timeoutSeconds` of one watch call: the API server ends it then and it is opened again.
+pub const WATCH_SECONDS: u32 = 290;
+
+/// Pause before a watch that ended, broke or reported an error is opened again or resolves,
+/// so that a server ending every watch at once cannot make a busy loop.
+const WATCH_RETRY: Duration = Duration::from_secs(1);
+
+/// What the last successful list saw of one scope (`None`: all namespaces).
+#[derive(Debug, Clone)]
+struct Listed {
+    namespace: Option<String>,
+    /// Where a watch of the scope starts.
+    resource_version: String,
+    /// `metadata.generation` of each object by uid: a watch event that keeps it is a
+    /// status or metadata change, not a spec change.
+    generations: HashMap<String, Option<i64>>,
+}
+
+impl Listed {
+    fn new(namespace: Option<&str>, resource_version: String, objects: &[DynamicObject]) -> Self {
+        Listed {
+            namespace: namespace.map(str::to_string),
+            resource_version,
+            generations: objects
+                .iter()
+                .filter_map(|o| Some((o.metadata.uid.clone()?, o.metadata.generation)))
+                .collect(),
+        }
+    }
+
+    /// Whether `o`, seen modified, has the spec generation the list saw.
+    fn same_spec(&self, o: &DynamicObject) -> bool {
+        o.metadata.generation.is_some()
+            && o.metadata
+                .uid
+                .as_ref()
+                .and_then(|uid| self.generations.get(uid))
+                == Some(&o.metadata.generation)
+    }
+}
+
+/// How one watch call ended.
+enum Session {
+    /// An object was added, deleted or its spec changed: list again.
+    Changed,
+    /// The server reported an error (such as 410 Gone, the version is too old): list again,
+    /// after a pause.
+    Expired,
+    /// The server ended the call (its `timeoutSeconds`): open it again.
+    Ended,
+    /// The connection broke: open it again.
+    Broken(String),
+}
+
 /// Lists the cluster's Rollout objects.
 pub struct KubeRollouts {
     client: Client,
     /// Empty: every namespace.
     namespaces: Vec<String>,
     timeout: Duration,
+    /// Each scope as last listed successfully; empty before the first list.
+    listed: Mutex<Vec<Listed>>,
+    /// Whether a watch that could not be opened was logged already.
+    watch_warned: AtomicBool,
 }
 
 impl std::fmt::Debug for KubeRollouts {
@@ -52,6 +123,8 @@ impl KubeRollouts {
             client,
             namespaces,
             timeout: DEFAULT_CALL_TIMEOUT,
+            listed: Mutex::new(Vec::new()),
+            watch_warned: AtomicBool::new(false),
         }
     }
 
@@ -68,22 +141,28 @@ impl KubeRollouts {
         }
     }
 
-    /// Every object of one scope (`None`: all namespaces), page by page.
+    fn api(&self, namespace: Option<&str>) -> Api<DynamicObject> {
+        let ar = rollout_resource();
+        match namespace {
+            Some(ns) => Api::namespaced_with(self.client.clone(), ns, &ar),
+            None => Api::all_with(self.client.clone(), &ar),
+        }
+    }
+
+    /// Every object of one scope (`None`: all namespaces), page by page, and the scope as
+    /// listed (the `resourceVersion` of its first page, where a watch starts).
     async fn list_scope(
         &self,
         namespace: Option<&str>,
-    ) -> Result<Vec<DynamicObject>, RolloutSourceError> {
-        let ar = rollout_resource();
-        let api: Api<DynamicObject> = match namespace {
-            Some(ns) => Api::namespaced_with(self.client.clone(), ns, &ar),
-            None => Api::all_with(self.client.clone(), &ar),
-        };
+    ) -> Result<(Vec<DynamicObject>, Listed), RolloutSourceError> {
+        let api = self.api(namespace);
         let scope = namespace.map_or_else(
             || "in all namespaces".to_string(),
             |ns| format!("in namespace {ns}"),
         );
         let mut out = Vec::new();
         let mut token: Option<String> = None;
+        let mut version = None;
         loop {
             let mut lp = ListParams::default().limit(PAGE_SIZE);
             if let Some(t) = &token {
@@ -97,10 +176,89 @@ impl KubeRollouts {
                 ))
             })?;
             out.extend(page.items);
+            // A paged list is a snapshot at the first page's resourceVersion.
+            if version.is_none() {
+                version = page.metadata.resource_version;
+            }
             token = page.metadata.continue_.filter(|t| !t.is_empty());
             if token.is_none() {
-                return Ok(out);
+                let listed = Listed::new(namespace, version.unwrap_or_default(), &out);
+                return Ok((out, listed));
             }
+        }
+    }
+}
+
+impl KubeRollouts {
+    /// Resolve when the scope changed since `listed`; never when it cannot be watched.
+    async fn watch_scope(&self, mut listed: Listed) {
+        let api = self.api(listed.namespace.as_deref());
+        if listed.resource_version.is_empty() {
+            // Nothing to start from (a server that gave no resourceVersion).
+            return std::future::pending().await;
+        }
+        loop {
+            let params = WatchParams::default().timeout(WATCH_SECONDS);
+            let stream =
+                match call(self.timeout, api.watch(&params, &listed.resource_version)).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        let scope = listed.namespace.as_deref().unwrap_or("all namespaces");
+                        if self.watch_warned.swap(true, Ordering::Relaxed) {
+                            tracing::debug!(scope, error = %e, "cannot watch the Rollouts");
+                        } else {
+                            tracing::warn!(
+                                scope,
+                                error = %e,
+                                "cannot watch the Rollouts: changes are picked up every \
+                                 rollouts.resync_interval; slogate's service account needs `watch` \
+                                 on rollouts.slogate.dev (deploy/rbac.yaml)"
+                            );
+                        }
+                        return std::future::pending().await;
+                    }
+                };
+            let mut stream = std::pin::pin!(stream);
+            // The server ends the call after WATCH_SECONDS; a connection that went silent
+            // without closing is given up a little after that.
+            let limit = Duration::from_secs(u64::from(WATCH_SECONDS) + 30);
+            let session = tokio::time::timeout(limit, async {
+                while let Some(event) = stream.next().await {
+                    match event {
+                        Ok(WatchEvent::Bookmark(b)) => {
+                            listed.resource_version = b.metadata.resource_version;
+                        }
+                        Ok(WatchEvent::Modified(o)) if listed.same_spec(&o) => {
+                            if let Some(v) = o.metadata.resource_version {
+                                listed.resource_version = v;
+                            }
+                        }
+                        Ok(WatchEvent::Added(_) | WatchEvent::Modified(_) | WatchEvent::Deleted(_)) => {
+                            return Session::Changed;
+                        }
+                        Ok(WatchEvent::Error(status)) => {
+                            tracing::debug!(code = status.code, message = %status.message, "Rollout watch: list again");
+                            return Session::Expired;
+                        }
+                        Err(e) => return Session::Broken(e.to_string()),
+                    }
+                }
+                Session::Ended
+            })
+            .await
+            .unwrap_or(Session::Ended);
+            match session {
+                Session::Changed => return,
+                Session::Expired => {
+                    tokio::time::sleep(WATCH_RETRY).await;
+                    return;
+                }
+                Session::Ended => {}
+                Session::Broken(e) => {
+                    tracing::debug!(error = %e, "Rollout watch broke: opening it again")
+                }
+            }
+            tokio::time::sleep(WATCH_RETRY).await;
         }
     }
 }
@@ -120,13 +278,20 @@ impl RolloutSource for KubeRollouts {
 
     async fn list(&self) -> Result<RolloutSet, RolloutSourceError> {
         let mut objects = Vec::new();
+        let mut listed = Vec::new();
         if self.namespaces.is_empty() {
-            objects = self.list_scope(None).await?;
+            let (o, l) = self.list_scope(None).await?;
+            objects = o;
+            listed.push(l);
         } else {
             for ns in &self.namespaces {
-                objects.extend(self.list_scope(Some(ns)).await?);
+                let (o, l) = self.list_scope(Some(ns)).await?;
+                objects.extend(o);
+                listed.push(l);
             }
         }
+        // Only a complete reading moves the watches on.
+        *self.listed.lock().unwrap_or_else(PoisonError::into_inner) = listed;
         let mut set = RolloutSet::default();
         for o in objects {
             let key = format!(
@@ -162,5 +327,18 @@ impl RolloutSource for KubeRollouts {
             }
         }
         Ok(set)
+    }
+
+    async fn changed(&self) {
+        let listed = self
+            .listed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if listed.is_empty() {
+            return std::future::pending().await;
+        }
+        let watches = listed.into_iter().map(|l| Box::pin(self.watch_scope(l)));
+        futures::future::select_all(watches).await;
     }
 }

@@ -17,8 +17,9 @@
 //!   complete reading ([`RolloutSet::is_complete`]) stops anything, and a failed reading
 //!   changes nothing.
 //!
-//! [`RolloutSupervisor::run`] repeats that every `rollouts.resync_interval` until shutdown,
-//! then stops every controller and waits for them. Problems are logged when they change,
+//! [`RolloutSupervisor::run`] repeats that every `rollouts.resync_interval`, and as soon as
+//! the source reports a change ([`RolloutSource::changed`], a watch in a cluster), until
+//! shutdown, then stops every controller and waits for them. Problems are logged when they change,
 //! not at every resync.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -36,6 +37,10 @@ use crate::ports::rollouts::{RolloutSet, RolloutSource, RolloutSourceError};
 use crate::rollout::status::PhaseName;
 use crate::rollout::Rollout;
 use crate::runtime::metrics::RolloutMetrics;
+
+/// How long after a reported change the source is read, so that a burst of changes is read
+/// once.
+pub const CHANGE_SETTLE: Duration = Duration::from_millis(500);
 
 /// Builds the controller of a Rollout (the daemon wires its ports); an error names what
 /// could not be set up.
@@ -281,6 +286,14 @@ impl RolloutSupervisor {
             }
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}
+                _ = self.source.changed() => {
+                    tracing::debug!("the Rollouts changed: reading them now");
+                    // Let a burst of changes (`kubectl apply -f dir/`) land: one reading.
+                    tokio::select! {
+                        _ = tokio::time::sleep(CHANGE_SETTLE) => {}
+                        _ = stop_rx.changed() => break,
+                    }
+                }
                 _ = stop_rx.changed() => break,
             }
         }
