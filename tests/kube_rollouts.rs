@@ -11,7 +11,8 @@
 //! - `changed` watches from the list's `resourceVersion`, exactly as requested: it wakes
 //!   for an added or deleted object and a spec change (a new `generation`), not for a status
 //!   write or a bookmark; a watch the server ends is opened again from the last version seen;
-//!   an expired version (410) wakes it to list again; a watch it may not open never wakes.
+//!   an expired version (410, as an event or refusing the watch) wakes it to list again; a
+//!   watch it may not open never wakes.
 
 #[path = "kube_common/mod.rs"]
 mod common;
@@ -272,9 +273,15 @@ async fn the_watch_wakes_for_added_and_deleted_rollouts_and_an_expired_version()
         ),
         Exchange::get(format!("{WATCH_ALL}9601"))
             .respond_events(vec![event("DELETED", at(checkout.clone(), "9700", 2))]),
+        Exchange::get(ALL).respond(200, with_version(vec![search.clone()], "9700")),
+        // Too old, refused when opening rather than as an event: list again too.
+        Exchange::get(format!("{WATCH_ALL}9700")).respond(
+            410,
+            status(410, "Expired", "too old resource version: 9700 (9800)"),
+        ),
     ]);
     let source = KubeRollouts::new(client, vec![]);
-    for _ in 0..3 {
+    for _ in 0..4 {
         source.list().await.unwrap();
         wakes(&source).await;
     }

@@ -190,6 +190,24 @@ impl KubeRollouts {
 }
 
 impl KubeRollouts {
+    /// Log that `listed` cannot be watched (a warning the first time), and never resolve:
+    /// the resync picks changes up.
+    async fn cannot_watch(&self, listed: &Listed, error: &str) {
+        let scope = listed.namespace.as_deref().unwrap_or("all namespaces");
+        if self.watch_warned.swap(true, Ordering::Relaxed) {
+            tracing::debug!(scope, error, "cannot watch the Rollouts");
+        } else {
+            tracing::warn!(
+                scope,
+                error,
+                "cannot watch the Rollouts: changes are picked up every \
+                 rollouts.resync_interval; slogate's service account needs `watch` on \
+                 rollouts.slogate.dev (deploy/rbac.yaml)"
+            );
+        }
+        std::future::pending().await
+    }
+
     /// Resolve when the scope changed since `listed`; never when it cannot be watched.
     async fn watch_scope(&self, mut listed: Listed) {
         let api = self.api(listed.namespace.as_deref());
@@ -199,25 +217,23 @@ impl KubeRollouts {
         }
         loop {
             let params = WatchParams::default().timeout(WATCH_SECONDS);
-            let stream =
-                match call(self.timeout, api.watch(&params, &listed.resource_version)).await {
-                    Ok(s) => s,
-                    Err(e) => {
-                        let scope = listed.namespace.as_deref().unwrap_or("all namespaces");
-                        if self.watch_warned.swap(true, Ordering::Relaxed) {
-                            tracing::debug!(scope, error = %e, "cannot watch the Rollouts");
-                        } else {
-                            tracing::warn!(
-                                scope,
-                                error = %e,
-                                "cannot watch the Rollouts: changes are picked up every \
-                                 rollouts.resync_interval; slogate's service account needs `watch` \
-                                 on rollouts.slogate.dev (deploy/rbac.yaml)"
-                            );
-                        }
-                        return std::future::pending().await;
-                    }
-                };
+            let opened =
+                tokio::time::timeout(self.timeout, api.watch(&params, &listed.resource_version))
+                    .await;
+            let stream = match opened {
+                Ok(Ok(stream)) => stream,
+                // The version is too old to watch from, refused at once rather than as an
+                // event: list again.
+                Ok(Err(::kube::Error::Api(status))) if status.code == 410 => {
+                    tokio::time::sleep(WATCH_RETRY).await;
+                    return;
+                }
+                Ok(Err(e)) => return self.cannot_watch(&listed, &e.to_string()).await,
+                Err(_) => {
+                    let e = format!("no answer within {:?}", self.timeout);
+                    return self.cannot_watch(&listed, &e).await;
+                }
+            };
             let mut stream = std::pin::pin!(stream);
             // The server ends the call after WATCH_SECONDS; a connection that went silent
             // without closing is given up a little after that.
