@@ -7,6 +7,7 @@
 
 pub mod fake_api;
 pub mod git;
+pub mod tools;
 
 use std::io::Write;
 use std::net::TcpListener;
