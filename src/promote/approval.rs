@@ -16,7 +16,6 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::image::{self, ImageRef};
-use super::sha256;
 
 /// The state-store key prefix of approval documents.
 pub const PREFIX: &str = "promote-approval/";
@@ -53,9 +52,13 @@ impl Change {
         )
     }
 
-    /// The approval key: 64 lowercase hex digits.
+    /// The approval key: the SHA-256 of [`Change::canonical`], as 64 lowercase hex digits.
+    ///
+    /// It must be collision resistant: with a weak hash, someone allowed to run `promote`
+    /// could craft a change whose key equals an approved one and pass the gate.
     pub fn key(&self) -> String {
-        sha256::hex_digest(self.canonical().as_bytes())
+        let digest = ring::digest::digest(&ring::digest::SHA256, self.canonical().as_bytes());
+        digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
     }
 
     /// The state-store key of this change's approval.
@@ -223,6 +226,28 @@ mod tests {
             ImageRef::Tag(tag.into()),
         )
         .unwrap()
+    }
+
+    /// The key is the SHA-256 of the canonical text (expected value from `sha256sum`), so
+    /// approvals stored by earlier versions keep their keys.
+    #[test]
+    fn the_key_is_the_sha256_of_the_canonical_text() {
+        let c = Change::new(
+            "https://git.example.com/acme/gitops.git",
+            "./overlays/prod/",
+            "checkout",
+            ImageRef::Tag("v2".into()),
+        )
+        .unwrap();
+        assert_eq!(
+            c.canonical(),
+            "slogate-promote-approval/v1\nrepo=https://git.example.com/acme/gitops\n\
+             target=overlays/prod\nimage=checkout\ntag=v2\n"
+        );
+        assert_eq!(
+            c.key(),
+            "b0547e5235f17a8f3f8e94c7b0e227ab4e043165a3dac92974a5a6f809015d3f"
+        );
     }
 
     #[test]

@@ -10,8 +10,7 @@
 //! - `state`: where freezes and approvals are read from and approvals written to, either a
 //!   `StateStore` (shared with a local daemon) or the daemon's HTTP API (`client`);
 //! - `api`: the daemon's endpoints for the CLI (`GET /api/v1/guard/{app}`,
-//!   `GET`/`POST /api/v1/approvals`, `POST /api/v1/promotions`);
-//! - `sha256`: the hash behind approval keys.
+//!   `GET`/`POST /api/v1/approvals`, `POST /api/v1/promotions`).
 
 pub mod api;
 pub mod approval;
@@ -19,5 +18,4 @@ pub mod client;
 pub mod gate;
 pub mod image;
 pub mod kustomize;
-pub mod sha256;
 pub mod state;
