@@ -13,6 +13,9 @@ use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
 use axum::http::HeaderMap;
+use base64::alphabet;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use base64::Engine as _;
 
 use crate::adapters::git::{Secret, SecretSource};
 
@@ -200,7 +203,7 @@ impl Authenticator {
             let Some((user, password)) = &self.basic else {
                 return Err(AuthFailure::Malformed);
             };
-            let decoded = base64_decode(rest).ok_or(AuthFailure::Malformed)?;
+            let decoded = decode_basic(rest).ok_or(AuthFailure::Malformed)?;
             let i = decoded
                 .iter()
                 .position(|b| *b == b':')
@@ -247,33 +250,30 @@ pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     std::hint::black_box(diff) == 0
 }
 
-/// Standard base64 (RFC 4648 §4), padding optional. `None` on any invalid input.
-pub fn base64_decode(input: &[u8]) -> Option<Vec<u8>> {
-    fn val(c: u8) -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        } as u32)
-    }
-    let pad = input.iter().rev().take_while(|c| **c == b'=').count();
-    let body = &input[..input.len() - pad];
-    if pad > 2 || (pad > 0 && !input.len().is_multiple_of(4)) || body.len() % 4 == 1 {
-        return None;
-    }
-    let mut out = Vec::with_capacity(body.len() * 3 / 4);
-    for chunk in body.chunks(4) {
-        let mut acc: u32 = 0;
-        for (i, c) in chunk.iter().enumerate() {
-            acc |= val(*c)? << (18 - 6 * i as u32);
-        }
-        let bytes = acc.to_be_bytes();
-        out.extend_from_slice(&bytes[1..chunk.len()]);
-    }
-    Some(out)
+/// Basic credentials are standard base64 (RFC 4648 §4). Padding is optional but complete
+/// when present (`Zg==` or `Zg`, not `Zg=`), and non-zero trailing bits are accepted
+/// (`Zh==` is `f`), as some clients send them.
+const PADDED: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new()
+        .with_decode_allow_trailing_bits(true)
+        .with_decode_padding_mode(DecodePaddingMode::RequireCanonical),
+);
+const UNPADDED: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new()
+        .with_decode_allow_trailing_bits(true)
+        .with_decode_padding_mode(DecodePaddingMode::RequireNone),
+);
+
+/// Decode the base64 of basic credentials ([`PADDED`]); `None` on any invalid input.
+fn decode_basic(input: &[u8]) -> Option<Vec<u8>> {
+    let engine = if input.ends_with(b"=") {
+        &PADDED
+    } else {
+        &UNPADDED
+    };
+    engine.decode(input).ok()
 }
 
 #[cfg(test)]
@@ -282,7 +282,7 @@ mod tests {
     use axum::http::HeaderValue;
 
     #[test]
-    fn base64_decodes_rfc4648_vectors() {
+    fn basic_credentials_decode_rfc4648_vectors() {
         let cases: [(&str, &str); 7] = [
             ("", ""),
             ("Zg==", "f"),
@@ -294,17 +294,20 @@ mod tests {
         ];
         for (enc, dec) in cases {
             assert_eq!(
-                base64_decode(enc.as_bytes()).as_deref(),
+                decode_basic(enc.as_bytes()).as_deref(),
                 Some(dec.as_bytes()),
                 "{enc}"
             );
         }
         // Unpadded input is accepted.
-        assert_eq!(base64_decode(b"Zm8").as_deref(), Some(&b"fo"[..]));
+        assert_eq!(decode_basic(b"Zm8").as_deref(), Some(&b"fo"[..]));
+        // Non-zero trailing bits are accepted, as by the hand-written decoder this replaced.
+        assert_eq!(decode_basic(b"Zh==").as_deref(), Some(&b"f"[..]));
+        assert_eq!(decode_basic(b"Zh").as_deref(), Some(&b"f"[..]));
         for bad in [
             "Z", "Zm9v!", "Zg=", "Zg===", "Z===", "Zm9vY", "=", "Zg==Zg==",
         ] {
-            assert_eq!(base64_decode(bad.as_bytes()), None, "{bad}");
+            assert_eq!(decode_basic(bad.as_bytes()), None, "{bad}");
         }
     }
 
