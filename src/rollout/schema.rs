@@ -28,6 +28,7 @@ use serde_yaml::Value as Yaml;
 
 use super::spec::{RolloutSpec, API_VERSION, DURATION_PATTERN, GROUP, KIND, VERSION};
 use super::RolloutStatus;
+use crate::slo::suggest::closest;
 
 /// The CRD's name.
 pub const CRD_NAME: &str = "rollouts.slogate.dev";
@@ -550,35 +551,6 @@ pub(crate) fn describe(v: &Yaml) -> String {
         Yaml::Mapping(_) => "a mapping".to_string(),
         Yaml::Tagged(t) => format!("a value tagged {}", t.tag),
     }
-}
-
-/// The known name closest to a misspelt one, when close enough to be a likely typo.
-pub(crate) fn closest<'a>(key: &str, known: &[&'a str]) -> Option<&'a str> {
-    let norm = |s: &str| s.to_ascii_lowercase().replace(['_', '-'], "");
-    let lower = norm(key);
-    known
-        .iter()
-        .map(|k| (edit_distance(&lower, &norm(k)), *k))
-        .filter(|(d, k)| *d <= 2.max(k.len() / 4))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, k)| k)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    let mut cur = vec![0; b.len() + 1];
-    for (i, ca) in a.iter().enumerate() {
-        cur[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != cb))
-                .min(prev[j + 1] + 1)
-                .min(cur[j] + 1);
-        }
-        std::mem::swap(&mut prev, &mut cur);
-    }
-    prev[b.len()]
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ pub mod duration;
 pub mod model;
 pub mod rules;
 pub mod spec;
+pub mod suggest;
 pub mod windows;
 
 pub use duration::PromDuration;

@@ -11,6 +11,7 @@ use std::path::Path;
 use serde_yaml::{Mapping, Value};
 
 use super::{Diagnostic, Severity};
+use crate::slo::suggest::closest;
 
 /// Collects the diagnostics of one YAML document.
 pub(crate) struct DocCtx<'a> {
@@ -344,58 +345,9 @@ impl<'v> Map<'v> {
     }
 }
 
-/// The known key closest to a misspelt one, when it is close enough to be a likely typo.
-fn closest<'a>(key: &str, known: &[&'a str]) -> Option<&'a str> {
-    let lower = key.to_ascii_lowercase().replace(['_', '-'], "");
-    known
-        .iter()
-        .map(|k| {
-            let kl = k.to_ascii_lowercase().replace(['_', '-'], "");
-            let d = if kl == lower {
-                0
-            } else {
-                edit_distance(&lower, &kl)
-            };
-            (d, *k)
-        })
-        .filter(|(d, k)| *d <= 2.max(k.len() / 4))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, k)| k)
-}
-
-/// Levenshtein distance over chars.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    let mut cur = vec![0; b.len() + 1];
-    for (i, ca) in a.iter().enumerate() {
-        cur[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != cb);
-            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        std::mem::swap(&mut prev, &mut cur);
-    }
-    prev[b.len()]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn suggests_close_keys() {
-        assert_eq!(
-            closest("objectiv", &["name", "objective"]),
-            Some("objective")
-        );
-        assert_eq!(
-            closest("errorQuery", &["error_query", "total_query"]),
-            Some("error_query")
-        );
-        assert_eq!(closest("zzz", &["name", "objective"]), None);
-    }
 
     #[test]
     fn describes_values() {
