@@ -416,7 +416,10 @@ fn check_metadata(ctx: &mut Ctx, meta: Option<&Yaml>) {
     }
 }
 
-fn is_dns_label(s: &str) -> bool {
+/// A Kubernetes DNS label (RFC 1123), the form of a namespace name: 1 to 63 lowercase
+/// letters, digits and `-`, starting and ending with a letter or digit. The one check of
+/// it, used by the daemon's config for `rollouts.namespaces` and `state.namespace` too.
+pub fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
         && s.chars()
@@ -718,6 +721,26 @@ fn is_label_key(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dns_labels() {
+        for good in ["a", "shop", "team-a", "0", "a1-b2", &"a".repeat(63)] {
+            assert!(is_dns_label(good), "{good}");
+        }
+        for bad in [
+            "",
+            "-a",
+            "a-",
+            "Shop",
+            "a.b",
+            "a_b",
+            "a b",
+            "ä",
+            &"a".repeat(64),
+        ] {
+            assert!(!is_dns_label(bad), "{bad}");
+        }
+    }
 
     const GOOD: &str = r#"
 apiVersion: slogate.dev/v1alpha1

@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::guard::decide::AppGuard;
+use crate::rollout::load::is_dns_label;
 
 use crate::slo::PromDuration;
 
@@ -98,16 +99,6 @@ pub enum VersionsKind {
     /// The workloads' pod template label `spec.workloads.versionLabel`, through the
     /// Kubernetes API.
     Kube,
-}
-
-/// A Kubernetes namespace name: a DNS label.
-fn is_namespace_name(ns: &str) -> bool {
-    (1..=63).contains(&ns.len())
-        && ns
-            .bytes()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
-        && !ns.starts_with('-')
-        && !ns.ends_with('-')
 }
 
 /// `file` or `kube` at `key`, with a message naming the key, the choices and what was found
@@ -216,7 +207,7 @@ impl RolloutsConfig {
         }
         let mut seen = std::collections::BTreeSet::new();
         for (i, ns) in self.namespaces.iter().enumerate() {
-            if !is_namespace_name(ns) {
+            if !is_dns_label(ns) {
                 return Err(format!(
                     "rollouts.namespaces[{i}]: expected a namespace name (at most 63 of [a-z0-9-], starting and ending alphanumeric), found {ns:?}"
                 ));
@@ -690,7 +681,7 @@ impl Config {
             ));
         }
         if let Some(ns) = &self.state.namespace {
-            if !is_namespace_name(ns) {
+            if !is_dns_label(ns) {
                 return Err(format!(
                     "state.namespace: expected a namespace name (at most 63 of [a-z0-9-], \
                      starting and ending alphanumeric), found {ns:?}"
