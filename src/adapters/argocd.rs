@@ -42,6 +42,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::adapters::git::SecretSource;
+use crate::adapters::http;
 use crate::ports::sync::{SyncError, SyncTrigger};
 use crate::slo::PromDuration;
 
@@ -161,10 +162,7 @@ impl ArgoCdClient {
             .read()
             .map_err(|e| SyncError::Config(format!("argocd token: {e}")))?;
         let t = cfg.timeout.as_std();
-        let mut b = reqwest::Client::builder()
-            .timeout(t)
-            .connect_timeout(t.min(Duration::from_secs(10)))
-            .user_agent(concat!("slogate/", env!("CARGO_PKG_VERSION")));
+        let mut b = http::client_builder(t, t.min(Duration::from_secs(10)));
         if let Some(f) = &cfg.ca_file {
             let pem = std::fs::read(f)
                 .map_err(|e| SyncError::Config(format!("argocd.ca_file {}: {e}", f.display())))?;
@@ -238,7 +236,7 @@ impl ArgoCdSync {
         let mut u = url::Url::parse(&format!(
             "{}/api/v1/applications/{}/sync",
             self.api.server,
-            encode_segment(&self.app.name)
+            http::encode_segment(&self.app.name)
         ))
         .map_err(|e| SyncError::Config(format!("argocd URL: {e}")))?;
         if let Some(ns) = &self.app.app_namespace {
@@ -270,10 +268,7 @@ impl SyncTrigger for ArgoCdSync {
             .await
             .map_err(|e| SyncError::Transport {
                 app: app.clone(),
-                message: redact(
-                    &crate::adapters::notify::describe_reqwest_error(e),
-                    token.expose(),
-                ),
+                message: redact(&http::describe_error(e), token.expose()),
             })?;
         let status = resp.status();
         if status.is_success() {
@@ -314,19 +309,6 @@ fn redact(s: &str, token: &str) -> String {
     } else {
         s.replace(token, "***")
     }
-}
-
-/// Percent-encode one path segment (all but RFC 3986 unreserved characters).
-fn encode_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@ use serde_json::json;
 
 use crate::adapters::git::config::{Secret, SecretSource};
 use crate::adapters::git::runner::Redactor;
+use crate::adapters::http;
 use crate::ports::gitops::{PullRequest, PullRequestApi, PullRequestError, PullRequestSpec};
 
 /// Which forge opens the pull requests, and how to reach it.
@@ -80,10 +81,7 @@ impl ForgeConfig {
 }
 
 fn client(provider: &'static str, timeout: Duration) -> Result<reqwest::Client, PullRequestError> {
-    reqwest::Client::builder()
-        .timeout(timeout)
-        .connect_timeout(timeout)
-        .user_agent(concat!("slogate/", env!("CARGO_PKG_VERSION")))
+    http::client_builder(timeout, timeout)
         .build()
         .map_err(|e| PullRequestError::Transport {
             provider,
@@ -94,19 +92,6 @@ fn client(provider: &'static str, timeout: Duration) -> Result<reqwest::Client, 
 fn read_token(src: &SecretSource) -> Result<Secret, PullRequestError> {
     src.read()
         .map_err(|e| PullRequestError::Credentials(e.to_string()))
-}
-
-/// Percent-encode one path segment (everything but RFC 3986 unreserved characters).
-fn encode_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 fn base(url: &str) -> String {
@@ -206,8 +191,8 @@ impl OwnerRepoApi {
         format!(
             "{}/repos/{}/{}/pulls",
             self.api_url,
-            encode_segment(&self.owner),
-            encode_segment(&self.repo)
+            http::encode_segment(&self.owner),
+            http::encode_segment(&self.repo)
         )
     }
 }
@@ -297,7 +282,7 @@ impl PullRequestApi for GitLabMergeRequests {
         let url = format!(
             "{}/projects/{}/merge_requests",
             self.api_url,
-            encode_segment(&self.project)
+            http::encode_segment(&self.project)
         );
         let req = self
             .client

@@ -39,6 +39,7 @@ use rand::RngExt;
 use serde::Deserialize;
 
 use crate::adapters::git::{Secret, SecretSource};
+use crate::adapters::http;
 use crate::ports::notify::{Notifier, NotifyError, Severity};
 use crate::slo::PromDuration;
 
@@ -322,34 +323,15 @@ impl RetryPolicy {
     }
 }
 
-/// The HTTP client of a notifier: per-request timeout, slogate user agent, rustls.
+/// The HTTP client of a notifier: per-request timeout (connect included), slogate's user
+/// agent, rustls.
 pub(crate) fn http_client(
     name: &str,
     policy: &RetryPolicy,
 ) -> Result<reqwest::Client, NotifyError> {
-    reqwest::Client::builder()
-        .timeout(policy.timeout)
-        .connect_timeout(policy.timeout)
-        .user_agent(concat!("slogate/", env!("CARGO_PKG_VERSION")))
+    http::client_builder(policy.timeout, policy.timeout)
         .build()
         .map_err(|e| NotifyError::Config(format!("{name}: HTTP client: {}", e.without_url())))
-}
-
-/// A reqwest error as text, without the URL (a secret) but with its causes.
-pub(crate) fn describe_reqwest_error(e: reqwest::Error) -> String {
-    let timeout = e.is_timeout();
-    let e = e.without_url();
-    let mut msg = e.to_string();
-    let mut src = std::error::Error::source(&e);
-    while let Some(s) = src {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        src = s.source();
-    }
-    if timeout && !msg.contains("timed out") {
-        msg.push_str(" (timed out)");
-    }
-    msg
 }
 
 /// `Retry-After` as a duration: delay-seconds or an HTTP date (RFC 9110 §10.2.3).
@@ -413,7 +395,7 @@ where
             Err(e) => (
                 NotifyError::Transport {
                     notifier: name.to_string(),
-                    message: describe_reqwest_error(e),
+                    message: http::describe_error(e),
                     attempts: attempt,
                 },
                 policy.backoff(attempt),
