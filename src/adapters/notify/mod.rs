@@ -40,7 +40,7 @@ use serde::Deserialize;
 
 use crate::adapters::git::{Secret, SecretSource};
 use crate::adapters::http;
-use crate::ports::notify::{Notifier, NotifyError, Severity};
+use crate::ports::notify::{Notification, Notifier, NotifyError, Severity};
 use crate::slo::PromDuration;
 
 pub use slack::SlackNotifier;
@@ -325,13 +325,73 @@ impl RetryPolicy {
 
 /// The HTTP client of a notifier: per-request timeout (connect included), slogate's user
 /// agent, rustls.
-pub(crate) fn http_client(
-    name: &str,
-    policy: &RetryPolicy,
-) -> Result<reqwest::Client, NotifyError> {
+fn http_client(name: &str, policy: &RetryPolicy) -> Result<reqwest::Client, NotifyError> {
     http::client_builder(policy.timeout, policy.timeout)
         .build()
         .map_err(|e| NotifyError::Config(format!("{name}: HTTP client: {}", e.without_url())))
+}
+
+/// What every notifier shares: its name (in logs and errors), where its URL comes from,
+/// the HTTP client, the retry policy and the lowest severity it sends. A notifier adds
+/// only its payload and headers ([`Endpoint::post`]).
+pub struct Endpoint {
+    name: String,
+    url: UrlSource,
+    client: reqwest::Client,
+    policy: RetryPolicy,
+    min_severity: Severity,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Endpoint {
+    pub fn new(
+        name: impl Into<String>,
+        url: UrlSource,
+        policy: RetryPolicy,
+        min_severity: Severity,
+    ) -> Result<Self, NotifyError> {
+        let name = name.into();
+        Ok(Endpoint {
+            client: http_client(&name, &policy)?,
+            name,
+            url,
+            policy,
+            min_severity,
+        })
+    }
+
+    /// The notifier's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Deliver `n` with [`deliver`], unless it is below the notifier's severity. `build`
+    /// completes each attempt's `POST` to the URL (read again for each attempt) with the
+    /// body and headers.
+    pub async fn post<F>(&self, n: &Notification, mut build: F) -> Result<(), NotifyError>
+    where
+        F: FnMut(reqwest::RequestBuilder) -> Result<reqwest::RequestBuilder, NotifyError>,
+    {
+        if n.severity < self.min_severity {
+            return Ok(());
+        }
+        deliver(&self.name, &self.policy, || {
+            let url = self
+                .url
+                .read_checked()
+                .map_err(|e| NotifyError::Config(format!("{}: {e}", self.name)))?;
+            build(self.client.post(url))
+        })
+        .await
+    }
 }
 
 /// `Retry-After` as a duration: delay-seconds or an HTTP date (RFC 9110 §10.2.3).
@@ -417,6 +477,71 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The shared base of the notifiers against a loopback server: nothing is sent below
+    /// the severity, the URL is read again at each delivery, the notifier's builder adds
+    /// its headers, and a builder error stops the delivery before any request.
+    #[tokio::test]
+    async fn endpoint_filters_rereads_the_url_and_builds_each_request() {
+        use axum::http::HeaderMap;
+        use std::sync::Mutex;
+        let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+        let record = |path: &'static str, seen: Arc<Mutex<Vec<String>>>| {
+            move |headers: HeaderMap| async move {
+                let k = headers
+                    .get("x-k")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                seen.lock().unwrap().push(format!("{path} {k}"));
+                "ok"
+            }
+        };
+        let app = axum::Router::new()
+            .route("/a", axum::routing::post(record("a", seen.clone())))
+            .route("/b", axum::routing::post(record("b", seen.clone())));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+        let dir = tempfile::tempdir().unwrap();
+        let url_file = dir.path().join("url");
+        std::fs::write(&url_file, format!("http://{addr}/a\n")).unwrap();
+        let policy = RetryPolicy {
+            max_attempts: 1,
+            ..RetryPolicy::default()
+        };
+        let e = Endpoint::new(
+            "test",
+            UrlSource::Secret(SecretSource::File(url_file.clone())),
+            policy,
+            Severity::Warning,
+        )
+        .unwrap();
+        let mut n = Notification {
+            severity: Severity::Info,
+            subject: "s".into(),
+            title: "t".into(),
+            text: String::new(),
+            fields: BTreeMap::new(),
+        };
+        let add_header = |req: reqwest::RequestBuilder| Ok(req.header("x-k", "v"));
+        e.post(&n, add_header).await.unwrap();
+        assert!(seen.lock().unwrap().is_empty(), "info is below warning");
+
+        n.severity = Severity::Critical;
+        e.post(&n, add_header).await.unwrap();
+        std::fs::write(&url_file, format!("http://{addr}/b\n")).unwrap();
+        e.post(&n, add_header).await.unwrap();
+        assert_eq!(*seen.lock().unwrap(), ["a v", "b v"]);
+
+        let refused = e
+            .post(&n, |_| Err(NotifyError::Config("no token".into())))
+            .await;
+        assert!(matches!(refused, Err(NotifyError::Config(m)) if m == "no token"));
+        assert_eq!(seen.lock().unwrap().len(), 2);
+        assert_eq!(e.name(), "test");
+        server.abort();
+    }
 
     #[test]
     fn backoff_grows_is_capped_and_jittered() {

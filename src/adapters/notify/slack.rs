@@ -18,25 +18,11 @@
 use async_trait::async_trait;
 use serde_json::{json, Value};
 
-use super::{deliver, http_client, RetryPolicy, UrlSource};
+use super::{Endpoint, RetryPolicy, UrlSource};
 use crate::ports::notify::{Notification, Notifier, NotifyError, Severity};
 
-pub struct SlackNotifier {
-    name: String,
-    url: UrlSource,
-    client: reqwest::Client,
-    policy: RetryPolicy,
-    min_severity: Severity,
-}
-
-impl std::fmt::Debug for SlackNotifier {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SlackNotifier")
-            .field("name", &self.name)
-            .field("url", &self.url)
-            .finish_non_exhaustive()
-    }
-}
+#[derive(Debug)]
+pub struct SlackNotifier(Endpoint);
 
 impl SlackNotifier {
     pub fn new(
@@ -45,32 +31,15 @@ impl SlackNotifier {
         policy: RetryPolicy,
         min_severity: Severity,
     ) -> Result<Self, NotifyError> {
-        let name = name.into();
-        Ok(SlackNotifier {
-            client: http_client(&name, &policy)?,
-            name,
-            url,
-            policy,
-            min_severity,
-        })
+        Endpoint::new(name, url, policy, min_severity).map(SlackNotifier)
     }
 }
 
 #[async_trait]
 impl Notifier for SlackNotifier {
     async fn notify(&self, n: &Notification) -> Result<(), NotifyError> {
-        if n.severity < self.min_severity {
-            return Ok(());
-        }
         let body = payload(n);
-        deliver(&self.name, &self.policy, || {
-            let url = self
-                .url
-                .read_checked()
-                .map_err(|e| NotifyError::Config(format!("{}: {e}", self.name)))?;
-            Ok(self.client.post(url).json(&body))
-        })
-        .await
+        self.0.post(n, |req| Ok(req.json(&body))).await
     }
 }
 

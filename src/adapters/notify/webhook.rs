@@ -15,25 +15,20 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
 
-use super::{deliver, http_client, RetryPolicy, UrlSource};
+use super::{Endpoint, RetryPolicy, UrlSource};
 use crate::adapters::git::SecretSource;
 use crate::ports::notify::{Notification, Notifier, NotifyError, Severity};
 
 pub struct WebhookNotifier {
-    name: String,
-    url: UrlSource,
+    endpoint: Endpoint,
     token: Option<SecretSource>,
     headers: HeaderMap,
-    client: reqwest::Client,
-    policy: RetryPolicy,
-    min_severity: Severity,
 }
 
 impl std::fmt::Debug for WebhookNotifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WebhookNotifier")
-            .field("name", &self.name)
-            .field("url", &self.url)
+            .field("endpoint", &self.endpoint)
             .field("token", &self.token)
             .finish_non_exhaustive()
     }
@@ -46,15 +41,10 @@ impl WebhookNotifier {
         policy: RetryPolicy,
         min_severity: Severity,
     ) -> Result<Self, NotifyError> {
-        let name = name.into();
         Ok(WebhookNotifier {
-            client: http_client(&name, &policy)?,
-            name,
-            url,
+            endpoint: Endpoint::new(name, url, policy, min_severity)?,
             token: None,
             headers: HeaderMap::new(),
-            policy,
-            min_severity,
         })
     }
 
@@ -67,47 +57,41 @@ impl WebhookNotifier {
     /// Send these headers with every request. Invalid names or values are a config error
     /// (naming the header, not its value).
     pub fn with_headers(mut self, headers: &BTreeMap<String, String>) -> Result<Self, NotifyError> {
+        let name = self.endpoint.name();
         for (k, v) in headers {
-            let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| {
-                NotifyError::Config(format!("{}: invalid header name `{k}`", self.name))
-            })?;
+            let header = HeaderName::from_bytes(k.as_bytes())
+                .map_err(|_| NotifyError::Config(format!("{name}: invalid header name `{k}`")))?;
             let value = HeaderValue::from_str(v).map_err(|_| {
-                NotifyError::Config(format!("{}: invalid value for header `{k}`", self.name))
+                NotifyError::Config(format!("{name}: invalid value for header `{k}`"))
             })?;
-            self.headers.insert(name, value);
+            self.headers.insert(header, value);
         }
         Ok(self)
+    }
+
+    /// The headers of one attempt: the configured ones and the token, read again.
+    fn attempt_headers(&self) -> Result<HeaderMap, NotifyError> {
+        let mut headers = self.headers.clone();
+        if let Some(t) = &self.token {
+            let name = self.endpoint.name();
+            let t = t
+                .read()
+                .map_err(|e| NotifyError::Config(format!("{name}: token: {e}")))?;
+            let mut v = HeaderValue::from_str(&format!("Bearer {}", t.expose())).map_err(|_| {
+                NotifyError::Config(format!("{name}: the token is not a valid header value"))
+            })?;
+            v.set_sensitive(true);
+            headers.insert(AUTHORIZATION, v);
+        }
+        Ok(headers)
     }
 }
 
 #[async_trait]
 impl Notifier for WebhookNotifier {
     async fn notify(&self, n: &Notification) -> Result<(), NotifyError> {
-        if n.severity < self.min_severity {
-            return Ok(());
-        }
-        deliver(&self.name, &self.policy, || {
-            let url = self
-                .url
-                .read_checked()
-                .map_err(|e| NotifyError::Config(format!("{}: {e}", self.name)))?;
-            let mut headers = self.headers.clone();
-            if let Some(t) = &self.token {
-                let t = t
-                    .read()
-                    .map_err(|e| NotifyError::Config(format!("{}: token: {e}", self.name)))?;
-                let mut v =
-                    HeaderValue::from_str(&format!("Bearer {}", t.expose())).map_err(|_| {
-                        NotifyError::Config(format!(
-                            "{}: the token is not a valid header value",
-                            self.name
-                        ))
-                    })?;
-                v.set_sensitive(true);
-                headers.insert(AUTHORIZATION, v);
-            }
-            Ok(self.client.post(url).headers(headers).json(n))
-        })
-        .await
+        self.endpoint
+            .post(n, |req| Ok(req.headers(self.attempt_headers()?).json(n)))
+            .await
     }
 }
