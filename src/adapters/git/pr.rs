@@ -159,34 +159,82 @@ fn decode<T: serde::de::DeserializeOwned>(
     })
 }
 
-/// An `owner/repo` pull-request endpoint, the shape GitHub and Gitea share.
-struct OwnerRepoApi {
+/// What differs between the forges whose pull-request endpoint has the `owner/repo`
+/// shape ([`OwnerRepoPulls`]): the provider name, the authentication header and how an
+/// answer says that a pull request for the branch already exists.
+pub trait OwnerRepoForge: Send + Sync + 'static {
+    /// The provider name in errors.
+    const PROVIDER: &'static str;
+    /// Add the authentication (and any forge-specific headers) to the request.
+    fn authenticate(req: reqwest::RequestBuilder, token: &Secret) -> reqwest::RequestBuilder;
+    /// True when an error answer means "a pull request for this branch already exists".
+    fn already_exists(status: u16, body: &str) -> bool;
+}
+
+/// GitHub and GitHub Enterprise Server.
+pub struct GitHub;
+
+impl OwnerRepoForge for GitHub {
+    const PROVIDER: &'static str = "github";
+    fn authenticate(req: reqwest::RequestBuilder, token: &Secret) -> reqwest::RequestBuilder {
+        req.header("Accept", "application/vnd.github+json")
+            .header("X-GitHub-Api-Version", "2022-11-28")
+            .bearer_auth(token.expose())
+    }
+    fn already_exists(status: u16, body: &str) -> bool {
+        status == 422 && body.contains("already exists")
+    }
+}
+
+/// Gitea and Forgejo.
+pub struct Gitea;
+
+impl OwnerRepoForge for Gitea {
+    const PROVIDER: &'static str = "gitea";
+    fn authenticate(req: reqwest::RequestBuilder, token: &Secret) -> reqwest::RequestBuilder {
+        req.header("Authorization", format!("token {}", token.expose()))
+    }
+    fn already_exists(status: u16, _body: &str) -> bool {
+        status == 409
+    }
+}
+
+/// `POST {api}/repos/{owner}/{repo}/pulls`, the endpoint GitHub and Gitea share, with the
+/// same body (`title`, `head`, `base`, `body`) and answer (`number`, `html_url`).
+pub struct OwnerRepoPulls<F> {
     client: reqwest::Client,
     api_url: String,
     owner: String,
     repo: String,
     token: SecretSource,
+    forge: std::marker::PhantomData<F>,
 }
 
-impl OwnerRepoApi {
-    fn new(
-        provider: &'static str,
-        api_url: String,
-        owner: String,
-        repo: String,
+/// GitHub (and GitHub Enterprise Server) pull requests.
+pub type GitHubPulls = OwnerRepoPulls<GitHub>;
+
+/// Gitea and Forgejo pull requests.
+pub type GiteaPulls = OwnerRepoPulls<Gitea>;
+
+impl<F: OwnerRepoForge> OwnerRepoPulls<F> {
+    pub fn new(
+        api_url: impl Into<String>,
+        owner: impl Into<String>,
+        repo: impl Into<String>,
         token: SecretSource,
         timeout: Duration,
     ) -> Result<Self, PullRequestError> {
         Ok(Self {
-            client: client(provider, timeout)?,
-            api_url: base(&api_url),
-            owner,
-            repo,
+            client: client(F::PROVIDER, timeout)?,
+            api_url: base(&api_url.into()),
+            owner: owner.into(),
+            repo: repo.into(),
             token,
+            forge: std::marker::PhantomData,
         })
     }
 
-    /// `POST {api}/repos/{owner}/{repo}/pulls`.
+    /// `{api}/repos/{owner}/{repo}/pulls`.
     fn pulls_url(&self) -> String {
         format!(
             "{}/repos/{}/{}/pulls",
@@ -197,52 +245,19 @@ impl OwnerRepoApi {
     }
 }
 
-/// GitHub (and GitHub Enterprise Server) pull requests.
-pub struct GitHubPulls(OwnerRepoApi);
-
-impl GitHubPulls {
-    pub fn new(
-        api_url: impl Into<String>,
-        owner: impl Into<String>,
-        repo: impl Into<String>,
-        token: SecretSource,
-        timeout: Duration,
-    ) -> Result<Self, PullRequestError> {
-        OwnerRepoApi::new(
-            "github",
-            api_url.into(),
-            owner.into(),
-            repo.into(),
-            token,
-            timeout,
-        )
-        .map(Self)
-    }
-}
-
 #[async_trait]
-impl PullRequestApi for GitHubPulls {
+impl<F: OwnerRepoForge> PullRequestApi for OwnerRepoPulls<F> {
     async fn open(&self, spec: &PullRequestSpec) -> Result<PullRequest, PullRequestError> {
-        const P: &str = "github";
-        let api = &self.0;
-        let token = read_token(&api.token)?;
-        let req = api
-            .client
-            .post(api.pulls_url())
-            .header("Accept", "application/vnd.github+json")
-            .header("X-GitHub-Api-Version", "2022-11-28")
-            .bearer_auth(token.expose())
-            .json(&json!({
-                "title": spec.title,
-                "head": spec.head,
-                "base": spec.base,
-                "body": spec.body,
-            }));
-        let (_, text) = send(P, req, &token, |status, body| {
-            status == 422 && body.contains("already exists")
-        })
-        .await?;
-        let r: NumberAndUrl = decode(P, &text)?;
+        let token = read_token(&self.token)?;
+        let req = self.client.post(self.pulls_url()).json(&json!({
+            "title": spec.title,
+            "head": spec.head,
+            "base": spec.base,
+            "body": spec.body,
+        }));
+        let req = F::authenticate(req, &token);
+        let (_, text) = send(F::PROVIDER, req, &token, F::already_exists).await?;
+        let r: NumberAndUrl = decode(F::PROVIDER, &text)?;
         Ok(PullRequest {
             number: r.number,
             url: r.html_url,
@@ -300,54 +315,6 @@ impl PullRequestApi for GitLabMergeRequests {
         Ok(PullRequest {
             number: r.iid,
             url: r.web_url,
-        })
-    }
-}
-
-/// Gitea and Forgejo pull requests.
-pub struct GiteaPulls(OwnerRepoApi);
-
-impl GiteaPulls {
-    pub fn new(
-        api_url: impl Into<String>,
-        owner: impl Into<String>,
-        repo: impl Into<String>,
-        token: SecretSource,
-        timeout: Duration,
-    ) -> Result<Self, PullRequestError> {
-        OwnerRepoApi::new(
-            "gitea",
-            api_url.into(),
-            owner.into(),
-            repo.into(),
-            token,
-            timeout,
-        )
-        .map(Self)
-    }
-}
-
-#[async_trait]
-impl PullRequestApi for GiteaPulls {
-    async fn open(&self, spec: &PullRequestSpec) -> Result<PullRequest, PullRequestError> {
-        const P: &str = "gitea";
-        let api = &self.0;
-        let token = read_token(&api.token)?;
-        let req = api
-            .client
-            .post(api.pulls_url())
-            .header("Authorization", format!("token {}", token.expose()))
-            .json(&json!({
-                "head": spec.head,
-                "base": spec.base,
-                "title": spec.title,
-                "body": spec.body,
-            }));
-        let (_, text) = send(P, req, &token, |status, _| status == 409).await?;
-        let r: NumberAndUrl = decode(P, &text)?;
-        Ok(PullRequest {
-            number: r.number,
-            url: r.html_url,
         })
     }
 }
