@@ -498,3 +498,68 @@ async fn the_daemon_runs_the_rollouts_of_its_config() {
         .unwrap()
         .unwrap();
 }
+
+/// `slogate decisions --url` reads a daemon's `GET /api/v1/decisions` through the shared
+/// daemon-API client: filters go in the query string, a bad URL is bad input (exit 2), a
+/// daemon that does not answer is a runtime failure (exit 1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_decisions_command_reads_a_daemon() {
+    let s = Server::start(Some(TOKEN)).await;
+    s.controller.reconcile_once(Utc::now()).await.unwrap();
+    let (code, body) = s
+        .post("pause", Some(TOKEN), Some(json!({"reason": "audit"})))
+        .await;
+    assert_eq!(code, 200, "{body}");
+    let args = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+
+    let (code, out, err) = cli(args(&[
+        "decisions",
+        "--url",
+        &s.base,
+        "--kind",
+        "operator",
+        "--subject",
+        "shop/checkout",
+        "-o",
+        "json",
+    ]))
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let recs = v.as_array().unwrap();
+    assert_eq!(recs.len(), 1, "{out}");
+    assert_eq!(recs[0]["action"], "pause");
+    assert_eq!(recs[0]["actor"], "alice");
+
+    // The filters reach the daemon: another subject has no decisions.
+    let (code, out, err) = cli(args(&[
+        "decisions",
+        "--url",
+        &format!("{}/", s.base),
+        "--subject",
+        "shop/other",
+    ]))
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "no decisions");
+
+    let (code, _, err) = cli(args(&["decisions", "--url", "ftp://x"])).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--url") && err.contains("http(s)"), "{err}");
+    let (code, _, err) = cli(args(&["decisions", "--url", "http://u:pw@127.0.0.1:1"])).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(!err.contains("pw"), "{err}");
+
+    // Nobody listening: exit 1, naming the URL.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let gone = format!("http://127.0.0.1:{port}");
+    let (code, _, err) = cli(args(&["decisions", "--url", &gone])).await;
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!("GET {gone}/api/v1/decisions")),
+        "{err}"
+    );
+}

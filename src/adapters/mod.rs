@@ -2,6 +2,7 @@
 //! talks to external systems.
 
 pub mod argocd;
+pub mod daemon_api;
 pub mod git;
 pub mod http;
 pub mod kube;

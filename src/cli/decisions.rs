@@ -4,7 +4,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use reqwest::StatusCode;
+
 use super::{CliError, ExitStatus};
+use crate::adapters::daemon_api::DaemonApi;
 use crate::adapters::state::FileStore;
 use crate::ports::state::{DecisionKind, DecisionQuery, DecisionRecord, StateStore};
 
@@ -92,10 +95,12 @@ pub fn run(args: Args) -> Result<ExitStatus, CliError> {
     Ok(ExitStatus::Success)
 }
 
+/// How long `GET /api/v1/decisions` may take.
+const TIMEOUT: Duration = Duration::from_secs(30);
+
 async fn fetch(base: &str, q: &DecisionQuery) -> Result<Vec<DecisionRecord>, CliError> {
-    let mut url = url::Url::parse(base)
-        .and_then(|u| u.join("api/v1/decisions"))
-        .map_err(|e| CliError::Input(format!("--url {base}: expected an http(s) URL: {e}")))?;
+    let api = DaemonApi::new(base, TIMEOUT, TIMEOUT)?;
+    let mut url = api.url(&["api", "v1", "decisions"]);
     {
         let mut p = url.query_pairs_mut();
         if let Some(s) = &q.subject {
@@ -114,27 +119,7 @@ async fn fetch(base: &str, q: &DecisionQuery) -> Result<Vec<DecisionRecord>, Cli
             p.append_pair("limit", &l.to_string());
         }
     }
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .map_err(|e| CliError::Runtime(e.to_string()))?;
-    let resp = client
-        .get(url.clone())
-        .send()
-        .await
-        .map_err(|e| CliError::Runtime(format!("GET {url}: {e}")))?;
-    let status = resp.status();
-    let body = resp
-        .text()
-        .await
-        .map_err(|e| CliError::Runtime(format!("GET {url}: {e}")))?;
-    if !status.is_success() {
-        return Err(CliError::Runtime(format!(
-            "GET {url}: HTTP {status}: {body}"
-        )));
-    }
-    serde_json::from_str(&body)
-        .map_err(|e| CliError::Runtime(format!("GET {url}: unexpected answer: {e}")))
+    Ok(api.get(url).await?.json(&[StatusCode::OK])?)
 }
 
 fn print(records: &[DecisionRecord], output: Output) -> Result<(), CliError> {

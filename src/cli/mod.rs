@@ -53,6 +53,19 @@ impl CliError {
     }
 }
 
+/// A failure of the daemon's API behind `--url`: a bad URL or token file is the user's
+/// input (exit 2), anything else a runtime failure (exit 1).
+impl From<crate::adapters::daemon_api::DaemonApiError> for CliError {
+    fn from(e: crate::adapters::daemon_api::DaemonApiError) -> Self {
+        use crate::adapters::daemon_api::DaemonApiError as E;
+        match e {
+            E::Url { .. } | E::UrlCredentials => CliError::Input(format!("--url {e}")),
+            E::Token(m) => CliError::Input(format!("--token-file: {m}")),
+            e => CliError::Runtime(e.to_string()),
+        }
+    }
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "slogate",

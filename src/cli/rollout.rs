@@ -13,7 +13,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use reqwest::StatusCode;
+
 use super::{CliError, ExitStatus};
+use crate::adapters::daemon_api::DaemonApi;
+use crate::adapters::git::SecretSource;
 use crate::adapters::state::FileStore;
 use crate::ports::state::{DecisionKind, DecisionRecord, StateStore};
 use crate::rollout::CommandAction;
@@ -129,25 +133,14 @@ fn open_state(dir: &std::path::Path) -> Result<FileStore, CliError> {
     FileStore::open(dir).map_err(|e| CliError::Input(format!("--state-dir {}: {e}", dir.display())))
 }
 
-fn http_client() -> Result<reqwest::Client, CliError> {
-    // The daemon applies a command with one reconcile (Prometheus queries, a git push):
-    // allow for it.
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(120))
-        .connect_timeout(Duration::from_secs(10))
-        .build()
-        .map_err(|e| CliError::Runtime(e.to_string()))
-}
-
-fn api_url(base: &str, path: &str) -> Result<url::Url, CliError> {
-    let base = if base.ends_with('/') {
-        base.to_string()
-    } else {
-        format!("{base}/")
-    };
-    url::Url::parse(&base)
-        .and_then(|u| u.join(path))
-        .map_err(|e| CliError::Input(format!("--url {base}: expected an http(s) URL: {e}")))
+/// A client of the daemon at `--url`. The daemon applies a command with one reconcile
+/// (Prometheus queries, a git push): allow for it.
+fn daemon_api(base: &str) -> Result<DaemonApi, CliError> {
+    Ok(DaemonApi::new(
+        base,
+        Duration::from_secs(120),
+        Duration::from_secs(10),
+    )?)
 }
 
 async fn status(t: Target) -> Result<ExitStatus, CliError> {
@@ -173,28 +166,14 @@ async fn status(t: Target) -> Result<ExitStatus, CliError> {
             v
         }
         (None, Some(base)) => {
-            let url = api_url(base, &format!("api/v1/rollouts/{ns}/{name}"))?;
-            let resp = http_client()?
-                .get(url.clone())
-                .send()
-                .await
-                .map_err(|e| CliError::Runtime(format!("GET {url}: {e}")))?;
-            let code = resp.status();
-            let body = resp
-                .text()
-                .await
-                .map_err(|e| CliError::Runtime(format!("GET {url}: {e}")))?;
-            if code == reqwest::StatusCode::NOT_FOUND {
-                return Err(CliError::Input(format!(
-                    "{ns}/{name}: {}",
-                    error_text(&body)
-                )));
+            let api = daemon_api(base)?;
+            let reply = api
+                .get(api.url(&["api", "v1", "rollouts", &ns, &name]))
+                .await?;
+            if reply.status == StatusCode::NOT_FOUND {
+                return Err(CliError::Input(format!("{ns}/{name}: {}", reply.message())));
             }
-            if !code.is_success() {
-                return Err(CliError::Runtime(format!("GET {url}: HTTP {code}: {body}")));
-            }
-            serde_json::from_str(&body)
-                .map_err(|e| CliError::Runtime(format!("GET {url}: unexpected answer: {e}")))?
+            reply.json(&[StatusCode::OK])?
         }
         (None, None) => {
             return Err(CliError::Input(
@@ -289,13 +268,6 @@ pub fn table(v: &RolloutView) -> String {
     rows.iter()
         .map(|(k, v)| format!("{k:width$}  {v}\n"))
         .collect()
-}
-
-fn error_text(body: &str) -> String {
-    serde_json::from_str::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| v["error"].as_str().map(str::to_string))
-        .unwrap_or_else(|| body.trim().to_string())
 }
 
 fn actor(given: Option<String>) -> String {
@@ -435,51 +407,28 @@ async fn remote(
             "--token-file: expected the file holding the API token to change a rollout through --url".into(),
         ));
     };
-    let token = std::fs::read_to_string(token_file)
+    // Read now, so that a missing or empty file is bad input (exit 2); the client reads
+    // it again for the request.
+    let token = SecretSource::File(token_file.clone());
+    token
+        .read()
         .map_err(|e| CliError::Input(format!("--token-file {}: {e}", token_file.display())))?;
-    let token = token.trim();
-    if token.is_empty() {
-        return Err(CliError::Input(format!(
-            "--token-file {}: the file is empty",
-            token_file.display()
-        )));
-    }
-    let url = api_url(
-        base,
-        &format!("api/v1/rollouts/{ns}/{name}/{}", action.as_str()),
-    )?;
+    let api = daemon_api(base)?.with_token(token);
+    let url = api.url(&["api", "v1", "rollouts", ns, name, action.as_str()]);
     let body = match &c.reason {
         Some(r) => serde_json::json!({ "reason": r }),
         None => serde_json::json!({}),
     };
-    let resp = http_client()?
-        .post(url.clone())
-        .bearer_auth(token)
-        .header("x-slogate-actor", actor)
-        .json(&body)
-        .send()
-        .await
-        .map_err(|e| CliError::Runtime(format!("POST {url}: {e}")))?;
-    let code = resp.status();
-    let text = resp
-        .text()
-        .await
-        .map_err(|e| CliError::Runtime(format!("POST {url}: {e}")))?;
-    match code.as_u16() {
-        200 | 202 | 409 => serde_json::from_str(&text)
-            .map_err(|e| CliError::Runtime(format!("POST {url}: unexpected answer ({e}): {text}"))),
-        400 | 404 => Err(CliError::Input(format!(
-            "{ns}/{name}: {}",
-            error_text(&text)
-        ))),
+    let reply = api.post(url, &body, &[("x-slogate-actor", actor)]).await?;
+    match reply.status.as_u16() {
+        200 | 202 | 409 => Ok(reply.json(&[reply.status])?),
+        400 | 404 => Err(CliError::Input(format!("{ns}/{name}: {}", reply.message()))),
         401 | 403 => Err(CliError::Runtime(format!(
-            "the daemon refused the credentials (HTTP {code}): {}",
-            error_text(&text)
+            "the daemon refused the credentials (HTTP {}): {}",
+            reply.status,
+            reply.message()
         ))),
-        _ => Err(CliError::Runtime(format!(
-            "POST {url}: HTTP {code}: {}",
-            error_text(&text)
-        ))),
+        _ => Err(CliError::Runtime(reply.status_error().to_string())),
     }
 }
 

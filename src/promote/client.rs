@@ -1,8 +1,9 @@
 //! [`PromoteState`] over the daemon's HTTP API (the endpoints of [`super::api`]), for CI
 //! jobs that do not share a state directory with the daemon.
 //!
-//! Every request has a timeout and a bearer token read from a file or an environment
-//! variable at each call. Neither the token nor URL credentials appear in errors.
+//! The requests go through the daemon-API client ([`DaemonApi`]): every request has a
+//! timeout and a bearer token read from a file or an environment variable at each call.
+//! Neither the token nor URL credentials appear in errors.
 
 use std::time::Duration;
 
@@ -12,16 +13,15 @@ use serde::de::DeserializeOwned;
 
 use super::approval::{Approval, ApprovalRequest, Change};
 use super::state::{Approved, PromoteState, PromoteStateError};
-use crate::adapters::git::{redact_url_userinfo, SecretSource};
+use crate::adapters::daemon_api::{DaemonApi, DaemonApiError, Reply};
+use crate::adapters::git::SecretSource;
 use crate::guard::AppGuardState;
 use crate::ports::state::DecisionRecord;
 
 /// A client of the daemon's promote API.
 #[derive(Debug, Clone)]
 pub struct ApiClient {
-    base: url::Url,
-    token: SecretSource,
-    http: reqwest::Client,
+    api: DaemonApi,
 }
 
 #[derive(serde::Deserialize)]
@@ -30,120 +30,92 @@ struct GuardAnswer {
     state: Option<AppGuardState>,
 }
 
+impl From<DaemonApiError> for PromoteStateError {
+    fn from(e: DaemonApiError) -> Self {
+        match e {
+            DaemonApiError::Token(m) => PromoteStateError::Token(m),
+            DaemonApiError::Status {
+                url,
+                status,
+                message,
+                ..
+            } => PromoteStateError::Status {
+                url,
+                status,
+                message,
+            },
+            DaemonApiError::Transport { url, message, .. } => {
+                PromoteStateError::Transport { url, message }
+            }
+            DaemonApiError::Decode { url, source, .. } => PromoteStateError::Transport {
+                url,
+                message: format!("unexpected answer: {source}"),
+            },
+            e @ (DaemonApiError::Url { .. }
+            | DaemonApiError::UrlCredentials
+            | DaemonApiError::Client(_)) => PromoteStateError::Invalid(e.to_string()),
+        }
+    }
+}
+
 impl ApiClient {
     /// `base` is the daemon's URL (`http://slogate.slogate.svc:8080`, a path prefix is
     /// kept). Errors name what is wrong with it.
     pub fn new(base: &str, token: SecretSource, timeout: Duration) -> Result<Self, String> {
-        let base = url::Url::parse(base.trim()).map_err(|e| {
-            format!(
-                "`{}`: {e}: expected an http(s) URL",
-                redact_url_userinfo(base)
-            )
+        let api = DaemonApi::new(base, timeout, timeout).map_err(|e| match e {
+            DaemonApiError::UrlCredentials => {
+                format!("{e}: pass the token with --slogate-token-file or --slogate-token-env")
+            }
+            e => e.to_string(),
         })?;
-        if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
-            return Err(format!(
-                "`{}`: expected an http(s) URL such as http://slogate:8080",
-                redact_url_userinfo(base.as_str())
-            ));
-        }
-        if !base.username().is_empty() || base.password().is_some() {
-            return Err("the URL carries credentials: pass the token with --slogate-token-file or --slogate-token-env".into());
-        }
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        Ok(ApiClient { base, token, http })
+        Ok(ApiClient {
+            api: api.with_token(token),
+        })
     }
 
-    fn url(&self, segments: &[&str]) -> url::Url {
-        let mut u = self.base.clone();
-        if let Ok(mut p) = u.path_segments_mut() {
-            p.pop_if_empty();
-            p.extend(segments);
-        }
-        u
-    }
-
-    async fn send(
-        &self,
-        req: reqwest::RequestBuilder,
-        url: &url::Url,
-    ) -> Result<reqwest::Response, PromoteStateError> {
-        let token = self
-            .token
-            .read()
-            .map_err(|e| PromoteStateError::Token(e.to_string()))?;
-        req.bearer_auth(token.expose())
-            .send()
-            .await
-            .map_err(|e| PromoteStateError::Transport {
-                url: url.to_string(),
-                message: if e.is_timeout() {
-                    "timed out".into()
-                } else {
-                    // reqwest errors carry the URL, which holds no secret here.
-                    e.without_url().to_string()
-                },
-            })
-    }
-
-    async fn answer<T: DeserializeOwned>(
-        url: &url::Url,
-        resp: reqwest::Response,
+    /// The answer's JSON when its status is one of `ok`; `None` for a 404.
+    fn answer<T: DeserializeOwned>(
+        reply: &Reply,
         ok: &[StatusCode],
     ) -> Result<Option<T>, PromoteStateError> {
-        let status = resp.status();
-        if status == StatusCode::NOT_FOUND {
+        if reply.status == StatusCode::NOT_FOUND {
             return Ok(None);
         }
-        let text = resp
-            .text()
-            .await
-            .map_err(|e| PromoteStateError::Transport {
-                url: url.to_string(),
-                message: e.without_url().to_string(),
-            })?;
-        if !ok.contains(&status) {
-            let message = serde_json::from_str::<serde_json::Value>(&text)
-                .ok()
-                .and_then(|v| v["error"].as_str().map(str::to_string))
-                .unwrap_or_else(|| text.chars().take(300).collect());
-            return Err(PromoteStateError::Status {
-                url: url.to_string(),
-                status: status.as_u16(),
-                message,
-            });
+        Ok(Some(reply.json(ok)?))
+    }
+
+    /// The error for a 404 from an endpoint every daemon with the promote API has.
+    fn no_endpoint(reply: &Reply, message: &str) -> PromoteStateError {
+        PromoteStateError::Status {
+            url: reply.url.to_string(),
+            status: 404,
+            message: message.into(),
         }
-        serde_json::from_str(&text)
-            .map(Some)
-            .map_err(|e| PromoteStateError::Transport {
-                url: url.to_string(),
-                message: format!("unexpected answer: {e}"),
-            })
     }
 }
 
 #[async_trait]
 impl PromoteState for ApiClient {
     async fn guard(&self, app: &str) -> Result<Option<AppGuardState>, PromoteStateError> {
-        let url = self.url(&["api", "v1", "guard", app]);
-        let resp = self.send(self.http.get(url.clone()), &url).await?;
-        match Self::answer::<GuardAnswer>(&url, resp, &[StatusCode::OK]).await? {
+        let reply = self
+            .api
+            .get(self.api.url(&["api", "v1", "guard", app]))
+            .await?;
+        match Self::answer::<GuardAnswer>(&reply, &[StatusCode::OK])? {
             Some(a) => Ok(a.state),
-            None => Err(PromoteStateError::Status {
-                url: url.to_string(),
-                status: 404,
-                message: "no guard endpoint: is this a slogate daemon with the promote API?".into(),
-            }),
+            None => Err(Self::no_endpoint(
+                &reply,
+                "no guard endpoint: is this a slogate daemon with the promote API?",
+            )),
         }
     }
 
     async fn approval(&self, key: &str) -> Result<Option<Approval>, PromoteStateError> {
-        let url = self.url(&["api", "v1", "approvals", key]);
-        let resp = self.send(self.http.get(url.clone()), &url).await?;
-        Self::answer(&url, resp, &[StatusCode::OK]).await
+        let reply = self
+            .api
+            .get(self.api.url(&["api", "v1", "approvals", key]))
+            .await?;
+        Self::answer(&reply, &[StatusCode::OK])
     }
 
     async fn approve(
@@ -152,7 +124,6 @@ impl PromoteState for ApiClient {
         actor: &str,
         comment: Option<&str>,
     ) -> Result<Approved, PromoteStateError> {
-        let url = self.url(&["api", "v1", "approvals"]);
         let sep = match change.to {
             super::image::ImageRef::Tag(_) => '=',
             super::image::ImageRef::Digest(_) => '@',
@@ -164,35 +135,28 @@ impl PromoteState for ApiClient {
             actor: actor.to_string(),
             comment: comment.map(str::to_string),
         };
-        let resp = self
-            .send(self.http.post(url.clone()).json(&body), &url)
+        let reply = self
+            .api
+            .post(self.api.url(&["api", "v1", "approvals"]), &body, &[])
             .await?;
-        let created = resp.status() == StatusCode::CREATED;
-        match Self::answer::<Approval>(&url, resp, &[StatusCode::OK, StatusCode::CREATED]).await? {
+        let created = reply.status == StatusCode::CREATED;
+        match Self::answer::<Approval>(&reply, &[StatusCode::OK, StatusCode::CREATED])? {
             Some(approval) => Ok(Approved { approval, created }),
-            None => Err(PromoteStateError::Status {
-                url: url.to_string(),
-                status: 404,
-                message: "no approvals endpoint: is this a slogate daemon with the promote API?"
-                    .into(),
-            }),
+            None => Err(Self::no_endpoint(
+                &reply,
+                "no approvals endpoint: is this a slogate daemon with the promote API?",
+            )),
         }
     }
 
     async fn record(&self, record: &DecisionRecord) -> Result<(), PromoteStateError> {
-        let url = self.url(&["api", "v1", "promotions"]);
-        let resp = self
-            .send(self.http.post(url.clone()).json(record), &url)
+        let reply = self
+            .api
+            .post(self.api.url(&["api", "v1", "promotions"]), record, &[])
             .await?;
-        match Self::answer::<serde_json::Value>(&url, resp, &[StatusCode::CREATED, StatusCode::OK])
-            .await?
-        {
+        match Self::answer::<serde_json::Value>(&reply, &[StatusCode::CREATED, StatusCode::OK])? {
             Some(_) => Ok(()),
-            None => Err(PromoteStateError::Status {
-                url: url.to_string(),
-                status: 404,
-                message: "no promotions endpoint".into(),
-            }),
+            None => Err(Self::no_endpoint(&reply, "no promotions endpoint")),
         }
     }
 }
