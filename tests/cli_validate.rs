@@ -77,8 +77,12 @@ fn errors_exit_2_and_name_file_document_and_field() {
     let dangling = fixture("bad/dangling-ref.yml");
     let expected_prefixes = [
         format!("{}[doc 0]: spec.indicatorRef: error: ", dangling.display()),
-        format!("{}[doc 0]: labels.bad-label: error: ", sloth.display()),
+        format!("{}[doc 0]: labels.__name__: error: ", sloth.display()),
         format!("{}[doc 0]: slos[0].objective: error: ", sloth.display()),
+        format!(
+            "{}[doc 0]: slos[0].sli.events.error_query: error: ",
+            sloth.display()
+        ),
         format!(
             "{}[doc 0]: slos[1].sli.events.total_query: error: ",
             sloth.display()
@@ -95,8 +99,14 @@ fn errors_exit_2_and_name_file_document_and_field() {
         );
     }
     assert!(lines[2].contains("expected a percentage in (0, 100]"));
-    assert!(lines[5].contains("\"ServiceLevelThing\""));
-    assert!(stderr.contains("6 errors in 3 files"), "{stderr}");
+    assert!(
+        lines[3].contains("not a valid PromQL expression"),
+        "{}",
+        lines[3]
+    );
+    assert!(lines[5].contains("needs a name"), "{}", lines[5]);
+    assert!(lines[6].contains("\"ServiceLevelThing\""));
+    assert!(stderr.contains("7 errors in 3 files"), "{stderr}");
 }
 
 #[test]
@@ -107,13 +117,13 @@ fn json_output_is_an_array_of_diagnostics() {
     assert_eq!(out.status.code(), Some(2));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
     let items = v.as_array().expect("a JSON array");
-    assert_eq!(items.len(), 6, "{v:#}");
+    assert_eq!(items.len(), 7, "{v:#}");
     let first = &items[0];
     assert_eq!(first["severity"], "error");
     assert_eq!(first["file"], path_arg(&bad));
     assert_eq!(first["doc_index"], 0);
-    assert_eq!(first["field"], "labels.bad-label");
-    assert!(first["message"].as_str().unwrap().contains("bad-label"));
+    assert_eq!(first["field"], "labels.__name__");
+    assert!(first["message"].as_str().unwrap().contains("__name__"));
     let warnings = items.iter().filter(|i| i["severity"] == "warning").count();
     assert_eq!(warnings, 2);
 

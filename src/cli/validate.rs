@@ -25,8 +25,8 @@ pub enum Output {
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// SLO spec and Rollout files or directories (their *.yml and *.yaml files, not
-    /// recursive).
+    /// SLO spec and Rollout files or directories (searched recursively for *.yml and *.yaml
+    /// files).
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
     /// Output format of the problem list.
