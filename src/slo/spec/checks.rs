@@ -215,14 +215,74 @@ pub(crate) fn has_window(query: &str) -> bool {
     window_re().is_match(query)
 }
 
-/// Parse a PromQL expression; the error is the parser's message, one line.
+/// Parse a PromQL expression; the error is the parser's message, one line, with the column
+/// where the expression stops being valid PromQL.
 pub(crate) fn parse_promql(expr: &str) -> Result<(), String> {
-    promql_parser::parser::parse(expr).map(|_| ()).map_err(|e| {
-        e.to_string()
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ")
+    let Err(e) = promql_parser::parser::parse(expr) else {
+        return Ok(());
+    };
+    let message = e.split_whitespace().collect::<Vec<_>>().join(" ");
+    let at = error_position(expr);
+    let near: String = expr[at..].chars().take(30).collect();
+    let column = expr[..at].chars().count() + 1;
+    Err(if near.trim().is_empty() {
+        format!("{message}: the expression ends too early (column {column})")
+    } else {
+        format!(
+            "{message} at column {column}, near {}",
+            quote(near.trim_end())
+        )
     })
+}
+
+/// Where a PromQL expression stops being valid: the end of its longest prefix that parses
+/// once its open brackets and string are closed, then past blanks. promql-parser reports no
+/// position of its own (its parse errors are one fixed message), so this finds it.
+fn error_position(expr: &str) -> usize {
+    let valid_end = expr
+        .char_indices()
+        .map(|(i, _)| i)
+        .chain([expr.len()])
+        .rev()
+        .find(|&k| {
+            let prefix = &expr[..k];
+            let completed = format!("{prefix}{}", closers(prefix));
+            !prefix.trim().is_empty() && promql_parser::parser::parse(&completed).is_ok()
+        })
+        .unwrap_or(0);
+    let rest = &expr[valid_end..];
+    valid_end + (rest.len() - rest.trim_start().len())
+}
+
+/// What closes the open string and brackets of a PromQL prefix.
+fn closers(prefix: &str) -> String {
+    let mut stack: Vec<char> = Vec::new();
+    let mut quote_char: Option<char> = None;
+    let mut chars = prefix.chars();
+    while let Some(c) = chars.next() {
+        match quote_char {
+            Some(q) => {
+                if c == '\\' && q != '`' {
+                    chars.next();
+                } else if c == q {
+                    quote_char = None;
+                }
+            }
+            None => match c {
+                '"' | '\'' | '`' => quote_char = Some(c),
+                '(' => stack.push(')'),
+                '[' => stack.push(']'),
+                '{' => stack.push('}'),
+                ')' | ']' | '}' => {
+                    stack.pop();
+                }
+                _ => {}
+            },
+        }
+    }
+    let mut out: String = quote_char.into_iter().collect();
+    out.extend(stack.iter().rev());
+    out
 }
 
 /// Objective as a percentage must be in (0, 100].
@@ -374,6 +434,10 @@ mod tests {
         assert!(parse_promql("sum(rate(x[1m)))").is_err());
         assert!(parse_promql("sum(rate(x[1m])) bye (job)").is_err());
         assert!(parse_promql("sum_over_time(x == 0[1m])").is_err());
+        let e = parse_promql("sum(rate(x[1m])) bye (job)").unwrap_err();
+        assert!(e.contains("column 18, near \"bye (job)\""), "{e}");
+        let e = parse_promql("sum(rate(x{a=\"b\"}[1m])").unwrap_err();
+        assert!(e.contains("ends too early"), "{e}");
     }
 
     #[test]
