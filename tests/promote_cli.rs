@@ -870,15 +870,13 @@ fn dry_run_digest_and_a_new_entry() {
     );
     assert_eq!(r.code, Some(0), "{}\n{}", r.stdout, r.stderr);
     // The digest takes the tag's line: its quoting and inline comment stay.
+    let prod = g.file(PROD);
     assert!(
-        g.file(PROD).contains(&format!(
-            "    newTag: \"v1.4.0\"   # current prod version\n"
-        )) == false
-            && g.file(PROD).contains(&format!(
+        !prod.contains("    newTag: \"v1.4.0\"   # current prod version\n")
+            && prod.contains(&format!(
                 "    digest: \"{digest}\"   # current prod version\n"
             )),
-        "{}",
-        g.file(PROD)
+        "{prod}"
     );
 
     // An image the target does not list yet gets an entry.

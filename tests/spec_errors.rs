@@ -541,7 +541,7 @@ fn unreadable_and_missing_files() {
     assert!(r.errors[0].message.contains("no .yml or .yaml files"));
     let empty = dir.path().join("empty.yml");
     std::fs::write(&empty, "# nothing yet\n").unwrap();
-    let r = load_paths(&[empty.clone()]);
+    let r = load_paths(std::slice::from_ref(&empty));
     assert_eq!(r.errors.len(), 1, "{:#?}", r.errors);
     assert!(r.errors[0]
         .message

@@ -1229,7 +1229,8 @@ fn edit_item(
     for key in removes {
         let Some(f) = item.field(key) else { continue };
         let span = single_line(f)?;
-        if !(f.line == item.dash_line && item.key_on_dash) && !new_lines.is_empty() {
+        let on_dash_line = f.line == item.dash_line && item.key_on_dash;
+        if !on_dash_line && !new_lines.is_empty() {
             // A key to add takes the removed key's line, so that what follows the value
             // there (an inline comment such as `newTag: v1 # pinned`) stays.
             let (new_key, new_value) = new_lines.remove(0);
@@ -1245,7 +1246,7 @@ fn edit_item(
             });
             continue;
         }
-        if f.line == item.dash_line && item.key_on_dash {
+        if on_dash_line {
             // The key shares the line with the dash: move the next key up to the dash.
             let next = item.fields.iter().find(|g| g.line > f.line);
             let Some(next) = next else {
