@@ -178,3 +178,64 @@ fn files_are_required() {
     assert_eq!(out.status.code(), Some(2), "clap usage errors exit 2");
     assert!(text(&out.stderr).contains("FILES"), "{}", text(&out.stderr));
 }
+
+#[test]
+fn directories_are_searched_recursively_and_empty_input_fails() {
+    // Specs only in subdirectories are found, as Sloth finds them.
+    let dir = tempfile::tempdir().unwrap();
+    let nested = dir.path().join("team-a/checkout");
+    std::fs::create_dir_all(&nested).unwrap();
+    std::fs::copy(
+        fixture("sloth/getting-started.yml"),
+        nested.join("slos.YAML"),
+    )
+    .unwrap();
+    let out = validate(&[path_arg(dir.path())]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("1 SLO in 1 file OK"),
+        "{}",
+        text(&out.stdout)
+    );
+    let rules = Command::new(env!("CARGO_BIN_EXE_slogate"))
+        .args(["rules", path_arg(dir.path())])
+        .output()
+        .unwrap();
+    assert_eq!(rules.status.code(), Some(0), "{}", text(&rules.stderr));
+    assert!(
+        text(&rules.stdout).contains("sloth-slo-sli-recordings-myservice-requests-availability")
+    );
+
+    // No spec file anywhere: exit 2 (Sloth: "0 slo specs have been discovered").
+    let empty = tempfile::tempdir().unwrap();
+    std::fs::create_dir(empty.path().join("sub")).unwrap();
+    let out = validate(&[path_arg(empty.path())]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("no .yml or .yaml files found"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // An empty file fails both commands, naming the file.
+    let file = empty.path().join("sub/empty.yml");
+    std::fs::write(&file, "# nothing yet\n").unwrap();
+    let out = validate(&[path_arg(&file)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stdout).contains("empty.yml: error: the file has only empty YAML documents")
+            || text(&out.stdout).contains("empty.yml: error: the file is empty"),
+        "{}",
+        text(&out.stdout)
+    );
+    let rules = Command::new(env!("CARGO_BIN_EXE_slogate"))
+        .args(["rules", path_arg(&file)])
+        .output()
+        .unwrap();
+    assert_eq!(rules.status.code(), Some(2));
+    assert!(
+        text(&rules.stderr).contains("empty.yml"),
+        "{}",
+        text(&rules.stderr)
+    );
+}

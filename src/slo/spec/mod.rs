@@ -147,8 +147,8 @@ pub fn load_paths(paths: &[PathBuf]) -> LoadReport {
 /// The files a load reads: files as given, directories searched recursively (as Sloth's
 /// `--input` discovery does) for files ending in `.yml` or `.yaml` (any case), sorted by
 /// path; the same file named twice is read once. Symbolic links to directories are not
-/// followed (no loops). A path that does not exist or cannot be listed, and a directory
-/// without any such file, are errors.
+/// followed (no loops). A path that does not exist or cannot be listed is an error, a
+/// directory without any such file a warning.
 pub fn expand_paths(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<Diagnostic>) {
     let mut files = Vec::new();
     let mut diags = Vec::new();
@@ -158,10 +158,16 @@ pub fn expand_paths(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<Diagnostic>) {
             walk_dir(p, &mut found, &mut diags);
             found.sort();
             if found.is_empty() {
-                diags.push(file_diag(
-                    p,
-                    "no .yml or .yaml files in this directory or its subdirectories: expected SLO spec files".to_string(),
-                ));
+                // A warning here (a daemon may watch a directory that is still empty); the
+                // CLI commands fail when they find no file at all, as Sloth does.
+                diags.push(Diagnostic {
+                    severity: Severity::Warning,
+                    ..file_diag(
+                        p,
+                        "no .yml or .yaml files in this directory or its subdirectories"
+                            .to_string(),
+                    )
+                });
             }
             files.extend(found);
         } else if p.exists() {
@@ -539,6 +545,6 @@ mod tests {
         let (files, diags) = expand_paths(&[empty.path().to_path_buf()]);
         assert!(files.is_empty());
         assert_eq!(diags.len(), 1);
-        assert_eq!(diags[0].severity, Severity::Error);
+        assert_eq!(diags[0].severity, Severity::Warning);
     }
 }
