@@ -77,8 +77,12 @@ fn errors_exit_2_and_name_file_document_and_field() {
     let dangling = fixture("bad/dangling-ref.yml");
     let expected_prefixes = [
         format!("{}[doc 0]: spec.indicatorRef: error: ", dangling.display()),
-        format!("{}[doc 0]: labels.bad-label: error: ", sloth.display()),
+        format!("{}[doc 0]: labels.__name__: error: ", sloth.display()),
         format!("{}[doc 0]: slos[0].objective: error: ", sloth.display()),
+        format!(
+            "{}[doc 0]: slos[0].sli.events.error_query: error: ",
+            sloth.display()
+        ),
         format!(
             "{}[doc 0]: slos[1].sli.events.total_query: error: ",
             sloth.display()
@@ -95,8 +99,14 @@ fn errors_exit_2_and_name_file_document_and_field() {
         );
     }
     assert!(lines[2].contains("expected a percentage in (0, 100]"));
-    assert!(lines[5].contains("\"ServiceLevelThing\""));
-    assert!(stderr.contains("6 errors in 3 files"), "{stderr}");
+    assert!(
+        lines[3].contains("not a valid PromQL expression"),
+        "{}",
+        lines[3]
+    );
+    assert!(lines[5].contains("needs a name"), "{}", lines[5]);
+    assert!(lines[6].contains("\"ServiceLevelThing\""));
+    assert!(stderr.contains("7 errors in 3 files"), "{stderr}");
 }
 
 #[test]
@@ -107,13 +117,13 @@ fn json_output_is_an_array_of_diagnostics() {
     assert_eq!(out.status.code(), Some(2));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
     let items = v.as_array().expect("a JSON array");
-    assert_eq!(items.len(), 6, "{v:#}");
+    assert_eq!(items.len(), 7, "{v:#}");
     let first = &items[0];
     assert_eq!(first["severity"], "error");
     assert_eq!(first["file"], path_arg(&bad));
     assert_eq!(first["doc_index"], 0);
-    assert_eq!(first["field"], "labels.bad-label");
-    assert!(first["message"].as_str().unwrap().contains("bad-label"));
+    assert_eq!(first["field"], "labels.__name__");
+    assert!(first["message"].as_str().unwrap().contains("__name__"));
     let warnings = items.iter().filter(|i| i["severity"] == "warning").count();
     assert_eq!(warnings, 2);
 
@@ -167,4 +177,65 @@ fn files_are_required() {
     let out = validate(&[]);
     assert_eq!(out.status.code(), Some(2), "clap usage errors exit 2");
     assert!(text(&out.stderr).contains("FILES"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn directories_are_searched_recursively_and_empty_input_fails() {
+    // Specs only in subdirectories are found, as Sloth finds them.
+    let dir = tempfile::tempdir().unwrap();
+    let nested = dir.path().join("team-a/checkout");
+    std::fs::create_dir_all(&nested).unwrap();
+    std::fs::copy(
+        fixture("sloth/getting-started.yml"),
+        nested.join("slos.YAML"),
+    )
+    .unwrap();
+    let out = validate(&[path_arg(dir.path())]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("1 SLO in 1 file OK"),
+        "{}",
+        text(&out.stdout)
+    );
+    let rules = Command::new(env!("CARGO_BIN_EXE_slogate"))
+        .args(["rules", path_arg(dir.path())])
+        .output()
+        .unwrap();
+    assert_eq!(rules.status.code(), Some(0), "{}", text(&rules.stderr));
+    assert!(
+        text(&rules.stdout).contains("sloth-slo-sli-recordings-myservice-requests-availability")
+    );
+
+    // No spec file anywhere: exit 2 (Sloth: "0 slo specs have been discovered").
+    let empty = tempfile::tempdir().unwrap();
+    std::fs::create_dir(empty.path().join("sub")).unwrap();
+    let out = validate(&[path_arg(empty.path())]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("no .yml or .yaml files found"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // An empty file fails both commands, naming the file.
+    let file = empty.path().join("sub/empty.yml");
+    std::fs::write(&file, "# nothing yet\n").unwrap();
+    let out = validate(&[path_arg(&file)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stdout).contains("empty.yml: error: the file has only empty YAML documents")
+            || text(&out.stdout).contains("empty.yml: error: the file is empty"),
+        "{}",
+        text(&out.stdout)
+    );
+    let rules = Command::new(env!("CARGO_BIN_EXE_slogate"))
+        .args(["rules", path_arg(&file)])
+        .output()
+        .unwrap();
+    assert_eq!(rules.status.code(), Some(2));
+    assert!(
+        text(&rules.stderr).contains("empty.yml"),
+        "{}",
+        text(&rules.stderr)
+    );
 }

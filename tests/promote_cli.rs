@@ -814,14 +814,13 @@ fn bad_input_exits_2_naming_the_flag_file_or_field() {
     assert_eq!(j["gates"][0]["name"], "input");
     assert_eq!(j["gates"][0]["passed"], false);
     assert!(j["reason"].as_str().unwrap().contains("invalid YAML"));
+    // A target without `images`: the field is added, as `kustomize edit set image` does.
     g.commit(PROD, "resources:\n  - ../../base\n", "no images");
     let r = promote(&g, &["--no-slo-check", "--image", &img]);
-    assert_eq!(r.code, Some(2), "{}", r.stderr);
-    assert!(
-        r.stderr
-            .contains("overlays/prod/kustomization.yaml: no top-level `images` field"),
-        "{}",
-        r.stderr
+    assert_eq!(r.code, Some(0), "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(
+        g.file(PROD),
+        format!("resources:\n  - ../../base\nimages:\n- name: {CHECKOUT}\n  newTag: v2\n")
     );
     g.commit(
         PROD,
@@ -870,14 +869,14 @@ fn dry_run_digest_and_a_new_entry() {
         &["--no-slo-check", "--image", &format!("{CHECKOUT}@{digest}")],
     );
     assert_eq!(r.code, Some(0), "{}\n{}", r.stdout, r.stderr);
+    // The digest takes the tag's line: its quoting and inline comment stay.
+    let prod = g.file(PROD);
     assert!(
-        g.file(PROD).contains(&format!("    digest: {digest}\n")),
-        "{}",
-        g.file(PROD)
-    );
-    assert!(
-        !g.file(PROD).contains("v1.4.0\"   # current"),
-        "the tag is replaced by the digest"
+        !prod.contains("    newTag: \"v1.4.0\"   # current prod version\n")
+            && prod.contains(&format!(
+                "    digest: \"{digest}\"   # current prod version\n"
+            )),
+        "{prod}"
     );
 
     // An image the target does not list yet gets an entry.

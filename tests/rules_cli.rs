@@ -218,7 +218,7 @@ fn bad_flags_exit_2_with_messages() {
         stderr(&o)
     );
 
-    let o = rules(&[s(&ex), "--extra-labels", "bad-name=x"]);
+    let o = rules(&[s(&ex), "--extra-labels", "__name__=x"]);
     assert_code(&o, 2);
     assert!(stderr(&o).contains("invalid label name"), "{}", stderr(&o));
 

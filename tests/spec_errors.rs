@@ -94,12 +94,34 @@ fn names_follow_sloths_rule() {
     );
 }
 
+/// Exactly one warning on `field` containing `words`, and the SLO is loaded.
+fn assert_one_warning(text: &str, field: &str, words: &[&str]) {
+    let r = parse(text);
+    assert!(r.errors.is_empty(), "{text}\n{:#?}", r.errors);
+    assert_eq!(r.warnings.len(), 1, "{text}\n{:#?}", r.warnings);
+    assert_eq!(r.warnings[0].field, field, "{:#?}", r.warnings[0]);
+    for w in words {
+        assert!(
+            r.warnings[0].message.contains(w),
+            "{w:?} not in {:?}",
+            r.warnings[0]
+        );
+    }
+    assert_eq!(r.slos.len(), 1);
+}
+
 #[test]
 fn label_names_and_values() {
-    assert_one_error(
+    // Sloth v0.16 accepts UTF-8 label names (Prometheus 3); slogate warns for Prometheus 2.
+    assert_one_warning(
         &replace("owner: \"myteam\"", "owner-name: \"myteam\""),
         "labels.owner-name",
-        &["invalid Prometheus label name"],
+        &["not a classic Prometheus name", "Prometheus 2"],
+    );
+    assert_one_warning(
+        &replace("severity: critical", "1severity: critical"),
+        "slos[0].alerting.page_alert.labels.1severity",
+        &["not a classic Prometheus name"],
     );
     assert_one_error(
         &replace("category: availability", "__name__: x"),
@@ -112,11 +134,6 @@ fn label_names_and_values() {
         &["empty label value"],
     );
     assert_one_error(
-        &replace("severity: critical", "1severity: critical"),
-        "slos[0].alerting.page_alert.labels.1severity",
-        &["invalid Prometheus label name"],
-    );
-    assert_one_error(
         &replace("category: availability", "category: [a, b]"),
         "slos[0].labels.category",
         &["expected a string value, found a list"],
@@ -124,11 +141,18 @@ fn label_names_and_values() {
 }
 
 #[test]
-fn alert_names_are_metric_names() {
-    assert_one_error(
-        &replace("name: MyServiceHighErrorRate", "name: My-Service Alert"),
+fn alert_names_are_required_and_may_be_utf8() {
+    // Any non-empty name, as in Sloth v0.16; a warning for Prometheus 2.
+    assert_one_warning(
+        &replace("name: MyServiceHighErrorRate", "name: Svc-High-Error-Rate"),
         "slos[0].alerting.name",
-        &["invalid alert name", "Prometheus metric name"],
+        &["alert name \"Svc-High-Error-Rate\"", "Prometheus 2"],
+    );
+    // An enabled alert without a name is an error, as in Sloth (no invented name).
+    assert_one_error(
+        &replace("name: MyServiceHighErrorRate", "name: \"\""),
+        "slos[0].alerting.name",
+        &["needs a name", "page_alert and ticket_alert enabled"],
     );
 }
 
@@ -276,14 +300,14 @@ fn wrong_types_and_missing_lists() {
 #[test]
 fn every_problem_is_reported_not_just_the_first() {
     let text = replace("objective: 99.9", "objective: 0")
-        .replacen("owner: \"myteam\"", "bad-label: x", 1)
-        .replacen("name: MyServiceHighErrorRate", "name: bad name", 1);
+        .replacen("owner: \"myteam\"", "__name__: x", 1)
+        .replacen("name: MyServiceHighErrorRate", "name: \"\"", 1);
     let r = parse(&text);
     let fields: Vec<&str> = r.errors.iter().map(|e| e.field.as_str()).collect();
     assert_eq!(
         fields,
         [
-            "labels.bad-label",
+            "labels.__name__",
             "slos[0].objective",
             "slos[0].alerting.name"
         ],
@@ -509,10 +533,19 @@ fn unreadable_and_missing_files() {
     assert!(r.errors[0].message.contains("cannot read"));
     assert!(r.errors[1].message.contains("not a UTF-8 text file"));
 
+    // A directory without spec files is a warning for the loader (the CLI refuses finding
+    // no file at all, tests/cli_validate.rs); an empty file is an error.
     let empty_dir = tempfile::tempdir().unwrap();
     let r = load_paths(&[empty_dir.path().to_path_buf()]);
-    assert!(r.errors.is_empty());
-    assert_eq!(r.warnings.len(), 1);
+    assert!(r.errors.is_empty(), "{:#?}", r.errors);
+    assert!(r.warnings[0].message.contains("no .yml or .yaml files"));
+    let empty = dir.path().join("empty.yml");
+    std::fs::write(&empty, "# nothing yet\n").unwrap();
+    let r = load_paths(std::slice::from_ref(&empty));
+    assert_eq!(r.errors.len(), 1, "{:#?}", r.errors);
+    assert!(r.errors[0]
+        .message
+        .contains("expected at least one SLO spec document"));
 }
 
 // ---------------------------------------------------------------------------------------

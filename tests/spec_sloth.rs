@@ -262,7 +262,7 @@ slos:
 }
 
 #[test]
-fn missing_alert_name_is_a_warning_with_the_sloth_caveat() {
+fn missing_alert_name_is_an_error_as_in_sloth() {
     let text = r#"
 version: prometheus/v1
 service: svc
@@ -272,10 +272,15 @@ slos:
     sli: {raw: {error_ratio_query: "x[{{.window}}]"}}
 "#;
     let r = parse_str(Path::new("n.yml"), text);
+    assert!(r.slos.is_empty());
+    assert_eq!(r.errors.len(), 1, "{:#?}", r.errors);
+    assert_eq!(r.errors[0].field, "slos[0].alerting.name");
+    assert!(r.errors[0].message.contains("needs a name"));
+    // With both alerts disabled no name is needed.
+    let disabled = format!(
+        "{text}    alerting:\n      page_alert: {{disable: true}}\n      ticket_alert: {{disable: true}}\n"
+    );
+    let r = parse_str(Path::new("n.yml"), &disabled);
     assert!(r.errors.is_empty(), "{:#?}", r.errors);
     assert_eq!(r.slos.len(), 1);
-    assert_eq!(r.slos[0].alerting.name, "");
-    assert_eq!(r.warnings.len(), 1, "{:#?}", r.warnings);
-    assert_eq!(r.warnings[0].field, "slos[0].alerting.name");
-    assert!(r.warnings[0].message.contains("Sloth rejects"));
 }

@@ -230,6 +230,11 @@ impl WindowArgs {
 /// Load SLO specs from files and directories. Warnings go to stderr; any error ends the
 /// command with exit 2, listing every problem.
 pub fn load_slos(paths: &[std::path::PathBuf]) -> Result<Vec<crate::slo::Slo>, CliError> {
+    load_specs(paths).map(|report| report.slos)
+}
+
+/// [`load_slos`] with everything the load found (the SLOs' Sloth plugins too).
+pub fn load_specs(paths: &[std::path::PathBuf]) -> Result<crate::slo::spec::LoadReport, CliError> {
     let report = crate::slo::spec::load_paths(paths);
     for w in &report.warnings {
         eprintln!("{w}");
@@ -247,7 +252,7 @@ pub fn load_slos(paths: &[std::path::PathBuf]) -> Result<Vec<crate::slo::Slo>, C
             names.join(", ")
         )));
     }
-    Ok(report.slos)
+    Ok(report)
 }
 
 #[cfg(test)]

@@ -607,7 +607,10 @@ async fn execute(args: &Args, report: &mut PromoteReport) -> Result<ExitStatus, 
     };
     let from = match kustomize::read_image(&target_file, &target_text, &name) {
         Ok(e) => e.current(),
-        Err(kustomize::KustomizeError::NotListed { .. }) => None,
+        Err(
+            kustomize::KustomizeError::NotListed { .. }
+            | kustomize::KustomizeError::NoImages { .. },
+        ) => None,
         Err(e) => return Err(input(e.to_string())),
     };
     report.image = Some(name.clone());
@@ -656,7 +659,10 @@ async fn execute(args: &Args, report: &mut PromoteReport) -> Result<ExitStatus, 
     } else {
         let source_runs = match kustomize::read_image(&source_file, &source_text, &name) {
             Ok(e) => e.current().map(|r| r.to_string()),
-            Err(kustomize::KustomizeError::NotListed { .. }) => None,
+            Err(
+                kustomize::KustomizeError::NotListed { .. }
+                | kustomize::KustomizeError::NoImages { .. },
+            ) => None,
             Err(e) => return Err(input(e.to_string())),
         };
         gate::with_source_version(

@@ -23,7 +23,7 @@ use crate::slo::windows::WindowSettings;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// SLO spec files (Sloth prometheus/v1, Sloth PrometheusServiceLevel, OpenSLO), or
-    /// directories of `*.yml`/`*.yaml` files.
+    /// directories (searched recursively for `*.yml`/`*.yaml` files).
     #[arg(required = true, value_name = "FILES")]
     pub files: Vec<PathBuf>,
     /// Write one rule file per input file into DIR (created if missing), named like the
@@ -56,8 +56,8 @@ pub fn parse_extra_labels(raw: &[String]) -> Result<BTreeMap<String, String>, Ve
                 out.insert(k.to_string(), v.to_string());
             }
             Some((k, _)) => errors.push(format!(
-                "--extra-labels {item:?}: invalid label name {k:?}: expected a Prometheus label \
-                 name matching [a-zA-Z_][a-zA-Z0-9_]*"
+                "--extra-labels {item:?}: invalid label name {k:?}: expected a non-empty \
+                 Prometheus label name other than __name__"
             )),
             None => errors.push(format!(
                 "--extra-labels {item:?}: expected key=value, e.g. --extra-labels env=prod"
@@ -91,7 +91,8 @@ pub fn run(args: Args) -> Result<ExitStatus, CliError> {
     if !errors.is_empty() {
         return Err(CliError::Inputs(errors));
     }
-    let slos = super::load_slos(&args.files)?;
+    let report = super::load_specs(&args.files)?;
+    let slos = report.slos;
 
     let opts = RuleOptions {
         windows,
@@ -99,6 +100,7 @@ pub fn run(args: Args) -> Result<ExitStatus, CliError> {
         disable_recordings: args.disable_recordings,
         disable_alerts: args.disable_alerts,
         version: args.sloth_version,
+        plugins: report.plugins,
     };
     let files = rules::generate(&slos, &opts)
         .map_err(|errs| CliError::Inputs(errs.iter().map(|e| e.to_string()).collect()))?;
@@ -156,7 +158,7 @@ mod tests {
         assert_eq!(ok["a"], "b");
         assert_eq!(ok["cmd"], "x=y");
         assert_eq!(ok["e"], "");
-        let errs = parse_extra_labels(&["nokv".into(), "bad-name=1".into()]).unwrap_err();
+        let errs = parse_extra_labels(&["nokv".into(), "__name__=1".into()]).unwrap_err();
         assert_eq!(errs.len(), 2);
         assert!(errs[0].contains("--extra-labels") && errs[0].contains("key=value"));
         assert!(errs[1].contains("invalid label name"));

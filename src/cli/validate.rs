@@ -8,7 +8,8 @@
 //! array of `{severity, file, doc_index, field, message}` objects (`-o json`). With no error
 //! the command prints `N SLOs in M files OK` (`N SLOs, K Rollouts in M files OK` when there
 //! are Rollouts; on stderr with `-o json`, so that stdout stays
-//! JSON) and exits 0; warnings do not fail it. Any error exits 2.
+//! JSON) and exits 0; warnings do not fail it. Any error exits 2, and so does finding no
+//! file at all (directories are searched recursively), as in Sloth.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -25,8 +26,8 @@ pub enum Output {
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// SLO spec and Rollout files or directories (their *.yml and *.yaml files, not
-    /// recursive).
+    /// SLO spec and Rollout files or directories (searched recursively for *.yml and *.yaml
+    /// files).
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
     /// Output format of the problem list.
@@ -36,6 +37,14 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<ExitStatus, CliError> {
     let (files, _) = spec::expand_paths(&args.files);
+    if files.is_empty() {
+        let names: Vec<String> = args.files.iter().map(|f| f.display().to_string()).collect();
+        return Err(CliError::Input(format!(
+            "{}: no .yml or .yaml files found (directories are searched recursively): \
+             expected SLO spec or Rollout files",
+            names.join(", ")
+        )));
+    }
     let report = spec::load_paths(&args.files);
     let mut rollouts = rollout::load::load_paths(&args.files);
     if !report.slos.is_empty() {

@@ -26,9 +26,11 @@
 //!
 //! Supported: block lists (`images:` followed by `- name: …` entries, the dash indented
 //! or not), entries whose keys start on the dash line or on the next line, any comments,
-//! and an empty `images: []`. Refused with an error naming the line: flow lists with
-//! entries (`images: [{name: a}]`), flow-mapping entries, anchors, aliases, tags and
-//! multi-line values in the fields that change.
+//! an empty `images: []`, and no `images` field at all (it is added at the end of the
+//! file, as `kustomize edit set image` adds it). When a digest replaces a tag, the digest
+//! takes the `newTag:` line, so an inline comment there stays. Refused with an error naming
+//! the line: flow lists with entries (`images: [{name: a}]`), flow-mapping entries,
+//! anchors, aliases, tags and multi-line values in the fields that change.
 
 use serde::Serialize;
 use serde_yaml::{Mapping, Value};
@@ -166,6 +168,11 @@ pub fn read_image(file: &str, text: &str, name: &str) -> Result<ImageEntry, Kust
 pub fn set_image(file: &str, text: &str, edit: &ImageEdit) -> Result<String, KustomizeError> {
     let (bom, body) = split_bom(text);
     let doc = parse_doc(file, body)?;
+    let (sets, removes) = planned_changes(file, edit)?;
+    if doc.get("images").is_none() {
+        // As `kustomize edit set image` does: add the field, with the one entry.
+        return add_images_field(file, bom, body, &doc, &edit.name, &sets);
+    }
     let from_parse = entries_from_value(file, &doc)?;
     let lines = split_lines(body);
     let scan = scan(file, &lines)?;
@@ -185,7 +192,28 @@ pub fn set_image(file: &str, text: &str, edit: &ImageEdit) -> Result<String, Kus
             count: matching.len(),
         });
     }
-    let mut sets: Vec<(&'static str, String)> = Vec::new();
+    let mut ops: Vec<Op> = Vec::new();
+    match matching.first() {
+        Some(&i) => edit_item(file, &lines, &scan.items[i], &sets, &removes, &mut ops)?,
+        None => append_item(&scan, &edit.name, &sets, &mut ops),
+    }
+    if ops.is_empty() {
+        return Ok(text.to_string());
+    }
+    let out = apply(&lines, ops);
+    verify(file, &doc, &out, &edit.name, &sets, &removes)?;
+    Ok(format!("{bom}{out}"))
+}
+
+type Sets = Vec<(&'static str, String)>;
+
+/// The fields an edit sets and removes: a tag removes the digest and a digest removes the
+/// tag, as `kustomize edit set image` does.
+fn planned_changes(
+    file: &str,
+    edit: &ImageEdit,
+) -> Result<(Sets, Vec<&'static str>), KustomizeError> {
+    let mut sets: Sets = Vec::new();
     let mut removes: Vec<&'static str> = Vec::new();
     if let Some(n) = &edit.new_name {
         sets.push(("newName", n.clone()));
@@ -207,21 +235,21 @@ pub fn set_image(file: &str, text: &str, edit: &ImageEdit) -> Result<String, Kus
             message: "the edit changes nothing: expected a new tag, digest or name".into(),
         });
     }
+    Ok((sets, removes))
+}
 
-    let mut ops: Vec<Op> = Vec::new();
-    match matching.first() {
-        Some(&i) => edit_item(file, &lines, &scan.items[i], &sets, &removes, &mut ops)?,
-        None => append_item(&scan, &edit.name, &sets, &mut ops),
-    }
-    if ops.is_empty() {
-        return Ok(text.to_string());
-    }
-    let out = apply(&lines, ops);
-
-    // Verify: the result must parse to the original document with exactly these changes.
+/// The edited text must parse to the original document with exactly these changes.
+fn verify(
+    file: &str,
+    doc: &Value,
+    out: &str,
+    name: &str,
+    sets: &[(&str, String)],
+    removes: &[&str],
+) -> Result<(), KustomizeError> {
     let mut expected = doc.clone();
-    apply_to_value(&mut expected, &edit.name, &sets, &removes);
-    let got = serde_yaml::from_str::<Value>(&out).map_err(|e| KustomizeError::Verify {
+    apply_to_value(&mut expected, name, sets, removes);
+    let got = serde_yaml::from_str::<Value>(out).map_err(|e| KustomizeError::Verify {
         file: file.into(),
         message: format!("the edited text is not valid YAML ({e})"),
     })?;
@@ -231,6 +259,31 @@ pub fn set_image(file: &str, text: &str, edit: &ImageEdit) -> Result<String, Kus
             message: "the edited text means something else than the intended change".into(),
         });
     }
+    Ok(())
+}
+
+/// A kustomization without `images`: append the field with one entry at the end of the
+/// file (every other byte kept), as `kustomize edit set image` adds it.
+fn add_images_field(
+    file: &str,
+    bom: &str,
+    body: &str,
+    doc: &Value,
+    name: &str,
+    sets: &[(&'static str, String)],
+) -> Result<String, KustomizeError> {
+    let eol = if body.contains("\r\n") { "\r\n" } else { "\n" };
+    let mut out = body.to_string();
+    if !out.is_empty() && !out.ends_with('\n') {
+        out.push_str(eol);
+    }
+    out.push_str("images:");
+    out.push_str(eol);
+    out.push_str(&format!("- name: {}{eol}", render(name, Style::Plain)));
+    for (key, value) in sets {
+        out.push_str(&format!("  {key}: {}{eol}", render(value, Style::Plain)));
+    }
+    verify(file, doc, &out, name, sets, &[])?;
     Ok(format!("{bom}{out}"))
 }
 
@@ -1170,17 +1223,30 @@ fn edit_item(
                     });
                 }
             }
-            None => new_lines.push(format!(
-                "{}{key}: {}",
-                " ".repeat(item.key_col),
-                render(value, name_style)
-            )),
+            None => new_lines.push((*key, value.clone())),
         }
     }
     for key in removes {
         let Some(f) = item.field(key) else { continue };
-        single_line(f)?;
-        if f.line == item.dash_line && item.key_on_dash {
+        let span = single_line(f)?;
+        let on_dash_line = f.line == item.dash_line && item.key_on_dash;
+        if !on_dash_line && !new_lines.is_empty() {
+            // A key to add takes the removed key's line, so that what follows the value
+            // there (an inline comment such as `newTag: v1 # pinned`) stays.
+            let (new_key, new_value) = new_lines.remove(0);
+            let line = lines[f.line].text;
+            ops.push(Op::SetLine {
+                line: f.line,
+                text: format!(
+                    "{}{new_key}: {}{}",
+                    &line[..item.key_col],
+                    render(&new_value, span.style),
+                    &line[span.end..]
+                ),
+            });
+            continue;
+        }
+        if on_dash_line {
             // The key shares the line with the dash: move the next key up to the dash.
             let next = item.fields.iter().find(|g| g.line > f.line);
             let Some(next) = next else {
@@ -1222,7 +1288,16 @@ fn edit_item(
     if !new_lines.is_empty() {
         ops.push(Op::InsertAfter {
             line: item.last_line,
-            texts: new_lines,
+            texts: new_lines
+                .into_iter()
+                .map(|(key, value)| {
+                    format!(
+                        "{}{key}: {}",
+                        " ".repeat(item.key_col),
+                        render(&value, name_style)
+                    )
+                })
+                .collect(),
         });
     }
     Ok(())
@@ -1538,16 +1613,17 @@ patches:
         let with_digest = format!(
             "images:\n  - name: checkout\n    digest: {D1} # pinned\n  - name: b\n    newTag: v1\n"
         );
+        // The new key takes the removed key's line, keeping its inline comment.
         assert_eq!(
             set(&with_digest, &tag("checkout", "v2")),
-            "images:\n  - name: checkout\n    newTag: v2\n  - name: b\n    newTag: v1\n"
+            "images:\n  - name: checkout\n    newTag: v2 # pinned\n  - name: b\n    newTag: v1\n"
         );
         let with_tag =
             "images:\n  - name: checkout # app\n    newTag: v1\n    newName: x/checkout\n";
         assert_eq!(
             set(with_tag, &digest("checkout", D2)),
             format!(
-                "images:\n  - name: checkout # app\n    newName: x/checkout\n    digest: {D2}\n"
+                "images:\n  - name: checkout # app\n    digest: {D2}\n    newName: x/checkout\n"
             )
         );
         // The removed key shares the line with the dash: the next key moves up.
@@ -1574,7 +1650,9 @@ patches:
 
     #[test]
     fn errors_name_the_file_the_field_and_what_was_expected() {
-        let e = err("resources:\n  - base\n", &tag("checkout", "v2"));
+        let e = read_image(F, "resources:\n  - base\n", "checkout")
+            .unwrap_err()
+            .to_string();
         assert!(
             e.starts_with(F) && e.contains("no top-level `images` field"),
             "{e}"
@@ -1651,6 +1729,47 @@ patches:
         assert_eq!(
             set(dq, &tag("abc", "v2")),
             "images:\n  - name: \"a\\u0062c\"\n    newTag: \"v2\"\n"
+        );
+    }
+
+    #[test]
+    fn a_missing_images_field_is_added_at_the_end() {
+        let out = set(
+            "# app\nresources:\n  - base # the base\n",
+            &tag("checkout", "v2"),
+        );
+        assert_eq!(
+            out,
+            "# app\nresources:\n  - base # the base\nimages:\n- name: checkout\n  newTag: v2\n"
+        );
+        // No final newline, CRLF line ends: both kept.
+        let out = set("resources:\r\n- base", &tag("checkout", "v2"));
+        assert_eq!(
+            out,
+            "resources:\r\n- base\r\nimages:\r\n- name: checkout\r\n  newTag: v2\r\n"
+        );
+    }
+
+    #[test]
+    fn a_digest_takes_the_tag_line_and_keeps_its_comment() {
+        let text = "images:\n  - name: checkout # app\n    newTag: v1 # pinned by hand\n    newName: x/y\n";
+        let out = set(
+            text,
+            &ImageEdit {
+                name: "checkout".into(),
+                new_name: None,
+                to: Some(ImageRef::Digest(D1.into())),
+            },
+        );
+        assert_eq!(
+            out,
+            format!("images:\n  - name: checkout # app\n    digest: {D1} # pinned by hand\n    newName: x/y\n")
+        );
+        // And back: the tag takes the digest's line.
+        let back = set(&out, &tag("checkout", "v2"));
+        assert_eq!(
+            back,
+            "images:\n  - name: checkout # app\n    newTag: v2 # pinned by hand\n    newName: x/y\n"
         );
     }
 

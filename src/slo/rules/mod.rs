@@ -17,10 +17,13 @@
 //! formats become a plain Prometheus rule file.
 //!
 //! Differences from Sloth, all in cases Sloth rejects or leaves undefined:
-//! - an enabled alert without a name (Sloth: validation error) is named
-//!   `<CamelCaseSloId>ErrorBudgetBurn`, see [`default_alert_name`];
 //! - when a catalog's long window equals the SLO period, the period SLI rule is the plain
 //!   window rule (Sloth would emit the same record twice).
+//!
+//! An enabled alert without a name is an error ([`RuleError`]), as in Sloth.
+//!
+//! Sloth v0.16's declarative SLO plugins that slogate implements are applied after the
+//! default rules, in Sloth's order ([`SlothPlugin`]); the loader refuses every other plugin.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -73,6 +76,10 @@ pub struct RuleOptions {
     pub disable_alerts: bool,
     /// Value of the `sloth_version` info label and of the header comment.
     pub version: String,
+    /// Sloth SLO plugins declared in the specs, by SLO id ([`LoadReport::plugins`]).
+    ///
+    /// [`LoadReport::plugins`]: crate::slo::spec::LoadReport::plugins
+    pub plugins: HashMap<String, Vec<PluginUse>>,
 }
 
 impl Default for RuleOptions {
@@ -83,6 +90,88 @@ impl Default for RuleOptions {
             disable_recordings: false,
             disable_alerts: false,
             version: env!("CARGO_PKG_VERSION").to_string(),
+            plugins: HashMap::new(),
+        }
+    }
+}
+
+/// Sloth v0.16's `sloth.dev/contrib/info_labels/v1` plugin id.
+pub const PLUGIN_INFO_LABELS: &str = "sloth.dev/contrib/info_labels/v1";
+/// Sloth v0.16's `sloth.dev/core/noop/v1` plugin id.
+pub const PLUGIN_NOOP: &str = "sloth.dev/core/noop/v1";
+/// Sloth v0.16's `sloth.dev/core/debug/v1` plugin id (it only logs).
+pub const PLUGIN_DEBUG: &str = "sloth.dev/core/debug/v1";
+/// Sloth v0.16's `sloth.dev/contrib/rule_intervals/v1` plugin id.
+pub const PLUGIN_RULE_INTERVALS: &str = "sloth.dev/contrib/rule_intervals/v1";
+
+/// A Sloth v0.16 SLO plugin that slogate implements. Sloth ships these as Go code run by an
+/// interpreter; the declarative ones are re-implemented here, and the loader refuses every
+/// other plugin id by name.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SlothPlugin {
+    /// `sloth.dev/core/noop/v1`, `sloth.dev/core/debug/v1`: no effect on the rules.
+    NoEffect { id: String },
+    /// `sloth.dev/contrib/info_labels/v1`: `labels` are merged (winning) into the first
+    /// metadata recording rule recording `metric_name` (default `sloth_slo_info`).
+    InfoLabels {
+        labels: BTreeMap<String, String>,
+        metric_name: String,
+    },
+    /// `sloth.dev/contrib/rule_intervals/v1`: the groups' evaluation intervals, `default`
+    /// for each group without its own (SLI recordings, metadata recordings, alerts).
+    RuleIntervals {
+        default: PromDuration,
+        sli_error: Option<PromDuration>,
+        metadata: Option<PromDuration>,
+        alert: Option<PromDuration>,
+    },
+}
+
+/// One plugin of an SLO's chain, with Sloth's `priority`: Sloth's default rule plugins run
+/// at priority 0, plugins with a negative priority before them, the others after them, in
+/// ascending (stable) priority order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PluginUse {
+    pub plugin: SlothPlugin,
+    pub priority: i64,
+}
+
+/// Run an SLO's plugins on its generated rules, as Sloth's chain does.
+fn apply_plugins(plugins: &[PluginUse], rules: &mut SloRules) {
+    let mut ordered: Vec<&PluginUse> = plugins.iter().collect();
+    ordered.sort_by_key(|p| p.priority);
+    for p in ordered {
+        match &p.plugin {
+            SlothPlugin::NoEffect { .. } => {}
+            // Before the default plugins there are no rules to change yet: the default
+            // plugins create them afterwards (a no-op in Sloth too).
+            SlothPlugin::InfoLabels { .. } | SlothPlugin::RuleIntervals { .. }
+                if p.priority < 0 => {}
+            SlothPlugin::RuleIntervals {
+                default,
+                sli_error,
+                metadata,
+                alert,
+            } => {
+                rules.intervals = [
+                    Some(sli_error.unwrap_or(*default)),
+                    Some(metadata.unwrap_or(*default)),
+                    Some(alert.unwrap_or(*default)),
+                ];
+            }
+            SlothPlugin::InfoLabels {
+                labels,
+                metric_name,
+            } => {
+                if let Some(rule) = rules
+                    .meta_recordings
+                    .iter_mut()
+                    .find(|r| r.kind == RuleKind::Record(metric_name.clone()))
+                {
+                    rule.labels
+                        .extend(labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+                }
+            }
         }
     }
 }
@@ -117,6 +206,9 @@ impl Rule {
 pub struct RuleGroup {
     pub name: String,
     pub rules: Vec<Rule>,
+    /// The group's evaluation `interval` (set by Sloth's `rule_intervals` plugin); `None`
+    /// leaves Prometheus' global interval.
+    pub interval: Option<PromDuration>,
 }
 
 /// The rules of one SLO, split as Sloth splits them.
@@ -126,22 +218,26 @@ pub struct SloRules {
     pub sli_recordings: Vec<Rule>,
     pub meta_recordings: Vec<Rule>,
     pub alerts: Vec<Rule>,
+    /// Group intervals of (SLI recordings, metadata recordings, alerts).
+    pub intervals: [Option<PromDuration>; 3],
 }
 
 impl SloRules {
     /// Sloth's groups for this SLO, skipping empty ones.
     pub fn groups(self) -> Vec<RuleGroup> {
         let id = self.slo_id;
+        let [sli, meta, alert] = self.intervals;
         [
-            ("sloth-slo-sli-recordings", self.sli_recordings),
-            ("sloth-slo-meta-recordings", self.meta_recordings),
-            ("sloth-slo-alerts", self.alerts),
+            ("sloth-slo-sli-recordings", self.sli_recordings, sli),
+            ("sloth-slo-meta-recordings", self.meta_recordings, meta),
+            ("sloth-slo-alerts", self.alerts, alert),
         ]
         .into_iter()
-        .filter(|(_, rules)| !rules.is_empty())
-        .map(|(prefix, rules)| RuleGroup {
+        .filter(|(_, rules, _)| !rules.is_empty())
+        .map(|(prefix, rules, interval)| RuleGroup {
             name: format!("{prefix}-{id}"),
             rules,
+            interval,
         })
         .collect()
     }
@@ -216,7 +312,26 @@ pub fn generate(slos: &[Slo], opts: &RuleOptions) -> Result<Vec<OutputFile>, Vec
                 continue;
             }
         };
-        let groups = generate_slo(slo, &windows, opts).groups();
+        if slo.alerting.name.is_empty()
+            && !opts.disable_alerts
+            && (!slo.alerting.page.disable || !slo.alerting.ticket.disable)
+        {
+            errors.push(RuleError {
+                file: slo.origin.file.clone(),
+                doc_index: Some(slo.origin.doc_index),
+                slo_id: Some(slo.id.clone()),
+                message: format!(
+                    "SLO {}: an enabled page or ticket alert needs a name, as in Sloth",
+                    slo.id
+                ),
+            });
+            continue;
+        }
+        let mut slo_rules = generate_slo(slo, &windows, opts);
+        if let Some(plugins) = opts.plugins.get(&slo.id) {
+            apply_plugins(plugins, &mut slo_rules);
+        }
+        let groups = slo_rules.groups();
 
         let fi = *file_index
             .entry(slo.origin.file.as_path())
@@ -300,6 +415,7 @@ pub fn generate_slo(slo: &Slo, windows: &AlertWindows, opts: &RuleOptions) -> Sl
         sli_recordings,
         meta_recordings,
         alerts,
+        intervals: [None; 3],
     }
 }
 
@@ -486,33 +602,10 @@ pub fn sloth_burn_rate_factor(pair: &WindowPair, period: PromDuration) -> f64 {
     (pair.error_budget_percent * period_hours / 100.0) / long_hours
 }
 
-/// The default alert name for an SLO whose alerting block has none (Sloth rejects such
-/// specs): the SLO id in CamelCase followed by `ErrorBudgetBurn`, e.g.
-/// `CheckoutRequestsAvailabilityErrorBudgetBurn`. Always a valid Prometheus alert name.
-pub fn default_alert_name(slo_id: &str) -> String {
-    let mut out = String::new();
-    for part in slo_id.split(|c: char| !c.is_ascii_alphanumeric()) {
-        let mut chars = part.chars();
-        if let Some(first) = chars.next() {
-            out.push(first.to_ascii_uppercase());
-            out.extend(chars);
-        }
-    }
-    if out.chars().next().is_none_or(|c| c.is_ascii_digit()) {
-        out.insert_str(0, "Slo");
-    }
-    out.push_str("ErrorBudgetBurn");
-    out
-}
-
 fn alert_rules(slo: &Slo, windows: &AlertWindows, ids: &IdLabels) -> Vec<Rule> {
     let period = windows.slo_period;
     let budget = gofmt::format_g(slo.error_budget_ratio());
-    let name = if slo.alerting.name.is_empty() {
-        default_alert_name(&slo.id)
-    } else {
-        slo.alerting.name.clone()
-    };
+    let name = slo.alerting.name.clone();
     let mut rules = Vec::new();
     let severities = [
         ("page", &slo.alerting.page, windows.page),
@@ -571,8 +664,16 @@ fn alert_rules(slo: &Slo, windows: &AlertWindows, ids: &IdLabels) -> Vec<Rule> {
     rules
 }
 
-/// Whether `name` is a valid Prometheus label name (`[a-zA-Z_][a-zA-Z0-9_]*`).
+/// Whether `name` is a label name Sloth v0.16 accepts (the one label-name check of slogate,
+/// used for spec labels and `--extra-labels`): Prometheus 3's UTF-8 rule, any non-empty
+/// string, except `__name__`, which holds the metric name and cannot be set as a label.
 pub fn is_valid_label_name(name: &str) -> bool {
+    !name.is_empty() && name != "__name__"
+}
+
+/// Whether `name` is also a classic label name (`[a-zA-Z_][a-zA-Z0-9_]*`), the only kind
+/// Prometheus 2 accepts in a rule file. Other valid names only get a warning.
+pub fn is_legacy_label_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')

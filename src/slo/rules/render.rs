@@ -36,6 +36,8 @@ struct PlainFile<'a> {
 #[derive(Serialize)]
 struct PlainGroup<'a> {
     name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    interval: Option<String>,
     rules: Vec<PlainRule<'a>>,
 }
 
@@ -63,8 +65,11 @@ struct K8sMetadata<'a> {
     namespace: Option<&'a str>,
 }
 
+// Field order = Kubernetes' sorted-key order.
 #[derive(Serialize)]
 struct K8sGroup<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    interval: Option<String>,
     name: &'a str,
     rules: Vec<K8sRule<'a>>,
 }
@@ -109,6 +114,7 @@ fn plain_groups(groups: &[RuleGroup]) -> Vec<PlainGroup<'_>> {
         .iter()
         .map(|g| PlainGroup {
             name: &g.name,
+            interval: g.interval.map(|i| i.to_string()),
             rules: g
                 .rules
                 .iter()
@@ -131,6 +137,7 @@ fn k8s_groups(groups: &[RuleGroup]) -> Vec<K8sGroup<'_>> {
     groups
         .iter()
         .map(|g| K8sGroup {
+            interval: g.interval.map(|i| i.to_string()),
             name: &g.name,
             rules: g
                 .rules

@@ -465,25 +465,62 @@ fn info_labels_per_spec_kind() {
 }
 
 #[test]
-fn default_alert_name_when_empty() {
+fn enabled_alert_without_name_is_an_error() {
     let mut slo = getting_started();
     slo.alerting.name.clear();
-    let r = gen(&slo, &opts());
-    assert_eq!(
-        r.alerts[0].name(),
-        "MyserviceRequestsAvailabilityErrorBudgetBurn"
-    );
-    assert_eq!(default_alert_name("9x-y"), "Slo9xYErrorBudgetBurn");
+    let errs = generate(std::slice::from_ref(&slo), &opts()).unwrap_err();
+    assert!(errs[0].message.contains("needs a name"), "{errs:?}");
+    // Nothing to name when both alerts are disabled (or not generated).
+    slo.alerting.page.disable = true;
+    slo.alerting.ticket.disable = true;
+    assert!(generate(std::slice::from_ref(&slo), &opts()).is_ok());
 }
 
 #[test]
 fn label_name_validation() {
-    for ok in ["a", "_a", "cmd", "A_1"] {
+    // Sloth v0.16 / Prometheus 3: any non-empty UTF-8 name except __name__.
+    for ok in ["a", "_a", "cmd", "A_1", "1a", "a-b", "a.b", "é"] {
         assert!(is_valid_label_name(ok), "{ok}");
     }
-    for bad in ["", "1a", "a-b", "a.b", "é"] {
+    for bad in ["", "__name__"] {
         assert!(!is_valid_label_name(bad), "{bad}");
     }
+    assert!(is_legacy_label_name("A_1"));
+    assert!(!is_legacy_label_name("a-b"));
+}
+
+#[test]
+fn info_labels_plugin_adds_labels_to_the_info_rule_after_the_defaults() {
+    let slo = getting_started();
+    let plugin = |priority| PluginUse {
+        plugin: SlothPlugin::InfoLabels {
+            labels: labels(&[("plug", "in"), ("owner", "plugin-wins")]),
+            metric_name: METRIC_INFO.to_string(),
+        },
+        priority,
+    };
+    let info = |plugins: Vec<PluginUse>| {
+        let o = RuleOptions {
+            plugins: HashMap::from([(slo.id.clone(), plugins)]),
+            ..opts()
+        };
+        let files = generate(std::slice::from_ref(&slo), &o).unwrap();
+        let rule = files[0].documents[0]
+            .groups
+            .iter()
+            .flat_map(|g| &g.rules)
+            .find(|r| r.name() == METRIC_INFO)
+            .unwrap()
+            .clone();
+        rule.labels
+    };
+    let after = info(vec![plugin(0)]);
+    assert_eq!(after["plug"], "in");
+    assert_eq!(after["owner"], "plugin-wins");
+    // Before the default plugins (negative priority) there is no info rule yet: no effect.
+    let before = info(vec![plugin(-10)]);
+    assert!(!before.contains_key("plug"));
+    assert_eq!(before["owner"], "myteam");
 }
 
 fn k8s_slo(doc_index: usize, service: &str) -> Slo {

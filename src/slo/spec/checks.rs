@@ -1,5 +1,12 @@
-//! Validation rules shared by every format: Sloth's name rule, Prometheus label and metric
-//! names, SLI query checks, objectives and burn-rate feasibility.
+//! Validation rules shared by every format: Sloth's name rule, Prometheus label and alert
+//! names, SLI query checks (parsed by a real PromQL parser, the `promql-parser` crate),
+//! objectives and burn-rate feasibility.
+//!
+//! Names follow Sloth v0.16, which validates with Prometheus 3's UTF-8 rules: a label or
+//! annotation name is any non-empty string (a label name other than `__name__`), and an
+//! alert name is any non-empty string. Names outside the classic `[a-zA-Z_][a-zA-Z0-9_]*`
+//! (alert names: `[a-zA-Z_:][a-zA-Z0-9_:]*`) get a warning, because Prometheus 2 refuses
+//! a rule file with them.
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -21,16 +28,6 @@ fn name_re() -> &'static Regex {
     RE.get_or_init(|| Regex::new(r"^[A-Za-z0-9][-A-Za-z0-9_.]*[A-Za-z0-9]$").expect("static regex"))
 }
 
-fn label_re() -> &'static Regex {
-    static RE: OnceLock<Regex> = OnceLock::new();
-    RE.get_or_init(|| Regex::new(r"^[a-zA-Z_][a-zA-Z0-9_]*$").expect("static regex"))
-}
-
-fn metric_re() -> &'static Regex {
-    static RE: OnceLock<Regex> = OnceLock::new();
-    RE.get_or_init(|| Regex::new(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$").expect("static regex"))
-}
-
 fn window_re() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
     RE.get_or_init(|| Regex::new(r"\{\{ *\.window *\}\}").expect("static regex"))
@@ -40,12 +37,21 @@ pub(crate) fn is_valid_name(s: &str) -> bool {
     name_re().is_match(s)
 }
 
-pub(crate) fn is_valid_label_name(s: &str) -> bool {
-    label_re().is_match(s) && s != "__name__"
+pub(crate) use crate::slo::rules::{is_legacy_label_name, is_valid_label_name};
+
+/// A classic (pre-UTF-8) Prometheus metric or alert name: `[a-zA-Z_:][a-zA-Z0-9_:]*`.
+pub(crate) fn is_legacy_metric_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
 }
 
-pub(crate) fn is_valid_metric_name(s: &str) -> bool {
-    metric_re().is_match(s)
+/// The warning for a name Prometheus 3 accepts and Prometheus 2 refuses.
+fn utf8_name_warning(what: &str, name: &str, classic: &str) -> String {
+    format!(
+        "{what} {} is not a classic Prometheus name ({classic}): Sloth and Prometheus 3 accept it, Prometheus 2 refuses the rule file",
+        quote(name)
+    )
 }
 
 /// Labels that slogate sets itself on every generated rule.
@@ -69,8 +75,8 @@ pub(crate) fn check_name(ctx: &mut DocCtx, field: &str, what: &str, value: &str)
     false
 }
 
-/// Check Prometheus label names and values (Sloth: valid label name, not `__name__`, value
-/// not empty).
+/// Check Prometheus label names and values as Sloth v0.16 does: a non-empty UTF-8 name other
+/// than `__name__`, a non-empty value.
 pub(crate) fn check_labels(ctx: &mut DocCtx, field: &str, labels: &BTreeMap<String, String>) {
     for (k, v) in labels {
         let f = join(field, k);
@@ -78,12 +84,17 @@ pub(crate) fn check_labels(ctx: &mut DocCtx, field: &str, labels: &BTreeMap<Stri
             ctx.error(
                 &f,
                 format!(
-                    "invalid Prometheus label name {}: expected [a-zA-Z_][a-zA-Z0-9_]* (and not __name__)",
+                    "invalid Prometheus label name {}: expected a non-empty name other than __name__",
                     quote(k)
                 ),
             );
         } else if v.is_empty() {
             ctx.error(&f, "empty label value: expected a non-empty string");
+        } else if !is_legacy_label_name(k) {
+            ctx.warn(
+                &f,
+                utf8_name_warning("label name", k, "[a-zA-Z_][a-zA-Z0-9_]*"),
+            );
         } else if RESERVED_LABELS.contains(&k.as_str()) {
             ctx.warn(
                 &f,
@@ -93,7 +104,8 @@ pub(crate) fn check_labels(ctx: &mut DocCtx, field: &str, labels: &BTreeMap<Stri
     }
 }
 
-/// Check annotation names (Prometheus label names) and values (not empty).
+/// Check annotation names and values as Sloth v0.16 does: a non-empty UTF-8 name, a
+/// non-empty value.
 pub(crate) fn check_annotations(
     ctx: &mut DocCtx,
     field: &str,
@@ -101,43 +113,43 @@ pub(crate) fn check_annotations(
 ) {
     for (k, v) in annotations {
         let f = join(field, k);
-        if !label_re().is_match(k) {
-            ctx.error(
-                &f,
-                format!(
-                    "invalid annotation name {}: expected [a-zA-Z_][a-zA-Z0-9_]*",
-                    quote(k)
-                ),
-            );
+        if k.is_empty() {
+            ctx.error(&f, "empty annotation name: expected a non-empty name");
         } else if v.is_empty() {
             ctx.error(&f, "empty annotation value: expected a non-empty string");
+        } else if !is_legacy_label_name(k) {
+            ctx.warn(
+                &f,
+                utf8_name_warning("annotation name", k, "[a-zA-Z_][a-zA-Z0-9_]*"),
+            );
         }
     }
 }
 
-/// Check an alerting block: the alert name must be a valid Prometheus metric name, and
-/// labels/annotations must be valid. Sloth requires a name while an alert is enabled;
-/// slogate has a default name, so a missing one is only a warning.
+/// Check an alerting block as Sloth v0.16 does: an enabled page or ticket alert needs a name
+/// (any non-empty string), and labels/annotations must be valid.
 /// `names` are the field names of (name, labels, annotations, page, ticket) in this format.
 pub(crate) fn check_alerting(ctx: &mut DocCtx, field: &str, a: &Alerting, names: [&str; 5]) {
     let [name, labels, annotations, page, ticket] = names;
-    let any_enabled = !a.page.disable || !a.ticket.disable;
+    let enabled: Vec<&str> = [(page, &a.page), (ticket, &a.ticket)]
+        .into_iter()
+        .filter(|(_, spec)| !spec.disable)
+        .map(|(key, _)| key)
+        .collect();
     if a.name.is_empty() {
-        if any_enabled {
-            ctx.warn(
+        if !enabled.is_empty() {
+            ctx.error(
                 &join(field, name),
                 format!(
-                    "missing: slogate names the alerts with its default name, but Sloth rejects an enabled page or ticket alert without a name; set {name} or disable both with {page}.disable and {ticket}.disable"
+                    "missing: an enabled alert needs a name ({} enabled); set {name}, or disable both alerts with {page}.disable and {ticket}.disable",
+                    enabled.join(" and ")
                 ),
             );
         }
-    } else if !is_valid_metric_name(&a.name) {
-        ctx.error(
+    } else if !is_legacy_metric_name(&a.name) {
+        ctx.warn(
             &join(field, name),
-            format!(
-                "invalid alert name {}: expected a Prometheus metric name [a-zA-Z_:][a-zA-Z0-9_:]*",
-                quote(&a.name)
-            ),
+            utf8_name_warning("alert name", &a.name, "[a-zA-Z_:][a-zA-Z0-9_:]*"),
         );
     }
     check_labels(ctx, &join(field, labels), &a.labels);
@@ -158,8 +170,9 @@ pub(crate) enum WindowRule {
     Warn,
 }
 
-/// Check one SLI query: not empty, `{{.window}}` present, no other template, balanced
-/// brackets. This is a light syntax check, not a full PromQL parser.
+/// Check one SLI query as Sloth does: not empty, `{{.window}}` present, no other template,
+/// and, with the window rendered as `1m`, a valid PromQL expression (parsed by the
+/// `promql-parser` crate; the error names the position in the rendered query).
 pub(crate) fn check_query(ctx: &mut DocCtx, field: &str, query: &str, window: WindowRule) -> bool {
     if query.trim().is_empty() {
         ctx.error(field, "empty query: expected a PromQL expression");
@@ -186,10 +199,13 @@ pub(crate) fn check_query(ctx: &mut DocCtx, field: &str, query: &str, window: Wi
                 quote(&snippet)
             ),
         );
-        ok = false;
+        return false;
     }
-    if let Err(msg) = check_brackets(&expanded) {
-        ctx.error(field, format!("not a valid PromQL expression: {msg}"));
+    if let Err(msg) = parse_promql(&expanded) {
+        ctx.error(
+            field,
+            format!("not a valid PromQL expression (with {{{{.window}}}} as 1m): {msg}"),
+        );
         ok = false;
     }
     ok
@@ -199,56 +215,74 @@ pub(crate) fn has_window(query: &str) -> bool {
     window_re().is_match(query)
 }
 
-/// Brackets balance outside string literals and comments.
-fn check_brackets(q: &str) -> Result<(), String> {
+/// Parse a PromQL expression; the error is the parser's message, one line, with the column
+/// where the expression stops being valid PromQL.
+pub(crate) fn parse_promql(expr: &str) -> Result<(), String> {
+    let Err(e) = promql_parser::parser::parse(expr) else {
+        return Ok(());
+    };
+    let message = e.split_whitespace().collect::<Vec<_>>().join(" ");
+    let at = error_position(expr);
+    let near: String = expr[at..].chars().take(30).collect();
+    let column = expr[..at].chars().count() + 1;
+    Err(if near.trim().is_empty() {
+        format!("{message}: the expression ends too early (column {column})")
+    } else {
+        format!(
+            "{message} at column {column}, near {}",
+            quote(near.trim_end())
+        )
+    })
+}
+
+/// Where a PromQL expression stops being valid: the end of its longest prefix that parses
+/// once its open brackets and string are closed, then past blanks. promql-parser reports no
+/// position of its own (its parse errors are one fixed message), so this finds it.
+fn error_position(expr: &str) -> usize {
+    let valid_end = expr
+        .char_indices()
+        .map(|(i, _)| i)
+        .chain([expr.len()])
+        .rev()
+        .find(|&k| {
+            let prefix = &expr[..k];
+            let completed = format!("{prefix}{}", closers(prefix));
+            !prefix.trim().is_empty() && promql_parser::parser::parse(&completed).is_ok()
+        })
+        .unwrap_or(0);
+    let rest = &expr[valid_end..];
+    valid_end + (rest.len() - rest.trim_start().len())
+}
+
+/// What closes the open string and brackets of a PromQL prefix.
+fn closers(prefix: &str) -> String {
     let mut stack: Vec<char> = Vec::new();
-    let mut chars = q.chars();
+    let mut quote_char: Option<char> = None;
+    let mut chars = prefix.chars();
     while let Some(c) = chars.next() {
-        match c {
-            '"' | '\'' | '`' => {
-                let quote_char = c;
-                let mut closed = false;
-                while let Some(d) = chars.next() {
-                    if d == '\\' && quote_char != '`' {
-                        chars.next();
-                    } else if d == quote_char {
-                        closed = true;
-                        break;
-                    }
-                }
-                if !closed {
-                    return Err(format!(
-                        "unterminated string literal starting with {quote_char}"
-                    ));
+        match quote_char {
+            Some(q) => {
+                if c == '\\' && q != '`' {
+                    chars.next();
+                } else if c == q {
+                    quote_char = None;
                 }
             }
-            '#' => {
-                for d in chars.by_ref() {
-                    if d == '\n' {
-                        break;
-                    }
+            None => match c {
+                '"' | '\'' | '`' => quote_char = Some(c),
+                '(' => stack.push(')'),
+                '[' => stack.push(']'),
+                '{' => stack.push('}'),
+                ')' | ']' | '}' => {
+                    stack.pop();
                 }
-            }
-            '(' | '[' | '{' => stack.push(c),
-            ')' | ']' | '}' => {
-                let open = match c {
-                    ')' => '(',
-                    ']' => '[',
-                    _ => '{',
-                };
-                match stack.pop() {
-                    Some(o) if o == open => {}
-                    Some(o) => return Err(format!("{c:?} closes {o:?}")),
-                    None => return Err(format!("unmatched {c:?}")),
-                }
-            }
-            _ => {}
+                _ => {}
+            },
         }
     }
-    match stack.last() {
-        Some(o) => Err(format!("unclosed {o:?}")),
-        None => Ok(()),
-    }
+    let mut out: String = quote_char.into_iter().collect();
+    out.extend(stack.iter().rev());
+    out
 }
 
 /// Objective as a percentage must be in (0, 100].
@@ -376,24 +410,34 @@ mod tests {
     }
 
     #[test]
-    fn label_and_metric_names() {
+    fn label_and_alert_names() {
+        // Sloth v0.16 (Prometheus 3): any non-empty UTF-8 label name but __name__.
         assert!(is_valid_label_name("routing_key"));
+        assert!(is_valid_label_name("team-name"));
+        assert!(is_valid_label_name("app.kubernetes.io/name"));
+        assert!(is_valid_label_name("1abc"));
         assert!(!is_valid_label_name("__name__"));
-        assert!(!is_valid_label_name("1abc"));
-        assert!(!is_valid_label_name("app.kubernetes.io/name"));
-        assert!(is_valid_metric_name("MyServiceHighErrorRate"));
-        assert!(is_valid_metric_name("a:b"));
-        assert!(!is_valid_metric_name("My-Alert"));
+        assert!(!is_valid_label_name(""));
+        assert!(is_legacy_label_name("routing_key"));
+        assert!(!is_legacy_label_name("team-name"));
+        assert!(is_legacy_metric_name("MyServiceHighErrorRate"));
+        assert!(is_legacy_metric_name("a:b"));
+        assert!(!is_legacy_metric_name("Svc-High-Error-Rate"));
     }
 
     #[test]
-    fn bracket_check() {
-        assert!(check_brackets(r#"sum(rate(x{code=~"(5..|429)"}[1m]))"#).is_ok());
-        assert!(check_brackets(r#"sum(rate(x{a="}"}[1m]))"#).is_ok());
-        assert!(check_brackets("sum(rate(x[1m])").is_err());
-        assert!(check_brackets("sum(rate(x[1m)))").is_err());
-        assert!(check_brackets("x{a=\"b}").is_err());
-        assert!(check_brackets("sum(x) # comment (").is_ok());
+    fn promql_is_parsed() {
+        assert!(parse_promql(r#"sum(rate(x{code=~"(5..|429)"}[1m]))"#).is_ok());
+        assert!(parse_promql(r#"sum(rate(x{a="}"}[1m])) by (job)"#).is_ok());
+        assert!(parse_promql("sum(x) # comment (").is_ok());
+        assert!(parse_promql("sum(rate(x[1m])").is_err());
+        assert!(parse_promql("sum(rate(x[1m)))").is_err());
+        assert!(parse_promql("sum(rate(x[1m])) bye (job)").is_err());
+        assert!(parse_promql("sum_over_time(x == 0[1m])").is_err());
+        let e = parse_promql("sum(rate(x[1m])) bye (job)").unwrap_err();
+        assert!(e.contains("column 18, near \"bye (job)\""), "{e}");
+        let e = parse_promql("sum(rate(x{a=\"b\"}[1m])").unwrap_err();
+        assert!(e.contains("ends too early"), "{e}");
     }
 
     #[test]

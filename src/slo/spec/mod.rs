@@ -32,6 +32,7 @@ use crate::slo::{Origin, Sli, Slo};
 
 mod checks;
 mod openslo;
+mod plugins;
 mod sloth;
 mod yaml;
 
@@ -86,6 +87,9 @@ impl fmt::Display for Diagnostic {
 #[derive(Debug, Default)]
 pub struct LoadReport {
     pub slos: Vec<Slo>,
+    /// The Sloth SLO plugins declared for each SLO (by id), in declaration order; SLOs
+    /// without plugins are absent. Pass them to [`crate::slo::rules::RuleOptions::plugins`].
+    pub plugins: HashMap<String, Vec<crate::slo::rules::PluginUse>>,
     pub errors: Vec<Diagnostic>,
     pub warnings: Vec<Diagnostic>,
 }
@@ -113,9 +117,9 @@ pub fn parse_str(file: &Path, text: &str) -> LoadReport {
     loader.finish()
 }
 
-/// Read and parse files; directories are expanded to their `*.yml`/`*.yaml` files (sorted,
-/// not recursive). Also reports duplicate SLO ids across all files and resolves OpenSLO
-/// `indicatorRef`s across all files.
+/// Read and parse files; directories are searched recursively for `*.yml`/`*.yaml` files
+/// (see [`expand_paths`]). Also reports duplicate SLO ids across all files and resolves
+/// OpenSLO `indicatorRef`s across all files.
 pub fn load_paths(paths: &[PathBuf]) -> LoadReport {
     let (files, diags) = expand_paths(paths);
     let mut loader = Loader {
@@ -140,58 +144,36 @@ pub fn load_paths(paths: &[PathBuf]) -> LoadReport {
     loader.finish()
 }
 
-/// The files a load reads: files as given, directories expanded to their `*.yml`/`*.yaml`
-/// files (sorted, not recursive), the same file named twice read once. Paths that do not
-/// exist or cannot be listed give an error diagnostic; a directory without spec files gives
-/// a warning.
+/// The files a load reads: files as given, directories searched recursively (as Sloth's
+/// `--input` discovery does) for files ending in `.yml` or `.yaml` (any case), sorted by
+/// path; the same file named twice is read once. Symbolic links to directories are not
+/// followed (no loops). A path that does not exist or cannot be listed is an error, a
+/// directory without any such file a warning.
 pub fn expand_paths(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<Diagnostic>) {
     let mut files = Vec::new();
     let mut diags = Vec::new();
-    let file_diag = |severity, file: &Path, message: String| Diagnostic {
-        severity,
-        file: file.to_path_buf(),
-        doc_index: None,
-        field: String::new(),
-        message,
-    };
     for p in paths {
         if p.is_dir() {
-            let entries = match std::fs::read_dir(p) {
-                Ok(e) => e,
-                Err(e) => {
-                    diags.push(file_diag(
-                        Severity::Error,
-                        p,
-                        format!("cannot list the directory: {e}"),
-                    ));
-                    continue;
-                }
-            };
-            let mut found: Vec<PathBuf> = entries
-                .filter_map(|e| e.ok())
-                .map(|e| e.path())
-                .filter(|f| {
-                    f.is_file()
-                        && matches!(
-                            f.extension().and_then(|x| x.to_str()),
-                            Some("yml") | Some("yaml")
-                        )
-                })
-                .collect();
+            let mut found = Vec::new();
+            walk_dir(p, &mut found, &mut diags);
             found.sort();
             if found.is_empty() {
-                diags.push(file_diag(
-                    Severity::Warning,
-                    p,
-                    "directory has no .yml or .yaml files".to_string(),
-                ));
+                // A warning here (a daemon may watch a directory that is still empty); the
+                // CLI commands fail when they find no file at all, as Sloth does.
+                diags.push(Diagnostic {
+                    severity: Severity::Warning,
+                    ..file_diag(
+                        p,
+                        "no .yml or .yaml files in this directory or its subdirectories"
+                            .to_string(),
+                    )
+                });
             }
             files.extend(found);
         } else if p.exists() {
             files.push(p.clone());
         } else {
             diags.push(file_diag(
-                Severity::Error,
                 p,
                 "cannot read the file: no such file or directory".to_string(),
             ));
@@ -202,6 +184,50 @@ pub fn expand_paths(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<Diagnostic>) {
     (files, diags)
 }
 
+fn file_diag(file: &Path, message: String) -> Diagnostic {
+    Diagnostic {
+        severity: Severity::Error,
+        file: file.to_path_buf(),
+        doc_index: None,
+        field: String::new(),
+        message,
+    }
+}
+
+fn is_spec_file_name(path: &Path) -> bool {
+    path.extension()
+        .and_then(|x| x.to_str())
+        .is_some_and(|x| x.eq_ignore_ascii_case("yml") || x.eq_ignore_ascii_case("yaml"))
+}
+
+/// Collect the spec files under `dir`, recursively, without following directory symlinks.
+fn walk_dir(dir: &Path, found: &mut Vec<PathBuf>, diags: &mut Vec<Diagnostic>) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            diags.push(file_diag(dir, format!("cannot list the directory: {e}")));
+            return;
+        }
+    };
+    for entry in entries {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                diags.push(file_diag(dir, format!("cannot list the directory: {e}")));
+                continue;
+            }
+        };
+        let path = entry.path();
+        match entry.file_type() {
+            Ok(t) if t.is_dir() => walk_dir(&path, found, diags),
+            // A symlink counts when it points at a file.
+            Ok(_) if path.is_file() && is_spec_file_name(&path) => found.push(path),
+            Ok(_) => {}
+            Err(e) => diags.push(file_diag(&path, format!("cannot read the file type: {e}"))),
+        }
+    }
+}
+
 /// An SLO parsed from one document, before cross-file checks.
 pub(crate) struct Candidate {
     pub slo: Slo,
@@ -209,6 +235,8 @@ pub(crate) struct Candidate {
     pub name_field: String,
     /// An OpenSLO v1 `indicatorRef` still to resolve; `slo.sli` is a placeholder until then.
     pub sli_ref: Option<SliRef>,
+    /// Sloth SLO plugins of this SLO (service-level ones first).
+    pub plugins: Vec<crate::slo::rules::PluginUse>,
 }
 
 /// A reference to an OpenSLO v1 `SLI` document by name.
@@ -280,17 +308,15 @@ impl Loader {
             self.diags.append(&mut ctx.diags);
         }
         if non_empty == 0 {
-            self.diags.push(Diagnostic {
-                severity: Severity::Warning,
-                file: file.to_path_buf(),
-                doc_index: None,
-                field: String::new(),
-                message: if docs == 0 {
-                    "the file is empty: no SLO documents".to_string()
+            self.diags.push(file_diag(
+                file,
+                if docs == 0 {
+                    "the file is empty: expected at least one SLO spec document".to_string()
                 } else {
-                    "the file has only empty YAML documents: no SLOs".to_string()
+                    "the file has only empty YAML documents: expected at least one SLO spec document"
+                        .to_string()
                 },
-            });
+            ));
         }
     }
 
@@ -385,6 +411,9 @@ impl Loader {
                 c.slo.id.clone(),
                 (c.slo.origin.clone(), c.name_field.clone()),
             );
+            if !c.plugins.is_empty() {
+                report.plugins.insert(c.slo.id.clone(), c.plugins);
+            }
             report.slos.push(c.slo);
         }
 
@@ -487,12 +516,35 @@ mod tests {
     }
 
     #[test]
-    fn empty_and_comment_only_texts() {
+    fn empty_and_comment_only_texts_are_errors() {
         for text in ["", "# just a comment\n", "---\n---\n"] {
             let r = parse_str(Path::new("e.yml"), text);
-            assert!(r.is_ok(), "{text:?}: {:?}", r.errors);
             assert!(r.slos.is_empty());
-            assert_eq!(r.warnings.len(), 1, "{text:?}: {:?}", r.warnings);
+            assert_eq!(r.errors.len(), 1, "{text:?}: {:?}", r.errors);
+            assert!(r.errors[0]
+                .message
+                .contains("expected at least one SLO spec document"));
         }
+    }
+
+    #[test]
+    fn directories_are_searched_recursively() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("a/b")).unwrap();
+        std::fs::write(dir.path().join("a/b/x.YAML"), "x: 1\n").unwrap();
+        std::fs::write(dir.path().join("a/y.yml"), "x: 1\n").unwrap();
+        std::fs::write(dir.path().join("a/z.txt"), "x: 1\n").unwrap();
+        let (files, diags) = expand_paths(&[dir.path().to_path_buf()]);
+        assert!(diags.is_empty(), "{diags:?}");
+        assert_eq!(
+            files,
+            vec![dir.path().join("a/b/x.YAML"), dir.path().join("a/y.yml")]
+        );
+        let empty = tempfile::tempdir().unwrap();
+        std::fs::create_dir(empty.path().join("sub")).unwrap();
+        let (files, diags) = expand_paths(&[empty.path().to_path_buf()]);
+        assert!(files.is_empty());
+        assert_eq!(diags.len(), 1);
+        assert_eq!(diags[0].severity, Severity::Warning);
     }
 }

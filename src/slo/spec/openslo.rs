@@ -84,6 +84,7 @@ fn build(
         slo,
         name_field: "metadata.name".to_string(),
         sli_ref,
+        plugins: Vec::new(),
     }
 }
 
@@ -781,7 +782,7 @@ fn v1_labels(ctx: &mut DocCtx, meta: &Map) -> BTreeMap<String, String> {
             ctx.warn(
                 &field,
                 format!(
-                    "{} is not a valid Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*); it is not added to the generated rules",
+                    "{} is not a valid Prometheus label name (a non-empty name other than __name__); it is not added to the generated rules",
                     quote(&key)
                 ),
             );

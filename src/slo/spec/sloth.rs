@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::checks::{self, WindowRule};
+use super::plugins;
 use super::yaml::{index, DocCtx, Map};
 use super::{Candidate, DocOutput};
 use crate::slo::{AlertSpec, Alerting, K8sMeta, Origin, Sli, Slo, SpecKind};
@@ -17,6 +18,7 @@ struct Keys {
     page_alert: &'static str,
     ticket_alert: &'static str,
     info_labels: &'static str,
+    slo_plugins: &'static str,
 }
 
 const PROM_V1: Keys = Keys {
@@ -26,6 +28,7 @@ const PROM_V1: Keys = Keys {
     page_alert: "page_alert",
     ticket_alert: "ticket_alert",
     info_labels: "infoLabels",
+    slo_plugins: "slo_plugins",
 };
 
 const K8S_V1: Keys = Keys {
@@ -35,11 +38,16 @@ const K8S_V1: Keys = Keys {
     page_alert: "pageAlert",
     ticket_alert: "ticketAlert",
     info_labels: "infoLabels",
+    slo_plugins: "sloPlugins",
 };
 
 /// `version: prometheus/v1`.
 pub(crate) fn parse_prometheus_v1(ctx: &mut DocCtx, root: &Map, out: &mut DocOutput) {
-    root.check_keys(ctx, &["version", "service", "labels", "slos"], &[]);
+    root.check_keys(
+        ctx,
+        &["version", "service", "labels", "slo_plugins", "slos"],
+        &[],
+    );
     parse_service_level(ctx, root, &PROM_V1, SpecKind::SlothPrometheusV1, None, out);
 }
 
@@ -87,7 +95,7 @@ pub(crate) fn parse_k8s_v1(ctx: &mut DocCtx, root: &Map, out: &mut DocOutput) {
         }
         return;
     };
-    spec.check_keys(ctx, &["service", "labels", "slos"], &[]);
+    spec.check_keys(ctx, &["service", "labels", "sloPlugins", "slos"], &[]);
     let mut tmp = DocOutput::default();
     parse_service_level(
         ctx,
@@ -117,6 +125,7 @@ fn parse_service_level(
     }
     let labels = spec.string_map(ctx, "labels");
     checks::check_labels(ctx, &spec.field("labels"), &labels);
+    let group_plugins = plugins::parse_block(ctx, spec, keys.slo_plugins);
     let slos = spec.seq(ctx, "slos");
     let doc_ok = ctx.error_count() == start;
 
@@ -139,6 +148,9 @@ fn parse_service_level(
         };
         let before = ctx.error_count();
         let parsed = parse_slo(ctx, &m, service.as_deref(), &labels, keys, kind, &k8s);
+        // Sloth's order: the service's plugins, then the SLO's.
+        let mut slo_plugins = group_plugins.clone();
+        slo_plugins.extend(plugins::parse_block(ctx, &m, "plugins"));
         if let Some(slo) = parsed {
             if doc_ok && ctx.error_count() == before {
                 checks::check_burn_rates(ctx, &m.field("objective"), &slo);
@@ -146,6 +158,7 @@ fn parse_service_level(
                     slo,
                     name_field: m.field("name"),
                     sli_ref: None,
+                    plugins: slo_plugins,
                 });
             }
         }
@@ -171,6 +184,7 @@ fn parse_slo(
             "labels",
             "sli",
             "alerting",
+            "plugins",
         ],
         &[
             (
