@@ -169,10 +169,15 @@ impl KubeRollouts {
                 lp = lp.continue_token(t);
             }
             let page = call(self.timeout, api.list(&lp)).await.map_err(|e| {
+                // Only an answer from the API server can mean RBAC or a missing CRD.
+                let hint = if e.answered() {
+                    "; slogate's service account needs `list` on rollouts.slogate.dev \
+                     (deploy/rbac.yaml), and the CRD must be installed (`slogate crd`)"
+                } else {
+                    "; check the kubeconfig's (or the in-cluster) server address and CA"
+                };
                 self.error(format!(
-                    "list slogate.dev/v1alpha1 rollouts {scope}: {e}; slogate's service account \
-                     needs `list` on rollouts.slogate.dev (deploy/rbac.yaml), and the CRD must \
-                     be installed (`slogate crd`)"
+                    "list slogate.dev/v1alpha1 rollouts {scope}: {e}{hint}"
                 ))
             })?;
             out.extend(page.items);
@@ -192,10 +197,18 @@ impl KubeRollouts {
 impl KubeRollouts {
     /// Log that `listed` cannot be watched (a warning the first time), and never resolve:
     /// the resync picks changes up.
-    async fn cannot_watch(&self, listed: &Listed, error: &str) {
+    async fn cannot_watch(&self, listed: &Listed, error: &str, answered: bool) {
         let scope = listed.namespace.as_deref().unwrap_or("all namespaces");
         if self.watch_warned.swap(true, Ordering::Relaxed) {
             tracing::debug!(scope, error, "cannot watch the Rollouts");
+        } else if !answered {
+            // Not an answer from the API server (TLS, connection): RBAC is not the reason.
+            tracing::warn!(
+                scope,
+                error,
+                "cannot watch the Rollouts: changes are picked up every \
+                 rollouts.resync_interval"
+            );
         } else {
             tracing::warn!(
                 scope,
@@ -228,10 +241,15 @@ impl KubeRollouts {
                     tokio::time::sleep(WATCH_RETRY).await;
                     return;
                 }
-                Ok(Err(e)) => return self.cannot_watch(&listed, &e.to_string()).await,
+                Ok(Err(e)) => {
+                    let answered = matches!(e, ::kube::Error::Api(_));
+                    return self
+                        .cannot_watch(&listed, &super::error_chain(&e), answered)
+                        .await;
+                }
                 Err(_) => {
                     let e = format!("no answer within {:?}", self.timeout);
-                    return self.cannot_watch(&listed, &e).await;
+                    return self.cannot_watch(&listed, &e, false).await;
                 }
             };
             let mut stream = std::pin::pin!(stream);
@@ -256,7 +274,7 @@ impl KubeRollouts {
                             tracing::debug!(code = status.code, message = %status.message, "Rollout watch: list again");
                             return Session::Expired;
                         }
-                        Err(e) => return Session::Broken(e.to_string()),
+                        Err(e) => return Session::Broken(super::error_chain(&e)),
                     }
                 }
                 Session::Ended
