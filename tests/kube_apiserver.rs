@@ -928,6 +928,37 @@ fn two_daemons_share_a_real_lease_and_the_survivor_finishes_without_double_actio
     assert_eq!(promoted(&remote), 1, "{:?}", remote.log());
     let writes = writes_by_slogate(api, &ns, "virtualservices");
     assert_eq!(writes.len(), 4, "10, 50, 100, then 0: {writes:?}");
+    // The README's command lists the state documents (the shared decision log is among
+    // them) with their keys, as a shell runs it.
+    let readme = std::fs::read_to_string(repo_path("README.md")).unwrap();
+    let command = readme
+        .lines()
+        .find(|l| {
+            l.starts_with("kubectl -n slogate get configmaps") && l.contains("custom-columns")
+        })
+        .expect("the README's command listing the state ConfigMaps");
+    let tools_bin = common::tools::tools_dir().join("bin");
+    let path = format!(
+        "{}:{}",
+        tools_bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = common::run_ok(
+        std::process::Command::new("sh")
+            .args(["-c", command])
+            .env("PATH", path)
+            .env("KUBECONFIG", &api.admin_kubeconfig),
+    );
+    let rows: Vec<&str> = out
+        .lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    assert!(!rows.is_empty(), "{command}\n{out}");
+    assert!(
+        rows.iter().all(|r| !r.contains("<none>")),
+        "every state ConfigMap shows its key: {command}\n{out}"
+    );
     app().lock().unwrap().remove(&ns);
 }
 
