@@ -6,8 +6,9 @@
 //! TokenRequest API), so `deploy/rbac.yaml` alone authorises it, with the shipped
 //! `deploy/config/slogate.yaml` changed only where a test must: URLs and paths (Prometheus,
 //! listen address, SLO and state folders), the Rollout namespace the test owns, the Lease's
-//! name (one per test, so a killed daemon of one test does not hold another's), and a
-//! `gitops` section naming the test's bare git remote.
+//! name (one per test, so a killed daemon of one test does not hold another's), a `gitops`
+//! section naming the test's bare git remote, and for the guard test a `guard` section and
+//! an evaluation interval of 3s.
 //!
 //! Metrics come from a real Prometheus (Debian's package) scraping a test app that exports
 //! Istio's `istio_requests_total` for each test namespace's stable and canary workloads.
@@ -184,6 +185,11 @@ fn daemon_config(s: &Setup, name: &str) -> (PathBuf, u16) {
             "gitops:\n  url: '{remote}'\n  workdir: '{}'\n",
             s.work.join(format!("{name}-repo")).display()
         ));
+    }
+    if !s.extra.is_empty() {
+        // The guard runs after each evaluation, on the leader only: evaluate every few
+        // seconds rather than every 5 minutes, so that one falls after leadership is taken.
+        c = replace_once(&c, "  interval: 5m\n", "  interval: 3s\n");
     }
     c.push_str(s.extra);
     let path = s.work.join(format!("{name}.yaml"));
