@@ -134,6 +134,22 @@ struct Setup<'a> {
     extra: &'a str,
 }
 
+impl<'a> Setup<'a> {
+    /// A daemon of `deploy/` (POD_NAMESPACE `slogate`) for the Rollouts of `namespace`.
+    fn new(work: &'a Path, prometheus: &'a str, namespace: &'a str, lease: &'a str) -> Self {
+        Setup {
+            work,
+            prometheus,
+            namespace,
+            lease,
+            remote: None,
+            resync: None,
+            pod_namespace: "slogate",
+            extra: "",
+        }
+    }
+}
+
 /// `deploy/config/slogate.yaml` with only what [`Setup`] names changed; the listen port.
 fn daemon_config(s: &Setup, name: &str) -> (PathBuf, u16) {
     let shipped = std::fs::read_to_string(repo_path("deploy/config/slogate.yaml")).unwrap();
@@ -409,6 +425,29 @@ fn gitops_remote() -> GitRemote {
     remote
 }
 
+/// How many promotion commits the remote has.
+fn promotions(remote: &GitRemote) -> usize {
+    remote
+        .log()
+        .iter()
+        .filter(|(_, m)| m.contains("Slogate-Promotion:"))
+        .count()
+}
+
+/// Play Argo CD syncing a promotion: the stable Deployment now runs v2.
+fn stable_runs_v2(api: &ApiServer, ns: &str) {
+    api.kubectl_ok(&[
+        "-n",
+        ns,
+        "patch",
+        "deployment",
+        "checkout",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"template":{"metadata":{"labels":{"version":"v2"}}}}}"#,
+    ]);
+}
+
 /// The audited writes of the `slogate` ServiceAccount to `resource` in `ns` (verb, name,
 /// response code).
 fn writes_by_slogate(api: &ApiServer, ns: &str, resource: &str) -> Vec<(String, String, u64)> {
@@ -499,25 +538,12 @@ fn healthy_rollout(route: Route, kill_at: Option<u64>) -> Option<Vec<u64>> {
     let kubeconfig = slogate_kubeconfig(api, work.path());
     api.apply(&app_objects(&ns, route, "[10, 25, 50, 75, 100]", "3s"));
     let remote_url = remote.url();
-    let setup = Setup {
-        work: work.path(),
-        prometheus: &prom.url,
-        namespace: &ns,
-        lease: &format!("slogate-{ns}"),
-        remote: Some(&remote_url),
-        resync: None,
-        pod_namespace: "slogate",
-        extra: "",
-    };
+    let lease = format!("slogate-{ns}");
+    let mut setup = Setup::new(work.path(), &prom.url, &ns, &lease);
+    setup.remote = Some(&remote_url);
     let mut daemon = Daemon::start(&setup, "a", "slogate-a", &kubeconfig, "info");
     let mut weights = Weights { seen: Vec::new() };
     let mut restarted = kill_at.is_none();
-    let promoted = |r: &GitRemote| {
-        r.log()
-            .iter()
-            .filter(|(_, m)| m.contains("Slogate-Promotion:"))
-            .count()
-    };
     wait_until(
         "the canary at 100% and its promotion commit",
         Duration::from_secs(180),
@@ -532,7 +558,7 @@ fn healthy_rollout(route: Route, kill_at: Option<u64>) -> Option<Vec<u64>> {
                 daemon = Daemon::start(&setup, "b", "slogate-a", &kubeconfig, "info");
                 restarted = true;
             }
-            if w == Some(100) && promoted(&remote) == 1 {
+            if w == Some(100) && promotions(&remote) == 1 {
                 return Ok(());
             }
             Err(format!("weights {:?}\n{}", weights.seen, daemon.log()))
@@ -545,16 +571,7 @@ fn healthy_rollout(route: Route, kill_at: Option<u64>) -> Option<Vec<u64>> {
         remote.show(OVERLAY)
     );
     // Argo CD syncs the promotion: stable runs v2, and traffic returns to stable.
-    api.kubectl_ok(&[
-        "-n",
-        &ns,
-        "patch",
-        "deployment",
-        "checkout",
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"template":{"metadata":{"labels":{"version":"v2"}}}}}"#,
-    ]);
+    stable_runs_v2(api, &ns);
     wait_until(
         "the rollout to succeed with all traffic on stable",
         Duration::from_secs(120),
@@ -572,7 +589,7 @@ fn healthy_rollout(route: Route, kill_at: Option<u64>) -> Option<Vec<u64>> {
             ))
         },
     );
-    assert_eq!(promoted(&remote), 1, "one promotion commit");
+    assert_eq!(promotions(&remote), 1, "one promotion commit");
     // Every weight write went through the route's API once: no write was repeated after the
     // restart, and nothing but the route and the Rollout's status was written.
     let resource = match route {
@@ -651,16 +668,9 @@ fn failing_canary_aborts_weights_back_to_stable_and_its_commit_reverted() {
         "3s",
     ));
     let remote_url = remote.url();
-    let setup = Setup {
-        work: work.path(),
-        prometheus: &prom.url,
-        namespace: &ns,
-        lease: &format!("slogate-{ns}"),
-        remote: Some(&remote_url),
-        resync: None,
-        pod_namespace: "slogate",
-        extra: "",
-    };
+    let lease = format!("slogate-{ns}");
+    let mut setup = Setup::new(work.path(), &prom.url, &ns, &lease);
+    setup.remote = Some(&remote_url);
     let mut daemon = Daemon::start(&setup, "a", "slogate-a", &kubeconfig, "info");
     let mut weights = Weights { seen: Vec::new() };
     wait_until("the rollout to fail", Duration::from_secs(120), || {
@@ -751,16 +761,8 @@ fn rbac_without_one_rule_is_refused_with_a_403_naming_verb_and_resource() {
     api.apply(&without_leases);
     let kubeconfig = work.path().join("kubeconfig");
     api.service_account_kubeconfig(&ns, "slogate", &kubeconfig);
-    let setup = Setup {
-        work: work.path(),
-        prometheus: "http://127.0.0.1:9",
-        namespace: &ns,
-        lease: "slogate",
-        remote: None,
-        resync: None,
-        pod_namespace: &ns,
-        extra: "",
-    };
+    let mut setup = Setup::new(work.path(), "http://127.0.0.1:9", &ns, "slogate");
+    setup.pod_namespace = &ns;
     let mut daemon = Daemon::start(&setup, "a", "slogate-a", &kubeconfig, "info");
     let refused = format!(
         "User \"system:serviceaccount:{ns}:slogate\" cannot get resource \"leases\" in API group \"coordination.k8s.io\" in the namespace \"{ns}\""
@@ -825,16 +827,8 @@ fn two_daemons_share_a_real_lease_and_the_survivor_finishes_without_double_actio
     ));
     let remote_url = remote.url();
     let lease_name = format!("slogate-{ns}");
-    let setup = Setup {
-        work: work.path(),
-        prometheus: &prom.url,
-        namespace: &ns,
-        lease: &lease_name,
-        remote: Some(&remote_url),
-        resync: None,
-        pod_namespace: "slogate",
-        extra: "",
-    };
+    let mut setup = Setup::new(work.path(), &prom.url, &ns, &lease_name);
+    setup.remote = Some(&remote_url);
     let lease_path = format!("/apis/coordination.k8s.io/v1/namespaces/slogate/leases/{lease_name}");
     let mut a = Daemon::start(&setup, "a", "slogate-a", &kubeconfig, "info");
     wait_until("a to lead", Duration::from_secs(60), || {
@@ -889,30 +883,15 @@ fn two_daemons_share_a_real_lease_and_the_survivor_finishes_without_double_actio
         "acquired {gap}ms after the last renewal (lease {duration}s): {held}\n{taken}"
     );
     // B finishes the rollout.
-    let promoted = |r: &GitRemote| {
-        r.log()
-            .iter()
-            .filter(|(_, m)| m.contains("Slogate-Promotion:"))
-            .count()
-    };
     wait_until("the promotion commit", Duration::from_secs(120), || {
         b.alive();
         weights.poll(api, &ns, Route::VirtualService);
-        if promoted(&remote) >= 1 {
+        if promotions(&remote) >= 1 {
             return Ok(());
         }
         Err(format!("weights {:?}\n{}", weights.seen, b.log()))
     });
-    api.kubectl_ok(&[
-        "-n",
-        &ns,
-        "patch",
-        "deployment",
-        "checkout",
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"template":{"metadata":{"labels":{"version":"v2"}}}}}"#,
-    ]);
+    stable_runs_v2(api, &ns);
     wait_until("the rollout to succeed", Duration::from_secs(120), || {
         b.alive();
         weights.poll(api, &ns, Route::VirtualService);
@@ -931,7 +910,7 @@ fn two_daemons_share_a_real_lease_and_the_survivor_finishes_without_double_actio
         .collect();
     assert_eq!(steps, [10, 50, 100, 0], "{:?}", weights.seen);
     // No double action: one promotion commit, and one weight write per step.
-    assert_eq!(promoted(&remote), 1, "{:?}", remote.log());
+    assert_eq!(promotions(&remote), 1, "{:?}", remote.log());
     let writes = writes_by_slogate(api, &ns, "virtualservices");
     assert_eq!(writes.len(), 4, "10, 50, 100, then 0: {writes:?}");
     // The README's command lists the state documents (the shared decision log is among
@@ -1011,16 +990,10 @@ fn flux_reconcile_annotation_lands_on_a_real_kustomization_after_a_revert() {
     let guard = format!(
         "guard:\n  apps:\n    - name: checkout\n      path: apps/checkout/overlays/prod\n      slos: [checkout-availability]\n      flux: {{namespace: {ns}, name: checkout}}\n"
     );
-    let setup = Setup {
-        work: work.path(),
-        prometheus: &prom.url,
-        namespace: &ns,
-        lease: &format!("slogate-{ns}"),
-        remote: Some(&remote_url),
-        resync: None,
-        pod_namespace: "slogate",
-        extra: &guard,
-    };
+    let lease = format!("slogate-{ns}");
+    let mut setup = Setup::new(work.path(), &prom.url, &ns, &lease);
+    setup.remote = Some(&remote_url);
+    setup.extra = &guard;
     let kubeconfig = slogate_kubeconfig(api, work.path());
     let mut daemon = Daemon::start(&setup, "a", "slogate-a", &kubeconfig, "info");
     let annotation = |kind: &str, name: &str| {
@@ -1149,27 +1122,7 @@ fn a_tls_failure_logs_its_cause_and_does_not_blame_rbac() {
     };
     let work = tempfile::tempdir().unwrap();
     let dir = work.path();
-    common::run_ok(
-        std::process::Command::new(&openssl)
-            .args([
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.crt",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=self-signed-ca",
-                "-addext",
-                "subjectAltName=IP:127.0.0.1",
-            ])
-            .current_dir(dir),
-    );
+    apiserver::make_certificates(dir);
     let port = free_port();
     let mut server = std::process::Command::new(&openssl)
         .args([
@@ -1199,16 +1152,7 @@ fn a_tls_failure_logs_its_cause_and_does_not_blame_rbac() {
         ),
     )
     .unwrap();
-    let setup = Setup {
-        work: dir,
-        prometheus: "http://127.0.0.1:9",
-        namespace: "default",
-        lease: "slogate",
-        remote: None,
-        resync: None,
-        pod_namespace: "slogate",
-        extra: "",
-    };
+    let setup = Setup::new(dir, "http://127.0.0.1:9", "default", "slogate");
     let mut daemon = Daemon::start(&setup, "a", "slogate-a", &kubeconfig, "info");
     wait_until("the Rollout list to fail", Duration::from_secs(60), || {
         daemon.alive();

@@ -85,8 +85,11 @@ fn openssl(args: &[&str], dir: &Path) {
     run_ok(Command::new("openssl").args(args).current_dir(dir));
 }
 
-/// A CA, a serving certificate for 127.0.0.1 signed by it, and the ServiceAccount key pair.
-fn make_certificates(dir: &Path) {
+/// In `dir`: a CA (`ca.crt`, `ca.key`; self-signed, CA:TRUE, with 127.0.0.1 among its
+/// names so that it can also play a misconfigured server's own certificate), a serving
+/// certificate for 127.0.0.1 signed by it (`server.crt`, `server.key`; CA:FALSE), and the
+/// ServiceAccount key pair (`sa.key`, `sa.pub`).
+pub fn make_certificates(dir: &Path) {
     openssl(
         &[
             "req",
@@ -102,6 +105,8 @@ fn make_certificates(dir: &Path) {
             "2",
             "-subj",
             "/CN=slogate-test-ca",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
         ],
         dir,
     );
