@@ -5,6 +5,7 @@
 //! explicitly (then they print why and return early). `./scripts/test` installs them.
 #![allow(dead_code)]
 
+pub mod apiserver;
 pub mod fake_api;
 pub mod git;
 pub mod tools;

@@ -509,10 +509,24 @@ impl LeaderElector for LeaseElector {
     }
 
     async fn run(&self, mut stop: watch::Receiver<bool>) -> Result<(), LeaderError> {
+        // The last failure warned about: a replica that cannot take part (TLS, RBAC) says
+        // why once, and again only when the reason changes.
+        let mut warned: Option<String> = None;
         while !*stop.borrow_and_update() {
             let started = Instant::now();
             let outcome = self.round().await;
             tracing::debug!(identity = %self.cfg.identity, ?outcome, "lease round");
+            match &outcome {
+                // A lost race (409) is the protocol working, not a failure to report.
+                Outcome::Failed(why)
+                    if warned.as_ref() != Some(why) && !why.contains(": conflict: ") =>
+                {
+                    tracing::warn!(identity = %self.cfg.identity, error = %why, "cannot take part in leader election; retrying");
+                    warned = Some(why.clone());
+                }
+                Outcome::Failed(_) => {}
+                _ => warned = None,
+            }
             let next = match outcome {
                 Outcome::Waiting { until, .. } => (started + self.cfg.renew_period).min(until),
                 _ => started + self.cfg.renew_period,

@@ -265,6 +265,11 @@ pub(crate) enum CallError {
     /// 409: resourceVersion conflict on update/patch, or AlreadyExists on create.
     Conflict(String),
     Timeout(Duration),
+    /// The API server was not reached, or not trusted: connection refused, DNS, a TLS
+    /// handshake that failed. The message is the whole error chain (the rustls reason too).
+    Transport(String),
+    /// The API server answered with another error status (403 from RBAC, 422, 500, …), or
+    /// its answer could not be read.
     Other(String),
 }
 
@@ -274,9 +279,36 @@ impl std::fmt::Display for CallError {
             CallError::NotFound => write!(f, "not found"),
             CallError::Conflict(m) => write!(f, "conflict: {m}"),
             CallError::Timeout(d) => write!(f, "timed out after {d:?}"),
+            CallError::Transport(m) => write!(f, "cannot reach the API server: {m}"),
             CallError::Other(m) => write!(f, "{m}"),
         }
     }
+}
+
+impl CallError {
+    /// Whether the API server answered at all (a status), so that RBAC or a missing CRD can
+    /// be the reason; a transport failure (TLS, connection) never is.
+    pub(crate) fn answered(&self) -> bool {
+        !matches!(self, CallError::Transport(_) | CallError::Timeout(_))
+    }
+}
+
+/// `error: cause: cause…`: an error with every `source()` below it. kube's own message for a
+/// failed connection is only `client error (Connect)`; the reason (e.g. rustls'
+/// `invalid peer certificate: Other(OtherError(CaUsedAsEndEntity))`) is further down.
+pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        // Wrappers often repeat their cause's text; say each thing once.
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = cause.source();
+    }
+    out
 }
 
 /// Run one API call under `timeout`, classifying its error.
@@ -292,7 +324,10 @@ pub(crate) async fn call<T>(
             409 => CallError::Conflict(status.message.clone()),
             code => CallError::Other(format!("HTTP {code} {}: {}", status.reason, status.message)),
         }),
-        Ok(Err(e)) => Err(CallError::Other(e.to_string())),
+        Ok(Err(e @ (::kube::Error::HyperError(_) | ::kube::Error::Service(_)))) => {
+            Err(CallError::Transport(error_chain(&e)))
+        }
+        Ok(Err(e)) => Err(CallError::Other(error_chain(&e))),
     }
 }
 

@@ -19,8 +19,11 @@
 //! `kubectl apply` takes effect at once instead of at the next resync. A change of status or
 //! metadata only (slogate's own status writes) keeps the same `metadata.generation` and is
 //! not a change. The watch is only a doorbell: what runs is always decided by a fresh list.
-//! A watch that cannot be opened (no `watch` in RBAC, API down) is logged once and leaves
-//! the resync to pick changes up.
+//! A watch the API server refuses (no `watch` in RBAC; or a 403 from an API server still
+//! filling its RBAC cache after a restart) is logged once and tried again after 30s
+//! (doubling to 5 minutes); one it does not answer (a control-plane restart) is tried again
+//! after 1s (doubling to 30s). The resync picks changes up meanwhile, and when the version
+//! watched from was compacted meanwhile, the 410 Gone that follows makes it list again.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -169,10 +172,15 @@ impl KubeRollouts {
                 lp = lp.continue_token(t);
             }
             let page = call(self.timeout, api.list(&lp)).await.map_err(|e| {
+                // Only an answer from the API server can mean RBAC or a missing CRD.
+                let hint = if e.answered() {
+                    "; slogate's service account needs `list` on rollouts.slogate.dev \
+                     (deploy/rbac.yaml), and the CRD must be installed (`slogate crd`)"
+                } else {
+                    "; check the kubeconfig's (or the in-cluster) server address and CA"
+                };
                 self.error(format!(
-                    "list slogate.dev/v1alpha1 rollouts {scope}: {e}; slogate's service account \
-                     needs `list` on rollouts.slogate.dev (deploy/rbac.yaml), and the CRD must \
-                     be installed (`slogate crd`)"
+                    "list slogate.dev/v1alpha1 rollouts {scope}: {e}{hint}"
                 ))
             })?;
             out.extend(page.items);
@@ -190,9 +198,8 @@ impl KubeRollouts {
 }
 
 impl KubeRollouts {
-    /// Log that `listed` cannot be watched (a warning the first time), and never resolve:
-    /// the resync picks changes up.
-    async fn cannot_watch(&self, listed: &Listed, error: &str) {
+    /// Log that `listed` cannot be watched (a warning the first time).
+    fn cannot_watch(&self, listed: &Listed, error: &str) {
         let scope = listed.namespace.as_deref().unwrap_or("all namespaces");
         if self.watch_warned.swap(true, Ordering::Relaxed) {
             tracing::debug!(scope, error, "cannot watch the Rollouts");
@@ -205,16 +212,22 @@ impl KubeRollouts {
                  rollouts.slogate.dev (deploy/rbac.yaml)"
             );
         }
-        std::future::pending().await
     }
 
-    /// Resolve when the scope changed since `listed`; never when it cannot be watched.
+    /// Resolve when the scope changed since `listed` (or its version expired: list again).
     async fn watch_scope(&self, mut listed: Listed) {
         let api = self.api(listed.namespace.as_deref());
         if listed.resource_version.is_empty() {
             // Nothing to start from (a server that gave no resourceVersion).
             return std::future::pending().await;
         }
+        // Backoff for reopening a watch the API server did not answer (connection refused
+        // during a control-plane restart, TLS): from WATCH_RETRY, doubling, at most 30s.
+        let mut unreachable = WATCH_RETRY;
+        // Backoff after a refusal (403): 30s doubling to 5 minutes, so that a service account
+        // without `watch` costs one request now and then, and one that gets it back (or an
+        // API server past its warm-up) is watched again.
+        let mut refused = Duration::from_secs(30);
         loop {
             let params = WatchParams::default().timeout(WATCH_SECONDS);
             let opened =
@@ -225,15 +238,36 @@ impl KubeRollouts {
                 // The version is too old to watch from, refused at once rather than as an
                 // event: list again.
                 Ok(Err(::kube::Error::Api(status))) if status.code == 410 => {
+                    tracing::debug!(code = status.code, reason = %status.message, "Rollout watch: list again");
                     tokio::time::sleep(WATCH_RETRY).await;
                     return;
                 }
-                Ok(Err(e)) => return self.cannot_watch(&listed, &e.to_string()).await,
+                // Refused by the API server: RBAC without `watch` (said once), or an API
+                // server still warming up after a restart (a 403 until its RBAC cache is
+                // filled). The resync picks changes up; the watch is tried again.
+                Ok(Err(e @ ::kube::Error::Api(_))) => {
+                    self.cannot_watch(&listed, &super::error_chain(&e));
+                    tokio::time::sleep(refused).await;
+                    refused = (refused * 2).min(Duration::from_secs(300));
+                    continue;
+                }
+                // Not answered: try again, from the same version, until the API server is
+                // back (a version compacted meanwhile is then refused with 410: list again).
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %super::error_chain(&e), retry_in = ?unreachable, "Rollout watch: the API server is not reachable");
+                    tokio::time::sleep(unreachable).await;
+                    unreachable = (unreachable * 2).min(Duration::from_secs(30));
+                    continue;
+                }
                 Err(_) => {
-                    let e = format!("no answer within {:?}", self.timeout);
-                    return self.cannot_watch(&listed, &e).await;
+                    tracing::debug!(timeout = ?self.timeout, retry_in = ?unreachable, "Rollout watch: no answer");
+                    tokio::time::sleep(unreachable).await;
+                    unreachable = (unreachable * 2).min(Duration::from_secs(30));
+                    continue;
                 }
             };
+            unreachable = WATCH_RETRY;
+            refused = Duration::from_secs(30);
             let mut stream = std::pin::pin!(stream);
             // The server ends the call after WATCH_SECONDS; a connection that went silent
             // without closing is given up a little after that.
@@ -253,10 +287,10 @@ impl KubeRollouts {
                             return Session::Changed;
                         }
                         Ok(WatchEvent::Error(status)) => {
-                            tracing::debug!(code = status.code, message = %status.message, "Rollout watch: list again");
+                            tracing::debug!(code = status.code, reason = %status.message, "Rollout watch: list again");
                             return Session::Expired;
                         }
-                        Err(e) => return Session::Broken(e.to_string()),
+                        Err(e) => return Session::Broken(super::error_chain(&e)),
                     }
                 }
                 Session::Ended
