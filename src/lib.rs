@@ -12,8 +12,10 @@
 pub mod adapters;
 pub mod analysis;
 pub mod cli;
+pub mod daemon;
 pub mod demo;
 pub mod guard;
+pub mod model;
 pub mod ports;
 pub mod promote;
 pub mod rollout;

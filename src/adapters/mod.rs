@@ -4,8 +4,10 @@
 pub mod argocd;
 pub mod git;
 pub mod kube;
+pub mod leader;
 pub mod notify;
 pub mod prometheus;
 pub mod rollout_files;
 pub mod state;
 pub mod traffic_file;
+pub mod versions;

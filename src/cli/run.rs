@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use super::{CliError, ExitStatus};
+use crate::daemon::{self, DaemonError};
 use crate::runtime::config::Config;
-use crate::runtime::daemon::{self, DaemonError};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

@@ -801,7 +801,7 @@ impl Demo {
 }
 
 /// The numbers an interval was judged on, for the analysis line.
-fn analysis_numbers(o: &crate::analysis::checks::IntervalObservation) -> String {
+fn analysis_numbers(o: &crate::rollout::checks::IntervalObservation) -> String {
     let mut parts = Vec::new();
     if let Some(e) = &o.error_counts {
         parts.push(format!(

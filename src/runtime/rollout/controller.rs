@@ -9,8 +9,8 @@
 //!    compare-and-swap), pending operator commands (`rollout-commands/<ns>/<name>`), the
 //!    route's weights, the workloads' versions ([`VersionSource`]), the interval's analysis
 //!    when one is due ([`crate::rollout::analysis_window`]: queries from
-//!    [`crate::analysis::checks::plan`] run through the `MetricsSource`, judged by
-//!    [`crate::analysis::checks::evaluate`]) and the error-budget guard's freeze of the
+//!    [`crate::rollout::checks::plan`] run through the `MetricsSource`, judged by
+//!    [`crate::rollout::checks::evaluate`]) and the error-budget guard's freeze of the
 //!    GitOps app (`guard/<app>`).
 //! 3. **Decide, store, apply.** `decide`; store `next` (compare-and-swap) *before* applying
 //!    the effects; apply them idempotently (their keys are idempotency keys); call `decide`
@@ -51,16 +51,16 @@ use tracing::Instrument;
 use super::analysis::run_interval;
 use super::commands::{self, read_queue, read_status, status_key, CommandOutcome, CommandResult};
 use super::promotion::{manifest_file, promote_edit};
-use super::versions::{VersionSource, WorkloadVersions};
-use crate::analysis::checks::{self, IntervalObservation};
+use crate::adapters::leader::{AlwaysLeader, Leadership};
 use crate::ports::gitops::{
     CommitOutcome, EditError, EditFn, GitOpsRepo, RevertOutcome, RevertRequest, Trailer,
 };
-use crate::ports::leader::{AlwaysLeader, LeaderElector, Leadership};
 use crate::ports::metrics::MetricsSource;
 use crate::ports::notify::{notify_all, Notification, Notifier};
 use crate::ports::state::{DecisionKind, DecisionRecord, StateError, StateStore};
 use crate::ports::traffic::{TrafficError, TrafficRouter, Weights};
+use crate::ports::versions::{VersionSource, WorkloadVersions};
+use crate::rollout::checks::{self, IntervalObservation};
 use crate::rollout::status::Verdict;
 use crate::rollout::{
     analysis_window, decide, CommandAction, Effect, EffectCompletion, EffectOutcome, Observations,
