@@ -30,13 +30,12 @@ pub(super) fn leader_election(
                 .filter(|v| !v.trim().is_empty())
         })
         .unwrap_or_else(|| "slogate".to_string());
-    let identity = LeaseConfig::identity_from_env()
-        .map_err(|e| DaemonError::Config(format!("leader_election: {e}")))?;
+    let identity = LeaseConfig::identity_from_env().map_err(DaemonError::LeaderElection)?;
     let elector = LeaseElector::new(
         need_kube(client, "leader_election")?,
         LeaseConfig::new(namespace, le.name.clone(), identity),
     )
-    .map_err(|e| DaemonError::Config(format!("leader_election: {e}")))?;
+    .map_err(DaemonError::LeaderElection)?;
     Ok((elector.leadership(), Some(Arc::new(elector))))
 }
 
@@ -72,18 +71,19 @@ pub(super) async fn kube_client(cfg: &Config) -> Result<Option<::kube::Client>, 
     crate::adapters::kube::client(crate::adapters::kube::DEFAULT_CALL_TIMEOUT)
         .await
         .map(Some)
-        .map_err(|e| DaemonError::Config(format!("{}: kube: {e}", uses_kube.join(", "))))
+        .map_err(|source| DaemonError::Kube {
+            keys: uses_kube.join(", "),
+            source,
+        })
 }
 
 /// The client of [`kube_client`], which exists whenever a key says `kube`.
 pub(super) fn need_kube(
     client: &Option<::kube::Client>,
-    key: &str,
+    key: &'static str,
 ) -> Result<::kube::Client, DaemonError> {
-    client.clone().ok_or_else(|| {
-        // Unreachable: `kube_client` builds one whenever a key says kube.
-        DaemonError::Config(format!("{key}: kube: no Kubernetes client"))
-    })
+    // Unreachable: `kube_client` builds one whenever a key says kube.
+    client.clone().ok_or(DaemonError::NoKubeClient { key })
 }
 
 /// The state store `state.backend` names: the file store on `state.dir`, or the shared
@@ -103,7 +103,7 @@ pub(super) async fn state_store(
             tracing::warn!("state.dir: {e}; the state store and the decision log are disabled");
             return Ok(None);
         }
-        Err(e) => return Err(DaemonError::Config(format!("state.dir: {e}"))),
+        Err(e) => return Err(DaemonError::StateDir(e)),
     };
     match cfg.state.backend {
         StateBackend::File => Ok(Some(files)),
@@ -112,7 +112,7 @@ pub(super) async fn state_store(
             let namespace = cfg
                 .state
                 .kube_namespace(pod_namespace)
-                .map_err(DaemonError::Config)?;
+                .map_err(DaemonError::StateNamespace)?;
             let client = need_kube(client, "state.backend")?;
             tracing::info!(%namespace, "state documents and the shared decision log in ConfigMaps; this replica's complete decision log in state.dir");
             Ok(Some(Arc::new(crate::adapters::kube::ConfigMapStore::new(

@@ -34,10 +34,59 @@ use crate::slo::AlertWindows;
 
 pub use crate::runtime::slo_loop::{jittered, CycleSummary, GuardRequest};
 
+/// Why the daemon could not start or stopped. Every variant but `Bind` and `Server` is a
+/// configuration problem (exit 2), named by its key; the cause is kept as the source.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
+    #[error("evaluation.windows_file: {0}")]
+    Windows(#[source] crate::slo::windows::WindowsError),
+    #[error("prometheus.url: {0}")]
+    Prometheus(#[source] crate::ports::metrics::MetricsError),
+    #[error("notifications: {0}")]
+    Notifications(#[source] crate::ports::notify::NotifyError),
+    #[error("gitops: {0}")]
+    GitOps(#[source] crate::ports::gitops::GitOpsError),
+    /// The API token could not be read (the message names the secret's source, never its
+    /// value).
+    #[error("api.token: {0}")]
+    ApiToken(#[source] crate::ports::gitops::GitOpsError),
+    #[error("argocd: {0}")]
+    ArgoCd(#[source] crate::ports::sync::SyncError),
+    #[error("guard.apps[{index}].argocd: {source}")]
+    GuardArgoCd {
+        index: usize,
+        #[source]
+        source: crate::ports::sync::SyncError,
+    },
+    #[error("state.dir: {0}")]
+    StateDir(#[source] crate::ports::state::StateError),
+    /// `state.namespace` (or `POD_NAMESPACE`) is missing or invalid; the message names it.
     #[error("{0}")]
-    Config(String),
+    StateNamespace(String),
+    #[error("leader_election: {0}")]
+    LeaderElection(#[source] crate::ports::leader::LeaderError),
+    /// The Kubernetes client the `keys` asked for could not be built.
+    #[error("{keys}: kube: {source}")]
+    Kube {
+        keys: String,
+        #[source]
+        source: crate::adapters::kube::ClientError,
+    },
+    #[error("{key}: kube: no Kubernetes client")]
+    NoKubeClient { key: &'static str },
+    #[error("webhook: alerts are recorded in state.dir ({}), which cannot be opened", .dir.display())]
+    WebhookStateDir { dir: std::path::PathBuf },
+    #[error("webhook: {0}")]
+    Webhook(#[source] crate::runtime::webhook::WebhookError),
+    #[error("{0}")]
+    RolloutSource(#[source] crate::ports::rollouts::RolloutSourceError),
+    /// Problems in the Rollout files at start, one per line.
+    #[error("rollouts.paths: {}", .0.join("\n"))]
+    RolloutFiles(Vec<String>),
+    #[error("rollouts: their decision log is kept in state.dir ({}), which cannot be opened", .dir.display())]
+    RolloutsStateDir { dir: std::path::PathBuf },
+    #[error("rollouts.versions_file: expected a file naming each rollout's versions, or `rollouts.versions: kube`")]
+    NoVersionsFile,
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: std::net::SocketAddr,
@@ -46,6 +95,34 @@ pub enum DaemonError {
     },
     #[error("HTTP server failed: {0}")]
     Server(#[source] std::io::Error),
+}
+
+impl DaemonError {
+    /// Whether the configuration is at fault (exit 2) rather than the machine (exit 1).
+    pub fn is_config(&self) -> bool {
+        !matches!(self, DaemonError::Bind { .. } | DaemonError::Server(_))
+    }
+
+    /// A short, stable name of the kind of failure, for logs and metrics labels.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            DaemonError::Windows(_) => "windows",
+            DaemonError::Prometheus(_) => "prometheus",
+            DaemonError::Notifications(_) => "notifications",
+            DaemonError::GitOps(_) => "gitops",
+            DaemonError::ApiToken(_) => "api_token",
+            DaemonError::ArgoCd(_) | DaemonError::GuardArgoCd { .. } => "argocd",
+            DaemonError::StateDir(_) => "state_dir",
+            DaemonError::StateNamespace(_) => "state_namespace",
+            DaemonError::LeaderElection(_) => "leader_election",
+            DaemonError::Kube { .. } | DaemonError::NoKubeClient { .. } => "kube",
+            DaemonError::WebhookStateDir { .. } | DaemonError::Webhook(_) => "webhook",
+            DaemonError::RolloutSource(_) | DaemonError::RolloutFiles(_) => "rollout_source",
+            DaemonError::RolloutsStateDir { .. } | DaemonError::NoVersionsFile => "rollouts",
+            DaemonError::Bind { .. } => "bind",
+            DaemonError::Server(_) => "server",
+        }
+    }
 }
 
 /// What the configuration wires together, shared by the loops and the rollouts.
@@ -67,10 +144,7 @@ fn wire(
     states: Option<Arc<dyn StateStore>>,
 ) -> Result<Wired, DaemonError> {
     let catalog = match &cfg.evaluation.windows_file {
-        Some(f) => Some(
-            AlertWindows::from_file(f)
-                .map_err(|e| DaemonError::Config(format!("evaluation.windows_file: {e}")))?,
-        ),
+        Some(f) => Some(AlertWindows::from_file(f).map_err(DaemonError::Windows)?),
         None => None,
     };
     let settings = WindowSettings {
@@ -78,14 +152,14 @@ fn wire(
         catalog,
     };
     let source = Prometheus::new(&cfg.prometheus.url, cfg.prometheus.timeout.as_std())
-        .map_err(|e| DaemonError::Config(format!("prometheus.url: {e}")))?;
+        .map_err(DaemonError::Prometheus)?;
     let notifiers = crate::adapters::notify::build_notifiers(&cfg.notifications)
-        .map_err(|e| DaemonError::Config(format!("notifications: {e}")))?;
+        .map_err(DaemonError::Notifications)?;
     // One work tree, one adapter: the guard and the rollouts share it (and its lock).
     let repo: Option<Arc<dyn GitOpsRepo>> = match cfg.repo_config() {
-        Some(rc) if !cfg.guard.apps.is_empty() || cfg.rollouts.enabled() => Some(Arc::new(
-            GitCli::new(rc).map_err(|e| DaemonError::Config(format!("gitops: {e}")))?,
-        )),
+        Some(rc) if !cfg.guard.apps.is_empty() || cfg.rollouts.enabled() => {
+            Some(Arc::new(GitCli::new(rc).map_err(DaemonError::GitOps)?))
+        }
         _ => None,
     };
     let defaults = AppState::default();
@@ -103,10 +177,7 @@ fn wire(
         _ => None,
     };
     let api_token = match &cfg.api.token {
-        Some(src) => Some(
-            src.read()
-                .map_err(|e| DaemonError::Config(format!("api.token: {e}")))?,
-        ),
+        Some(src) => Some(src.read().map_err(DaemonError::ApiToken)?),
         None => None,
     };
     let state = AppState {
@@ -144,17 +215,16 @@ fn sync_triggers(
     use crate::ports::sync::SyncTrigger;
     let mut out: std::collections::HashMap<String, Arc<dyn SyncTrigger>> = Default::default();
     let argocd = match &cfg.argocd {
-        Some(a) if cfg.guard.apps.iter().any(|x| x.argocd.is_some()) => Some(
-            crate::adapters::argocd::ArgoCdClient::new(a)
-                .map_err(|e| DaemonError::Config(format!("argocd: {e}")))?,
-        ),
+        Some(a) if cfg.guard.apps.iter().any(|x| x.argocd.is_some()) => {
+            Some(crate::adapters::argocd::ArgoCdClient::new(a).map_err(DaemonError::ArgoCd)?)
+        }
         _ => None,
     };
     for (i, app) in cfg.guard.apps.iter().enumerate() {
         if let (Some(a), Some(client)) = (&app.argocd, &argocd) {
             let t = client
                 .app(a.clone())
-                .map_err(|e| DaemonError::Config(format!("guard.apps[{i}].argocd: {e}")))?;
+                .map_err(|source| DaemonError::GuardArgoCd { index: i, source })?;
             out.insert(app.name.clone(), Arc::new(t));
         }
         if let Some(f) = &app.flux {
@@ -240,10 +310,9 @@ pub async fn run_with_alerts(
         });
     let extra = if cfg.webhook.enabled {
         let Some(store) = d.state.store.clone() else {
-            return Err(DaemonError::Config(format!(
-                "webhook: alerts are recorded in state.dir ({}), which cannot be opened",
-                cfg.state.dir.display()
-            )));
+            return Err(DaemonError::WebhookStateDir {
+                dir: cfg.state.dir.clone(),
+            });
         };
         let (ws, triggers) = crate::runtime::webhook::WebhookState::from_config(
             &cfg.webhook,
@@ -251,7 +320,7 @@ pub async fn run_with_alerts(
             Arc::new(d.slos.slo_ids().clone()),
             d.state.metrics.webhook.clone(),
         )
-        .map_err(|e| DaemonError::Config(format!("webhook: {e}")))?;
+        .map_err(DaemonError::Webhook)?;
         forward_alerts(
             triggers,
             alert_tx.clone(),

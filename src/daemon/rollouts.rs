@@ -34,18 +34,12 @@ pub(super) async fn build_rollouts(
     let source: Arc<dyn RolloutSource> = match rc.source {
         RolloutSourceKind::File => {
             let files = crate::adapters::rollout_files::FileRollouts::new(rc.paths.clone());
-            let set = files
-                .list()
-                .await
-                .map_err(|e| DaemonError::Config(e.to_string()))?;
+            let set = files.list().await.map_err(DaemonError::RolloutSource)?;
             for w in &set.warnings {
                 tracing::warn!("{w}");
             }
             if !set.errors.is_empty() {
-                return Err(DaemonError::Config(format!(
-                    "rollouts.paths: {}",
-                    set.errors.join("\n")
-                )));
+                return Err(DaemonError::RolloutFiles(set.errors));
             }
             Arc::new(files)
         }
@@ -57,10 +51,9 @@ pub(super) async fn build_rollouts(
     // Commands are in the `state.backend` store and the decision log in state.dir, whatever
     // `rollouts.state` says.
     let Some(documents) = d.state.store.clone() else {
-        return Err(DaemonError::Config(format!(
-            "rollouts: their decision log is kept in state.dir ({}), which cannot be opened",
-            cfg.state.dir.display()
-        )));
+        return Err(DaemonError::RolloutsStateDir {
+            dir: cfg.state.dir.clone(),
+        });
     };
     let store: Arc<dyn StateStore> = match rc.state {
         RolloutStateKind::File => documents,
@@ -69,18 +62,14 @@ pub(super) async fn build_rollouts(
             documents,
         )),
     };
-    let versions: Arc<dyn crate::runtime::rollout::VersionSource> = match (rc.versions, &rc.versions_file)
-    {
-        (VersionsKind::Kube, _) => Arc::new(crate::adapters::kube::KubeVersions::new(
-            need_kube(client, "rollouts.versions")?,
-        )),
-        (VersionsKind::File, Some(f)) => Arc::new(FileVersions::new(f.clone())),
-        (VersionsKind::File, None) => {
-            return Err(DaemonError::Config(
-                "rollouts.versions_file: expected a file naming each rollout's versions, or `rollouts.versions: kube`".into(),
-            ))
-        }
-    };
+    let versions: Arc<dyn crate::runtime::rollout::VersionSource> =
+        match (rc.versions, &rc.versions_file) {
+            (VersionsKind::Kube, _) => Arc::new(crate::adapters::kube::KubeVersions::new(
+                need_kube(client, "rollouts.versions")?,
+            )),
+            (VersionsKind::File, Some(f)) => Arc::new(FileVersions::new(f.clone())),
+            (VersionsKind::File, None) => return Err(DaemonError::NoVersionsFile),
+        };
     let router_client = match rc.router {
         RouterKind::Kube => Some(need_kube(client, "rollouts.router")?),
         RouterKind::File => None,

@@ -5,6 +5,7 @@
 
 pub mod alerts;
 pub mod config;
+pub mod effects;
 pub mod evaluator;
 pub mod guard;
 pub mod metrics;

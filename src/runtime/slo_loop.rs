@@ -15,7 +15,7 @@ use tracing::Instrument;
 
 use super::evaluator::{self, Evaluation, Target};
 use super::guard::GuardRuntime;
-use super::metrics::SloLabels;
+use super::metrics::{KindLabels, SloLabels};
 use super::server::AppState;
 use super::slo_store::SloStore;
 use super::webhook::SloIds;
@@ -129,7 +129,15 @@ impl SloLoop {
                     }
                 }
                 Err(e) => {
-                    tracing::error!(app = %app, "guard run failed: {e}");
+                    tracing::error!(app = %app, kind = e.metric_label(), "guard run failed: {e}");
+                    self.state
+                        .metrics
+                        .guard
+                        .failures
+                        .get_or_create(&KindLabels {
+                            kind: e.metric_label().into(),
+                        })
+                        .inc();
                     errors.push(format!("guard {app}: {e}"));
                 }
             }
