@@ -9,10 +9,10 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use chrono::{TimeZone, Utc};
-use slogate::analysis::checks::{
+use slogate::ports::traffic::Weights;
+use slogate::rollout::checks::{
     check_threshold, AnalysisWindow, ErrorCountSample, IntervalObservation,
 };
-use slogate::ports::traffic::Weights;
 use slogate::rollout::status::CountBatch;
 use slogate::rollout::{decide, Observations, Phase, RolloutStatus};
 

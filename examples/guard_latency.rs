@@ -145,7 +145,7 @@ async fn main() {
     std::fs::write(root.join("slogate.yaml"), cfg).unwrap();
     let cfg = slogate::runtime::config::Config::load(&root.join("slogate.yaml")).unwrap();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let daemon = tokio::spawn(slogate::runtime::daemon::run(cfg, async move {
+    let daemon = tokio::spawn(slogate::daemon::run(cfg, async move {
         let _ = stop_rx.await;
     }));
 

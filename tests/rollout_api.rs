@@ -440,7 +440,7 @@ async fn the_daemon_runs_the_rollouts_of_its_config() {
     )
     .unwrap();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let daemon = tokio::spawn(slogate::runtime::daemon::run(cfg, async move {
+    let daemon = tokio::spawn(slogate::daemon::run(cfg, async move {
         let _ = stop_rx.await;
     }));
     let base = format!("http://127.0.0.1:{port}");

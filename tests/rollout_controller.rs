@@ -24,6 +24,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
 use common::git::GitRemote;
 use slogate::adapters::git::{GitCli, RepoConfig};
+use slogate::adapters::leader::leadership_channel;
 use slogate::adapters::state::FileStore;
 use slogate::adapters::traffic_file::FileRouter;
 use slogate::guard::decide::AppGuard;
@@ -31,7 +32,6 @@ use slogate::ports::gitops::{
     parse_trailers, trailer_values, CommitInfo, CommitOutcome, EditFn, GitOpsError, GitOpsRepo,
     RevertOutcome, RevertRequest, Sha, Trailer,
 };
-use slogate::ports::leader::leadership_channel;
 use slogate::ports::metrics::{MetricsError, MetricsSource, Sample, Series};
 use slogate::ports::notify::{Notification, Notifier, NotifyError};
 use slogate::ports::state::{DecisionKind, DecisionQuery, StateStore};

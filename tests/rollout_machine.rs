@@ -6,10 +6,10 @@
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use slogate::analysis::checks::{
+use slogate::ports::traffic::Weights;
+use slogate::rollout::checks::{
     check_threshold, AnalysisWindow, ErrorCountSample, IntervalObservation,
 };
-use slogate::ports::traffic::Weights;
 use slogate::rollout::load::from_yaml_str;
 use slogate::rollout::status::{AnalysisSummary, PausedFrom, PendingKind, Verdict};
 use slogate::rollout::{

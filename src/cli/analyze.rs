@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use super::{CliError, ExitStatus};
 use crate::adapters::prometheus::Prometheus;
-use crate::analysis::checks::{self, AnalysisWindow, CheckKind, CheckResult, Versions};
+use crate::rollout::checks::{self, AnalysisWindow, CheckKind, CheckResult, Versions};
 use crate::rollout::status::Verdict;
 use crate::rollout::Rollout;
 use crate::runtime::rollout::analysis::run_interval;

@@ -1,7 +1,7 @@
 //! Command-line front end. Each subcommand lives in its own file with its clap arguments and
 //! a `run` function returning an [`ExitStatus`] or a [`CliError`].
 //!
-//! Exit codes (DESIGN.md): 0 success, 1 a gate or check said no, 2 bad input.
+//! Exit codes: 0 success, 1 a gate or check said no, 2 bad input.
 
 use std::process::ExitCode;
 

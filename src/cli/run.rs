@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use super::{CliError, ExitStatus};
+use crate::daemon::{self, DaemonError};
 use crate::runtime::config::Config;
-use crate::runtime::daemon::{self, DaemonError};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -37,8 +37,9 @@ pub fn run(args: Args) -> Result<ExitStatus, CliError> {
 }
 
 fn daemon_error(e: DaemonError) -> CliError {
-    match e {
-        DaemonError::Config(m) => CliError::Input(m),
-        other => CliError::Runtime(other.to_string()),
+    if e.is_config() {
+        CliError::Input(e.to_string())
+    } else {
+        CliError::Runtime(e.to_string())
     }
 }

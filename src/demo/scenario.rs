@@ -35,6 +35,8 @@ use crate::ports::gitops::GitOpsRepo;
 use crate::ports::notify::{Notification, Notifier, NotifyError, Severity};
 use crate::ports::state::{DecisionQuery, DecisionRecord, StateStore};
 use crate::ports::traffic::Weights;
+use crate::promote::state::StoreState;
+use crate::promote::usecase;
 use crate::rollout::{PhaseName, Rollout};
 use crate::runtime::evaluator::{self, Target};
 use crate::runtime::guard::GuardRuntime;
@@ -787,7 +789,24 @@ impl Demo {
             Tone::Plain,
             &format!("$ {}", shell_words(&argv[..])),
         );
-        let (code, report) = crate::cli::promote::run_in_process(&argv).await;
+        // What the command line above asks for, run by the promote use case in-process.
+        let store = FileStore::open(&state).map_err(step)?;
+        let req = usecase::Request {
+            git: usecase::GitRequest::new(remote.clone(), "main"),
+            workdir: Some(PathBuf::from(&workdir)),
+            source: STAGING.into(),
+            target: PROD.into(),
+            image: Some(format!("{CANARY_IMAGE}=v4")),
+            new_name: None,
+            slo: None,
+            min_budget_remaining: 0.0,
+            app: Some(APP.into()),
+            override_reason: None,
+            require_approval: false,
+            state: Some(Arc::new(StoreState::new(Arc::new(store), "cli"))),
+            dry_run: false,
+        };
+        let (code, report) = usecase::run_to_exit_code(&req).await;
         for l in report.text().lines() {
             self.view.line(&format!("           {l}"));
         }
@@ -801,7 +820,7 @@ impl Demo {
 }
 
 /// The numbers an interval was judged on, for the analysis line.
-fn analysis_numbers(o: &crate::analysis::checks::IntervalObservation) -> String {
+fn analysis_numbers(o: &crate::rollout::checks::IntervalObservation) -> String {
     let mut parts = Vec::new();
     if let Some(e) = &o.error_counts {
         parts.push(format!(

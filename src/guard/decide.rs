@@ -24,8 +24,8 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::state::{AppGuardState, Breach, Candidate, KnownGood, Notified, RevertRecord};
-use crate::ports::gitops::{CommitInfo, RevertRequest};
-use crate::ports::notify::{Notification, Severity};
+use crate::model::commit::{CommitInfo, RevertRequest};
+use crate::model::notify::{Notification, Severity};
 use crate::slo::budget::{action_for, Action, BudgetReport};
 use crate::slo::model::Guard;
 
@@ -400,7 +400,7 @@ fn freeze(
         .commits
         .iter()
         .filter(|c| c.is_slogate_revert())
-        .flat_map(|c| crate::ports::gitops::reverted_shas(&c.trailers))
+        .flat_map(|c| crate::model::trailers::reverted_shas(&c.trailers))
         .collect();
     let deploys: Vec<&CommitInfo> = obs
         .commits

@@ -6,6 +6,7 @@ pub mod leader;
 pub mod metrics;
 pub mod notify;
 pub mod rollouts;
+pub mod slo_index;
 pub mod state;
 pub mod sync;
 pub mod traffic;

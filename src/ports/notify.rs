@@ -1,33 +1,9 @@
 //! The `Notifier` port: tell humans what slogate did. A failing notifier never blocks or
 //! undoes an action: callers log the error and go on.
 
-use std::collections::BTreeMap;
-
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Info,
-    Warning,
-    Critical,
-}
-
-/// One message.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Notification {
-    pub severity: Severity,
-    /// What it is about (app, rollout, SLO id).
-    pub subject: String,
-    /// One line.
-    pub title: String,
-    /// A few lines of detail.
-    pub text: String,
-    /// Key facts shown as a table: budget consumed, commit shas, weights…
-    #[serde(default)]
-    pub fields: BTreeMap<String, String>,
-}
+pub use crate::model::notify::{Notification, Severity};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NotifyError {

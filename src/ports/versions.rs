@@ -5,7 +5,7 @@
 //!
 //! Implementations: `crate::adapters::kube::KubeVersions` (the workloads' pod template
 //! label, in a cluster), and `FileVersions` / `StaticVersions` in
-//! `crate::runtime::rollout::versions` (a file for local runs, memory for tests and the
+//! `crate::adapters::versions` (a file for local runs, memory for tests and the
 //! demo).
 
 use async_trait::async_trait;

@@ -17,8 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::image::{self, ImageRef};
 
-/// The state-store key prefix of approval documents.
-pub const PREFIX: &str = "promote-approval/";
+pub use crate::model::approval::{Approval, PREFIX};
 
 /// One exact change to a target overlay.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,23 +69,6 @@ impl Change {
 /// True when `k` looks like an approval key.
 pub fn valid_key(k: &str) -> bool {
     k.len() == 64 && k.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-}
-
-/// A recorded approval: the approval document.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Approval {
-    pub key: String,
-    pub repo: String,
-    pub target: String,
-    pub image: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tag: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub digest: Option<String>,
-    pub actor: String,
-    pub at: DateTime<Utc>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub comment: Option<String>,
 }
 
 impl Approval {

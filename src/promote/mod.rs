@@ -1,7 +1,9 @@
 //! `slogate promote`: move an image from one Kustomize overlay to the next (staging →
 //! prod) when the source environment's SLOs allow it.
 //!
-//! The pure parts live here; the command itself is `crate::cli::promote`.
+//! - `usecase`: the promotion itself (fetch, overlays, gates, commit, decision record),
+//!   called by `slogate promote` (`crate::cli::promote`, which checks the flags) and the
+//!   demo;
 //! - `image`: the `NAME[=TAG|@DIGEST]` syntax;
 //! - `kustomize`: the comment-preserving edit of a kustomization's `images:` list;
 //! - `gate`: the gates (input, SLOs of the source, freeze of the target, approval) and the
@@ -19,3 +21,4 @@ pub mod gate;
 pub mod image;
 pub mod kustomize;
 pub mod state;
+pub mod usecase;

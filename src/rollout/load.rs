@@ -28,7 +28,7 @@ use serde_yaml::Value as Yaml;
 
 use super::schema::{self, describe};
 use super::spec::{Rollout, API_VERSION, BUILTIN_METRICS, GROUP, KIND};
-use crate::analysis::checks;
+use crate::rollout::checks;
 use crate::slo::spec::{expand_paths, Diagnostic, Severity};
 
 /// A Rollout read from a file.

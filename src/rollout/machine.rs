@@ -5,8 +5,8 @@
 //!
 //! 1. read the status from the store and gather [`Observations`]: the versions the stable
 //!    and canary workloads run, the route's weights, the analysis of the interval that
-//!    [`analysis_window`] says is due (queries from [`crate::analysis::checks::plan`], checks
-//!    from [`crate::analysis::checks::evaluate`]), operator commands, the completions of the
+//!    [`analysis_window`] says is due (queries from [`crate::rollout::checks::plan`], checks
+//!    from [`crate::rollout::checks::evaluate`]), operator commands, the completions of the
 //!    effects it applied, and whether the error-budget guard froze deliveries;
 //! 2. `decide`;
 //! 3. **store `next` first** (compare-and-swap), then apply `effects` in order;
@@ -68,9 +68,9 @@ use super::status::{
     AnalysisSummary, PausedFrom, PendingEffect, PendingKind, Phase, PhaseName, RolloutStatus,
     Verdict,
 };
-use crate::analysis::checks::{self, AnalysisWindow, IntervalObservation, Versions};
-use crate::ports::notify::Severity;
-use crate::ports::traffic::Weights;
+use crate::model::notify::Severity;
+use crate::model::traffic::Weights;
+use crate::rollout::checks::{self, AnalysisWindow, IntervalObservation, Versions};
 use crate::slo::PromDuration;
 
 /// A revert is given up after this many failed attempts (and reported).

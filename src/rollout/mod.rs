@@ -5,8 +5,12 @@
 //! - [`schema`]: the CRD generated from the types (`slogate crd`) and the structural schema
 //!   check that `validate` uses;
 //! - [`load`]: reading Rollout files with the same diagnostics as SLO files;
+//! - [`checks`]: one analysis interval: query templates and built-in Istio queries,
+//!   threshold, comparative (judge) and sequential error-count checks, and the interval's
+//!   verdict, where no data is inconclusive and never a pass;
 //! - [`machine`]: `decide(rollout, status, observations, now) -> Decision`, pure.
 
+pub mod checks;
 pub mod load;
 pub mod machine;
 pub mod schema;

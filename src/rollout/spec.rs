@@ -26,7 +26,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::ports::traffic::{BackendRef, IstioDestinations, TrafficTarget};
+use crate::model::traffic::{BackendRef, IstioDestinations, TrafficTarget};
 use crate::slo::PromDuration;
 
 /// `apiVersion` of the Rollout resource.

@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::ports::traffic::Weights;
+use crate::model::traffic::Weights;
 
 /// Where a rollout is. Serialized flat into the status: `phase` names the variant and the
 /// variant's fields sit next to it.

@@ -1,7 +1,7 @@
 //! The guard at run time: reads an app's state and commits, calls the pure
 //! [`crate::guard::decide::decide`], stores the next state (compare-and-swap) *before*
 //! applying the effects, then reverts through the GitOps port, requests a sync, notifies and
-//! writes the decision log.
+//! writes the decision log, all through the effect executor ([`super::effects`]).
 //!
 //! Runs for one app are serialised in this process by a per-app mutex; across processes and
 //! restarts the compare-and-swap on the state document and the revert's idempotency key
@@ -17,9 +17,10 @@ use serde_json::json;
 use crate::guard::decide::{self, AppGuard, Effect, Observation, Trigger};
 use crate::guard::state::{self as gstate, AppGuardState, KnownGood, Override};
 use crate::ports::gitops::{GitOpsError, GitOpsRepo, RevertOutcome};
-use crate::ports::notify::{notify_all, Notification, Notifier, Severity};
+use crate::ports::notify::{Notification, Notifier, Severity};
 use crate::ports::state::{DecisionKind, DecisionRecord, StateError, StateStore, Versioned};
 use crate::ports::sync::SyncTrigger;
+use crate::runtime::effects::{Executor, StoreLog};
 use crate::runtime::metrics::{AppLabels, AppSloLabels, GuardMetrics};
 use crate::slo::budget::BudgetReport;
 
@@ -35,6 +36,20 @@ pub enum GuardError {
     Git(#[from] GitOpsError),
     #[error("guard state of `{0}` kept changing concurrently; gave up")]
     Contended(String),
+}
+
+impl GuardError {
+    /// A short, stable name of the kind of failure: the `kind` label of
+    /// `slogate_guard_failures_total`.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            GuardError::UnknownApp(_) => "unknown_app",
+            GuardError::State(_) => "state",
+            GuardError::Decode { .. } => "decode",
+            GuardError::Git(_) => "git",
+            GuardError::Contended(_) => "contended",
+        }
+    }
 }
 
 /// What one run did, for logs, tests and the demo.
@@ -53,8 +68,8 @@ pub struct GuardRuntime {
     apps: Vec<AppGuard>,
     store: Arc<dyn StateStore>,
     repo: Arc<dyn GitOpsRepo>,
-    syncs: HashMap<String, Arc<dyn SyncTrigger>>,
-    notifiers: Vec<Arc<dyn Notifier>>,
+    /// Reverts, syncs, notifications and the decision log.
+    exec: Executor,
     locks: HashMap<String, tokio::sync::Mutex<()>>,
     metrics: GuardMetrics,
 }
@@ -73,12 +88,17 @@ impl GuardRuntime {
             .iter()
             .map(|a| (a.app.clone(), tokio::sync::Mutex::new(())))
             .collect();
+        // No bound on the revert itself: the git adapter bounds each git command.
+        let exec = Executor::new()
+            .with_repo(Some(repo.clone()), None)
+            .with_syncs(syncs)
+            .with_notifiers(notifiers)
+            .with_log(Arc::new(StoreLog(store.clone())));
         GuardRuntime {
             apps,
             store,
             repo,
-            syncs,
-            notifiers,
+            exec,
             locks,
             metrics: GuardMetrics::default(),
         }
@@ -209,15 +229,11 @@ impl GuardRuntime {
 
     async fn record(&self, rec: DecisionRecord, report: &mut RunReport) {
         report.actions.push(rec.action.clone());
-        if let Err(e) = self.store.append_decision(&rec).await {
-            tracing::error!(subject = %rec.subject, action = %rec.action, "cannot write the decision log: {e}");
-        }
+        self.exec.record(&rec).await;
     }
 
     async fn notify(&self, n: &Notification) {
-        for e in notify_all(&self.notifiers, n).await {
-            tracing::warn!(subject = %n.subject, "notification failed: {e}");
-        }
+        self.exec.notify(n.clone(), false).await;
     }
 
     async fn apply(
@@ -252,7 +268,7 @@ impl GuardRuntime {
             Effect::Notify(n) => self.notify(&n).await,
             Effect::Revert { request, action } => {
                 let key = request.breach_id.clone();
-                let result = self.repo.revert(&request).await;
+                let result = self.exec.revert(&request).await;
                 let (outcome, sha, reverted) = match &result {
                     Ok(o) => describe(o),
                     Err(e) => (format!("error: {e}"), None, Vec::new()),
@@ -285,11 +301,7 @@ impl GuardRuntime {
                 });
                 self.record(rec, report).await;
                 if matches!(result, Ok(RevertOutcome::Reverted { .. })) {
-                    if let Some(sync) = self.syncs.get(&app.app) {
-                        if let Err(e) = sync.request_sync(sha.as_deref()).await {
-                            tracing::warn!(app = %app.app, "sync request failed: {e}");
-                        }
-                    }
+                    self.exec.request_sync(&app.app, sha.as_deref()).await;
                 }
                 // A rollback and a rollback that could not be made (conflict, error) are
                 // equally urgent; only "nothing to revert" is informational.

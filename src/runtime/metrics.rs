@@ -442,6 +442,12 @@ pub struct AppSloLabels {
     pub slo: String,
 }
 
+/// `kind` of a failure: the error's `metric_label()`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    pub kind: String,
+}
+
 /// Metrics of the error-budget guard. Cloning shares the series.
 #[derive(Clone, Debug, Default)]
 pub struct GuardMetrics {
@@ -449,6 +455,8 @@ pub struct GuardMetrics {
     pub frozen: Family<AppLabels, Gauge>,
     /// Revert commits the guard pushed.
     pub rollbacks: Family<AppSloLabels, Counter>,
+    /// Guard runs that failed, by kind (`GuardError::metric_label`).
+    pub failures: Family<KindLabels, Counter>,
 }
 
 impl GuardMetrics {
@@ -462,6 +470,11 @@ impl GuardMetrics {
             "slogate_guard_rollbacks",
             "Revert commits pushed by the error-budget guard, per app and SLO",
             self.rollbacks.clone(),
+        );
+        registry.register(
+            "slogate_guard_failures",
+            "Guard runs that failed, by kind of error",
+            self.failures.clone(),
         );
     }
 }
@@ -489,6 +502,8 @@ pub struct RolloutMetrics {
     pub specs: Family<SpecStateLabels, Gauge>,
     /// Readings of the rollout source that failed (API down, unreadable files).
     pub source_errors: Counter,
+    /// Reconciles that failed, by kind (`RolloutError::metric_label`).
+    pub reconcile_failures: Family<KindLabels, Counter>,
 }
 
 /// `slogate_rollouts{state}`.
@@ -543,6 +558,11 @@ impl RolloutMetrics {
             "slogate_rollout_source_errors",
             "Readings of the rollout source (rollouts.paths or the cluster's Rollouts) that failed",
             self.source_errors.clone(),
+        );
+        registry.register(
+            "slogate_rollout_reconcile_failures",
+            "Rollout reconciles that failed, by kind of error",
+            self.reconcile_failures.clone(),
         );
     }
 

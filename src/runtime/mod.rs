@@ -1,13 +1,17 @@
 //! The daemon runtime and the services it shares with the CLI: evaluation of SLOs through
-//! the ports, configuration, the scheduler, the HTTP server and self-metrics.
+//! the ports, configuration, the SLO evaluation loop ([`slo_loop`]), alert intake
+//! ([`alerts`]), the state sweep ([`state_gc`]), the guard and rollout runtimes, the HTTP
+//! server and self-metrics. The composition root that wires them is `crate::daemon`.
 
+pub mod alerts;
 pub mod config;
-pub mod daemon;
+pub mod effects;
 pub mod evaluator;
 pub mod guard;
 pub mod metrics;
 pub mod rollout;
 pub mod server;
+pub mod slo_loop;
 pub mod slo_store;
 pub mod state_gc;
 pub mod webhook;

@@ -19,13 +19,16 @@
 //! [`expired`] is the pure rule; [`sweep`] reads, judges and deletes. The daemon runs the
 //! sweep on the leader, shortly after start and then every [`INTERVAL`].
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+use tokio::sync::watch;
 
+use crate::adapters::leader::Leadership;
+use crate::model::approval::{self, Approval};
 use crate::ports::state::{StateError, StateStore};
-use crate::promote::approval::{self, Approval};
 use crate::runtime::rollout::commands::CommandQueue;
 use crate::runtime::webhook::dedupe::{self, AlertDoc};
 
@@ -164,12 +167,63 @@ pub async fn sweep(
     Ok(report)
 }
 
+/// Whether a Rollout (namespace, name) runs here, for the state sweep.
+pub type Running = Arc<dyn Fn(&str, &str) -> bool + Send + Sync>;
+
+/// On the leader, [`SWEEP_DELAY`] after start and then every
+/// [`INTERVAL`]: delete expired state documents
+/// ([`sweep`]). The delay lets the rollout source be read first, so that a
+/// running Rollout's command queue is known to be in use.
+pub fn sweep_state(
+    store: Arc<dyn StateStore>,
+    leadership: Leadership,
+    keep: Retention,
+    running: Running,
+    mut stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut wait = SWEEP_DELAY;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.changed() => break,
+            }
+            wait = INTERVAL;
+            if !leadership.is_leader() {
+                continue;
+            }
+            let swept = tokio::select! {
+                r = sweep(store.as_ref(), chrono::Utc::now(), keep, running.as_ref()) => r,
+                _ = stop.changed() => break,
+            };
+            match swept {
+                Ok(report) => {
+                    for (key, kind) in &report.deleted {
+                        tracing::info!(%key, kind = kind.as_str(), "expired state document deleted");
+                    }
+                    for why in &report.unreadable {
+                        tracing::warn!("state document kept, it cannot be read: {why}");
+                    }
+                    for key in &report.changed {
+                        tracing::debug!(%key, "expired state document changed since it was read; kept");
+                    }
+                }
+                Err(e) => tracing::warn!("state sweep stopped, retried in an hour: {e}"),
+            }
+        }
+    })
+}
+
+/// How long after start the first state sweep runs.
+const SWEEP_DELAY: Duration = Duration::from_secs(60);
+
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;
     use serde_json::json;
 
     use super::*;
+    use crate::adapters::leader::leadership_channel;
     use crate::adapters::state::testing::{AfterGet, Hooked};
     use crate::adapters::state::MemoryStore;
     use crate::ports::state::Versioned;
@@ -354,5 +408,74 @@ mod tests {
         assert_eq!(report.changed, vec!["webhook/alerts/f".to_string()]);
         let left = store.inner.get("webhook/alerts/f").await.unwrap().unwrap();
         assert_eq!(left.value, alert(&[at(100 * DAY)]));
+    }
+
+    /// The sweep runs on the leader only, after its start delay and then hourly, and keeps
+    /// the command queue of a running Rollout.
+    #[tokio::test(start_paused = true)]
+    async fn the_leader_sweeps_expired_state_and_a_follower_does_not() {
+        let old = chrono::Utc::now() - chrono::Duration::days(40);
+        let queue = serde_json::json!({"results": [{
+            "id": "cmd-0", "action": "abort", "actor": "bob", "outcome": "applied",
+            "reason": "aborted by bob", "at": old,
+        }]});
+        let approval = serde_json::json!({
+            "key": "k", "repo": "https://git.example/shop.git", "target": "overlays/prod",
+            "image": "shop/checkout", "tag": "v2", "actor": "alice", "at": old,
+        });
+        let keys = [
+            "promote-approval/0a",
+            "rollout-commands/shop/checkout",
+            "rollout-commands/shop/gone",
+        ];
+        let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
+        let put = |k: &'static str, v: serde_json::Value| {
+            let s = store.clone();
+            async move { s.put(k, v, None).await.unwrap() }
+        };
+        put(keys[0], approval).await;
+        put(keys[1], queue.clone()).await;
+        put(keys[2], queue).await;
+        let keep = Retention {
+            retention: Duration::from_secs(30 * 86_400),
+            dedupe_ttl: Duration::from_secs(7 * 86_400),
+        };
+        let running: Running = Arc::new(|ns: &str, name: &str| (ns, name) == ("shop", "checkout"));
+        let left = || {
+            let s = store.clone();
+            async move {
+                let mut k = s.list("promote-approval/").await.unwrap();
+                k.extend(s.list("rollout-commands/").await.unwrap());
+                k
+            }
+        };
+
+        let (follower_signal, follower) = leadership_channel();
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let f = sweep_state(
+            store.clone(),
+            follower,
+            keep,
+            running.clone(),
+            stop_rx.clone(),
+        );
+        tokio::time::sleep(SWEEP_DELAY + INTERVAL * 2).await;
+        assert_eq!(left().await, keys, "a follower deletes nothing");
+
+        let (leader_signal, leader) = leadership_channel();
+        leader_signal.grant_forever();
+        let l = sweep_state(store.clone(), leader, keep, running, stop_rx);
+        tokio::time::sleep(SWEEP_DELAY / 2).await;
+        assert_eq!(left().await, keys, "nothing before the start delay");
+        tokio::time::sleep(SWEEP_DELAY).await;
+        assert_eq!(
+            left().await,
+            vec!["rollout-commands/shop/checkout".to_string()]
+        );
+
+        stop_tx.send(true).unwrap();
+        f.await.unwrap();
+        l.await.unwrap();
+        drop(follower_signal);
     }
 }

@@ -41,7 +41,7 @@ pub enum Source {
     Raw,
 }
 
-/// The budget of one SLO at one instant: the `budget -o json` contract of DESIGN.md.
+/// The budget of one SLO at one instant: the `budget -o json` contract.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct BudgetReport {
     pub id: String,

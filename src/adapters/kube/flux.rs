@@ -189,3 +189,36 @@ impl SyncTrigger for FluxSync {
         Ok(())
     }
 }
+
+/// A Flux sync trigger that connects to the cluster on first use, so that a missing
+/// kubeconfig is reported on use, not at start (local runs have none).
+#[derive(Debug, Clone)]
+pub struct LazyFlux {
+    namespace: String,
+    name: String,
+}
+
+impl LazyFlux {
+    /// The Kustomization `namespace/name`.
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        LazyFlux {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+}
+
+#[async_trait]
+impl SyncTrigger for LazyFlux {
+    async fn request_sync(&self, revision: Option<&str>) -> Result<(), SyncError> {
+        let client = super::client(Duration::from_secs(30))
+            .await
+            .map_err(|e| SyncError::Kube {
+                app: format!("{}/{}", self.namespace, self.name),
+                message: e.to_string(),
+            })?;
+        FluxSync::new(client, &self.namespace, &self.name)
+            .request_sync(revision)
+            .await
+    }
+}

@@ -33,9 +33,9 @@
 //! compares the deadline with the clock. On shutdown the leader steps down first, then
 //! releases the Lease (no holder, duration 1s) so another replica takes over at once.
 //!
-//! [`Leadership::leading_until`]: crate::ports::leader::Leadership::leading_until
-//! [`Leadership::changes`]: crate::ports::leader::Leadership::changes
-//! [`Leadership::is_leader`]: crate::ports::leader::Leadership::is_leader
+//! [`Leadership::leading_until`]: crate::adapters::leader::Leadership::leading_until
+//! [`Leadership::changes`]: crate::adapters::leader::Leadership::changes
+//! [`Leadership::is_leader`]: crate::adapters::leader::Leadership::is_leader
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,9 +50,8 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::{call, CallError, WallClock, FIELD_MANAGER};
-use crate::ports::leader::{
-    leadership_channel, LeaderElector, LeaderError, LeaderSignal, Leadership,
-};
+use crate::adapters::leader::{leadership_channel, LeaderSignal, Leadership};
+use crate::ports::leader::{LeaderElector, LeaderError};
 
 /// Lease timing and identity.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -285,6 +284,11 @@ impl std::fmt::Debug for LeaseElector {
 }
 
 impl LeaseElector {
+    /// The handle the runtime consults before acting.
+    pub fn leadership(&self) -> Leadership {
+        self.leadership.clone()
+    }
+
     pub fn new(client: Client, cfg: LeaseConfig) -> Result<Self, LeaderError> {
         cfg.validate()?;
         let (signal, leadership) = leadership_channel();
@@ -504,10 +508,6 @@ impl LeaseElector {
 
 #[async_trait]
 impl LeaderElector for LeaseElector {
-    fn leadership(&self) -> Leadership {
-        self.leadership.clone()
-    }
-
     async fn run(&self, mut stop: watch::Receiver<bool>) -> Result<(), LeaderError> {
         // The last failure warned about: a replica that cannot take part (TLS, RBAC) says
         // why once, and again only when the reason changes.

@@ -28,7 +28,7 @@ pub mod versions;
 use std::time::Duration;
 
 pub use configmap_store::{ConfigMapStore, ConfigMapStoreError};
-pub use flux::FluxSync;
+pub use flux::{FluxSync, LazyFlux};
 pub use lease::{LeaseConfig, LeaseElector};
 pub use rollout_status::{RolloutStatusError, RolloutStatusStore};
 pub use rollouts::KubeRollouts;

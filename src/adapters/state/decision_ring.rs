@@ -29,9 +29,8 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ports::state::{
-    conflict_backoff, DecisionQuery, DecisionRecord, StateError, StateStore,
-};
+use super::conflict_backoff;
+use crate::ports::state::{DecisionQuery, DecisionRecord, StateError, StateStore};
 
 /// Documents in the ring.
 pub const SLOTS: u64 = 16;

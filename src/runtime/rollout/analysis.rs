@@ -8,11 +8,11 @@
 
 use std::time::Duration;
 
-use crate::analysis::checks::{
+use crate::ports::metrics::MetricsSource;
+use crate::rollout::checks::{
     self, AnalysisWindow, IntervalObservation, PlannedQuery, QueryKind, QueryResult, TemplateError,
     Versions,
 };
-use crate::ports::metrics::MetricsSource;
 use crate::rollout::Rollout;
 
 /// Run every query of one interval and evaluate the checks. `timeout` bounds each query

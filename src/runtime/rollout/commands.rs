@@ -13,7 +13,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::ports::state::{conflict_backoff, StateError, StateStore};
+use crate::adapters::state::conflict_backoff;
+use crate::ports::state::{StateError, StateStore};
 use crate::rollout::{CommandAction, OperatorCommand, RolloutStatus};
 
 /// Results kept in the queue document (the most recent ones).

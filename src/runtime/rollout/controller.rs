@@ -9,8 +9,8 @@
 //!    compare-and-swap), pending operator commands (`rollout-commands/<ns>/<name>`), the
 //!    route's weights, the workloads' versions ([`VersionSource`]), the interval's analysis
 //!    when one is due ([`crate::rollout::analysis_window`]: queries from
-//!    [`crate::analysis::checks::plan`] run through the `MetricsSource`, judged by
-//!    [`crate::analysis::checks::evaluate`]) and the error-budget guard's freeze of the
+//!    [`crate::rollout::checks::plan`] run through the `MetricsSource`, judged by
+//!    [`crate::rollout::checks::evaluate`]) and the error-budget guard's freeze of the
 //!    GitOps app (`guard/<app>`).
 //! 3. **Decide, store, apply.** `decide`; store `next` (compare-and-swap) *before* applying
 //!    the effects; apply them idempotently (their keys are idempotency keys); call `decide`
@@ -51,23 +51,24 @@ use tracing::Instrument;
 use super::analysis::run_interval;
 use super::commands::{self, read_queue, read_status, status_key, CommandOutcome, CommandResult};
 use super::promotion::{manifest_file, promote_edit};
-use super::versions::{VersionSource, WorkloadVersions};
-use crate::analysis::checks::{self, IntervalObservation};
+use crate::adapters::leader::{AlwaysLeader, Leadership};
 use crate::ports::gitops::{
     CommitOutcome, EditError, EditFn, GitOpsRepo, RevertOutcome, RevertRequest, Trailer,
 };
-use crate::ports::leader::{AlwaysLeader, LeaderElector, Leadership};
 use crate::ports::metrics::MetricsSource;
-use crate::ports::notify::{notify_all, Notification, Notifier};
+use crate::ports::notify::{Notification, Notifier};
 use crate::ports::state::{DecisionKind, DecisionRecord, StateError, StateStore};
 use crate::ports::traffic::{TrafficError, TrafficRouter, Weights};
+use crate::ports::versions::{VersionSource, WorkloadVersions};
+use crate::rollout::checks::{self, IntervalObservation};
 use crate::rollout::status::Verdict;
 use crate::rollout::{
     analysis_window, decide, CommandAction, Effect, EffectCompletion, EffectOutcome, Observations,
     OperatorCommand, Phase, PhaseName, Rejection, Rollout, RolloutStatus,
 };
+use crate::runtime::effects::{EffectError, Executor, StoreLog};
 use crate::runtime::guard::GuardRuntime;
-use crate::runtime::metrics::RolloutMetrics;
+use crate::runtime::metrics::{KindLabels, RolloutMetrics};
 
 /// Errors of one reconcile. Nothing after the failing step was applied; the next reconcile
 /// starts over from the stored status.
@@ -83,6 +84,18 @@ pub enum RolloutError {
     Conflict { rollout: String },
     #[error("rollout {rollout}: the query templates cannot be rendered: {message}")]
     Template { rollout: String, message: String },
+}
+
+impl RolloutError {
+    /// A short, stable name of the kind of failure: the `kind` label of
+    /// `slogate_rollout_reconcile_failures_total`.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            RolloutError::State { .. } => "state",
+            RolloutError::Conflict { .. } => "conflict",
+            RolloutError::Template { .. } => "template",
+        }
+    }
 }
 
 /// Timeouts and pacing of a controller.
@@ -229,6 +242,8 @@ impl ReconcileReport {
 pub struct RolloutController {
     rollout: Rollout,
     deps: RolloutDeps,
+    /// Weights, reverts, promotion commits, notifications and the decision log.
+    exec: Executor,
     /// Serialises reconciles of this rollout in this process.
     lock: tokio::sync::Mutex<()>,
     wake: tokio::sync::Notify,
@@ -244,9 +259,15 @@ impl std::fmt::Debug for RolloutController {
 
 impl RolloutController {
     pub fn new(rollout: Rollout, deps: RolloutDeps) -> Self {
+        let exec = Executor::new()
+            .with_repo(deps.repo.clone(), Some(deps.settings.git_timeout))
+            .with_router(deps.router.clone(), deps.settings.router_timeout)
+            .with_notifiers(deps.notifiers.clone())
+            .with_log(Arc::new(StoreLog(deps.store.clone())));
         RolloutController {
             rollout,
             deps,
+            exec,
             lock: tokio::sync::Mutex::new(()),
             wake: tokio::sync::Notify::new(),
         }
@@ -744,9 +765,7 @@ impl RolloutController {
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_default();
         self.deps.metrics_registry.decision(&kind, &rec.action);
-        if let Err(e) = self.deps.store.append_decision(&rec).await {
-            tracing::error!(rollout = %self.key(), action = %rec.action, "cannot write the decision log: {e}");
-        }
+        self.exec.record(&rec).await;
     }
 
     /// Apply one effect; the completion to feed back to `decide`, for the effects that have
@@ -758,31 +777,19 @@ impl RolloutController {
         now: DateTime<Utc>,
         report: &mut ReconcileReport,
     ) -> Option<EffectCompletion> {
-        let s = &self.deps.settings;
         match effect {
             Effect::SetWeights {
                 key,
                 weights,
                 expected,
             } => {
-                let r = tokio::time::timeout(
-                    s.router_timeout,
-                    self.deps.router.set_weights(expected, weights),
-                )
-                .await;
-                let outcome = match r {
-                    Ok(Ok(read)) => EffectOutcome::WeightsSet { weights: read },
-                    Ok(Err(TrafficError::ManualChange { found, .. })) => {
+                let outcome = match self.exec.set_weights(expected, weights).await {
+                    Ok(read) => EffectOutcome::WeightsSet { weights: read },
+                    Err(EffectError::Traffic(TrafficError::ManualChange { found, .. })) => {
                         EffectOutcome::ManualChange { found }
                     }
-                    Ok(Err(e)) => EffectOutcome::Failed {
+                    Err(e) => EffectOutcome::Failed {
                         error: e.to_string(),
-                    },
-                    Err(_) => EffectOutcome::Failed {
-                        error: format!(
-                            "setting the weights took longer than {:?}",
-                            s.router_timeout
-                        ),
                     },
                 };
                 report.effects.push(AppliedEffect {
@@ -871,17 +878,8 @@ impl RolloutController {
                     effect: "notify".into(),
                     outcome: "sent in the background".into(),
                 });
-                if !self.deps.notifiers.is_empty() {
-                    let notifiers = self.deps.notifiers.clone();
-                    let subject = self.key();
-                    // Notifiers retry with their own bounded back-off; a rollout never waits
-                    // for them.
-                    tokio::spawn(async move {
-                        for e in notify_all(&notifiers, &n).await {
-                            tracing::warn!(rollout = %subject, "notification failed: {e}");
-                        }
-                    });
-                }
+                // On a background task: a rollout never waits for the notifiers.
+                self.exec.notify(n, true).await;
                 None
             }
             Effect::RecordDecision {
@@ -921,13 +919,13 @@ impl RolloutController {
     }
 
     async fn revert(&self, key: &str, path: &str, version: &str, reason: &str) -> EffectOutcome {
-        let Some(repo) = &self.deps.repo else {
+        if !self.exec.has_repo() {
             return EffectOutcome::Reverted {
                 sha: None,
                 detail: "no GitOps repository is configured: the canary commit was not reverted"
                     .into(),
             };
-        };
+        }
         let req = RevertRequest {
             app_path: path.trim_matches('/').to_string(),
             // The canary's commit is the most recent one under the app path (the git
@@ -942,9 +940,8 @@ impl RolloutController {
                 Trailer::new("Slogate-Canary-Version", version),
             ],
         };
-        let t = self.deps.settings.git_timeout;
-        match tokio::time::timeout(t, repo.revert(&req)).await {
-            Ok(Ok(o)) => match o {
+        match self.exec.revert(&req).await {
+            Ok(o) => match o {
                 RevertOutcome::Reverted { sha, reverted } => EffectOutcome::Reverted {
                     sha: Some(sha),
                     detail: format!("reverted {}", reverted.join(", ")),
@@ -969,11 +966,8 @@ impl RolloutController {
                     ),
                 },
             },
-            Ok(Err(e)) => EffectOutcome::Failed {
+            Err(e) => EffectOutcome::Failed {
                 error: e.to_string(),
-            },
-            Err(_) => EffectOutcome::Failed {
-                error: format!("the revert took longer than {t:?}"),
             },
         }
     }
@@ -985,13 +979,13 @@ impl RolloutController {
         version: &str,
         stable: Option<&str>,
     ) -> EffectOutcome {
-        let Some(repo) = &self.deps.repo else {
+        if !self.exec.has_repo() {
             return EffectOutcome::Failed {
                 error: format!(
                     "no GitOps repository is configured: commit {version} as the stable version by hand"
                 ),
             };
-        };
+        }
         let file = manifest_file(path);
         let from = stable.map(str::to_string);
         let to = version.to_string();
@@ -1004,17 +998,16 @@ impl RolloutController {
             "slogate: promote {rollout} to {version}\n\nThe canary {version} of rollout {rollout} passed its analysis at every step; it becomes the stable version in {file}.\n\nSlogate-Rollout: {rollout}\nSlogate-Promotion: {key}\nSlogate-Version: {version}\n",
             rollout = self.key()
         );
-        let t = self.deps.settings.git_timeout;
-        match tokio::time::timeout(t, repo.commit_edit(&file, edit, &message)).await {
-            Ok(Ok(CommitOutcome::Pushed { sha })) => EffectOutcome::PromotionCommitted { sha },
-            Ok(Ok(CommitOutcome::Unchanged { head })) => {
+        match self.exec.commit_edit(&file, edit, &message).await {
+            Ok(CommitOutcome::Pushed { sha }) => EffectOutcome::PromotionCommitted { sha },
+            Ok(CommitOutcome::Unchanged { head }) => {
                 EffectOutcome::PromotionCommitted { sha: head }
             }
-            Ok(Err(e)) => EffectOutcome::Failed {
-                error: e.to_string(),
+            Err(EffectError::Timeout { after, .. }) => EffectOutcome::Failed {
+                error: format!("the promotion commit took longer than {after:?}"),
             },
-            Err(_) => EffectOutcome::Failed {
-                error: format!("the promotion commit took longer than {t:?}"),
+            Err(e) => EffectOutcome::Failed {
+                error: e.to_string(),
             },
         }
     }
@@ -1032,7 +1025,14 @@ impl RolloutController {
             let wait = match self.reconcile_once(Utc::now()).await {
                 Ok(r) => r.requeue_after,
                 Err(e) => {
-                    tracing::error!(rollout = %self.key(), "reconcile failed: {e}");
+                    tracing::error!(rollout = %self.key(), kind = e.metric_label(), "reconcile failed: {e}");
+                    self.deps
+                        .metrics_registry
+                        .reconcile_failures
+                        .get_or_create(&KindLabels {
+                            kind: e.metric_label().into(),
+                        })
+                        .inc();
                     s.error_requeue
                 }
             }

@@ -4,9 +4,10 @@
 //!
 //! - [`controller`]: [`RolloutController`] — `reconcile_once(now)` (leader only: observe,
 //!   decide, store, apply, repeat) and the daemon's `run` loop;
-//! - [`versions`]: the [`VersionSource`] port (which version each workload runs, defined in
-//!   `crate::ports::versions`), with a file and an in-memory implementation (the cluster's
-//!   is `crate::adapters::kube::KubeVersions`);
+//! - the [`VersionSource`] port (which version each workload runs, defined in
+//!   `crate::ports::versions`) and its file and in-memory implementations
+//!   (`crate::adapters::versions`; the cluster's is `crate::adapters::kube::KubeVersions`),
+//!   re-exported here;
 //! - [`analysis`]: one interval's queries through the `MetricsSource` port, judged
 //!   (shared with `slogate analyze`);
 //! - [`commands`]: operators' commands queued in the state store, and the store keys;
@@ -22,10 +23,11 @@ pub mod commands;
 pub mod controller;
 pub mod promotion;
 pub mod supervisor;
-pub mod versions;
 
 use std::path::{Path, PathBuf};
 
+pub use crate::adapters::versions::{FileVersions, StaticVersions};
+pub use crate::ports::versions::{VersionError, VersionSource, WorkloadVersions};
 pub use api::{RolloutRegistry, RolloutView};
 pub use commands::{CommandOutcome, CommandResult};
 pub use controller::{
@@ -33,7 +35,6 @@ pub use controller::{
     RolloutError,
 };
 pub use supervisor::{ControllerFactory, RolloutSupervisor, SyncReport};
-pub use versions::{FileVersions, StaticVersions, VersionError, VersionSource, WorkloadVersions};
 
 /// The weights file of a rollout under the file router's directory:
 /// `<dir>/<namespace>/<name>.json`.

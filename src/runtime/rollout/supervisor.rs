@@ -232,7 +232,7 @@ impl RolloutSupervisor {
             .iter()
             .map(|m| m.name.as_str())
             .collect();
-        metrics.push(crate::analysis::checks::ERROR_COUNTS_CHECK);
+        metrics.push(crate::rollout::checks::ERROR_COUNTS_CHECK);
         self.metrics
             .forget_rollout(r.namespace(), &r.metadata.name, &phases, &metrics);
     }

@@ -29,7 +29,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::payload::{Alert, AlertStatus};
-use crate::ports::state::{conflict_backoff, StateError, StateStore};
+use crate::adapters::state::conflict_backoff;
+use crate::ports::state::{StateError, StateStore};
 
 /// Most events kept per fingerprint (oldest dropped first).
 pub const MAX_EVENTS: usize = 64;

@@ -20,7 +20,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::ports::state::{conflict_backoff, StateError, StateStore};
+use crate::adapters::state::conflict_backoff;
+use crate::ports::state::{StateError, StateStore};
 
 /// The document's key.
 pub const KEY: &str = "webhook/handoff";

@@ -61,6 +61,8 @@ use tokio::sync::mpsc;
 use super::metrics::{AlertResult, CodeLabels, WebhookMetrics};
 use crate::ports::state::StateStore;
 
+pub use crate::ports::slo_index::SloIndex;
+
 pub use auth::Authenticator;
 pub use config::WebhookConfig;
 pub use payload::AlertStatus;
@@ -83,21 +85,6 @@ pub struct AlertTrigger {
     /// `sloth_severity` (`page`/`ticket`), else `severity`.
     pub severity: Option<String>,
     pub starts_at: DateTime<Utc>,
-}
-
-/// Which SLO ids are currently loaded. Implemented by [`SloIds`] and by any
-/// `Fn(&str) -> bool`.
-pub trait SloIndex: Send + Sync + 'static {
-    fn contains(&self, id: &str) -> bool;
-}
-
-impl<F> SloIndex for F
-where
-    F: Fn(&str) -> bool + Send + Sync + 'static,
-{
-    fn contains(&self, id: &str) -> bool {
-        self(id)
-    }
 }
 
 /// A shared, replaceable set of SLO ids: the daemon replaces it after each spec reload.

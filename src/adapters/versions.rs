@@ -1,5 +1,5 @@
 //! Implementations of the [`VersionSource`] port (`crate::ports::versions`, re-exported
-//! here) outside a cluster:
+//! here and in `crate::runtime::rollout`) outside a cluster:
 //! - [`FileVersions`]: a YAML or JSON file read on every call, for local runs and the daemon
 //!   outside a cluster (`rollouts.versions: file`, `rollouts.versions_file`); whoever
 //!   deploys writes it (the end-to-end tests play Argo CD that way);

@@ -1,0 +1,396 @@
+//! The one effect executor. The guard runtime ([`super::guard`]), the rollout controller
+//! ([`super::rollout::controller`]) and the promote use case (`crate::promote::usecase`)
+//! each turn their decision into [`Effect`]s (data) and hand them to an [`Executor`], which
+//! holds the ports (GitOps, traffic, sync, notifiers, decision log) and applies them in the
+//! order given.
+//!
+//! The rule every caller keeps: the next state is stored (compare-and-swap) *before* its
+//! effects are applied, and every effect is idempotent on its key, so a crash or a lost
+//! leadership between the two repeats an effect at most and never loses one:
+//! - `Revert`: on the request's `breach_id` (its `Slogate-Breach` trailer, looked up on the
+//!   remote by the git adapter);
+//! - `CommitEdit`: on the file's content (the edit is a pure function of it; an edit that
+//!   changes nothing commits nothing);
+//! - `SetWeights`: on the weights expected on the route (a route already at the target
+//!   weights is written again with the same weights);
+//! - `RequestSync`, `Notify`, `Record`: repeatable; their failures are logged and never
+//!   undo or block what came before.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::ports::gitops::{
+    CommitOutcome, EditFn, GitOpsError, GitOpsRepo, RevertOutcome, RevertRequest,
+};
+use crate::ports::notify::{notify_all, Notification, Notifier};
+use crate::ports::state::{DecisionRecord, StateError, StateStore};
+use crate::ports::sync::SyncTrigger;
+use crate::ports::traffic::{TrafficError, TrafficRouter, Weights};
+
+/// An effect on the outside world.
+pub enum Effect {
+    /// Set the route's weights through the `TrafficRouter`; `expected` is what slogate last
+    /// set (a different value on the route is a human's change, not overwritten).
+    SetWeights {
+        expected: Option<Weights>,
+        weights: Weights,
+    },
+    /// Revert through the GitOps port.
+    Revert(RevertRequest),
+    /// Commit an edit of one file through the GitOps port and push.
+    CommitEdit {
+        path: String,
+        edit: EditFn,
+        message: String,
+    },
+    /// Ask the app's sync trigger (Argo CD, Flux) to sync now, where it has one.
+    RequestSync {
+        app: String,
+        revision: Option<String>,
+    },
+    /// Notify every notifier: awaited, or on a background task (`background`) so that a
+    /// slow notifier never delays the caller.
+    Notify {
+        notification: Notification,
+        background: bool,
+    },
+    /// Append to the decision log.
+    Record(DecisionRecord),
+}
+
+/// What applying an effect did.
+#[derive(Debug)]
+pub enum Outcome {
+    WeightsSet(Weights),
+    Reverted(RevertOutcome),
+    Committed(CommitOutcome),
+    /// `RequestSync`, `Notify` and `Record`: done (a failure is logged, never fatal).
+    Done,
+    Failed(EffectError),
+}
+
+/// Why an effect was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum EffectError {
+    #[error(transparent)]
+    Traffic(#[from] TrafficError),
+    #[error(transparent)]
+    Git(#[from] GitOpsError),
+    /// The port did not answer within the executor's bound.
+    #[error("{what} took longer than {after:?}")]
+    Timeout { what: &'static str, after: Duration },
+    /// The executor holds no such port (no GitOps repository, no route).
+    #[error("no {0} is configured")]
+    Missing(&'static str),
+}
+
+impl EffectError {
+    /// A short, stable name of the kind of failure, for logs and metrics labels.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            EffectError::Traffic(TrafficError::ManualChange { .. }) => "manual_change",
+            EffectError::Traffic(_) => "traffic",
+            EffectError::Git(_) => "git",
+            EffectError::Timeout { .. } => "timeout",
+            EffectError::Missing(_) => "missing_port",
+        }
+    }
+}
+
+/// Where `Record` effects go: the state store's decision log, or (for `promote`) the
+/// daemon's API.
+#[async_trait]
+pub trait DecisionLog: Send + Sync {
+    async fn append(&self, record: &DecisionRecord) -> Result<(), String>;
+}
+
+/// The decision log of a state store.
+pub struct StoreLog(pub Arc<dyn StateStore>);
+
+#[async_trait]
+impl DecisionLog for StoreLog {
+    async fn append(&self, record: &DecisionRecord) -> Result<(), String> {
+        self.0
+            .append_decision(record)
+            .await
+            .map_err(|e: StateError| e.to_string())
+    }
+}
+
+/// The ports effects are applied through, and their bounds.
+#[derive(Clone, Default)]
+pub struct Executor {
+    repo: Option<Arc<dyn GitOpsRepo>>,
+    router: Option<Arc<dyn TrafficRouter>>,
+    syncs: HashMap<String, Arc<dyn SyncTrigger>>,
+    notifiers: Vec<Arc<dyn Notifier>>,
+    log: Option<Arc<dyn DecisionLog>>,
+    /// Bound on one revert or commit (the git adapter bounds each git command too).
+    git_timeout: Option<Duration>,
+    /// Bound on one weights write.
+    router_timeout: Option<Duration>,
+}
+
+impl Executor {
+    /// An executor with no ports: every effect that needs one fails with
+    /// [`EffectError::Missing`]; notifications and records go nowhere.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn with_repo(
+        mut self,
+        repo: Option<Arc<dyn GitOpsRepo>>,
+        timeout: Option<Duration>,
+    ) -> Self {
+        self.repo = repo;
+        self.git_timeout = timeout;
+        self
+    }
+
+    pub fn with_router(mut self, router: Arc<dyn TrafficRouter>, timeout: Duration) -> Self {
+        self.router = Some(router);
+        self.router_timeout = Some(timeout);
+        self
+    }
+
+    pub fn with_syncs(mut self, syncs: HashMap<String, Arc<dyn SyncTrigger>>) -> Self {
+        self.syncs = syncs;
+        self
+    }
+
+    pub fn with_notifiers(mut self, notifiers: Vec<Arc<dyn Notifier>>) -> Self {
+        self.notifiers = notifiers;
+        self
+    }
+
+    pub fn with_log(mut self, log: Arc<dyn DecisionLog>) -> Self {
+        self.log = Some(log);
+        self
+    }
+
+    /// Whether a GitOps repository is configured.
+    pub fn has_repo(&self) -> bool {
+        self.repo.is_some()
+    }
+
+    /// Apply `effects` in order, each after the previous one finished.
+    pub async fn apply_all(&self, effects: Vec<Effect>) -> Vec<Outcome> {
+        let mut out = Vec::with_capacity(effects.len());
+        for e in effects {
+            out.push(self.apply(e).await);
+        }
+        out
+    }
+
+    /// Apply one effect.
+    pub async fn apply(&self, effect: Effect) -> Outcome {
+        match effect {
+            Effect::SetWeights { expected, weights } => self
+                .set_weights(expected, weights)
+                .await
+                .map_or_else(Outcome::Failed, Outcome::WeightsSet),
+            Effect::Revert(request) => self
+                .revert(&request)
+                .await
+                .map_or_else(Outcome::Failed, Outcome::Reverted),
+            Effect::CommitEdit {
+                path,
+                edit,
+                message,
+            } => self
+                .commit_edit(&path, edit, &message)
+                .await
+                .map_or_else(Outcome::Failed, Outcome::Committed),
+            Effect::RequestSync { app, revision } => {
+                self.request_sync(&app, revision.as_deref()).await;
+                Outcome::Done
+            }
+            Effect::Notify {
+                notification,
+                background,
+            } => {
+                self.notify(notification, background).await;
+                Outcome::Done
+            }
+            Effect::Record(record) => {
+                self.record(&record).await;
+                Outcome::Done
+            }
+        }
+    }
+
+    /// [`Effect::SetWeights`]: the weights read back after the write.
+    pub async fn set_weights(
+        &self,
+        expected: Option<Weights>,
+        weights: Weights,
+    ) -> Result<Weights, EffectError> {
+        let router = self
+            .router
+            .as_ref()
+            .ok_or(EffectError::Missing("traffic router"))?;
+        let write = router.set_weights(expected, weights);
+        Ok(bounded(self.router_timeout, "setting the weights", write).await??)
+    }
+
+    /// [`Effect::Revert`].
+    pub async fn revert(&self, request: &RevertRequest) -> Result<RevertOutcome, EffectError> {
+        let repo = self
+            .repo
+            .as_ref()
+            .ok_or(EffectError::Missing("GitOps repository"))?;
+        Ok(bounded(self.git_timeout, "the revert", repo.revert(request)).await??)
+    }
+
+    /// [`Effect::CommitEdit`].
+    pub async fn commit_edit(
+        &self,
+        path: &str,
+        edit: EditFn,
+        message: &str,
+    ) -> Result<CommitOutcome, EffectError> {
+        let repo = self
+            .repo
+            .as_ref()
+            .ok_or(EffectError::Missing("GitOps repository"))?;
+        let commit = repo.commit_edit(path, edit, message);
+        Ok(bounded(self.git_timeout, "the commit", commit).await??)
+    }
+
+    /// [`Effect::RequestSync`]: a failure is logged.
+    pub async fn request_sync(&self, app: &str, revision: Option<&str>) {
+        if let Some(sync) = self.syncs.get(app) {
+            if let Err(e) = sync.request_sync(revision).await {
+                tracing::warn!(app = %app, "sync request failed: {e}");
+            }
+        }
+    }
+
+    /// [`Effect::Notify`]: failures are logged.
+    pub async fn notify(&self, notification: Notification, background: bool) {
+        if self.notifiers.is_empty() {
+            return;
+        }
+        let notifiers = self.notifiers.clone();
+        let send = async move {
+            for e in notify_all(&notifiers, &notification).await {
+                tracing::warn!(subject = %notification.subject, "notification failed: {e}");
+            }
+        };
+        if background {
+            // Notifiers retry with their own bounded back-off; the caller never waits.
+            tokio::spawn(send);
+        } else {
+            send.await;
+        }
+    }
+
+    /// [`Effect::Record`]: a failure is logged.
+    pub async fn record(&self, record: &DecisionRecord) {
+        if let Some(log) = &self.log {
+            if let Err(e) = log.append(record).await {
+                tracing::error!(subject = %record.subject, action = %record.action, "cannot write the decision log: {e}");
+            }
+        }
+    }
+}
+
+/// `f` under `limit` when there is one.
+async fn bounded<T>(
+    limit: Option<Duration>,
+    what: &'static str,
+    f: impl std::future::Future<Output = T>,
+) -> Result<T, EffectError> {
+    match limit {
+        Some(after) => tokio::time::timeout(after, f)
+            .await
+            .map_err(|_| EffectError::Timeout { what, after }),
+        None => Ok(f.await),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::state::MemoryStore;
+    use crate::ports::state::{DecisionKind, DecisionQuery};
+
+    struct SlowRouter;
+
+    #[async_trait]
+    impl TrafficRouter for SlowRouter {
+        async fn weights(&self) -> Result<Weights, TrafficError> {
+            Ok(Weights::canary(0))
+        }
+        async fn set_weights(
+            &self,
+            _expected: Option<Weights>,
+            weights: Weights,
+        ) -> Result<Weights, TrafficError> {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            Ok(weights)
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn applies_in_order_bounds_writes_and_reports_missing_ports() {
+        let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
+        let exec = Executor::new()
+            .with_router(Arc::new(SlowRouter), Duration::from_secs(1))
+            .with_log(Arc::new(StoreLog(store.clone())));
+        let rec = |action: &str| {
+            DecisionRecord::new(
+                chrono::Utc::now(),
+                DecisionKind::Rollout,
+                "shop/checkout",
+                "reconcile",
+                action,
+                "test",
+            )
+        };
+        let out = exec
+            .apply_all(vec![
+                Effect::Record(rec("first")),
+                Effect::SetWeights {
+                    expected: None,
+                    weights: Weights::canary(10),
+                },
+                Effect::Revert(RevertRequest {
+                    app_path: "apps/x".into(),
+                    known_good: None,
+                    reason: "r".into(),
+                    slo_id: None,
+                    budget_consumed: None,
+                    breach_id: "b-1".into(),
+                    extra_trailers: Vec::new(),
+                }),
+                Effect::Record(rec("second")),
+            ])
+            .await;
+        assert!(matches!(out[0], Outcome::Done));
+        match &out[1] {
+            Outcome::Failed(e) => {
+                assert_eq!(e.to_string(), "setting the weights took longer than 1s");
+                assert_eq!(e.metric_label(), "timeout");
+            }
+            o => panic!("{o:?}"),
+        }
+        match &out[2] {
+            Outcome::Failed(e) => assert_eq!(e.metric_label(), "missing_port"),
+            o => panic!("{o:?}"),
+        }
+        let actions: Vec<String> = store
+            .decisions(&DecisionQuery::default())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.action)
+            .collect();
+        assert_eq!(actions.len(), 2);
+        assert!(actions.contains(&"first".to_string()) && actions.contains(&"second".to_string()));
+    }
+}
