@@ -987,8 +987,10 @@ fn flux_reconcile_annotation_lands_on_a_real_kustomization_after_a_revert() {
         Err(format!("{r:?}"))
     });
     let remote_url = remote.url();
+    // The guarded app is named after the namespace: guard state is shared in `slogate`'s
+    // ConfigMaps, and the app frozen here must not be another test's Rollout's app.
     let guard = format!(
-        "guard:\n  apps:\n    - name: checkout\n      path: apps/checkout/overlays/prod\n      slos: [checkout-availability]\n      flux: {{namespace: {ns}, name: checkout}}\n"
+        "guard:\n  apps:\n    - name: {ns}\n      path: apps/checkout/overlays/prod\n      slos: [checkout-availability]\n      flux: {{namespace: {ns}, name: checkout}}\n"
     );
     let lease = format!("slogate-{ns}");
     let mut setup = Setup::new(work.path(), &prom.url, &ns, &lease);

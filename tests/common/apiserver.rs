@@ -59,14 +59,16 @@ pub fn shared() -> Option<&'static ApiServer> {
     SHARED.get_or_init(ApiServer::start).as_ref()
 }
 
-/// Spawn `bin args…` under a shell watchdog that kills it when the process `parent` is gone.
+/// Spawn `bin args…` under a shell watchdog that kills it when this test process is gone.
 fn spawn_watched(bin: &Path, args: &[String], log: &Path) -> Child {
     let parent = std::process::id();
+    // On SIGTERM (a restart): TERM, then KILL after 10s. When the test process is gone:
+    // KILL at once (kube-apiserver's graceful shutdown can hang once etcd is gone too).
     let script = format!(
         "\"$0\" \"$@\" & child=$!\n\
-         trap 'kill $child 2>/dev/null; wait $child; exit 0' TERM INT\n\
+         trap 'kill $child 2>/dev/null; (sleep 10; kill -9 $child 2>/dev/null) & wait $child; exit 0' TERM INT\n\
          while kill -0 {parent} 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 0.5; done\n\
-         kill $child 2>/dev/null; wait $child"
+         kill -9 $child 2>/dev/null; wait $child"
     );
     let log = std::fs::File::create(log).expect("create log file");
     Command::new("sh")
