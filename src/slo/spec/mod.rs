@@ -167,9 +167,25 @@ pub fn expand_paths(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<Diagnostic>) {
                     continue;
                 }
             };
-            let mut found: Vec<PathBuf> = entries
-                .filter_map(|e| e.ok())
-                .map(|e| e.path())
+            let mut listed = Vec::new();
+            let mut broken = None;
+            for entry in entries {
+                match entry {
+                    Ok(e) => listed.push(e.path()),
+                    Err(e) => broken = Some(e),
+                }
+            }
+            if let Some(e) = broken {
+                // A partial listing must not look like files were removed.
+                diags.push(file_diag(
+                    Severity::Error,
+                    p,
+                    format!("cannot list the directory: {e}"),
+                ));
+                continue;
+            }
+            let mut found: Vec<PathBuf> = listed
+                .into_iter()
                 .filter(|f| {
                     f.is_file()
                         && matches!(
