@@ -3,6 +3,7 @@
 
 pub mod argocd;
 pub mod git;
+pub mod http_auth;
 pub mod kube;
 pub mod notify;
 pub mod prometheus;

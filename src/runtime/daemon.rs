@@ -165,55 +165,85 @@ impl Daemon {
             tracing::debug!("not the leader: the guard does not run on this replica");
             return Vec::new();
         }
-        let mut errors = Vec::new();
         let apps: Vec<String> = g
             .apps()
             .iter()
             .filter(|a| only_slo.is_none_or(|s| a.slos.iter().any(|x| x == s)))
             .map(|a| a.app.clone())
             .collect();
+        let mut errors = Vec::new();
         for app in apps {
-            let span = tracing::info_span!("guard", app = %app, trigger = trigger.as_str());
-            match g
-                .run_app(&app, reports, trigger.clone(), chrono::Utc::now())
-                .instrument(span)
-                .await
-            {
-                Ok(r) => {
-                    for a in &r.actions {
-                        let kind = if a == "known-good" {
-                            "known_good"
-                        } else {
-                            "guard"
-                        };
-                        self.state.metrics.rollout.decision(kind, a);
-                    }
-                    if !r.actions.is_empty() {
-                        tracing::info!(app = %app, frozen = r.frozen, actions = ?r.actions, "guard acted");
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(app = %app, "guard run failed: {e}");
-                    errors.push(format!("guard {app}: {e}"));
-                }
+            if let Err(e) = self.guard_app(g, &app, reports, trigger.clone()).await {
+                errors.push(e);
             }
         }
         errors
     }
 
-    /// An alert for one SLO: evaluate the SLOs of its apps now and run their guard.
-    async fn on_alert(&self, req: GuardRequest) {
+    /// One guard run of one app; `Err` is the line for the cycle summary.
+    async fn guard_app(
+        &self,
+        g: &GuardRuntime,
+        app: &str,
+        reports: &[BudgetReport],
+        trigger: Trigger,
+    ) -> Result<(), String> {
+        let span = tracing::info_span!("guard", app = %app, trigger = trigger.as_str());
+        match g
+            .run_app(app, reports, trigger, chrono::Utc::now())
+            .instrument(span)
+            .await
+        {
+            Ok(r) => {
+                for a in &r.actions {
+                    let kind = if a == "known-good" {
+                        "known_good"
+                    } else {
+                        "guard"
+                    };
+                    self.state.metrics.rollout.decision(kind, a);
+                }
+                if !r.actions.is_empty() {
+                    tracing::info!(app = %app, frozen = r.frozen, actions = ?r.actions, "guard acted");
+                }
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(app = %app, "guard run failed: {e}");
+                Err(format!("guard {app}: {e}"))
+            }
+        }
+    }
+
+    /// The alerts waiting at once (coalesced, at most one per SLO): one evaluation of the
+    /// SLOs of every app concerned, then one guard run per app, with the trigger of the first
+    /// alert that concerned it.
+    async fn on_alerts(&self, batch: Vec<GuardRequest>) {
         let Some(g) = &self.guard else {
-            tracing::info!(slo = %req.slo_id, "alert for an SLO no guarded app uses (guard.apps is empty)");
+            for req in &batch {
+                tracing::info!(slo = %req.slo_id, "alert for an SLO no guarded app uses (guard.apps is empty)");
+            }
             return;
         };
-        let wanted: std::collections::HashSet<String> = g
-            .apps_for_slo(&req.slo_id)
-            .iter()
-            .flat_map(|a| a.slos.iter().cloned())
-            .collect();
-        if wanted.is_empty() {
-            tracing::info!(slo = %req.slo_id, "alert for an SLO no guarded app uses");
+        if !self.leadership.is_leader() {
+            tracing::debug!("not the leader: the guard does not run on this replica");
+            return;
+        }
+        let mut apps: Vec<(String, Trigger)> = Vec::new();
+        let mut wanted = std::collections::HashSet::new();
+        for req in batch {
+            let concerned = g.apps_for_slo(&req.slo_id);
+            if concerned.is_empty() {
+                tracing::info!(slo = %req.slo_id, "alert for an SLO no guarded app uses");
+            }
+            for a in concerned {
+                wanted.extend(a.slos.iter().cloned());
+                if !apps.iter().any(|(x, _)| *x == a.app) {
+                    apps.push((a.app.clone(), req.trigger.clone()));
+                }
+            }
+        }
+        if apps.is_empty() {
             return;
         }
         let targets: Vec<Target> = self
@@ -226,7 +256,10 @@ impl Daemon {
             tracing::warn!("{e}");
         }
         let reports: Vec<BudgetReport> = ev.reports().cloned().collect();
-        self.guard(&reports, Some(&req.slo_id), req.trigger).await;
+        for (app, trigger) in apps {
+            // Failures are logged by guard_app; the schedule retries.
+            let _ = self.guard_app(g, &app, &reports, trigger).await;
+        }
     }
 
     /// Reload specs off the async runtime (file I/O). Returns whether the set changed.
@@ -553,7 +586,7 @@ pub async fn run_with_alerts(
     let registry = Arc::new(super::rollout::RolloutRegistry::default());
     let supervisor = build_rollouts(&cfg, &d, &client, registry.clone()).await?;
     // The webhook's triggers join the externally given alert channel.
-    let (alert_tx, mut alerts) = {
+    let (alert_tx, alerts) = {
         let (tx, rx) = tokio::sync::mpsc::channel::<GuardRequest>(256);
         let mut given = alerts;
         let fwd = tx.clone();
@@ -698,8 +731,15 @@ pub async fn run_with_alerts(
         })
     };
 
+    // However many alerts arrive, at most one evaluation waits per SLO (runtime::coalesce).
+    let pending = Arc::new(super::coalesce::Coalescer::new(
+        d.state.metrics.webhook.triggers_coalesced.clone(),
+    ));
+    let collector =
+        super::coalesce::collect(alerts, pending.clone(), |r: &GuardRequest| r.slo_id.clone());
     let scheduler = {
         let d = d.clone();
+        let pending = pending.clone();
         let wake = wake.clone();
         let mut stop = stop_rx.clone();
         let interval = cfg.evaluation.interval.as_std();
@@ -722,10 +762,11 @@ pub async fn run_with_alerts(
                     tokio::select! {
                         _ = &mut sleep => break,
                         _ = wake.notified() => break,
-                        Some(req) = alerts.recv() => {
-                            // An alert: act on its SLO now, then keep the schedule.
+                        _ = pending.ready() => {
+                            // Alerts: act on their SLOs now, then keep the schedule.
+                            let batch = pending.take_all().into_iter().map(|(_, r)| r).collect();
                             tokio::select! {
-                                _ = d.on_alert(req) => {}
+                                _ = d.on_alerts(batch) => {}
                                 _ = stop.changed() => return,
                             }
                         }
@@ -736,13 +777,17 @@ pub async fn run_with_alerts(
         })
     };
 
-    let mut stop = stop_rx.clone();
-    let server = axum::serve(listener, server::router_with(d.state.clone(), extra))
-        .with_graceful_shutdown(async move {
-            let _ = stop.changed().await;
-        });
-    let served = server.await.map_err(DaemonError::Server);
+    // Bounded connections, header/body timeouts, graceful shutdown: runtime::serve.
+    super::serve::serve(
+        listener,
+        server::router_with(d.state.clone(), extra),
+        cfg.server.limits().fitted_to_fd_limit(),
+        d.state.metrics.http.clone(),
+        stop_rx.clone(),
+    )
+    .await;
     let _ = scheduler.await;
+    collector.abort();
     let _ = reloader.await;
     if let Some(t) = rollout_task {
         let _ = t.await;
@@ -759,7 +804,7 @@ pub async fn run_with_alerts(
         let _ = t.await;
     }
     tracing::info!("stopped");
-    served
+    Ok(())
 }
 
 /// On the leader, every [`super::webhook::handoff::POLL`]: the alerts followers handed over,
