@@ -218,11 +218,12 @@ async fn answers_200_only_after_the_alert_is_stored() {
     assert_eq!(r.send(FIRING).await.0, 200);
     // By the time the answer arrived, the record is in the store.
     let doc = store
-        .get("webhook/alerts/bdef0648ce50a622")
+        .get("webhook/slo-alerts/checkout-availability")
         .await
         .unwrap()
         .unwrap();
     assert_eq!(doc.value["slo_id"], "checkout-availability");
+    assert_eq!(doc.value["events"][0]["fingerprint"], "bdef0648ce50a622");
     assert_eq!(doc.value["events"][0]["status"], "firing");
     r.next_trigger().await;
 }

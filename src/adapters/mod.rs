@@ -5,6 +5,7 @@ pub mod argocd;
 pub mod daemon_api;
 pub mod git;
 pub mod http;
+pub mod http_auth;
 pub mod kube;
 pub mod leader;
 pub mod notify;

@@ -24,6 +24,8 @@ use crate::ports::metrics::MetricsSource;
 use crate::ports::notify::Notifier;
 use crate::ports::state::StateStore;
 use crate::runtime::alerts::{forward_alerts, take_handoffs};
+use crate::runtime::coalesce::{self, Coalescer};
+use crate::runtime::serve;
 use crate::runtime::config::Config;
 use crate::runtime::guard::GuardRuntime;
 use crate::runtime::server::{self, AppState};
@@ -412,22 +414,33 @@ pub async fn run_with_alerts(
         wake.clone(),
         stop_rx.clone(),
     );
+    // However many alerts arrive, at most one evaluation waits per SLO (runtime::coalesce).
+    let pending = Arc::new(Coalescer::new(
+        d.state.metrics.webhook.triggers_coalesced.clone(),
+    ));
+    let collector = coalesce::collect(alerts, pending.clone(), |r: &GuardRequest| {
+        r.slo_id.clone()
+    });
     let scheduler = spawn_scheduler(
         d.slos.clone(),
         cfg.evaluation.interval.as_std(),
         cfg.evaluation.jitter,
         wake.clone(),
-        alerts,
+        pending,
         stop_rx.clone(),
     );
 
-    let mut stop = stop_rx.clone();
-    let server = axum::serve(listener, server::router_with(d.state.clone(), extra))
-        .with_graceful_shutdown(async move {
-            let _ = stop.changed().await;
-        });
-    let served = server.await.map_err(DaemonError::Server);
+    // Bounded connections, header/body timeouts, graceful shutdown: runtime::serve.
+    serve::serve(
+        listener,
+        server::router_with(d.state.clone(), extra),
+        cfg.server.limits().fitted_to_fd_limit(),
+        d.state.metrics.http.clone(),
+        stop_rx.clone(),
+    )
+    .await;
     let _ = scheduler.await;
+    collector.abort();
     let _ = reloader.await;
     if let Some(t) = rollout_task {
         let _ = t.await;
@@ -444,7 +457,7 @@ pub async fn run_with_alerts(
         let _ = t.await;
     }
     tracing::info!("stopped");
-    served
+    Ok(())
 }
 
 /// Resolves on SIGTERM or SIGINT.

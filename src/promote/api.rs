@@ -7,7 +7,7 @@
 //! | `POST` | `/api/v1/approvals` | body [`ApprovalRequest`]: 201 the new approval, 200 the existing one for the same change |
 //! | `POST` | `/api/v1/promotions` | body a `DecisionRecord` of kind `promote`: 201 `{"id"}` once it is in the decision log |
 //!
-//! Every endpoint needs `Authorization: Bearer <token>` (401 otherwise, with
+//! Every endpoint needs `Authorization: Bearer <token>` (the scheme in any case; 401 otherwise, with
 //! `WWW-Authenticate: Bearer`). The expected token is an [`ApiToken`] extension, read from
 //! its file or environment variable at each request so a rotated token is picked up:
 //! [`router_with_token`] adds it; a [`router`] merged without one answers 500 to every
@@ -70,15 +70,6 @@ fn state_error(e: PromoteStateError) -> Response {
     }
 }
 
-/// Compare without an early exit, so the time taken does not say how much matched.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    let mut diff = a.len() ^ b.len();
-    for (i, x) in a.iter().enumerate() {
-        diff |= usize::from(x ^ b.get(i).copied().unwrap_or(0));
-    }
-    diff == 0
-}
-
 async fn require_bearer(req: Request, next: Next) -> Response {
     let Some(ApiToken(source)) = req.extensions().get::<ApiToken>().cloned() else {
         tracing::error!("promote API: no ApiToken configured; refusing every request");
@@ -97,18 +88,10 @@ async fn require_bearer(req: Request, next: Next) -> Response {
             );
         }
     };
-    let given = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim);
-    match given {
-        Some(t) if same(t.as_bytes(), expected.expose().as_bytes()) => next.run(req).await,
-        _ => {
+    // The same check as every other endpoint (any case of `Bearer`, constant time).
+    match crate::adapters::http_auth::bearer_matches(req.headers(), &expected) {
+        true => next.run(req).await,
+        false => {
             let mut r = error(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
             r.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

@@ -481,6 +481,40 @@ pub struct EvaluationConfig {
 pub struct ServerConfig {
     /// Address of the HTTP server (`/healthz`, `/readyz`, `/metrics`, `/api/v1/…`).
     pub listen: SocketAddr,
+    /// Most connections open at once (lowered to the open-file limit less a reserve); over
+    /// it, the oldest connection running no request is closed ([`crate::runtime::serve`]).
+    pub max_connections: usize,
+    /// A request head must arrive within this; also the idle time a kept-alive connection
+    /// may wait between requests.
+    pub header_read_timeout: PromDuration,
+    /// A request body must be complete within this, from the end of its head.
+    pub body_timeout: PromDuration,
+}
+
+impl ServerConfig {
+    /// The listener's limits.
+    pub fn limits(&self) -> crate::runtime::serve::Limits {
+        crate::runtime::serve::Limits {
+            max_connections: self.max_connections,
+            header_read_timeout: self.header_read_timeout.as_std(),
+            body_timeout: self.body_timeout.as_std(),
+        }
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if self.max_connections == 0 {
+            return Err("server.max_connections: expected at least 1, found 0".into());
+        }
+        for (key, d) in [
+            ("server.header_read_timeout", self.header_read_timeout),
+            ("server.body_timeout", self.body_timeout),
+        ] {
+            if d.as_millis() < 100 {
+                return Err(format!("{key}: expected at least 100ms, found {d}"));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Default for PrometheusConfig {
@@ -516,6 +550,9 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            max_connections: 512,
+            header_read_timeout: PromDuration::from_secs(10),
+            body_timeout: PromDuration::from_secs(30),
         }
     }
 }
@@ -606,6 +643,7 @@ impl Config {
                 self.slos.reload_interval
             ));
         }
+        self.server.check()?;
         if !(0.0..=0.5).contains(&self.evaluation.jitter) {
             return Err(format!(
                 "evaluation.jitter: expected a fraction between 0 and 0.5, found {}",

@@ -67,6 +67,8 @@ pub struct Metrics {
     pub rollout: RolloutMetrics,
     /// The error-budget guard (cloned into the guard runtime).
     pub guard: GuardMetrics,
+    /// The HTTP listener's connections ([`crate::runtime::serve`]).
+    pub http: HttpMetrics,
     /// SLOs with series currently exported (with their burn-rate windows), so that removed
     /// SLOs lose their series.
     exported: Mutex<HashMap<SloLabels, Vec<String>>>,
@@ -104,12 +106,14 @@ impl Metrics {
             webhook: WebhookMetrics::default(),
             rollout: RolloutMetrics::default(),
             guard: GuardMetrics::default(),
+            http: HttpMetrics::default(),
             exported: Mutex::new(HashMap::new()),
             registry: Registry::default(),
         };
         m.webhook.register(&mut registry);
         m.rollout.register(&mut registry);
         m.guard.register(&mut registry);
+        m.http.register(&mut registry);
         registry.register(
             "slogate_slo_budget_consumed_ratio",
             "Error budget consumed over the SLO period (error ratio / (1 - objective))",
@@ -342,6 +346,9 @@ pub struct WebhookMetrics {
     /// Alerts recorded whose evaluation trigger could not be queued (queue full or closed);
     /// the SLO is still evaluated at the next scheduled cycle.
     pub triggers_dropped: Counter,
+    /// Alert triggers folded into one already waiting for the same SLO
+    /// ([`crate::runtime::coalesce`]).
+    pub triggers_coalesced: Counter,
 }
 
 impl Default for WebhookMetrics {
@@ -351,6 +358,7 @@ impl Default for WebhookMetrics {
             alerts: Family::default(),
             duration: Histogram::new([0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0]),
             triggers_dropped: Counter::default(),
+            triggers_coalesced: Counter::default(),
         }
     }
 }
@@ -377,6 +385,11 @@ impl WebhookMetrics {
             "Recorded alerts whose immediate evaluation could not be queued",
             self.triggers_dropped.clone(),
         );
+        registry.register(
+            "slogate_alert_triggers_coalesced",
+            "Alert triggers folded into an evaluation already waiting for the same SLO",
+            self.triggers_coalesced.clone(),
+        );
     }
 
     /// Count one alert.
@@ -384,6 +397,51 @@ impl WebhookMetrics {
         self.alerts
             .get_or_create(&AlertResultLabels { result })
             .inc();
+    }
+}
+
+/// Connections of the HTTP listener ([`crate::runtime::serve`]). Cloning shares the series.
+#[derive(Clone, Debug, Default)]
+pub struct HttpMetrics {
+    /// Connections open now.
+    pub connections_open: Gauge,
+    /// Connections accepted.
+    pub connections_total: Counter,
+    /// Connections closed to make room for a new one (oldest without a running request).
+    pub connections_evicted: Counter,
+    /// Connections answered 503 and closed: every slot ran a request.
+    pub connections_refused: Counter,
+    /// Connections closed because a request head did not arrive in time.
+    pub header_timeouts: Counter,
+}
+
+impl HttpMetrics {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "slogate_http_connections",
+            "Open connections of the HTTP listener",
+            self.connections_open.clone(),
+        );
+        registry.register(
+            "slogate_http_connections_accepted",
+            "Connections accepted by the HTTP listener",
+            self.connections_total.clone(),
+        );
+        registry.register(
+            "slogate_http_connections_evicted",
+            "Connections closed to make room under server.max_connections (the oldest one running no request)",
+            self.connections_evicted.clone(),
+        );
+        registry.register(
+            "slogate_http_connections_refused",
+            "Connections answered 503 because every slot under server.max_connections ran a request",
+            self.connections_refused.clone(),
+        );
+        registry.register(
+            "slogate_http_header_timeouts",
+            "Connections closed because a request head did not arrive within server.header_read_timeout",
+            self.header_timeouts.clone(),
+        );
     }
 }
 

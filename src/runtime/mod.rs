@@ -4,12 +4,15 @@
 //! server and self-metrics. The composition root that wires them is `crate::daemon`.
 
 pub mod alerts;
+pub mod coalesce;
 pub mod config;
 pub mod effects;
 pub mod evaluator;
 pub mod guard;
+pub mod logsafe;
 pub mod metrics;
 pub mod rollout;
+pub mod serve;
 pub mod server;
 pub mod slo_loop;
 pub mod slo_store;

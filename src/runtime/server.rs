@@ -126,7 +126,13 @@ async fn decisions(
     }
 }
 
-/// Check `Authorization: Bearer <api.token>` (constant-time). `Err` is the response.
+/// Largest body of the write endpoints of this router and the rollout controls
+/// (`{"reason": "…"}`).
+pub const WRITE_BODY_LIMIT: usize = 16 * 1024;
+
+/// Check `Authorization: Bearer <api.token>` (any case of `Bearer`, constant-time; see
+/// [`crate::adapters::http_auth`]). Reads headers only: call it before reading the body.
+/// `Err` is the response.
 pub fn authorize(s: &AppState, headers: &axum::http::HeaderMap) -> Result<String, Box<Response>> {
     let Some(token) = &s.api_token else {
         return Err(Box::new(json_error(
@@ -134,17 +140,7 @@ pub fn authorize(s: &AppState, headers: &axum::http::HeaderMap) -> Result<String
             "write endpoints are disabled: configure api.token",
         )));
     };
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    let (a, b) = (given.as_bytes(), token.expose().as_bytes());
-    let mut diff = a.len() ^ b.len();
-    for (i, x) in b.iter().enumerate() {
-        diff |= usize::from(a.get(i).copied().unwrap_or(0) ^ x);
-    }
-    if diff != 0 {
+    if !crate::adapters::http_auth::bearer_matches(headers, token) {
         let mut r = json_error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
         r.headers_mut().insert(
             header::WWW_AUTHENTICATE,
@@ -160,6 +156,21 @@ pub fn authorize(s: &AppState, headers: &axum::http::HeaderMap) -> Result<String
         .to_string())
 }
 
+/// [`authorize`], then the body (at most `limit` bytes). The body is not read at all when
+/// the request is not authenticated. `Err` is the response.
+pub async fn authorize_then_read(
+    s: &AppState,
+    headers: &axum::http::HeaderMap,
+    body: axum::body::Body,
+    limit: usize,
+) -> Result<(String, axum::body::Bytes), Box<Response>> {
+    let actor = authorize(s, headers)?;
+    match super::serve::read_body(headers, body, limit).await {
+        Ok(b) => Ok((actor, b)),
+        Err(e) => Err(Box::new(json_error(e.status(), &e.to_string()))),
+    }
+}
+
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OverrideBody {
@@ -170,18 +181,18 @@ async fn override_freeze(
     State(s): State<Arc<AppState>>,
     axum::extract::Path(app): axum::extract::Path<String>,
     headers: axum::http::HeaderMap,
-    body: Result<Json<OverrideBody>, axum::extract::rejection::JsonRejection>,
+    body: axum::body::Body,
 ) -> Response {
-    let actor = match authorize(&s, &headers) {
+    let (actor, bytes) = match authorize_then_read(&s, &headers, body, WRITE_BODY_LIMIT).await {
         Ok(a) => a,
         Err(r) => return *r,
     };
-    let body = match body {
-        Ok(Json(b)) => b,
+    let body: OverrideBody = match serde_json::from_slice(&bytes) {
+        Ok(b) => b,
         Err(e) => {
             return json_error(
                 StatusCode::BAD_REQUEST,
-                &format!("body: {}; expected {{\"reason\": \"…\"}}", e.body_text()),
+                &format!("body: {e}; expected {{\"reason\": \"…\"}}"),
             )
         }
     };

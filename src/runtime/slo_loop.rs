@@ -9,11 +9,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::RngExt;
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use super::evaluator::{self, Evaluation, Target};
+use super::coalesce::Coalescer;
 use super::guard::GuardRuntime;
 use super::metrics::{KindLabels, SloLabels};
 use super::server::AppState;
@@ -101,63 +102,93 @@ impl SloLoop {
             tracing::debug!("not the leader: the guard does not run on this replica");
             return Vec::new();
         }
-        let mut errors = Vec::new();
         let apps: Vec<String> = g
             .apps()
             .iter()
             .filter(|a| only_slo.is_none_or(|s| a.slos.iter().any(|x| x == s)))
             .map(|a| a.app.clone())
             .collect();
+        let mut errors = Vec::new();
         for app in apps {
-            let span = tracing::info_span!("guard", app = %app, trigger = trigger.as_str());
-            match g
-                .run_app(&app, reports, trigger.clone(), chrono::Utc::now())
-                .instrument(span)
-                .await
-            {
-                Ok(r) => {
-                    for a in &r.actions {
-                        let kind = if a == "known-good" {
-                            "known_good"
-                        } else {
-                            "guard"
-                        };
-                        self.state.metrics.rollout.decision(kind, a);
-                    }
-                    if !r.actions.is_empty() {
-                        tracing::info!(app = %app, frozen = r.frozen, actions = ?r.actions, "guard acted");
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(app = %app, kind = e.metric_label(), "guard run failed: {e}");
-                    self.state
-                        .metrics
-                        .guard
-                        .failures
-                        .get_or_create(&KindLabels {
-                            kind: e.metric_label().into(),
-                        })
-                        .inc();
-                    errors.push(format!("guard {app}: {e}"));
-                }
+            if let Err(e) = self.guard_app(g, &app, reports, trigger.clone()).await {
+                errors.push(e);
             }
         }
         errors
     }
 
-    /// An alert for one SLO: evaluate the SLOs of its apps now and run their guard.
-    pub async fn on_alert(&self, req: GuardRequest) {
+    /// One guard run of one app; `Err` is the line for the cycle summary.
+    async fn guard_app(
+        &self,
+        g: &GuardRuntime,
+        app: &str,
+        reports: &[BudgetReport],
+        trigger: Trigger,
+    ) -> Result<(), String> {
+        let span = tracing::info_span!("guard", app = %app, trigger = trigger.as_str());
+        match g
+            .run_app(app, reports, trigger, chrono::Utc::now())
+            .instrument(span)
+            .await
+        {
+            Ok(r) => {
+                for a in &r.actions {
+                    let kind = if a == "known-good" {
+                        "known_good"
+                    } else {
+                        "guard"
+                    };
+                    self.state.metrics.rollout.decision(kind, a);
+                }
+                if !r.actions.is_empty() {
+                    tracing::info!(app = %app, frozen = r.frozen, actions = ?r.actions, "guard acted");
+                }
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(app = %app, kind = e.metric_label(), "guard run failed: {e}");
+                self.state
+                    .metrics
+                    .guard
+                    .failures
+                    .get_or_create(&KindLabels {
+                        kind: e.metric_label().into(),
+                    })
+                    .inc();
+                Err(format!("guard {app}: {e}"))
+            }
+        }
+    }
+
+    /// The alerts waiting at once (coalesced, at most one per SLO: `runtime::coalesce`): one
+    /// evaluation of the SLOs of every app concerned, then one guard run per app, with the
+    /// trigger of the first alert that concerned it.
+    pub async fn on_alerts(&self, batch: Vec<GuardRequest>) {
         let Some(g) = &self.guard else {
-            tracing::info!(slo = %req.slo_id, "alert for an SLO no guarded app uses (guard.apps is empty)");
+            for req in &batch {
+                tracing::info!(slo = %req.slo_id, "alert for an SLO no guarded app uses (guard.apps is empty)");
+            }
             return;
         };
-        let wanted: std::collections::HashSet<String> = g
-            .apps_for_slo(&req.slo_id)
-            .iter()
-            .flat_map(|a| a.slos.iter().cloned())
-            .collect();
-        if wanted.is_empty() {
-            tracing::info!(slo = %req.slo_id, "alert for an SLO no guarded app uses");
+        if !self.leadership.is_leader() {
+            tracing::debug!("not the leader: the guard does not run on this replica");
+            return;
+        }
+        let mut apps: Vec<(String, Trigger)> = Vec::new();
+        let mut wanted = std::collections::HashSet::new();
+        for req in batch {
+            let concerned = g.apps_for_slo(&req.slo_id);
+            if concerned.is_empty() {
+                tracing::info!(slo = %req.slo_id, "alert for an SLO no guarded app uses");
+            }
+            for a in concerned {
+                wanted.extend(a.slos.iter().cloned());
+                if !apps.iter().any(|(x, _)| *x == a.app) {
+                    apps.push((a.app.clone(), req.trigger.clone()));
+                }
+            }
+        }
+        if apps.is_empty() {
             return;
         }
         let targets: Vec<Target> = self
@@ -170,7 +201,10 @@ impl SloLoop {
             tracing::warn!("{e}");
         }
         let reports: Vec<BudgetReport> = ev.reports().cloned().collect();
-        self.guard(&reports, Some(&req.slo_id), req.trigger).await;
+        for (app, trigger) in apps {
+            // Failures are logged and counted by guard_app; the schedule retries.
+            let _ = self.guard_app(g, &app, &reports, trigger).await;
+        }
     }
 
     /// Reload specs off the async runtime (file I/O). Returns whether the set changed.
@@ -339,14 +373,14 @@ pub fn spawn_reloader(
 }
 
 /// The schedule: evaluate every SLO and run the guard, then wait `interval` (±`jitter`),
-/// a reload's wake-up or an alert (acted on at once, for its SLO only). Ends when `stop`
+/// a reload's wake-up or alerts (coalesced per SLO, acted on at once, for their SLOs only). Ends when `stop`
 /// turns true.
 pub fn spawn_scheduler(
     d: Arc<SloLoop>,
     interval: Duration,
     jitter: f64,
     wake: Arc<Notify>,
-    mut alerts: mpsc::Receiver<GuardRequest>,
+    pending: Arc<Coalescer<String, GuardRequest>>,
     mut stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
@@ -367,10 +401,11 @@ pub fn spawn_scheduler(
                 tokio::select! {
                     _ = &mut sleep => break,
                     _ = wake.notified() => break,
-                    Some(req) = alerts.recv() => {
-                        // An alert: act on its SLO now, then keep the schedule.
+                    _ = pending.ready() => {
+                        // Alerts: act on their SLOs now, then keep the schedule.
+                        let batch = pending.take_all().into_iter().map(|(_, r)| r).collect();
                         tokio::select! {
-                            _ = d.on_alert(req) => {}
+                            _ = d.on_alerts(batch) => {}
                             _ = stop.changed() => return,
                         }
                     }

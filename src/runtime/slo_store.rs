@@ -3,7 +3,8 @@
 //! Changes are found by polling a fingerprint of the files' names and contents (cheap, and
 //! robust to Kubernetes ConfigMap volumes, which swap a symlink rather than writing files).
 //! A file that fails to load is reported and skipped, and the last good version of that
-//! file's SLOs is kept.
+//! file's SLOs is kept. A configured directory that cannot be listed (any error: too many
+//! open files, permissions, a broken symlink) keeps the last good SLOs of all its files.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeSet, HashSet};
@@ -59,18 +60,24 @@ impl SloStore {
         self.fingerprint = Some(fp);
         let report = spec::load_paths(&self.paths);
         let bad: HashSet<PathBuf> = report.errors.iter().map(|d| d.file.clone()).collect();
+        // A configured path that cannot be listed or read (too many open files, a ConfigMap
+        // volume mid-swap, a permission or symlink error) keeps every SLO loaded from under
+        // it: a listing error says nothing about which files are gone.
+        let unlistable: Vec<&PathBuf> = self.paths.iter().filter(|p| bad.contains(*p)).collect();
+        let kept =
+            |file: &PathBuf| bad.contains(file) || unlistable.iter().any(|p| file.starts_with(p));
         let mut errors = report.errors;
         // Failing files keep their previous SLOs; good files contribute their new ones. A new
         // SLO that collides with a kept one loses: the kept one is the known-good version.
         let mut next: Vec<Slo> = self
             .slos
             .iter()
-            .filter(|s| bad.contains(&s.origin.file))
+            .filter(|s| kept(&s.origin.file))
             .cloned()
             .collect();
         let mut seen: HashSet<String> = next.iter().map(|s| s.id.clone()).collect();
         for s in report.slos {
-            if bad.contains(&s.origin.file) {
+            if kept(&s.origin.file) {
                 continue;
             }
             if !seen.insert(s.id.clone()) {
@@ -127,4 +134,65 @@ fn fingerprint(paths: &[PathBuf]) -> u64 {
         }
     }
     h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(slo: &str) -> String {
+        format!(
+            r#"version: "prometheus/v1"
+service: "checkout"
+slos:
+  - name: "{slo}"
+    objective: 99.9
+    sli:
+      events:
+        error_query: sum(rate(http_requests_total{{code=~"5.."}}[{{{{.window}}}}]))
+        total_query: sum(rate(http_requests_total[{{{{.window}}}}]))
+    alerting:
+      page_alert: {{disable: true}}
+      ticket_alert: {{disable: true}}
+"#
+        )
+    }
+
+    fn ids(s: &SloStore) -> Vec<String> {
+        s.slos().iter().map(|x| x.id.clone()).collect()
+    }
+
+    /// A directory that cannot be listed (here a symlink loop: ELOOP, which even root
+    /// cannot list) keeps every SLO of its files; once it can be listed again, a removed
+    /// file's SLOs go.
+    #[test]
+    fn a_listing_error_keeps_the_last_good_slos() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("slos");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("a.yml"), spec("availability")).unwrap();
+        std::fs::write(dir.join("b.yml"), spec("latency")).unwrap();
+        let mut store = SloStore::new(vec![dir.clone()]);
+        let r = store.reload();
+        assert!(r.changed && r.errors.is_empty(), "{:?}", r.errors);
+        assert_eq!(ids(&store), ["checkout-availability", "checkout-latency"]);
+
+        let aside = tmp.path().join("aside");
+        std::fs::rename(&dir, &aside).unwrap();
+        std::os::unix::fs::symlink(&dir, &dir).unwrap();
+        let r = store.reload();
+        assert!(!r.errors.is_empty(), "the listing error is reported");
+        assert!(!r.changed, "nothing unloaded");
+        assert_eq!(ids(&store), ["checkout-availability", "checkout-latency"]);
+        assert!(store.failing_files().contains(&dir));
+
+        // Listable again, with b.yml removed: its SLO goes, a.yml's stays.
+        std::fs::remove_file(&dir).unwrap();
+        std::fs::rename(&aside, &dir).unwrap();
+        std::fs::remove_file(dir.join("b.yml")).unwrap();
+        let r = store.reload();
+        assert!(r.changed && r.errors.is_empty(), "{:?}", r.errors);
+        assert_eq!(ids(&store), ["checkout-availability"]);
+        assert!(store.failing_files().is_empty());
+    }
 }

@@ -6,8 +6,8 @@
 //! - `promote-approval/<key>`: an approval given more than `state.retention` ago (default
 //!   30 days). A pipeline re-run after that needs a new approval; the approval itself stays
 //!   in the decision log.
-//! - `webhook/alerts/<fingerprint>`: a dedupe record whose every event was received more than
-//!   `webhook.dedupe_ttl` ago. [`crate::runtime::webhook::dedupe::record`] ignores such
+//! - `webhook/slo-alerts/<slo>` (and `webhook/alerts/<fingerprint>` of the previous layout):
+//!   a dedupe record whose every event was received more than `webhook.dedupe_ttl` ago. [`crate::runtime::webhook::dedupe::record`] ignores such
 //!   events already, so deleting the record changes nothing a delivery would see.
 //! - `rollout-commands/<ns>/<name>`: the command queue of a Rollout that is not running here,
 //!   with no command queued or answered within `state.retention`.
@@ -30,7 +30,7 @@ use crate::adapters::leader::Leadership;
 use crate::model::approval::{self, Approval};
 use crate::ports::state::{StateError, StateStore};
 use crate::runtime::rollout::commands::CommandQueue;
-use crate::runtime::webhook::dedupe::{self, AlertDoc};
+use crate::runtime::webhook::dedupe::{self, Received};
 
 /// How often the leader sweeps.
 pub const INTERVAL: Duration = Duration::from_secs(3600);
@@ -63,10 +63,11 @@ impl Kind {
         }
     }
 
-    fn prefixes() -> [(&'static str, Kind); 3] {
+    fn prefixes() -> [(&'static str, Kind); 4] {
         [
             (approval::PREFIX, Kind::Approval),
             (dedupe::PREFIX, Kind::AlertRecord),
+            (dedupe::LEGACY_PREFIX, Kind::AlertRecord),
             (COMMANDS_PREFIX, Kind::CommandQueue),
         ]
     }
@@ -94,8 +95,8 @@ pub fn expired(
             serde_json::from_value(value.clone()).map_err(|e| decode_err("an approval", e))?;
         return Ok((a.at < before(keep.retention)).then_some(Kind::Approval));
     }
-    if key.starts_with(dedupe::PREFIX) {
-        let d: AlertDoc = serde_json::from_value(value.clone())
+    if key.starts_with(dedupe::PREFIX) || key.starts_with(dedupe::LEGACY_PREFIX) {
+        let d: Received = serde_json::from_value(value.clone())
             .map_err(|e| decode_err("an alert dedupe record", e))?;
         let horizon = before(keep.dedupe_ttl);
         let live = d.events.iter().any(|e| e.received_at >= horizon);

@@ -8,7 +8,8 @@
 //!   stored, then applied by a reconcile run at once when this replica leads. Answers:
 //!   `200` applied (with the status), `409` refused by the state machine (`error` says
 //!   why), `202` queued (not the leader: the leader applies it at its next reconcile),
-//!   `401`/`403` unauthenticated, `400` bad body, `404` unknown rollout or action.
+//!   `401`/`403` unauthenticated (checked before the body is read), `400` bad body, `413` a
+//!   body over 16 KiB, `404` unknown rollout or action.
 //!
 //! Handlers are thin: they parse, call [`RolloutController::submit`], and encode.
 
@@ -26,7 +27,7 @@ use super::commands::{self, CommandOutcome, CommandResult, QueuedCommand};
 use super::controller::{RolloutController, RolloutError};
 use crate::ports::state::{StateError, StateStore};
 use crate::rollout::RolloutStatus;
-use crate::runtime::server::{authorize, AppState};
+use crate::runtime::server::{authorize_then_read, AppState, WRITE_BODY_LIMIT};
 
 /// The rollout controllers of this daemon, by `namespace/name`. The supervisor
 /// ([`super::supervisor`]) adds and removes them as Rollouts come and go; the API reads it.
@@ -186,9 +187,10 @@ async fn control(
     State(s): State<ApiState>,
     Path((ns, name, action)): Path<(String, String, String)>,
     headers: axum::http::HeaderMap,
-    body: axum::body::Bytes,
+    body: axum::body::Body,
 ) -> Response {
-    let actor = match authorize(&s.app, &headers) {
+    // Authentication first: the body of an unauthenticated request is never read.
+    let (actor, body) = match authorize_then_read(&s.app, &headers, body, WRITE_BODY_LIMIT).await {
         Ok(a) => a,
         Err(r) => return *r,
     };

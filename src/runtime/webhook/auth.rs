@@ -237,18 +237,9 @@ fn trim_spaces(mut b: &[u8]) -> &[u8] {
     b
 }
 
-/// Equality whose running time depends on the lengths only, not on where the inputs differ.
-pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    let n = a.len().max(b.len());
-    let mut diff: u8 = u8::from(a.len() != b.len());
-    for i in 0..n {
-        let x = a.get(i).copied().unwrap_or(0);
-        let y = b.get(i).copied().unwrap_or(0);
-        diff |= x ^ y;
-    }
-    // Keep the optimiser from turning the fold into an early exit.
-    std::hint::black_box(diff) == 0
-}
+/// Equality whose running time depends on the lengths only (shared with the API's bearer
+/// check).
+pub use crate::adapters::http_auth::ct_eq;
 
 /// Basic credentials are standard base64 (RFC 4648 §4). Padding is optional but complete
 /// when present (`Zg==` or `Zg`, not `Zg=`), and non-zero trailing bits are accepted

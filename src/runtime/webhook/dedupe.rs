@@ -1,26 +1,33 @@
 //! Deduplication of alerts through the [`StateStore`], so that it survives restarts.
 //!
-//! # Layout: one document per fingerprint
+//! # Layout: one bounded document per SLO
 //!
 //! An alert event is identified by `(fingerprint, status, startsAt)`: Alertmanager resends a
 //! firing alert every `repeat_interval` with the same `startsAt`, retries a failed delivery
 //! with the same body, and a new episode of the same alert gets a new `startsAt`.
 //!
-//! The events are kept under **one document per fingerprint**, `webhook/alerts/<fingerprint>`,
-//! holding the recent events of that alert (at most [`MAX_EVENTS`], none older than the
-//! configured TTL). A new event is added with compare-and-swap on the document's version:
-//! of two concurrent deliveries of the same event exactly one writes it, the other loses
-//! the swap, re-reads, finds the event and reports a duplicate.
+//! The events of every alert of one SLO are kept in **one document per SLO**,
+//! `webhook/slo-alerts/<slo id>`: the most recent [`MAX_EVENTS`] events (the oldest dropped
+//! first), none older than the configured TTL, each label value cut to [`MAX_LABEL_CHARS`].
+//! Only alerts of a loaded SLO are recorded, so the number of documents is bounded by the
+//! number of SLOs, and the size of each by `MAX_EVENTS` whatever the senders put in their
+//! labels. (With one document per fingerprint, 2,000 distinct label sets in one request made
+//! 2,000 documents, and a 1 MB alert name a 1 MB document.)
 //!
-//! Why not one document per event (`put(key, …, None)`, a conflict meaning duplicate): the
-//! `StateStore` port has no delete, so per-event documents could never expire and would grow
-//! with every alert episode forever. Per fingerprint, the number of documents is bounded by
-//! the number of distinct SLO alert label sets (each SLO has a page and a ticket alert), and
-//! each document is bounded by [`MAX_EVENTS`] and the TTL.
+//! The alerts of one request are recorded per SLO in one compare-and-swap on the document's
+//! version ([`record_all`]): of two concurrent deliveries of the same event exactly one
+//! writes it, the other loses the swap, re-reads, finds the event and reports a duplicate.
+//!
+//! A flood of distinct fingerprints pushes older events out of the document; a repeat of such
+//! an event then counts as new once more and triggers one more evaluation, which the daemon
+//! coalesces per SLO ([`crate::runtime::coalesce`]). Dedupe saves work; it never decides.
 //!
 //! Alertmanager's fingerprint (16 hex digits) is used when it is a valid key segment;
 //! otherwise (absent, or odd characters from another sender) the same FNV-1a hash of the
 //! sorted label set that Prometheus and Alertmanager compute is used instead.
+//!
+//! Documents of the previous layout (`webhook/alerts/<fingerprint>`) are no longer written;
+//! the state sweep deletes them once their events are older than the TTL.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -32,15 +39,21 @@ use super::payload::{Alert, AlertStatus};
 use crate::adapters::state::conflict_backoff;
 use crate::ports::state::{StateError, StateStore};
 
-/// Most events kept per fingerprint (oldest dropped first).
-pub const MAX_EVENTS: usize = 64;
+/// Most events kept per SLO (oldest dropped first).
+pub const MAX_EVENTS: usize = 256;
+
+/// Characters of a label value (alert name, severity) kept in a record.
+pub const MAX_LABEL_CHARS: usize = 128;
 
 /// Compare-and-swap rounds before giving up (each lost round means another writer made
-/// progress on the same fingerprint).
+/// progress on the same SLO).
 const CAS_ROUNDS: usize = 16;
 
 /// Key prefix of the dedupe documents.
-pub const PREFIX: &str = "webhook/alerts/";
+pub const PREFIX: &str = "webhook/slo-alerts/";
+
+/// Key prefix of the previous layout's documents (one per fingerprint), still swept.
+pub const LEGACY_PREFIX: &str = "webhook/alerts/";
 
 /// What [`record`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,24 +67,45 @@ pub enum Recorded {
 /// One stored event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
+    pub fingerprint: String,
     pub status: AlertStatus,
     pub starts_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ends_at: Option<DateTime<Utc>>,
     pub received_at: DateTime<Utc>,
-}
-
-/// The document under `webhook/alerts/<fingerprint>`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AlertDoc {
-    pub fingerprint: String,
-    pub slo_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alertname: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub severity: Option<String>,
+}
+
+/// The document under `webhook/slo-alerts/<slo id>`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertDoc {
+    pub slo_id: String,
     /// Oldest first.
     pub events: Vec<Event>,
+}
+
+/// What the state sweep reads of a dedupe document, of either layout: when its events were
+/// received.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Received {
+    pub events: Vec<ReceivedAt>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReceivedAt {
+    pub received_at: DateTime<Utc>,
+}
+
+/// The key of an SLO's document: its id when that is a valid key segment, else a hash.
+pub fn key(slo_id: &str) -> String {
+    if valid_segment(slo_id) {
+        format!("{PREFIX}{slo_id}")
+    } else {
+        format!("{PREFIX}h-{:016x}", fnv1a([slo_id.as_bytes()]))
+    }
 }
 
 /// The fingerprint to key the alert by: Alertmanager's when usable, else computed.
@@ -90,29 +124,37 @@ fn valid_segment(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
 }
 
-/// Prometheus' `LabelSet.Fingerprint()`: FNV-1a 64 over the labels sorted by name, each
-/// name and value followed by the byte 0xff.
-pub fn labels_fingerprint(labels: &BTreeMap<String, String>) -> u64 {
+/// FNV-1a 64 over the given byte strings, in order.
+fn fnv1a<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> u64 {
     const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
     const PRIME: u64 = 0x0000_0100_0000_01b3;
     let mut h = OFFSET;
-    let mut add = |bytes: &[u8]| {
+    for bytes in parts {
         for b in bytes {
             h ^= u64::from(*b);
             h = h.wrapping_mul(PRIME);
         }
-    };
-    for (k, v) in labels {
-        add(k.as_bytes());
-        add(&[0xff]);
-        add(v.as_bytes());
-        add(&[0xff]);
     }
     h
 }
 
-/// Store the alert's event unless it is already stored. `ttl` bounds how long events are
-/// remembered.
+/// Prometheus' `LabelSet.Fingerprint()`: FNV-1a 64 over the labels sorted by name, each
+/// name and value followed by the byte 0xff.
+pub fn labels_fingerprint(labels: &BTreeMap<String, String>) -> u64 {
+    const SEP: &[u8] = &[0xff];
+    fnv1a(
+        labels
+            .iter()
+            .flat_map(|(k, v)| [k.as_bytes(), SEP, v.as_bytes(), SEP]),
+    )
+}
+
+/// At most [`MAX_LABEL_CHARS`] characters of a label value.
+fn cut(v: Option<&String>) -> Option<String> {
+    v.map(|s| s.chars().take(MAX_LABEL_CHARS).collect())
+}
+
+/// Store the alert's event unless it is already stored ([`record_all`] of one alert).
 pub async fn record(
     store: &dyn StateStore,
     alert: &Alert,
@@ -120,14 +162,22 @@ pub async fn record(
     now: DateTime<Utc>,
     ttl: Duration,
 ) -> Result<Recorded, StateError> {
-    let fp = fingerprint(alert);
-    let key = format!("{PREFIX}{fp}");
-    let event = Event {
-        status: alert.status,
-        starts_at: alert.starts_at,
-        ends_at: alert.ends_at,
-        received_at: now,
-    };
+    let r = record_all(store, slo_id, &[alert], now, ttl).await?;
+    // One alert in, one answer out.
+    Ok(r.first().copied().unwrap_or(Recorded::Duplicate))
+}
+
+/// Store the events of `alerts` (all of SLO `slo_id`) that are not stored yet, in one
+/// compare-and-swap; one answer per alert, in order. `ttl` bounds how long events are
+/// remembered. An event repeated within `alerts` is a duplicate after its first.
+pub async fn record_all(
+    store: &dyn StateStore,
+    slo_id: &str,
+    alerts: &[&Alert],
+    now: DateTime<Utc>,
+    ttl: Duration,
+) -> Result<Vec<Recorded>, StateError> {
+    let key = key(slo_id);
     let horizon = chrono::Duration::from_std(ttl)
         .ok()
         .and_then(|d| now.checked_sub_signed(d))
@@ -150,21 +200,35 @@ pub async fn record(
             },
         };
         events.retain(|e| e.received_at >= horizon);
-        if events
-            .iter()
-            .any(|e| e.status == event.status && e.starts_at == event.starts_at)
-        {
-            return Ok(Recorded::Duplicate);
+        let mut answers = Vec::with_capacity(alerts.len());
+        for alert in alerts {
+            let fp = fingerprint(alert);
+            let seen = events.iter().any(|e| {
+                e.fingerprint == fp && e.status == alert.status && e.starts_at == alert.starts_at
+            });
+            if seen {
+                answers.push(Recorded::Duplicate);
+                continue;
+            }
+            answers.push(Recorded::New);
+            events.push(Event {
+                fingerprint: fp,
+                status: alert.status,
+                starts_at: alert.starts_at,
+                ends_at: alert.ends_at,
+                received_at: now,
+                alertname: cut(alert.labels.get("alertname")),
+                severity: cut(severity(&alert.labels).as_ref()),
+            });
         }
-        events.push(event.clone());
+        if !answers.contains(&Recorded::New) {
+            return Ok(answers);
+        }
         if events.len() > MAX_EVENTS {
             events.drain(..events.len() - MAX_EVENTS);
         }
         let doc = AlertDoc {
-            fingerprint: fp.clone(),
             slo_id: slo_id.to_string(),
-            alertname: alert.labels.get("alertname").cloned(),
-            severity: severity(&alert.labels),
             events,
         };
         let value = serde_json::to_value(&doc).map_err(|e| StateError::Corrupt {
@@ -172,7 +236,7 @@ pub async fn record(
             message: e.to_string(),
         })?;
         match store.put(&key, value, expected).await {
-            Ok(_) => return Ok(Recorded::New),
+            Ok(_) => return Ok(answers),
             Err(e @ StateError::Conflict { .. }) => last_err = Some(e),
             Err(e) => return Err(e),
         }
@@ -250,16 +314,12 @@ mod tests {
             record(&s, &a, "x", later, ttl).await.unwrap(),
             Recorded::New
         );
-        let doc: AlertDoc = serde_json::from_value(
-            s.get("webhook/alerts/bdef0648ce50a622")
-                .await
-                .unwrap()
-                .unwrap()
-                .value,
-        )
-        .unwrap();
+        let doc: AlertDoc =
+            serde_json::from_value(s.get("webhook/slo-alerts/x").await.unwrap().unwrap().value)
+                .unwrap();
         assert_eq!(doc.events.len(), 1, "expired events are pruned: {doc:?}");
-        assert_eq!(doc.severity.as_deref(), Some("page"));
+        assert_eq!(doc.events[0].fingerprint, "bdef0648ce50a622");
+        assert_eq!(doc.events[0].severity.as_deref(), Some("page"));
     }
 
     /// Yields after every read, so that concurrent writers all read the same version before
@@ -292,12 +352,7 @@ mod tests {
             }
         }
         assert_eq!(new, 1);
-        let v = s
-            .inner
-            .get("webhook/alerts/bdef0648ce50a622")
-            .await
-            .unwrap()
-            .unwrap();
+        let v = s.inner.get("webhook/slo-alerts/x").await.unwrap().unwrap();
         assert_eq!(v.version, 1, "the losers wrote nothing");
     }
 
@@ -312,14 +367,82 @@ mod tests {
                 .await
                 .unwrap();
         }
-        let doc: AlertDoc = serde_json::from_value(
-            s.get("webhook/alerts/bdef0648ce50a622")
-                .await
-                .unwrap()
-                .unwrap()
-                .value,
-        )
-        .unwrap();
+        let doc: AlertDoc =
+            serde_json::from_value(s.get("webhook/slo-alerts/x").await.unwrap().unwrap().value)
+                .unwrap();
         assert_eq!(doc.events.len(), MAX_EVENTS);
+    }
+
+    /// 2,000 distinct fingerprints with a 1 MB alert name, in one request, for one SLO: one
+    /// document, bounded in events and in size; every alert still counts as new once.
+    #[tokio::test]
+    async fn a_fingerprint_flood_makes_one_bounded_document() {
+        let s = MemoryStore::new();
+        let now = Utc::now();
+        let huge = "A".repeat(1024 * 1024);
+        let alerts: Vec<Alert> = (0..2000)
+            .map(|i| {
+                let mut a = alert();
+                a.fingerprint = None;
+                a.labels.insert("instance".into(), format!("i-{i}"));
+                if i == 1999 {
+                    a.labels.insert("alertname".into(), huge.clone());
+                }
+                a
+            })
+            .collect();
+        let refs: Vec<&Alert> = alerts.iter().collect();
+        let r = record_all(
+            &s,
+            "checkout-availability",
+            &refs,
+            now,
+            Duration::from_secs(3600),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.len(), 2000);
+        assert!(r.iter().all(|x| *x == Recorded::New));
+        let keys = s.list("webhook/").await.unwrap();
+        assert_eq!(keys, ["webhook/slo-alerts/checkout-availability"]);
+        let v = s.get(&keys[0]).await.unwrap().unwrap().value;
+        let size = serde_json::to_vec(&v).unwrap().len();
+        assert!(size < 128 * 1024, "document of {size} bytes");
+        let doc: AlertDoc = serde_json::from_value(v).unwrap();
+        assert_eq!(doc.events.len(), MAX_EVENTS);
+        assert_eq!(
+            doc.events
+                .last()
+                .unwrap()
+                .alertname
+                .as_ref()
+                .map(|n| n.len()),
+            Some(MAX_LABEL_CHARS)
+        );
+        // The same request again: the kept events are duplicates, the pushed-out ones new.
+        let again = record_all(
+            &s,
+            "checkout-availability",
+            &refs,
+            now,
+            Duration::from_secs(3600),
+        )
+        .await
+        .unwrap();
+        let dup = again.iter().filter(|x| **x == Recorded::Duplicate).count();
+        assert!(dup > 0, "the most recent events are remembered");
+    }
+
+    #[test]
+    fn slo_keys_are_valid_whatever_the_id() {
+        assert_eq!(
+            key("checkout-availability"),
+            "webhook/slo-alerts/checkout-availability"
+        );
+        for odd in ["a/b", "..", "x y", &"s".repeat(100)] {
+            let k = key(odd);
+            assert!(crate::ports::state::validate_key(&k).is_ok(), "{k}");
+            assert_ne!(k, key("other"));
+        }
     }
 }

@@ -17,9 +17,10 @@
 //!    (id `<service>-<slo>`, Sloth's). Alerts of no loaded SLO are logged and counted
 //!    (`unknown`), not errors: one Alertmanager receiver often carries other alerts too.
 //! 6. **Recording** ([`dedupe`]): each alert event (fingerprint, status, startsAt) is stored
-//!    through the [`StateStore`] unless already there (`duplicate`). A store failure answers
-//!    `500`, so Alertmanager retries; the events stored before the failure are then
-//!    duplicates and are not triggered twice.
+//!    through the [`StateStore`] unless already there (`duplicate`), in one bounded document
+//!    per SLO, one write per SLO and request. A store failure answers `500`, so Alertmanager
+//!    retries; the events stored before the failure are then duplicates and are not
+//!    triggered twice.
 //! 7. **Trigger**: after its event is stored, each new alert is sent as an [`AlertTrigger`] on
 //!    the daemon's channel. The answer, `200` with `{received, recorded, resolved,
 //!    duplicates, unknown}`, is sent only once every alert of the request is stored.
@@ -53,11 +54,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
 use serde::Serialize;
 use serde_json::json;
 use tokio::sync::mpsc;
 
+use super::logsafe::{self, Escaped};
 use super::metrics::{AlertResult, CodeLabels, WebhookMetrics};
 use crate::ports::state::StateStore;
 
@@ -284,34 +285,20 @@ async fn handle(s: &WebhookState, headers: &HeaderMap, body: Body) -> Response {
             "expected Content-Type: application/json",
         );
     }
-    let too_large = || {
-        error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            &format!("request body exceeds {} bytes", s.max_body_bytes),
-        )
+    // Authenticated: now the body, capped (413 on Content-Length or while reading) and
+    // within server.body_timeout (408).
+    let bytes = match super::serve::read_body(headers, body, s.max_body_bytes).await {
+        Ok(b) => b,
+        Err(e) => return error(e.status(), &e.to_string()),
     };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > s.max_body_bytes as u64) {
-        return too_large();
-    }
-    let mut bytes = Vec::with_capacity(declared.map_or(8 * 1024, |n| n as usize));
-    let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
-        let Ok(chunk) = chunk else {
-            return error(StatusCode::BAD_REQUEST, "cannot read the request body");
-        };
-        if bytes.len() + chunk.len() > s.max_body_bytes {
-            return too_large();
-        }
-        bytes.extend_from_slice(&chunk);
-    }
     let payload = match payload::parse(&bytes) {
         Ok(p) => p,
         Err(e) => {
-            tracing::warn!(field = %e.field, "webhook payload rejected: {e}");
+            tracing::warn!(
+                field = %Escaped(&e.field),
+                "webhook payload rejected: {}",
+                Escaped(&e.to_string())
+            );
             return (
                 StatusCode::BAD_REQUEST,
                 Json(json!({ "error": e.to_string(), "field": e.field })),
@@ -322,7 +309,7 @@ async fn handle(s: &WebhookState, headers: &HeaderMap, body: Body) -> Response {
     if payload.truncated_alerts > 0 {
         tracing::warn!(
             truncated = payload.truncated_alerts,
-            group_key = payload.group_key.as_deref().unwrap_or(""),
+            group_key = %logsafe::opt(payload.group_key.as_ref()),
             "Alertmanager truncated the alert group (max_alerts); the missing alerts' SLOs are evaluated on schedule"
         );
     }
@@ -330,70 +317,34 @@ async fn handle(s: &WebhookState, headers: &HeaderMap, body: Body) -> Response {
         received: payload.alerts.len(),
         ..Summary::default()
     };
+    // The alerts of each SLO, in the order the SLOs first appear: recorded per SLO in one
+    // compare-and-swap of its bounded dedupe document.
+    let mut by_slo: Vec<(String, Vec<&payload::Alert>)> = Vec::new();
     for alert in &payload.alerts {
         let Some(slo_id) = slo_of(&alert.labels, s.slos.as_ref()) else {
+            // Label values are the sender's: escaped, so that they cannot forge log lines.
+            let label = |k: &str| logsafe::opt(alert.labels.get(k));
             tracing::info!(
-                alertname = alert
-                    .labels
-                    .get("alertname")
-                    .map(String::as_str)
-                    .unwrap_or(""),
-                sloth_id = alert
-                    .labels
-                    .get("sloth_id")
-                    .map(String::as_str)
-                    .unwrap_or(""),
-                sloth_service = alert
-                    .labels
-                    .get("sloth_service")
-                    .map(String::as_str)
-                    .unwrap_or(""),
-                sloth_slo = alert
-                    .labels
-                    .get("sloth_slo")
-                    .map(String::as_str)
-                    .unwrap_or(""),
+                alertname = %label("alertname"),
+                sloth_id = %label("sloth_id"),
+                sloth_service = %label("sloth_service"),
+                sloth_slo = %label("sloth_slo"),
                 "alert maps to no loaded SLO; ignored"
             );
             summary.unknown += 1;
             s.metrics.alert(AlertResult::Unknown);
             continue;
         };
+        match by_slo.iter_mut().find(|(id, _)| *id == slo_id) {
+            Some((_, v)) => v.push(alert),
+            None => by_slo.push((slo_id, vec![alert])),
+        }
+    }
+    for (slo_id, alerts) in by_slo {
         let recorded =
-            dedupe::record(s.store.as_ref(), alert, &slo_id, Utc::now(), s.dedupe_ttl).await;
-        match recorded {
-            Ok(dedupe::Recorded::Duplicate) => {
-                summary.duplicates += 1;
-                s.metrics.alert(AlertResult::Duplicate);
-            }
-            Ok(dedupe::Recorded::New) => {
-                let result = match alert.status {
-                    AlertStatus::Firing => {
-                        summary.recorded += 1;
-                        AlertResult::Recorded
-                    }
-                    AlertStatus::Resolved => {
-                        summary.resolved += 1;
-                        AlertResult::Resolved
-                    }
-                };
-                s.metrics.alert(result);
-                let trigger = AlertTrigger {
-                    slo_id,
-                    status: alert.status,
-                    fingerprint: dedupe::fingerprint(alert),
-                    alertname: alert.labels.get("alertname").cloned(),
-                    severity: dedupe::severity(&alert.labels),
-                    starts_at: alert.starts_at,
-                };
-                tracing::info!(
-                    slo = %trigger.slo_id,
-                    status = trigger.status.as_str(),
-                    fingerprint = %trigger.fingerprint,
-                    "alert recorded; evaluating the SLO now"
-                );
-                send_trigger(s, trigger).await;
-            }
+            dedupe::record_all(s.store.as_ref(), &slo_id, &alerts, Utc::now(), s.dedupe_ttl).await;
+        let answers = match recorded {
+            Ok(a) => a,
             Err(e) => {
                 tracing::error!(slo = %slo_id, "cannot record alert: {e}");
                 return error(
@@ -401,6 +352,39 @@ async fn handle(s: &WebhookState, headers: &HeaderMap, body: Body) -> Response {
                     "cannot record the alert; retry later",
                 );
             }
+        };
+        for (alert, answer) in alerts.iter().zip(answers) {
+            if answer == dedupe::Recorded::Duplicate {
+                summary.duplicates += 1;
+                s.metrics.alert(AlertResult::Duplicate);
+                continue;
+            }
+            let result = match alert.status {
+                AlertStatus::Firing => {
+                    summary.recorded += 1;
+                    AlertResult::Recorded
+                }
+                AlertStatus::Resolved => {
+                    summary.resolved += 1;
+                    AlertResult::Resolved
+                }
+            };
+            s.metrics.alert(result);
+            let trigger = AlertTrigger {
+                slo_id: slo_id.clone(),
+                status: alert.status,
+                fingerprint: dedupe::fingerprint(alert),
+                alertname: alert.labels.get("alertname").cloned(),
+                severity: dedupe::severity(&alert.labels),
+                starts_at: alert.starts_at,
+            };
+            tracing::info!(
+                slo = %trigger.slo_id,
+                status = trigger.status.as_str(),
+                fingerprint = %trigger.fingerprint,
+                "alert recorded; evaluating the SLO now"
+            );
+            send_trigger(s, trigger).await;
         }
     }
     (StatusCode::OK, Json(summary)).into_response()
