@@ -956,9 +956,17 @@ mod tests {
             stable_requests: 700.0,
         })
         .unwrap();
+        // One bad interval is not enough: it adds at most e^1.5 of evidence.
         let r = check_error_counts(&cfg, &[healthy], Some(&bad), 300.0);
-        assert_eq!(r.verdict, Verdict::Fail);
+        assert_eq!(r.verdict, Verdict::Pass, "{}", r.reason);
+        let history = [healthy, bad, bad, bad, bad];
+        let r = check_error_counts(&cfg, &history, Some(&bad), 300.0);
+        assert_eq!(r.verdict, Verdict::Fail, "{}", r.reason);
         assert!(r.decisive && r.p_value.unwrap() <= 0.02, "{r:?}");
+        let first = r.first_reject_interval.expect("rejected");
+        assert!((4..=6).contains(&first), "{r:?}");
+        assert!(r.reason.contains(&format!("first at interval {first}")), "{r:?}");
+        assert!(r.dispersion.is_some_and(|d| d >= 1.0), "{r:?}");
         // No canary traffic: inconclusive, never a pass.
         let none = count_batch(&ErrorCountSample {
             canary_errors: 0.0,
