@@ -965,7 +965,10 @@ mod tests {
         assert!(r.decisive && r.p_value.unwrap() <= 0.02, "{r:?}");
         let first = r.first_reject_interval.expect("rejected");
         assert!((4..=6).contains(&first), "{r:?}");
-        assert!(r.reason.contains(&format!("first at interval {first}")), "{r:?}");
+        assert!(
+            r.reason.contains(&format!("first at interval {first}")),
+            "{r:?}"
+        );
         assert!(r.dispersion.is_some_and(|d| d >= 1.0), "{r:?}");
         // No canary traffic: inconclusive, never a pass.
         let none = count_batch(&ErrorCountSample {
