@@ -56,6 +56,7 @@ fn main() {
                 canary_errors: i % 3,
                 stable_errors: 5 + i % 4,
                 canary_share: 0.25,
+                requests: 2000,
             })
             .collect(),
         ..RolloutStatus::default()

@@ -1,213 +1,293 @@
-//! False-rollback rate under continuous monitoring, and detection delay.
+//! False-rollback rate under continuous monitoring, and detection power and delay.
 //!
-//! Simulates rollouts judged after every 30 s interval for 60 intervals
-//! (canary share 10 % → 25 % → 50 % → 75 %, 15 intervals each) and compares
-//! the anytime-valid sequential judge with the naive alternative of running a
-//! fixed-horizon one-sided Mann-Whitney test on all intervals so far at every
-//! look (rollback as soon as one look has p < α).
+//! Every rollout is judged after each 30 s interval for 60 intervals at α = 0.02.
+//! Error counts: the default (estimated-dispersion) sequential test against the previous,
+//! binomial-only one ([`ErrorRateTestConfig::binomial`]) over the scenarios of issue 14:
+//! binomial errors; a wobble shared by both arms; each arm drawing its own rate per
+//! interval from Beta(mean 0.5 %, concentration 100 / 500 / 5,000); 2 to 10,000 req/s;
+//! diurnal traffic (×0.2 to ×3); the canary share stepping 10 → 25 → 50 → 75 %; bursts; a
+//! stable-only spike. Latency: the scale-invariant mSPRT against repeated Mann-Whitney.
 //!
-//! Run: `cargo run --release --example false_rollbacks`
+//! Every rate is printed as `k/N = x% [95 % Wilson interval]`.
+//!
+//! Run: `cargo run --release --example false_rollbacks` (about a minute on 2 cores;
+//! `ROLLOUTS=500` for a quicker, rougher run).
 
 #[path = "../tests/judge_common/sim.rs"]
 mod sim;
 
 use rand::rngs::Xoshiro256PlusPlus;
+use sim::{Noise, Scenario, INTERVALS};
 use slogate::analysis::judge::{
-    mann_whitney_u, Alternative, ErrorBatch, ErrorRateSequentialTest, ErrorRateTestConfig, Method,
-    MsprtConfig, NormalMixtureSequentialTest, VarianceMode,
+    mann_whitney_u, normal_quantile, normal_sf, Alternative, ErrorBatch, ErrorRateSequentialTest,
+    ErrorRateTestConfig, Method, MsprtConfig, NormalMixtureSequentialTest, TauScale,
 };
 
-const ROLLOUTS: u64 = 2000;
-const INTERVALS: usize = 60;
 const ALPHA: f64 = 0.02;
-const REQUESTS_PER_INTERVAL: u64 = 2000;
-const STABLE_ERROR_RATE: f64 = 0.01;
 const LATENCY_MS: f64 = 100.0;
 const LATENCY_SD_MS: f64 = 10.0;
 
-/// First interval (1-based) at which each judge rolled back, if any.
-struct Outcome {
-    sequential: Option<usize>,
-    repeated_mw: Option<usize>,
+fn rollouts() -> u64 {
+    std::env::var("ROLLOUTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000)
 }
 
-fn error_rollout(rng: &mut Xoshiro256PlusPlus, canary_rate: f64) -> Outcome {
-    let mut test = ErrorRateSequentialTest::new(ErrorRateTestConfig {
+/// First interval (1-based) at which the new and the old test rejected.
+fn error_rollout(rng: &mut Xoshiro256PlusPlus, sc: &Scenario) -> (Option<usize>, Option<usize>) {
+    let mut new = ErrorRateSequentialTest::new(ErrorRateTestConfig {
         alpha: ALPHA,
         ..ErrorRateTestConfig::default()
     })
     .expect("valid config");
-    let mut canary_ratios = Vec::with_capacity(INTERVALS);
-    let mut stable_ratios = Vec::with_capacity(INTERVALS);
-    let mut out = Outcome {
-        sequential: None,
-        repeated_mw: None,
-    };
+    let mut old =
+        ErrorRateSequentialTest::new(ErrorRateTestConfig::binomial(ALPHA)).expect("valid config");
     for t in 0..INTERVALS {
-        let share = sim::canary_share(t);
-        let canary_requests = (REQUESTS_PER_INTERVAL as f64 * share).round() as u64;
-        let stable_requests = REQUESTS_PER_INTERVAL - canary_requests;
-        let a = sim::binomial(rng, canary_requests, canary_rate);
-        let b = sim::binomial(rng, stable_requests, STABLE_ERROR_RATE);
-        let batch = ErrorBatch::from_requests(a, canary_requests, b, stable_requests)
-            .expect("consistent counts");
-        if out.sequential.is_none() && test.update(batch).expect("valid batch").reject {
-            out.sequential = Some(t + 1);
-        }
-        canary_ratios.push(a as f64 / canary_requests as f64);
-        stable_ratios.push(b as f64 / stable_requests as f64);
-        if out.repeated_mw.is_none() {
-            let p = mann_whitney_u(
-                &canary_ratios,
-                &stable_ratios,
-                Alternative::Greater,
-                Method::Auto,
-            )
-            .expect("valid samples")
-            .p_value;
-            if p < ALPHA {
-                out.repeated_mw = Some(t + 1);
-            }
-        }
+        let c = sim::interval(rng, sc, t);
+        let batch = ErrorBatch::from_requests(
+            c.canary_errors,
+            c.canary_requests,
+            c.stable_errors,
+            c.stable_requests,
+        )
+        .expect("consistent counts");
+        new.update(batch).expect("valid batch");
+        old.update(batch).expect("valid batch");
     }
-    out
+    let first = |t: &ErrorRateSequentialTest| t.result().first_reject_look.map(|l| l as usize);
+    (first(&new), first(&old))
 }
 
-fn latency_rollout(rng: &mut Xoshiro256PlusPlus, shift_ms: f64, variance: VarianceMode) -> Outcome {
+fn rate(k: usize, n: usize) -> String {
+    let (lo, hi) = sim::wilson(k, n);
+    format!(
+        "{k:>4}/{n} = {:>5.2}% [{lo:>5.2}, {hi:>5.2}]",
+        100.0 * k as f64 / n as f64
+    )
+}
+
+/// Median first rejection over all rollouts (undetected count as "after 60").
+fn median(firsts: &[Option<usize>]) -> String {
+    let mut d: Vec<usize> = firsts.iter().map(|f| f.unwrap_or(usize::MAX)).collect();
+    d.sort_unstable();
+    match d[(d.len() - 1) / 2] {
+        usize::MAX => "> 60".to_string(),
+        m => m.to_string(),
+    }
+}
+
+fn run(sc: &Scenario, seed: u64, n: u64) -> (Vec<Option<usize>>, Vec<Option<usize>>) {
+    (0..n)
+        .map(|run| error_rollout(&mut sim::rng(seed + run), sc))
+        .unzip()
+}
+
+fn latency_rollout(
+    rng: &mut Xoshiro256PlusPlus,
+    shift_ms: f64,
+    tau: f64,
+) -> (Option<usize>, Option<usize>) {
     let mut test = NormalMixtureSequentialTest::new(MsprtConfig {
         alpha: ALPHA,
-        variance,
+        tau: TauScale::RelativeToSigma(tau),
         ..MsprtConfig::default()
     })
     .expect("valid config");
     let mut canary = Vec::with_capacity(INTERVALS);
     let mut stable = Vec::with_capacity(INTERVALS);
-    let mut out = Outcome {
-        sequential: None,
-        repeated_mw: None,
-    };
+    let mut mw = None;
     for t in 0..INTERVALS {
         let c = sim::normal(rng, LATENCY_MS + shift_ms, LATENCY_SD_MS);
         let s = sim::normal(rng, LATENCY_MS, LATENCY_SD_MS);
-        if out.sequential.is_none() && test.update_pair(c, s).expect("finite").reject {
-            out.sequential = Some(t + 1);
-        }
+        test.update_pair(c, s).expect("finite");
         canary.push(c);
         stable.push(s);
-        if out.repeated_mw.is_none() {
+        if mw.is_none() {
             let p = mann_whitney_u(&canary, &stable, Alternative::Greater, Method::Auto)
                 .expect("valid samples")
                 .p_value;
             if p < ALPHA {
-                out.repeated_mw = Some(t + 1);
+                mw = Some(t + 1);
             }
         }
     }
-    out
-}
-
-fn summarise(label: &str, outcomes: &[Outcome]) {
-    let n = outcomes.len();
-    let seq = outcomes.iter().filter(|o| o.sequential.is_some()).count();
-    let mw = outcomes.iter().filter(|o| o.repeated_mw.is_some()).count();
-    println!(
-        "{label:<46} sequential {seq:>4}/{n} = {:>6.2}%   repeated MW {mw:>4}/{n} = {:>6.2}%",
-        100.0 * seq as f64 / n as f64,
-        100.0 * mw as f64 / n as f64
-    );
-}
-
-fn delays(
-    outcomes: &[Outcome],
-    pick: impl Fn(&Outcome) -> Option<usize>,
-) -> (usize, Option<usize>) {
-    let mut d: Vec<usize> = outcomes.iter().filter_map(pick).collect();
-    d.sort_unstable();
-    let detected = d.len();
-    // median over all rollouts, undetected ones counting as "after 60"
-    let median = if 2 * detected > outcomes.len() {
-        Some(d[outcomes.len() / 2 - usize::from(outcomes.len().is_multiple_of(2))])
-    } else {
-        None
-    };
-    (detected, median)
+    (test.result().first_reject_look.map(|l| l as usize), mw)
 }
 
 fn main() {
+    let n = rollouts();
+    let big = n as usize;
     println!(
-        "{ROLLOUTS} rollouts x {INTERVALS} looks, alpha = {ALPHA}, {REQUESTS_PER_INTERVAL} requests/interval, \
-         stable error rate {STABLE_ERROR_RATE}, latency N({LATENCY_MS}, {LATENCY_SD_MS}^2) ms per interval"
-    );
-    println!(
-        "canary share 10% -> 25% -> 50% -> 75%, 15 intervals each; repeated MW = one-sided fixed-horizon test at every look"
+        "{n} rollouts x {INTERVALS} looks of 30 s, alpha = {ALPHA}; stable error rate 0.5 %; canary at 10 % unless stepping"
     );
     println!();
-    println!("False rollback rate (canary identical to stable):");
-    let h0_errors: Vec<Outcome> = (0..ROLLOUTS)
-        .map(|run| error_rollout(&mut sim::rng(run), STABLE_ERROR_RATE))
-        .collect();
-    summarise("  error counts (beta-binomial mixture)", &h0_errors);
-    let h0_latency: Vec<Outcome> = (0..ROLLOUTS)
-        .map(|run| {
-            latency_rollout(
-                &mut sim::rng(100_000 + run),
-                0.0,
-                VarianceMode::ScaleInvariant,
-            )
-        })
-        .collect();
-    summarise("  latency (mSPRT, scale-invariant, default)", &h0_latency);
-    let h0_plugin: Vec<Outcome> = (0..ROLLOUTS)
-        .map(|run| {
-            latency_rollout(
-                &mut sim::rng(100_000 + run),
-                0.0,
-                VarianceMode::BurnInPlugIn,
-            )
-        })
-        .collect();
-    summarise("  latency (mSPRT, burn-in plug-in variance)", &h0_plugin);
-
-    println!();
-    println!("Detection of a 2x error-rate regression (canary error rate 0.02):");
-    let h1_errors: Vec<Outcome> = (0..ROLLOUTS)
-        .map(|run| error_rollout(&mut sim::rng(200_000 + run), 2.0 * STABLE_ERROR_RATE))
-        .collect();
-    for (name, pick) in [
-        (
-            "sequential count test",
-            (|o: &Outcome| o.sequential) as fn(&Outcome) -> Option<usize>,
-        ),
-        ("repeated MW on error ratios", |o: &Outcome| o.repeated_mw),
-    ] {
-        let (detected, median) = delays(&h1_errors, pick);
-        let median = median.map_or("> 60".to_string(), |m| m.to_string());
+    println!("A/A false rollbacks (canary identical to stable), error counts:");
+    println!(
+        "  {:<44} {:<34} {:<34}",
+        "scenario", "default (estimated dispersion)", "previous (binomial)"
+    );
+    let base = Scenario::base();
+    let mut scenarios: Vec<(String, Scenario)> = Vec::new();
+    for rps in [2.0, 100.0, 1000.0, 10_000.0] {
+        scenarios.push((format!("binomial, {rps} req/s"), Scenario { rps, ..base }));
+    }
+    scenarios.push((
+        "shared Beta(conc 100), 1000 req/s".to_string(),
+        Scenario {
+            rps: 1000.0,
+            noise: Noise::Shared(100.0),
+            ..base
+        },
+    ));
+    for k in [100.0, 500.0, 5000.0] {
+        for rps in [2.0, 100.0, 1000.0, 10_000.0] {
+            scenarios.push((
+                format!("per-arm Beta(conc {k}), {rps} req/s"),
+                Scenario {
+                    rps,
+                    noise: Noise::Independent(k),
+                    ..base
+                },
+            ));
+        }
+    }
+    scenarios.push((
+        "per-arm conc 500, 1000 req/s, diurnal x0.2..x3".to_string(),
+        Scenario {
+            rps: 1000.0,
+            noise: Noise::Independent(500.0),
+            diurnal: true,
+            ..base
+        },
+    ));
+    scenarios.push((
+        "per-arm conc 500, 1000 req/s, share 10..75%".to_string(),
+        Scenario {
+            rps: 1000.0,
+            noise: Noise::Independent(500.0),
+            stepping: true,
+            ..base
+        },
+    ));
+    scenarios.push((
+        "per-arm conc 500, 100 req/s, diurnal + steps".to_string(),
+        Scenario {
+            noise: Noise::Independent(500.0),
+            stepping: true,
+            diurnal: true,
+            ..base
+        },
+    ));
+    scenarios.push((
+        "binomial, 2 req/s, share 10..75%".to_string(),
+        Scenario {
+            rps: 2.0,
+            stepping: true,
+            ..base
+        },
+    ));
+    scenarios.push((
+        "bursts x20 (3%/interval/arm), 1000 req/s".to_string(),
+        Scenario {
+            rps: 1000.0,
+            noise: Noise::Bursts,
+            ..base
+        },
+    ));
+    scenarios.push((
+        "stable-only spikes x10 (5%), 1000 req/s".to_string(),
+        Scenario {
+            rps: 1000.0,
+            noise: Noise::StableSpikes,
+            ..base
+        },
+    ));
+    let mut worst = (0usize, String::new());
+    for (i, (name, sc)) in scenarios.iter().enumerate() {
+        let (new, old) = run(sc, 1_000_000 * (i as u64 + 1), n);
+        let k_new = new.iter().filter(|f| f.is_some()).count();
+        let k_old = old.iter().filter(|f| f.is_some()).count();
+        if k_new > worst.0 {
+            worst = (k_new, name.clone());
+        }
         println!(
-            "  {name:<30} detected {detected:>4}/{ROLLOUTS}, median detection delay {median} intervals"
+            "  {name:<44} {:<34} {:<34}",
+            rate(k_new, big),
+            rate(k_old, big)
         );
     }
+    println!("  worst for the default test: {}", worst.1);
+
     println!();
-    println!("Detection of a +5 ms latency regression (0.35 sd of the per-interval difference):");
-    let h1_latency: Vec<Outcome> = (0..ROLLOUTS)
-        .map(|run| {
-            latency_rollout(
-                &mut sim::rng(300_000 + run),
-                5.0,
-                VarianceMode::ScaleInvariant,
-            )
-        })
-        .collect();
-    for (name, pick) in [
+    println!("Power, error counts, 100 req/s, canary at 10 %:");
+    for (name, sc) in [
+        ("2x, binomial", Scenario { ratio: 2.0, ..base }),
+        ("1.5x, binomial", Scenario { ratio: 1.5, ..base }),
         (
-            "sequential mSPRT",
-            (|o: &Outcome| o.sequential) as fn(&Outcome) -> Option<usize>,
+            "2x, per-arm Beta(conc 500)",
+            Scenario {
+                ratio: 2.0,
+                noise: Noise::Independent(500.0),
+                ..base
+            },
         ),
-        ("repeated MW on latencies", |o: &Outcome| o.repeated_mw),
+        (
+            "2x, binomial, share 10..75%",
+            Scenario {
+                ratio: 2.0,
+                stepping: true,
+                ..base
+            },
+        ),
     ] {
-        let (detected, median) = delays(&h1_latency, pick);
-        let median = median.map_or("> 60".to_string(), |m| m.to_string());
+        let (new, old) = run(&sc, 90_000_000, n);
+        let k_new = new.iter().filter(|f| f.is_some()).count();
+        let k_old = old.iter().filter(|f| f.is_some()).count();
         println!(
-            "  {name:<30} detected {detected:>4}/{ROLLOUTS}, median detection delay {median} intervals"
+            "  {name:<30} default {} median delay {:>4} | previous {} median delay {:>4}",
+            rate(k_new, big),
+            median(&new),
+            rate(k_old, big),
+            median(&old)
         );
+    }
+
+    println!();
+    println!(
+        "Latency: per-interval p99 N({LATENCY_MS}, {LATENCY_SD_MS}^2) ms per arm; +5 ms = 0.35 sd of the difference"
+    );
+    let bound = normal_sf(
+        normal_quantile(1.0 - ALPHA)
+            - 5.0 / (2f64.sqrt() * LATENCY_SD_MS) * (INTERVALS as f64).sqrt(),
+    );
+    println!(
+        "  most powerful level-{ALPHA} test at exactly 60 intervals (Neyman-Pearson, known variance): {:.1}%",
+        100.0 * bound
+    );
+    for tau in [0.5, 0.35, 0.25] {
+        let h0: Vec<_> = (0..n)
+            .map(|run| latency_rollout(&mut sim::rng(100_000 + run), 0.0, tau))
+            .collect();
+        let h1: Vec<_> = (0..n)
+            .map(|run| latency_rollout(&mut sim::rng(300_000 + run), 5.0, tau))
+            .collect();
+        let count = |v: &[(Option<usize>, Option<usize>)], mw: bool| {
+            v.iter()
+                .filter(|(s, m)| if mw { m.is_some() } else { s.is_some() })
+                .count()
+        };
+        println!(
+            "  mSPRT tau = {tau} sd: false rollbacks {}  +5 ms detected {}",
+            rate(count(&h0, false), big),
+            rate(count(&h1, false), big)
+        );
+        if tau == 0.5 {
+            println!(
+                "  repeated Mann-Whitney: false rollbacks {}  +5 ms detected {}",
+                rate(count(&h0, true), big),
+                rate(count(&h1, true), big)
+            );
+        }
     }
 }

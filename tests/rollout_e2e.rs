@@ -637,6 +637,24 @@ async fn healthy_faulty_and_idle_canaries_against_a_real_prometheus() {
         .find(|c| c["metric"] == "request-success-rate")
         .unwrap();
     assert!(rate["value"].as_f64().unwrap() < 0.99, "{rate}");
+    // The error-count check carries its p-value and dispersion estimate, as in the
+    // decision log's details.
+    let counts = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["metric"] == "error-counts")
+        .unwrap();
+    assert!(counts["pValue"].as_f64().is_some(), "{counts}");
+    let dispersion = counts["dispersion"].as_f64().expect("dispersion");
+    assert!(dispersion >= 1.0 && dispersion.is_finite(), "{counts}");
+    assert!(
+        counts["reason"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("dispersion {dispersion:.2}")),
+        "{counts}"
+    );
     let out = run(vec![
         "analyze".into(),
         "--prometheus".into(),

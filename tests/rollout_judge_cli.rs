@@ -83,14 +83,60 @@ fn samples_are_judged_and_a_regression_exits_1() {
 
 #[test]
 fn error_counts_use_the_sequential_test() {
-    // 6% canary errors against 0.2% on stable: rejected.
-    let out = judge(&["--counts", "60,1000", "--baseline-counts", "20,9000"]);
+    // 6% canary errors against 0.2% on stable, six intervals: rejected. One interval alone
+    // is not enough for the default test (it cannot tell a bad version from a bad pod), and
+    // the first interval's excess also counts as possible noise until the ratio is known.
+    let bad = [
+        "--counts",
+        "60,1000",
+        "--baseline-counts",
+        "20,9000",
+        "--counts",
+        "55,1000",
+        "--baseline-counts",
+        "17,9000",
+        "--counts",
+        "58,1000",
+        "--baseline-counts",
+        "19,9000",
+        "--counts",
+        "61,1000",
+        "--baseline-counts",
+        "22,9000",
+        "--counts",
+        "57,1000",
+        "--baseline-counts",
+        "18,9000",
+        "--counts",
+        "62,1000",
+        "--baseline-counts",
+        "21,9000",
+    ];
+    let out = judge(&bad[..4]);
+    assert_eq!(out.status.code(), Some(0), "one interval never rejects");
+    let v = json(&out);
+    assert_eq!(v["first_reject_interval"], serde_json::Value::Null);
+    let out = judge(&bad);
     assert_eq!(out.status.code(), Some(1));
     let v = json(&out);
     assert_eq!(v["classification"], "High");
     assert_eq!(v["reject"], true);
     assert!(v["p_value"].as_f64().unwrap() <= 0.02);
     assert_eq!(v["alpha"], 0.02);
+    assert_eq!(v["dispersion_model"], "estimated");
+    let first = v["first_reject_interval"]
+        .as_u64()
+        .expect("rejected at an interval");
+    assert!((3..=6).contains(&first), "{v}");
+    let dispersion = v["dispersion"].as_f64().expect("dispersion estimate");
+    assert!(dispersion >= 1.0 && dispersion.is_finite(), "{v}");
+    // The previous, binomial-only test rejects at the first interval.
+    let mut binomial = bad.to_vec();
+    binomial.extend(["--dispersion", "binomial"]);
+    let v = json(&judge(&binomial));
+    assert_eq!(v["first_reject_interval"], 1);
+    assert_eq!(v["dispersion"], 1.0);
+    assert_eq!(v["dispersion_model"], "binomial");
     // Equal rates over two intervals: not rejected.
     let out = judge(&[
         "--counts",
@@ -135,4 +181,56 @@ fn bad_input_exits_2_naming_file_and_line() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("expected ERRORS,REQUESTS"));
     let out = judge(&[]);
     assert_eq!(out.status.code(), Some(2));
+    // A negative number as its own argument: the message names the flag.
+    for (flag, args) in [
+        (
+            "--counts",
+            ["--counts", "-1,100", "--baseline-counts", "1,10"],
+        ),
+        (
+            "--baseline-counts",
+            ["--counts", "1,100", "--baseline-counts", "-3,10"],
+        ),
+    ] {
+        let out = judge(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("{flag} \"")) && err.contains("expected ERRORS,REQUESTS"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn overflowing_counts_exit_2() {
+    let max = u64::MAX.to_string();
+    // 2^64 - 1 canary requests plus 1 baseline request used to wrap to 0 and drop the
+    // interval.
+    let one = format!("0,{max}");
+    let out = judge(&["--counts", &one, "--baseline-counts", "0,1"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("interval 1") && err.contains("overflow"),
+        "{err}"
+    );
+    // Totals over several intervals overflow too.
+    let half = format!("0,{}", u64::MAX / 2 + 1);
+    let out = judge(&[
+        "--counts",
+        &half,
+        "--baseline-counts",
+        "0,0",
+        "--counts",
+        &half,
+        "--baseline-counts",
+        "0,0",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("interval 2") && err.contains("canary requests overflows"),
+        "{err}"
+    );
 }

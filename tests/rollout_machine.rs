@@ -453,11 +453,19 @@ fn a_decisive_sequential_failure_aborts_at_once() {
         analysis: Some(a),
         ..seen(Some(w(10)))
     };
+    // One such interval is not enough (the test adds at most e^1.5 per interval)…
     let d = decide(&r, &progressing(0, 0, 10), &obs, t(30));
+    assert_eq!(d.next.phase.name(), PhaseName::Progressing);
+    assert_eq!(d.next.count_batches.len(), 1);
+    // …after four earlier ones it aborts at once, before failureLimit.
+    let mut s = progressing(0, 0, 10);
+    s.count_batches = vec![d.next.count_batches[0]; 4];
+    let d = decide(&r, &s, &obs, t(30));
     assert_eq!(d.next.phase.name(), PhaseName::Aborting);
     assert_eq!(d.next.failures, 1, "aborted before reaching failureLimit");
     assert!(d.next.p_value.unwrap() <= 0.02);
-    assert_eq!(d.next.count_batches.len(), 1);
+    assert_eq!(d.next.count_batches.len(), 5);
+    assert_eq!(d.next.count_batches[4].requests, 10_000);
     assert!(d.next.reason.contains("error-counts"), "{}", d.next.reason);
 }
 

@@ -73,6 +73,10 @@ pub struct CheckLine {
     pub max: Option<f64>,
     pub p_value: Option<f64>,
     pub decisive: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dispersion: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_reject_interval: Option<u64>,
     pub reason: String,
 }
 
@@ -87,6 +91,8 @@ impl From<&CheckResult> for CheckLine {
             max: c.max,
             p_value: c.p_value,
             decisive: c.decisive,
+            dispersion: c.dispersion,
+            first_reject_interval: c.first_reject_interval,
             reason: c.reason.clone(),
         }
     }

@@ -6,9 +6,11 @@
 //!   classification) and prints `u`, `p_value`, `ci_low`, `ci_high`, `estimate`, `effect`,
 //!   `classification` (and the judge's other fields). A file holds numbers one per line
 //!   (blank lines and `#` comments skipped; `NaN` allowed and dropped) or one JSON array.
-//! - `slogate judge --counts CE,CT --baseline-counts BE,BT [--alpha 0.02]` runs the
-//!   anytime-valid sequential error-count test: CE errors in CT canary requests against BE
-//!   errors in BT baseline requests. Repeat both flags, in order, for several intervals.
+//! - `slogate judge --counts CE,CT --baseline-counts BE,BT [--alpha 0.02] [--dispersion
+//!   estimated|binomial]` runs the anytime-valid sequential error-count test: CE errors in CT
+//!   canary requests against BE errors in BT baseline requests. Repeat both flags, in order,
+//!   for several intervals. The JSON adds the first rejecting interval and the dispersion
+//!   estimate. Sums are checked: a total past 2^64 − 1 is bad input (exit 2).
 //!
 //! Exit codes: 0 when the canary passes; 1 when it fails (High/Low in a failing direction,
 //! the sequential test rejecting) or there is no data to judge; 2 on bad input, naming the
@@ -35,6 +37,15 @@ pub enum DirectionArg {
     Increase,
     Decrease,
     Either,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DispersionArg {
+    /// Learn the extra-binomial variance and temper the evidence by it (valid on real
+    /// traffic).
+    Estimated,
+    /// The previous test: errors binomial given the split (invalid when errors cluster).
+    Binomial,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -72,11 +83,25 @@ pub struct Args {
     #[arg(long)]
     pub kayenta_compat: bool,
     /// Canary errors and requests of one interval, `ERRORS,REQUESTS`; repeat for several.
-    #[arg(long, value_name = "CE,CT", requires = "baseline_counts")]
+    // allow_hyphen_values: `--counts -1,100` reaches parse_pair, whose error names the flag
+    #[arg(
+        long,
+        value_name = "CE,CT",
+        requires = "baseline_counts",
+        allow_hyphen_values = true
+    )]
     pub counts: Vec<String>,
     /// Baseline errors and requests of one interval, `ERRORS,REQUESTS`; one per `--counts`.
-    #[arg(long, value_name = "BE,BT", requires = "counts")]
+    #[arg(
+        long,
+        value_name = "BE,BT",
+        requires = "counts",
+        allow_hyphen_values = true
+    )]
     pub baseline_counts: Vec<String>,
+    /// How the sequential test treats the variance of the error counts.
+    #[arg(long, value_enum, default_value = "estimated")]
+    pub dispersion: DispersionArg,
     /// Significance level of the sequential test.
     #[arg(long, default_value_t = 0.02)]
     pub alpha: f64,
@@ -150,9 +175,12 @@ fn run_counts(args: &Args) -> Result<ExitStatus, CliError> {
             args.baseline_counts.len()
         )));
     }
-    let config = ErrorRateTestConfig {
-        alpha: args.alpha,
-        ..ErrorRateTestConfig::default()
+    let config = match args.dispersion {
+        DispersionArg::Estimated => ErrorRateTestConfig {
+            alpha: args.alpha,
+            ..ErrorRateTestConfig::default()
+        },
+        DispersionArg::Binomial => ErrorRateTestConfig::binomial(args.alpha),
     };
     let mut test = ErrorRateSequentialTest::new(config)
         .map_err(|e| CliError::Input(format!("--alpha: {e}")))?;
@@ -161,6 +189,13 @@ fn run_counts(args: &Args) -> Result<ExitStatus, CliError> {
     for (i, (c, b)) in args.counts.iter().zip(&args.baseline_counts).enumerate() {
         let (ce, ct) = parse_pair("--counts", i, c)?;
         let (be, bt) = parse_pair("--baseline-counts", i, b)?;
+        if ct.checked_add(bt).is_none() {
+            return Err(CliError::Input(format!(
+                "interval {}: canary requests {ct} plus baseline requests {bt} overflow a 64-bit count: expected a total below {}",
+                i + 1,
+                u64::MAX
+            )));
+        }
         let batch = ErrorBatch::from_requests(ce, ct, be, bt).map_err(|e| {
             CliError::Input(format!(
                 "interval {}: {e}: expected errors <= requests",
@@ -171,7 +206,19 @@ fn run_counts(args: &Args) -> Result<ExitStatus, CliError> {
             test.update(batch)
                 .map_err(|e| CliError::Input(format!("interval {}: {e}", i + 1)))?,
         );
-        (ce_sum, ct_sum, be_sum, bt_sum) = (ce_sum + ce, ct_sum + ct, be_sum + be, bt_sum + bt);
+        let add = |sum: u64, x: u64, what: &str| {
+            sum.checked_add(x).ok_or_else(|| {
+                CliError::Input(format!(
+                    "interval {}: the total of {what} overflows a 64-bit count: expected totals below {}",
+                    i + 1,
+                    u64::MAX
+                ))
+            })
+        };
+        ce_sum = add(ce_sum, ce, "canary errors")?;
+        ct_sum = add(ct_sum, ct, "canary requests")?;
+        be_sum = add(be_sum, be, "baseline errors")?;
+        bt_sum = add(bt_sum, bt, "baseline requests")?;
     }
     // At least one pair was given (clap requires --counts to get here).
     let Some(r) = last else {
@@ -192,6 +239,12 @@ fn run_counts(args: &Args) -> Result<ExitStatus, CliError> {
         "alpha": r.alpha,
         "log_e_value": r.log_e_value,
         "intervals": r.looks,
+        "first_reject_interval": r.first_reject_look,
+        "dispersion": test.dispersion(),
+        "dispersion_model": match args.dispersion {
+            DispersionArg::Estimated => "estimated",
+            DispersionArg::Binomial => "binomial",
+        },
         "canary_error_rate": rate(ce_sum, ct_sum),
         "baseline_error_rate": rate(be_sum, bt_sum),
     });
@@ -205,6 +258,9 @@ fn run_counts(args: &Args) -> Result<ExitStatus, CliError> {
             "alpha",
             "log_e_value",
             "intervals",
+            "first_reject_interval",
+            "dispersion",
+            "dispersion_model",
             "canary_error_rate",
             "baseline_error_rate",
         ],

@@ -280,6 +280,27 @@ impl Demo {
         })
     }
 
+    /// `, dispersion φ` of the error-count test over the rollout's counts (the same number
+    /// as the check's `dispersion` in `slogate decisions` and `slogate analyze`).
+    fn dispersion(&self, status: &crate::rollout::status::RolloutStatus) -> String {
+        let cfg = self
+            .controller
+            .rollout()
+            .spec
+            .analysis
+            .error_counts
+            .as_ref();
+        match (cfg, status.count_batches.split_last()) {
+            (Some(cfg), Some((last, history))) => {
+                let c = crate::analysis::checks::check_error_counts(cfg, history, Some(last), 1.0);
+                c.dispersion
+                    .map(|d| format!(", dispersion {d:.2}"))
+                    .unwrap_or_default()
+            }
+            _ => String::new(),
+        }
+    }
+
     fn show_rollout(&mut self, now: DateTime<Utc>, r: &crate::runtime::rollout::ReconcileReport) {
         let weight = r.weights().map(|w| w.canary);
         let phase = r.phase();
@@ -292,7 +313,7 @@ impl Demo {
             let p = r
                 .status
                 .p_value
-                .map(|p| format!(" (sequential p = {p:.3})"))
+                .map(|p| format!(" (sequential p = {p:.3}{})", self.dispersion(&r.status)))
                 .unwrap_or_default();
             let numbers = r
                 .analysis

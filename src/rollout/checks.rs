@@ -337,6 +337,14 @@ pub struct CheckResult {
     /// intervals cannot change the answer).
     #[serde(default)]
     pub decisive: bool,
+    /// Error counts: the estimated dispersion of the canary's error count relative to
+    /// binomial at the interval's traffic (1: binomial).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dispersion: Option<f64>,
+    /// Error counts: the first interval (1-based, over the rollout) at which the sequential
+    /// test rejected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_reject_interval: Option<u64>,
 }
 
 impl CheckResult {
@@ -351,6 +359,8 @@ impl CheckResult {
             max: None,
             p_value: None,
             decisive: false,
+            dispersion: None,
+            first_reject_interval: None,
         }
     }
 
@@ -567,6 +577,7 @@ pub fn count_batch(sample: &ErrorCountSample) -> Option<CountBatch> {
         canary_errors: b.canary_errors,
         stable_errors: b.stable_errors,
         canary_share: b.canary_share,
+        requests: b.requests,
     })
 }
 
@@ -602,6 +613,7 @@ pub fn check_error_counts(
             canary_errors: b.canary_errors,
             stable_errors: b.stable_errors,
             canary_share: b.canary_share,
+            requests: b.requests,
         };
         match test.update(batch) {
             Ok(res) => last = Some(res),
@@ -617,6 +629,9 @@ pub fn check_error_counts(
     };
     let p = last.map(|x| x.p_value).unwrap_or(1.0);
     r.p_value = Some(p);
+    let dispersion = test.dispersion();
+    r.dispersion = Some(dispersion);
+    r.first_reject_interval = last.and_then(|x| x.first_reject_look);
     if canary_requests > 0.0 {
         r.value = Some(current.canary_errors as f64 / canary_requests);
     }
@@ -624,15 +639,16 @@ pub fn check_error_counts(
         r.verdict = Verdict::Fail;
         r.decisive = true;
         r.reason = format!(
-            "{NAME}: the canary's error rate is higher than stable's (anytime-valid p = {p:.4} <= alpha {})",
-            cfg.alpha
+            "{NAME}: the canary's error rate is higher than stable's (anytime-valid p = {p:.4} <= alpha {}, first at interval {}; dispersion {dispersion:.2})",
+            cfg.alpha,
+            r.first_reject_interval.unwrap_or(history.len() as u64 + 1)
         );
     } else if canary_requests.is_nan() || canary_requests <= 0.0 {
         r.reason = format!("{NAME}: no canary requests in the interval");
     } else {
         r.verdict = Verdict::Pass;
         r.reason = format!(
-            "{NAME}: {} canary and {} stable errors; no evidence of a higher canary error rate (p = {p:.4})",
+            "{NAME}: {} canary and {} stable errors; no evidence of a higher canary error rate (p = {p:.4}; dispersion {dispersion:.2})",
             current.canary_errors, current.stable_errors
         );
     }
@@ -940,9 +956,20 @@ mod tests {
             stable_requests: 700.0,
         })
         .unwrap();
+        // One bad interval is not enough: it adds at most e^1.5 of evidence.
         let r = check_error_counts(&cfg, &[healthy], Some(&bad), 300.0);
-        assert_eq!(r.verdict, Verdict::Fail);
+        assert_eq!(r.verdict, Verdict::Pass, "{}", r.reason);
+        let history = [healthy, bad, bad, bad, bad];
+        let r = check_error_counts(&cfg, &history, Some(&bad), 300.0);
+        assert_eq!(r.verdict, Verdict::Fail, "{}", r.reason);
         assert!(r.decisive && r.p_value.unwrap() <= 0.02, "{r:?}");
+        let first = r.first_reject_interval.expect("rejected");
+        assert!((4..=6).contains(&first), "{r:?}");
+        assert!(
+            r.reason.contains(&format!("first at interval {first}")),
+            "{r:?}"
+        );
+        assert!(r.dispersion.is_some_and(|d| d >= 1.0), "{r:?}");
         // No canary traffic: inconclusive, never a pass.
         let none = count_batch(&ErrorCountSample {
             canary_errors: 0.0,

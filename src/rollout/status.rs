@@ -195,6 +195,14 @@ pub struct CountBatch {
     pub stable_errors: u64,
     /// Share of the interval's requests served by the canary, in [0, 1].
     pub canary_share: f64,
+    /// Requests of both versions in the interval (feeds the dispersion estimate; absent in
+    /// batches recorded before it was kept, which are then judged as binomial).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub requests: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The kinds of effect whose completion `decide` waits for.

@@ -49,8 +49,8 @@ pub use scorer::{
     score_canary, CanaryScore, GroupScore, MetricOutcome, ScoreClassification, ScoreThresholds,
 };
 pub use sequential::{
-    ErrorBatch, ErrorRateSequentialTest, ErrorRateTestConfig, MsprtConfig,
-    NormalMixtureSequentialTest, SequentialResult, TauScale, VarianceMode,
+    Dispersion, ErrorBatch, ErrorRateSequentialTest, ErrorRateTestConfig, MsprtConfig,
+    NormalMixtureSequentialTest, RiskPrior, SequentialResult, TauScale, VarianceMode,
 };
 
 /// Errors of the judge. Every one of them is a problem with the input or the

@@ -15,16 +15,20 @@
 //! p-value never increases.
 //!
 //! * [`ErrorRateSequentialTest`]: error counts of canary and stable, a
-//!   mixture over the canary/stable error-rate ratio (binomial thinning of
-//!   the errors by traffic share; Beta-binomial mixture in the spirit of
-//!   Lindon & Malek 2022), valid while the traffic share changes.
+//!   mixture over the canary/stable error-rate ratio of binomial likelihood
+//!   ratios tempered by a running estimate of the extra-binomial variance
+//!   (quasi-likelihood), valid while the traffic share changes and errors
+//!   cluster by pod or client ([`Dispersion::Binomial`] keeps the previous,
+//!   binomial-only test).
 //! * [`NormalMixtureSequentialTest`]: the mixture SPRT of Johari et al. on
 //!   time-aligned differences of a continuous metric.
 
 mod error_counts;
 mod msprt;
 
-pub use error_counts::{ErrorBatch, ErrorRateSequentialTest, ErrorRateTestConfig};
+pub use error_counts::{
+    Dispersion, ErrorBatch, ErrorRateSequentialTest, ErrorRateTestConfig, RiskPrior,
+};
 pub use msprt::{MsprtConfig, NormalMixtureSequentialTest, TauScale, VarianceMode};
 
 use super::JudgeError;
@@ -47,6 +51,9 @@ pub struct SequentialResult {
     pub reject: bool,
     /// The test is still collecting its burn-in (no decision possible).
     pub in_burn_in: bool,
+    /// The first look (1-based) at which the p-value reached `alpha`, if it has.
+    #[serde(default)]
+    pub first_reject_look: Option<u64>,
 }
 
 /// Checks `0 < alpha < 1`.

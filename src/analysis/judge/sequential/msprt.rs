@@ -150,6 +150,8 @@ pub struct NormalMixtureSequentialTest {
     looks: u64,
     log_e_value: f64,
     p_value: f64,
+    #[serde(default)]
+    first_reject: Option<u64>,
 }
 
 impl NormalMixtureSequentialTest {
@@ -196,6 +198,7 @@ impl NormalMixtureSequentialTest {
             looks: 0,
             log_e_value: 0.0,
             p_value: 1.0,
+            first_reject: None,
         })
     }
 
@@ -230,6 +233,14 @@ impl NormalMixtureSequentialTest {
 
     /// Adds one time-aligned difference `canary − stable`.
     pub fn update(&mut self, difference: f64) -> Result<SequentialResult, JudgeError> {
+        let r = self.update_inner(difference)?;
+        if self.first_reject.is_none() && r.reject {
+            self.first_reject = Some(self.looks);
+        }
+        Ok(self.result())
+    }
+
+    fn update_inner(&mut self, difference: f64) -> Result<SequentialResult, JudgeError> {
         if !difference.is_finite() {
             return Err(JudgeError::NonFinite {
                 sample: "difference",
@@ -331,6 +342,7 @@ impl NormalMixtureSequentialTest {
     /// The current state.
     pub fn result(&self) -> SequentialResult {
         SequentialResult {
+            first_reject_look: self.first_reject,
             looks: self.looks,
             observations: self.n,
             log_e_value: self.log_e_value,
