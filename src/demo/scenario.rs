@@ -292,7 +292,7 @@ impl Demo {
             .as_ref();
         match (cfg, status.count_batches.split_last()) {
             (Some(cfg), Some((last, history))) => {
-                let c = crate::analysis::checks::check_error_counts(cfg, history, Some(last), 1.0);
+                let c = crate::rollout::checks::check_error_counts(cfg, history, Some(last), 1.0);
                 c.dispersion
                     .map(|d| format!(", dispersion {d:.2}"))
                     .unwrap_or_default()
