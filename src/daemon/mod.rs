@@ -25,9 +25,9 @@ use crate::ports::notify::Notifier;
 use crate::ports::state::StateStore;
 use crate::runtime::alerts::{forward_alerts, take_handoffs};
 use crate::runtime::coalesce::{self, Coalescer};
-use crate::runtime::serve;
 use crate::runtime::config::Config;
 use crate::runtime::guard::GuardRuntime;
+use crate::runtime::serve;
 use crate::runtime::server::{self, AppState};
 use crate::runtime::slo_loop::{spawn_reloader, spawn_scheduler, SloLoop};
 use crate::runtime::state_gc::{sweep_state, Retention};
@@ -418,9 +418,7 @@ pub async fn run_with_alerts(
     let pending = Arc::new(Coalescer::new(
         d.state.metrics.webhook.triggers_coalesced.clone(),
     ));
-    let collector = coalesce::collect(alerts, pending.clone(), |r: &GuardRequest| {
-        r.slo_id.clone()
-    });
+    let collector = coalesce::collect(alerts, pending.clone(), |r: &GuardRequest| r.slo_id.clone());
     let scheduler = spawn_scheduler(
         d.slos.clone(),
         cfg.evaluation.interval.as_std(),

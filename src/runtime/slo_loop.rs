@@ -13,8 +13,8 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
-use super::evaluator::{self, Evaluation, Target};
 use super::coalesce::Coalescer;
+use super::evaluator::{self, Evaluation, Target};
 use super::guard::GuardRuntime;
 use super::metrics::{KindLabels, SloLabels};
 use super::server::AppState;
