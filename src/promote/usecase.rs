@@ -384,9 +384,9 @@ pub async fn run(req: &Request, report: &mut PromoteReport) -> Result<Verdict, P
         let source_runs = match kustomize::read_image(&source_file, &source_text, &name) {
             Ok(e) => e.current().map(|r| r.to_string()),
             Err(
-            kustomize::KustomizeError::NotListed { .. }
-            | kustomize::KustomizeError::NoImages { .. },
-        ) => None,
+                kustomize::KustomizeError::NotListed { .. }
+                | kustomize::KustomizeError::NoImages { .. },
+            ) => None,
             Err(e) => return Err(input(e.to_string())),
         };
         gate::with_source_version(
