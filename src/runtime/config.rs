@@ -1375,8 +1375,8 @@ mod cluster_switch {
             };
             assert_eq!(line.matches(want).count(), 5, "{line}");
         }
-        assert_eq!(ClusterMode::Auto.resolve(true), true);
-        assert_eq!(ClusterMode::Auto.resolve(false), false);
+        assert!(ClusterMode::Auto.resolve(true));
+        assert!(!ClusterMode::Auto.resolve(false));
     }
 
     #[test]
