@@ -166,6 +166,9 @@ fn daemon_config(s: &Setup, name: &str) -> (PathBuf, u16) {
         "paths: [/etc/slogate/slos]",
         &format!("paths: ['{}']", slos.display()),
     );
+    // The daemon runs outside a pod here, reaching the API server through a kubeconfig:
+    // what `cluster: auto` would resolve to in deploy/'s pods is said explicitly.
+    c = replace_once(&c, "\ncluster: auto\n", "\ncluster: on\n");
     c = replace_once(
         &c,
         "listen: 0.0.0.0:8080",

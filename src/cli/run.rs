@@ -19,6 +19,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<ExitStatus, CliError> {
     let cfg = Config::load(&args.config).map_err(|e| CliError::Input(e.to_string()))?;
+    tracing::info!("effective backends: {}", cfg.backends_line());
     let rt = super::runtime()?;
     if args.once {
         let summary = rt.block_on(daemon::run_once(&cfg)).map_err(daemon_error)?;

@@ -19,6 +19,9 @@ use crate::slo::PromDuration;
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct Config {
+    /// `auto` (default), `on` or `off`: the default of the five backends (`state.backend`,
+    /// `rollouts.source`, `.router`, `.state`, `.versions`), `kube` when on, `file` when off.
+    pub cluster: ClusterMode,
     pub prometheus: PrometheusConfig,
     pub slos: SlosConfig,
     pub evaluation: EvaluationConfig,
@@ -37,6 +40,105 @@ pub struct Config {
     pub rollouts: RolloutsConfig,
     /// Leader election on a Kubernetes Lease (off: this replica always leads).
     pub leader_election: LeaderElectionConfig,
+    /// Where each of the five backends got its value (set by [`Config::load`]).
+    #[serde(skip)]
+    pub backends: Backends,
+}
+
+/// The `cluster` key: one switch for the five backends.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(try_from = "String")]
+pub enum ClusterMode {
+    /// On when this process runs in a pod ([`in_cluster_here`]), else off.
+    #[default]
+    Auto,
+    /// Every backend not set explicitly is `kube`.
+    On,
+    /// Every backend not set explicitly is `file`.
+    Off,
+}
+
+impl TryFrom<String> for ClusterMode {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        match value.as_str() {
+            "auto" => Ok(ClusterMode::Auto),
+            "on" => Ok(ClusterMode::On),
+            "off" => Ok(ClusterMode::Off),
+            other => Err(format!(
+                "cluster: expected `auto`, `on` or `off`, found `{other}`"
+            )),
+        }
+    }
+}
+
+impl ClusterMode {
+    /// Whether the backends default to `kube`, given whether this process runs in a pod.
+    pub fn resolve(self, in_cluster: bool) -> bool {
+        match self {
+            ClusterMode::Auto => in_cluster,
+            ClusterMode::On => true,
+            ClusterMode::Off => false,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            ClusterMode::Auto => "auto",
+            ClusterMode::On => "on",
+            ClusterMode::Off => "off",
+        }
+    }
+}
+
+/// The service account token every pod gets, unless `automountServiceAccountToken: false`.
+pub const SERVICE_ACCOUNT_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+
+/// Whether this process runs in a pod, as `cluster: auto` decides it: the service account
+/// token is mounted and `KUBERNETES_SERVICE_HOST` is set (the two things the in-cluster
+/// client configuration needs). `env`: the environment to read, else the process's.
+pub fn in_cluster_here(env: Option<&std::collections::HashMap<String, String>>) -> bool {
+    let host = match env {
+        Some(env) => env.contains_key("KUBERNETES_SERVICE_HOST"),
+        None => std::env::var_os("KUBERNETES_SERVICE_HOST").is_some(),
+    };
+    host && Path::new(SERVICE_ACCOUNT_TOKEN).is_file()
+}
+
+/// The five backend keys, in the order [`Backends::explicit`] holds them.
+pub const BACKEND_KEYS: [&str; 5] = [
+    "state.backend",
+    "rollouts.source",
+    "rollouts.router",
+    "rollouts.state",
+    "rollouts.versions",
+];
+
+/// How the five backends were chosen: the `cluster` mode, what it resolved to, and which
+/// keys were set explicitly (in the file or the environment), which `cluster` does not touch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Backends {
+    pub mode: ClusterMode,
+    /// What `mode` resolved to: `kube` defaults when true.
+    pub cluster: bool,
+    /// Per [`BACKEND_KEYS`]: set explicitly.
+    pub explicit: [bool; 5],
+}
+
+impl Backends {
+    /// Where `key` (one of [`BACKEND_KEYS`]) got its value: `explicit`, or `cluster: MODE`.
+    pub fn origin(&self, key: &str) -> String {
+        let i = BACKEND_KEYS.iter().position(|k| *k == key);
+        if i.is_some_and(|i| self.explicit[i]) {
+            "explicit".to_string()
+        } else {
+            let on = if self.cluster { "on" } else { "off" };
+            match self.mode {
+                ClusterMode::Auto => format!("cluster: auto, {on}"),
+                m => format!("cluster: {}", m.as_str()),
+            }
+        }
+    }
 }
 
 /// Which `TrafficRouter` the rollout controllers use.
@@ -565,7 +667,8 @@ pub enum ConfigError {
 
 /// Top-level keys a config file may have (environment variables that are not config, such
 /// as `SLOGATE_LOG`, are ignored rather than rejected).
-const TOP_LEVEL_KEYS: [&str; 13] = [
+const TOP_LEVEL_KEYS: [&str; 14] = [
+    "cluster",
     "prometheus",
     "slos",
     "evaluation",
@@ -592,6 +695,17 @@ impl Config {
         file: &Path,
         env: Option<std::collections::HashMap<String, String>>,
     ) -> Result<Config, ConfigError> {
+        let in_cluster = in_cluster_here(env.as_ref());
+        Self::load_in(file, env, in_cluster)
+    }
+
+    /// Like [`Config::load_with_env`], with whether this process runs in a pod given (what
+    /// `cluster: auto` resolves to).
+    pub fn load_in(
+        file: &Path,
+        env: Option<std::collections::HashMap<String, String>>,
+        in_cluster: bool,
+    ) -> Result<Config, ConfigError> {
         let name = file.display().to_string();
         let invalid = |message: String| ConfigError::Invalid {
             file: name.clone(),
@@ -611,14 +725,113 @@ impl Config {
         if env.is_some() {
             envsrc = envsrc.source(env);
         }
-        let cfg: Config = config::Config::builder()
+        let built = config::Config::builder()
             .add_source(config::File::from_str(&text, format))
             .add_source(envsrc)
             .build()
-            .and_then(|c| c.try_deserialize())
             .map_err(|e| invalid(e.to_string()))?;
+        let explicit = BACKEND_KEYS.map(|k| built.get::<config::Value>(k).is_ok());
+        let mut cfg: Config = built
+            .try_deserialize()
+            .map_err(|e| invalid(e.to_string()))?;
+        cfg.apply_cluster(in_cluster, explicit);
         cfg.check().map_err(invalid)?;
         Ok(cfg)
+    }
+
+    /// Set every backend not set explicitly (`explicit`, per [`BACKEND_KEYS`]) to what
+    /// `cluster` resolves to, and record where each came from in `backends`.
+    pub fn apply_cluster(&mut self, in_cluster: bool, explicit: [bool; 5]) {
+        let on = self.cluster.resolve(in_cluster);
+        self.backends = Backends {
+            mode: self.cluster,
+            cluster: on,
+            explicit,
+        };
+        let pick = |i: usize, current: bool| if explicit[i] { current } else { on };
+        let kube = pick(0, self.state.backend == StateBackend::Kube);
+        self.state.backend = if kube {
+            StateBackend::Kube
+        } else {
+            StateBackend::File
+        };
+        let r = &mut self.rollouts;
+        r.source = if pick(1, r.source == RolloutSourceKind::Kube) {
+            RolloutSourceKind::Kube
+        } else {
+            RolloutSourceKind::File
+        };
+        r.router = if pick(2, r.router == RouterKind::Kube) {
+            RouterKind::Kube
+        } else {
+            RouterKind::File
+        };
+        r.state = if pick(3, r.state == RolloutStateKind::Kube) {
+            RolloutStateKind::Kube
+        } else {
+            RolloutStateKind::File
+        };
+        r.versions = if pick(4, r.versions == VersionsKind::Kube) {
+            VersionsKind::Kube
+        } else {
+            VersionsKind::File
+        };
+    }
+
+    /// The effective backends, each with its origin, on one line (`slogate run` logs it).
+    pub fn backends_line(&self) -> String {
+        let kind = |kube: bool| if kube { "kube" } else { "file" };
+        let r = &self.rollouts;
+        let values = [
+            kind(self.state.backend == StateBackend::Kube),
+            kind(r.source == RolloutSourceKind::Kube),
+            kind(r.router == RouterKind::Kube),
+            kind(r.state == RolloutStateKind::Kube),
+            kind(r.versions == VersionsKind::Kube),
+        ];
+        BACKEND_KEYS
+            .iter()
+            .zip(values)
+            .map(|(k, v)| format!("{k}={v} ({})", self.backends.origin(k)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Combinations that cannot work with more than one replica, refused when leader
+    /// election is on (it only makes sense with several): every replica would keep its own
+    /// copy, and a new leader would not see what the previous one wrote. The read-only
+    /// inputs (`rollouts.source: file`, `rollouts.versions: file`) are fine: every replica
+    /// mounts the same files (a ConfigMap).
+    fn check_leader_election(&self) -> Result<(), String> {
+        if !self.leader_election.enabled {
+            return Ok(());
+        }
+        let refuse = |key: &str, why: &str| {
+            Err(format!(
+                "{key}: `file` ({}) cannot work with `leader_election.enabled: true`: {why}; set `{key}: kube` (or `cluster: on`), or disable leader election and run one replica",
+                self.backends.origin(key)
+            ))
+        };
+        if self.state.backend == StateBackend::File {
+            return refuse(
+                "state.backend",
+                "each replica would keep its own freezes, commands and approvals in its state.dir, which the next leader does not see",
+            );
+        }
+        let r = &self.rollouts;
+        if r.enabled() && r.state == RolloutStateKind::File {
+            return refuse(
+                "rollouts.state",
+                "each replica would keep its own rollout state, so a new leader would restart every rollout",
+            );
+        }
+        if r.enabled() && r.router == RouterKind::File {
+            return refuse(
+                "rollouts.router",
+                "the leader would write weights files in its own weights_dir, which no router reads and the next leader does not see",
+            );
+        }
+        Ok(())
     }
 
     fn check(&self) -> Result<(), String> {
@@ -696,14 +909,20 @@ impl Config {
         if let Some(a) = &self.argocd {
             a.check()?;
         }
-        self.rollouts.check_source()?;
+        self.rollouts.check_source().map_err(|e| {
+            format!(
+                "{e} (rollouts.source from {})",
+                self.backends.origin("rollouts.source")
+            )
+        })?;
+        let versions_origin = self.backends.origin("rollouts.versions");
         match (self.rollouts.versions, &self.rollouts.versions_file) {
             (VersionsKind::File, None) if self.rollouts.enabled() => {
-                return Err("rollouts.versions_file: expected the file naming each rollout's stable and canary versions (`<namespace>/<name>: {stable: …, canary: …}`), or `rollouts.versions: kube` to read the workloads' version label".into());
+                return Err(format!("rollouts.versions_file: expected the file naming each rollout's stable and canary versions (`<namespace>/<name>: {{stable: …, canary: …}}`), or `rollouts.versions: kube` to read the workloads' version label (rollouts.versions: file, from {versions_origin})"));
             }
             (VersionsKind::Kube, Some(f)) => {
                 return Err(format!(
-                    "rollouts.versions_file: only read with `rollouts.versions: file`, found {} with `versions: kube`; remove one of them",
+                    "rollouts.versions_file: only read with `rollouts.versions: file`, found {} with `versions: kube` ({versions_origin}); remove one of them",
                     f.display()
                 ));
             }
@@ -712,6 +931,7 @@ impl Config {
         if self.leader_election.enabled && self.leader_election.name.trim().is_empty() {
             return Err("leader_election.name: expected the Lease's name".into());
         }
+        self.check_leader_election()?;
         if self.state.retention.as_std() < Duration::from_secs(3600) {
             return Err(format!(
                 "state.retention: expected at least 1h, found {}",
@@ -866,8 +1086,23 @@ mod shipped_config {
     #[test]
     fn the_shipped_example_config_loads_and_states_the_defaults() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/config/slogate.yaml");
-        let c = Config::load_with_env(&path, Some(Default::default())).unwrap();
+        // In a pod, as deploy/ runs it: `cluster: auto` turns on.
+        let c = Config::load_in(&path, Some(Default::default()), true).unwrap();
         let d = Config::default();
+        assert_eq!(c.cluster, ClusterMode::Auto);
+        assert_eq!(
+            c.backends.explicit, [false; 5],
+            "deploy/ relies on `cluster`"
+        );
+        // Outside a pod the shipped config is refused: it elects a leader among replicas
+        // that would each keep their own file state.
+        let e = Config::load_in(&path, Some(Default::default()), false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("state.backend") && e.contains("leader_election.enabled"),
+            "{e}"
+        );
         assert_eq!(c.prometheus.timeout, d.prometheus.timeout);
         assert_eq!(c.slos, d.slos);
         assert_eq!(c.evaluation.interval, d.evaluation.interval);
@@ -929,7 +1164,7 @@ mod shipped_config {
         assert!(e.contains("rollouts.versions_file"), "{e}");
         std::fs::write(
             &f,
-            "prometheus: {url: http://p:9090}\nrollouts: {paths: [r], router: kube, versions_file: v.yaml}\nleader_election: {enabled: true, namespace: ops}\n",
+            "prometheus: {url: http://p:9090}\nrollouts: {paths: [r], router: kube, versions_file: v.yaml}\n",
         )
         .unwrap();
         let c = Config::load_with_env(&f, Some(Default::default())).unwrap();
@@ -938,8 +1173,15 @@ mod shipped_config {
             c.rollouts.weights_dir(Path::new("/s")),
             Path::new("/s/weights")
         );
-        assert_eq!(c.leader_election.namespace.as_deref(), Some("ops"));
-        assert_eq!(c.leader_election.name, "slogate");
+        // (Leader election needs shared state: its own config.)
+        std::fs::write(
+            &f,
+            "prometheus: {url: http://p:9090}\nstate: {backend: kube}\nleader_election: {enabled: true, namespace: ops}\n",
+        )
+        .unwrap();
+        let le = Config::load_with_env(&f, Some(Default::default())).unwrap();
+        assert_eq!(le.leader_election.namespace.as_deref(), Some("ops"));
+        assert_eq!(le.leader_election.name, "slogate");
         assert_eq!(c.rollouts.state, RolloutStateKind::File);
         assert_eq!(c.rollouts.versions, VersionsKind::File);
     }
@@ -1119,5 +1361,177 @@ mod shipped_config {
             .unwrap_err();
             assert!(e.contains("state.namespace") && e.contains(bad), "{e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod cluster_switch {
+    use super::*;
+
+    fn load(text: &str, in_cluster: bool) -> Result<Config, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("slogate.yaml");
+        std::fs::write(&f, text).unwrap();
+        Config::load_in(&f, Some(Default::default()), in_cluster).map_err(|e| e.to_string())
+    }
+
+    fn kinds(c: &Config) -> [bool; 5] {
+        [
+            c.state.backend == StateBackend::Kube,
+            c.rollouts.source == RolloutSourceKind::Kube,
+            c.rollouts.router == RouterKind::Kube,
+            c.rollouts.state == RolloutStateKind::Kube,
+            c.rollouts.versions == VersionsKind::Kube,
+        ]
+    }
+
+    #[test]
+    fn the_mode_and_the_pod_decide_the_default_of_all_five() {
+        // (cluster, in a pod) -> every backend kube?
+        let table = [
+            (None, false, false),
+            (None, true, true),
+            (Some("auto"), false, false),
+            (Some("auto"), true, true),
+            (Some("on"), false, true),
+            (Some("on"), true, true),
+            (Some("off"), false, false),
+            (Some("off"), true, false),
+        ];
+        for (mode, pod, kube) in table {
+            let key = mode.map(|m| format!("cluster: {m}\n")).unwrap_or_default();
+            let c = load(&format!("{key}prometheus: {{url: http://p:9090}}\n"), pod)
+                .unwrap_or_else(|e| panic!("{mode:?} {pod}: {e}"));
+            assert_eq!(kinds(&c), [kube; 5], "{mode:?}, in a pod: {pod}");
+            assert_eq!(c.backends.cluster, kube);
+            assert_eq!(c.backends.explicit, [false; 5]);
+            let line = c.backends_line();
+            let want = if kube {
+                "=kube (cluster"
+            } else {
+                "=file (cluster"
+            };
+            assert_eq!(line.matches(want).count(), 5, "{line}");
+        }
+        assert!(ClusterMode::Auto.resolve(true));
+        assert!(!ClusterMode::Auto.resolve(false));
+    }
+
+    #[test]
+    fn an_explicit_key_wins_over_the_switch_and_says_so() {
+        let c = load(
+            "cluster: on\nprometheus: {url: http://p:9090}\nrollouts: {router: file, versions: file, versions_file: v.yaml}\n",
+            false,
+        )
+        .unwrap();
+        assert_eq!(kinds(&c), [true, true, false, true, false]);
+        assert_eq!(c.backends.explicit, [false, false, true, false, true]);
+        assert_eq!(
+            c.backends_line(),
+            "state.backend=kube (cluster: on), rollouts.source=kube (cluster: on), \
+             rollouts.router=file (explicit), rollouts.state=kube (cluster: on), \
+             rollouts.versions=file (explicit)"
+        );
+        let c = load(
+            "cluster: off\nprometheus: {url: http://p:9090}\nstate: {backend: kube}\n",
+            true,
+        )
+        .unwrap();
+        assert_eq!(kinds(&c), [true, false, false, false, false]);
+        assert!(c
+            .backends_line()
+            .starts_with("state.backend=kube (explicit), rollouts.source=file (cluster: off)"));
+        let c = load("prometheus: {url: http://p:9090}\n", true).unwrap();
+        assert!(
+            c.backends_line().contains("(cluster: auto, on)"),
+            "{}",
+            c.backends_line()
+        );
+    }
+
+    #[test]
+    fn an_environment_variable_is_explicit_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("slogate.yaml");
+        std::fs::write(&f, "cluster: on\nprometheus: {url: http://p:9090}\n").unwrap();
+        let env = [("SLOGATE_STATE__BACKEND".to_string(), "file".to_string())]
+            .into_iter()
+            .collect();
+        let c = Config::load_in(&f, Some(env), false).unwrap();
+        assert_eq!(c.state.backend, StateBackend::File);
+        assert_eq!(c.backends.explicit, [true, false, false, false, false]);
+    }
+
+    #[test]
+    fn an_unknown_mode_names_the_key_and_the_choices() {
+        let e = load(
+            "cluster: yes-please\nprometheus: {url: http://p:9090}\n",
+            false,
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("cluster") && e.contains("`auto`, `on` or `off`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn leader_election_refuses_per_replica_state_naming_both_keys() {
+        let le = "leader_election: {enabled: true}\n";
+        let p = "prometheus: {url: http://p:9090}\n";
+        // state.backend: file, from the switch or explicit.
+        for text in [
+            format!("cluster: off\n{p}{le}"),
+            format!("cluster: on\n{p}{le}state: {{backend: file}}\n"),
+        ] {
+            let e = load(&text, false).unwrap_err();
+            assert!(
+                e.contains("state.backend: `file`") && e.contains("leader_election.enabled"),
+                "{text}: {e}"
+            );
+        }
+        // With rollouts: their state and their router must be shared too.
+        let e = load(
+            &format!("cluster: on\n{p}{le}rollouts: {{state: file}}\n"),
+            false,
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("rollouts.state: `file` (explicit)")
+                && e.contains("leader_election.enabled"),
+            "{e}"
+        );
+        let e = load(
+            &format!("cluster: on\n{p}{le}rollouts: {{router: file}}\n"),
+            false,
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("rollouts.router: `file`") && e.contains("leader_election.enabled"),
+            "{e}"
+        );
+        // Read-only inputs are fine: every replica mounts the same files.
+        let c = load(
+            &format!("cluster: on\n{p}{le}rollouts: {{source: file, paths: [r], versions: file, versions_file: v.yaml}}\n"),
+            false,
+        )
+        .unwrap();
+        assert_eq!(kinds(&c), [true, false, true, true, false]);
+        // Without rollouts their keys do not matter; without leader election nothing is refused.
+        load(&format!("{p}{le}state: {{backend: kube}}\n"), false).unwrap();
+        load(&format!("cluster: off\n{p}"), false).unwrap();
+    }
+
+    #[test]
+    fn rollout_paths_with_the_switch_on_say_where_source_kube_came_from() {
+        let e = load(
+            "cluster: on\nprometheus: {url: http://p:9090}\nrollouts: {paths: [r]}\n",
+            false,
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("rollouts.paths") && e.contains("cluster: on"),
+            "{e}"
+        );
     }
 }

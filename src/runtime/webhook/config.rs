@@ -306,7 +306,8 @@ mod tests {
     fn the_shipped_config_states_the_defaults() {
         let path =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/config/slogate.yaml");
-        let c = Config::load_with_env(&path, Some(Default::default())).unwrap();
+        // In a pod, as deploy/ runs it (outside one, its leader election is refused).
+        let c = Config::load_in(&path, Some(Default::default()), true).unwrap();
         assert_eq!(c.webhook, WebhookConfig::default());
         assert!(c.notifications.is_empty());
         assert_eq!(c.argocd, None);
