@@ -549,7 +549,8 @@ fn configmaps_hold_a_config_and_specs_the_daemon_loads() {
     let cm = find_prefix(&objects, "ConfigMap", "slogate-config-");
     let file = dir.path().join("slogate.yaml");
     std::fs::write(&file, str_of(cm, &["data", "slogate.yaml"])).expect("write config");
-    let cfg = slogate::runtime::config::Config::load_with_env(&file, Some(Default::default()))
+    // The ConfigMap is read in a pod, where `cluster: auto` resolves to the in-cluster backends.
+    let cfg = slogate::runtime::config::Config::load_in(&file, Some(Default::default()), true)
         .unwrap_or_else(|e| panic!("the ConfigMap's slogate.yaml does not load: {e}"));
     assert_eq!(
         cfg.server.listen.port(),
