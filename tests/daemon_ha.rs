@@ -1,29 +1,33 @@
 //! Two `slogate run` processes as the two replicas of `deploy/`: leader election on a Lease
-//! and every state document in ConfigMaps (`state.backend: kube`), against one fake API
-//! server that keeps objects like the real one (plain HTTP, reached through a kubeconfig):
-//! created with POST (409 when they exist), replaced with PUT only at their current
-//! `resourceVersion` (409 otherwise), deleted with a `resourceVersion` precondition, listed.
+//! and every state document in ConfigMaps (`state.backend: kube`), against a REAL Kubernetes
+//! API server (etcd + kube-apiserver from `./scripts/install-tools`, tests/common/apiserver.rs)
+//! with `deploy/` applied. Each replica authenticates as the `slogate` ServiceAccount with a
+//! token of its own from the TokenRequest API, so `deploy/rbac.yaml` alone authorises it, and
+//! the API server's own 409s arbitrate the Lease and the ConfigMaps.
 //!
-//! - exactly one replica leads (`slogate_leader`, and the Lease's holder);
+//! - exactly one replica leads (`slogate_leader`, and the Lease's holder read back from the
+//!   API server);
 //! - an approval POSTed to the follower is read from the leader, with its decision record
 //!   (the shared ConfigMap document and the shared decision log);
 //! - an Alertmanager alert delivered to the follower is handed over: the follower logs that
 //!   it handed it over, the leader that it took it;
 //! - SIGTERM on the leader: it exits 0 and releases the Lease, and the follower takes over;
 //!   the new leader then acts on alerts itself instead of handing them over;
-//! - every request either replica made is one `API_CALLS` (and so the shipped RBAC) grants.
+//! - every request either replica made (the audit log records all of the ServiceAccount's
+//!   requests in `slogate`, reads too) is one `API_CALLS` grants, and the real RBAC refused
+//!   none: no 403 in the audit log, no "forbidden" in either replica's log.
+//!
+//! A test binary of its own so that it gets its own API server. It FAILS when the tools are
+//! missing, unless `SLOGATE_E2E=0`.
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::http::{Method, StatusCode, Uri};
-use common::fake_api::{serve_on_thread, slogate_run, write_kubeconfig};
+use common::apiserver::{self, ApiServer};
+use common::fake_api::slogate_run;
 use common::{free_port, http, metric};
 use serde_json::{json, Value};
 
@@ -36,175 +40,45 @@ const GUARD_RAN: &str = "alert for an SLO no guarded app uses";
 const FIRING: &str = include_str!("fixtures/alertmanager/firing-sloth-id.json");
 
 // ---------------------------------------------------------------------------------------
-// The fake API server
+// The API server
 
-/// Objects by collection path (`/api/v1/namespaces/slogate/configmaps`) and name, and every
-/// request seen.
-#[derive(Default)]
-struct Objects {
-    collections: BTreeMap<String, BTreeMap<String, Value>>,
-    resource_version: u64,
-    requests: Vec<(String, String)>,
+fn repo_path(p: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
 }
 
-fn status(code: StatusCode, reason: &str, message: String) -> (StatusCode, axum::Json<Value>) {
-    (
-        code,
-        axum::Json(json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
-            "status": if code.is_success() { "Success" } else { "Failure" },
-            "reason": reason, "message": message, "code": code.as_u16()})),
-    )
+/// The API server with `deploy/` applied (this binary's only test: no other uses it).
+fn cluster() -> Option<&'static ApiServer> {
+    let api = apiserver::shared()?;
+    api.kubectl_ok(&["apply", "-k", &repo_path("deploy").display().to_string()]);
+    Some(api)
 }
 
-/// `(collection, name)` of a request path: the collections are the namespaced ConfigMaps
-/// and Leases.
-fn split(path: &str) -> Option<(String, Option<String>)> {
-    for suffix in ["/configmaps", "/leases"] {
-        if path.ends_with(suffix) {
-            return Some((path.to_string(), None));
-        }
-        if let Some(i) = path.find(&format!("{suffix}/")) {
-            let (coll, rest) = path.split_at(i + suffix.len());
-            return Some((coll.to_string(), Some(rest[1..].to_string())));
-        }
+/// The Lease's holder, if any, read from the API server.
+fn holder(api: &ApiServer) -> Option<String> {
+    let (code, lease) = api.request(
+        reqwest::Method::GET,
+        &format!("/apis/coordination.k8s.io/v1/namespaces/{NS}/leases/slogate"),
+        "",
+        None,
+    );
+    if code == 404 {
+        return None;
     }
-    None
+    assert_eq!(code, 200, "GET the Lease: {lease}");
+    lease["spec"]["holderIdentity"].as_str().map(str::to_string)
 }
 
-/// `k=v` pairs of a label selector (equality only, what slogate sends).
-fn selector(query: &str) -> Vec<(String, String)> {
-    let Some(sel) = query
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("labelSelector="))
-    else {
-        return Vec::new();
-    };
-    let sel = sel
-        .replace("%2F", "/")
-        .replace("%3D", "=")
-        .replace("%2C", ",");
-    sel.split(',')
-        .filter_map(|kv| kv.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
-fn handle(
-    objects: &mut Objects,
-    method: &Method,
-    uri: &Uri,
-    body: &[u8],
-) -> (StatusCode, axum::Json<Value>) {
-    objects.requests.push((method.to_string(), uri.to_string()));
-    let Some((coll, name)) = split(uri.path()) else {
-        return status(
-            StatusCode::NOT_FOUND,
-            "NotFound",
-            format!("{uri}: no such resource"),
-        );
-    };
-    let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    objects.resource_version += 1;
-    let rv = objects.resource_version.to_string();
-    let items = objects.collections.entry(coll.clone()).or_default();
-    let missing = |n: &str| status(StatusCode::NOT_FOUND, "NotFound", format!("{n} not found"));
-    let stale = |n: &str| {
-        status(
-            StatusCode::CONFLICT,
-            "Conflict",
-            format!("Operation cannot be fulfilled on \"{n}\": the object has been modified"),
-        )
-    };
-    match (method.as_str(), name) {
-        ("GET", Some(n)) => match items.get(&n) {
-            Some(o) => (StatusCode::OK, axum::Json(o.clone())),
-            None => missing(&n),
-        },
-        ("GET", None) => {
-            let want = selector(uri.query().unwrap_or(""));
-            let listed: Vec<Value> = items
-                .values()
-                .filter(|o| {
-                    want.iter()
-                        .all(|(k, v)| o["metadata"]["labels"][k].as_str() == Some(v.as_str()))
-                })
-                .cloned()
-                .collect();
-            (
-                StatusCode::OK,
-                axum::Json(json!({"apiVersion": "v1", "kind": "List",
-                    "metadata": {"resourceVersion": rv}, "items": listed})),
-            )
-        }
-        ("POST", None) => {
-            let n = body["metadata"]["name"].as_str().unwrap_or("").to_string();
-            if items.contains_key(&n) {
-                return status(
-                    StatusCode::CONFLICT,
-                    "AlreadyExists",
-                    format!("\"{n}\" already exists"),
-                );
-            }
-            let mut o = body.clone();
-            o["metadata"]["resourceVersion"] = json!(rv);
-            o["metadata"]["namespace"] = json!(NS);
-            o["metadata"]["uid"] = json!(format!("uid-{rv}"));
-            items.insert(n, o.clone());
-            (StatusCode::CREATED, axum::Json(o))
-        }
-        ("PUT", Some(n)) => {
-            let Some(old) = items.get(&n) else {
-                return missing(&n);
-            };
-            if body["metadata"]["resourceVersion"] != old["metadata"]["resourceVersion"] {
-                return stale(&n);
-            }
-            let mut o = body.clone();
-            o["metadata"]["resourceVersion"] = json!(rv);
-            o["metadata"]["namespace"] = json!(NS);
-            o["metadata"]["uid"] = old["metadata"]["uid"].clone();
-            items.insert(n, o.clone());
-            (StatusCode::OK, axum::Json(o))
-        }
-        ("DELETE", Some(n)) => {
-            let Some(old) = items.get(&n) else {
-                return missing(&n);
-            };
-            let pre = &body["preconditions"]["resourceVersion"];
-            if !pre.is_null() && *pre != old["metadata"]["resourceVersion"] {
-                return stale(&n);
-            }
-            items.remove(&n);
-            status(StatusCode::OK, "", String::new())
-        }
-        _ => status(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "MethodNotAllowed",
-            format!("{method} {uri}"),
-        ),
+/// The HTTP method of an audited Kubernetes verb (what `API_CALLS` is keyed on, with the
+/// request URI telling a watch from a list and a get).
+fn method_of(verb: &str) -> &'static str {
+    match verb {
+        "get" | "list" | "watch" => "GET",
+        "create" => "POST",
+        "update" => "PUT",
+        "patch" => "PATCH",
+        "delete" | "deletecollection" => "DELETE",
+        other => panic!("unexpected audited verb {other}"),
     }
-}
-
-/// Serve `objects` on a loopback port.
-fn fake_api_server(objects: Arc<Mutex<Objects>>) -> SocketAddr {
-    serve_on_thread(axum::Router::new().fallback(
-        move |method: Method, uri: Uri, body: axum::body::Bytes| {
-            let objects = objects.clone();
-            async move { handle(&mut objects.lock().unwrap(), &method, &uri, &body) }
-        },
-    ))
-}
-
-/// The Lease's holder, if any.
-fn holder(objects: &Mutex<Objects>) -> Option<String> {
-    let o = objects.lock().unwrap();
-    o.collections
-        .get(&format!(
-            "/apis/coordination.k8s.io/v1/namespaces/{NS}/leases"
-        ))?
-        .get("slogate")?["spec"]["holderIdentity"]
-        .as_str()
-        .map(str::to_string)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -343,11 +217,14 @@ fn alert(starts_at: &str) -> String {
 
 #[test]
 fn two_replicas_share_state_hand_over_alerts_and_fail_over() {
-    let objects = Arc::new(Mutex::new(Objects::default()));
-    let addr = fake_api_server(objects.clone());
+    let Some(api) = cluster() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let p = |f: &str| dir.path().join(f);
-    write_kubeconfig(&p("kubeconfig"), addr, NS);
+    // One token per replica, as each pod of the Deployment has its own.
+    api.service_account_kubeconfig(NS, "slogate", &p("a.kubeconfig"));
+    api.service_account_kubeconfig(NS, "slogate", &p("b.kubeconfig"));
     std::fs::write(p("api-token"), format!("{API_TOKEN}\n")).unwrap();
     std::fs::write(p("webhook-token"), format!("{WEBHOOK_TOKEN}\n")).unwrap();
     std::fs::create_dir_all(p("slos")).unwrap();
@@ -359,14 +236,14 @@ fn two_replicas_share_state_hand_over_alerts_and_fail_over() {
     .unwrap();
 
     // A starts alone and takes the Lease.
-    let mut a = Replica::start("a", dir.path(), &p("kubeconfig"));
+    let mut a = Replica::start("a", dir.path(), &p("a.kubeconfig"));
     a.wait("leadership", |r| r.leader() == Some(1.0));
-    assert_eq!(holder(&objects).as_deref(), Some("slogate-a"));
+    assert_eq!(holder(api).as_deref(), Some("slogate-a"));
     // B follows.
-    let mut b = Replica::start("b", dir.path(), &p("kubeconfig"));
+    let mut b = Replica::start("b", dir.path(), &p("b.kubeconfig"));
     b.wait("its metrics", |r| r.leader() == Some(0.0));
     assert_eq!(a.leader(), Some(1.0), "one leader");
-    assert_eq!(holder(&objects).as_deref(), Some("slogate-a"));
+    assert_eq!(holder(api).as_deref(), Some("slogate-a"));
 
     // An approval given through the follower is the leader's too, with its decision record.
     let approval = json!({"repo": "https://git.example/shop/deploy.git",
@@ -425,7 +302,7 @@ fn two_replicas_share_state_hand_over_alerts_and_fail_over() {
     let status = a.terminate();
     assert!(status.success(), "exit {status}\n{}", a.log());
     b.wait("leadership after the failover", |r| r.leader() == Some(1.0));
-    assert_eq!(holder(&objects).as_deref(), Some("slogate-b"));
+    assert_eq!(holder(api).as_deref(), Some("slogate-b"));
 
     // The new leader acts on an alert itself.
     let (code, body) = b.post(
@@ -446,13 +323,46 @@ fn two_replicas_share_state_hand_over_alerts_and_fail_over() {
     let status = b.terminate();
     assert!(status.success(), "exit {status}\n{}", b.log());
 
-    // Every request was one the shipped RBAC grants.
-    let requests = objects.lock().unwrap().requests.clone();
-    assert!(requests.iter().any(|(m, _)| m == "PUT"), "{requests:?}");
-    for (method, uri) in &requests {
+    // Every request was one the shipped RBAC grants, and the real RBAC refused none.
+    let requests = api.audit(|e| {
+        e["user"]["username"] == "system:serviceaccount:slogate:slogate"
+            && e["objectRef"]["namespace"] == NS
+    });
+    let calls: Vec<(String, String, u64)> = requests
+        .iter()
+        .map(|e| {
+            (
+                e["verb"].as_str().unwrap_or("").to_string(),
+                e["requestURI"].as_str().unwrap_or("").to_string(),
+                e["responseStatus"]["code"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert!(
+        calls
+            .iter()
+            .any(|(v, u, _)| v == "update" && u.contains("/leases/")),
+        "the Lease was renewed with PUT: {calls:?}"
+    );
+    assert!(
+        calls
+            .iter()
+            .any(|(v, u, _)| v == "get" && u.contains("/configmaps/")),
+        "reads are audited too, so the check below covers them: {calls:?}"
+    );
+    for (verb, uri, code) in &calls {
+        assert_ne!(*code, 403, "RBAC refused {verb} {uri}");
         assert!(
-            slogate::adapters::kube::covers(method, uri),
-            "{method} {uri} is not in API_CALLS"
+            slogate::adapters::kube::covers(method_of(verb), uri),
+            "{verb} {uri} is not in API_CALLS"
+        );
+    }
+    for r in [&a, &b] {
+        assert!(
+            !r.log().to_lowercase().contains("forbidden"),
+            "{} was refused something:\n{}",
+            r.name,
+            r.log()
         );
     }
 }

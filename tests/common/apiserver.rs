@@ -191,10 +191,13 @@ impl ApiServer {
             .stderr(Stdio::null())
             .spawn();
         make_certificates(&dir);
-        // Every write is audited (metadata only), so tests can count who wrote what.
+        // Every write is audited (metadata only), so tests can count who wrote what; and every
+        // request of the `slogate` ServiceAccount in its own namespace `slogate` (the Lease and
+        // the state ConfigMaps), reads too, so that tests can check each against RBAC.
         std::fs::write(
             dir.join("audit-policy.yaml"),
             "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n\
+             - level: Metadata\n  users: [\"system:serviceaccount:slogate:slogate\"]\n  namespaces: [slogate]\n\
              - level: Metadata\n  verbs: [create, update, patch, delete]\n- level: None\n",
         )
         .expect("write audit-policy.yaml");
@@ -443,7 +446,8 @@ impl ApiServer {
         self.wait_ready();
     }
 
-    /// The audit events (writes only: create, update, patch, delete) for which `pred` holds.
+    /// The audit events for which `pred` holds: writes (create, update, patch, delete), and
+    /// every request of the `slogate` ServiceAccount in namespace `slogate`.
     pub fn audit(&self, pred: impl Fn(&serde_json::Value) -> bool) -> Vec<serde_json::Value> {
         std::fs::read_to_string(self.dir.join("audit.log"))
             .unwrap_or_default()

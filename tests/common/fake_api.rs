@@ -1,5 +1,12 @@
 //! A fake Kubernetes API server for tests that run `slogate` as a process: an axum router
-//! served over plain HTTP on a loopback port, and the kubeconfig that points at it.
+//! served over plain HTTP on a loopback port, and the kubeconfig that points at it; and
+//! [`slogate_run`], which starts the daemon against any API server through a kubeconfig.
+//!
+//! Kept only where a fake is what the test needs: `tests/daemon_rollout_source.rs` asserts
+//! the exact list/watch request sequence and injects a 403 mid-run. Everything a real API
+//! server can check (RBAC, 409s, Leases, ConfigMap state, two replicas in `daemon_ha.rs`) runs
+//! against the real one in `tests/common/apiserver.rs`, which uses [`slogate_run`] too
+//! (`tests/kube_apiserver.rs` also serves its metrics app with [`serve_on_thread`]).
 
 use std::net::SocketAddr;
 use std::path::Path;
