@@ -556,8 +556,20 @@ fn healthy_rollout(route: Route, kill_at: Option<u64>) -> Option<Vec<u64>> {
             if !restarted && w == kill_at {
                 // A crash mid-rollout: the new process resumes from the Rollout's status.
                 daemon.sigkill();
+                // The status holds the step the weights show: either already confirmed in
+                // `weights`, or as the pending setWeights effect that was stored before it was
+                // applied (state before effects), which the new process confirms.
                 let before = rollout_status(api, &ns);
-                assert_eq!(before["weights"]["canary"], kill_at.unwrap(), "{before}");
+                let want = kill_at.unwrap();
+                let confirmed = before["weights"]["canary"] == want;
+                let pending = before["pending"].as_array().is_some_and(|p| {
+                    p.iter()
+                        .any(|e| e["kind"] == "setWeights" && e["weights"]["canary"] == want)
+                });
+                assert!(
+                    confirmed || pending,
+                    "status does not hold {want}%: {before}"
+                );
                 daemon = Daemon::start(&setup, "b", "slogate-a", &kubeconfig, "info");
                 restarted = true;
             }
