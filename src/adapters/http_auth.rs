@@ -93,6 +93,8 @@ mod tests {
         assert!(ct_eq(b"abc", b"abc"));
         assert!(!ct_eq(b"abc", b"abd"));
         assert!(!ct_eq(b"abc", b"abcd"));
+        assert!(!ct_eq(b"abc", b""));
+        // Length differences with a zero suffix are not equal.
         assert!(!ct_eq(b"ab\0", b"ab"));
     }
 }

@@ -302,17 +302,6 @@ mod tests {
         }
     }
 
-    #[test]
-    fn ct_eq_is_equality() {
-        assert!(ct_eq(b"", b""));
-        assert!(ct_eq(b"abc", b"abc"));
-        assert!(!ct_eq(b"abc", b"abd"));
-        assert!(!ct_eq(b"abc", b"abcd"));
-        assert!(!ct_eq(b"abc", b""));
-        // Length differences with a zero suffix are not equal.
-        assert!(!ct_eq(b"ab\0", b"ab"));
-    }
-
     fn headers(v: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
         h.insert("authorization", HeaderValue::from_str(v).unwrap());
