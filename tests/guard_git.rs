@@ -111,6 +111,7 @@ impl Setup {
                 ..Guard::default()
             },
             soak: Duration::from_secs(600),
+            verify: Default::default(),
         };
         let repo = GitCli::new(RepoConfig::new(
             self.remote.url(),
@@ -371,6 +372,8 @@ async fn a_crash_before_the_push_is_finished_by_the_next_run() {
             reports: &reports,
             commits: &commits,
             trigger: Trigger::Schedule,
+            deploys: &[],
+            pages: &[],
         },
         t(1),
     );

@@ -319,6 +319,7 @@ async fn a_healthy_canary_steps_through_every_weight_and_is_promoted() {
             slos: vec!["checkout-availability".into()],
             thresholds: Default::default(),
             soak: Duration::from_secs(600),
+            verify: Default::default(),
         }],
         store.clone(),
         Arc::new(s.git()),

@@ -153,8 +153,10 @@ fn wire(
         default_period: cfg.evaluation.period,
         catalog,
     };
-    let source = Prometheus::new(&cfg.prometheus.url, cfg.prometheus.timeout.as_std())
-        .map_err(DaemonError::Prometheus)?;
+    let source: Arc<dyn MetricsSource> = Arc::new(
+        Prometheus::new(&cfg.prometheus.url, cfg.prometheus.timeout.as_std())
+            .map_err(DaemonError::Prometheus)?,
+    );
     let notifiers = crate::adapters::notify::build_notifiers(&cfg.notifications)
         .map_err(DaemonError::Notifications)?;
     // One work tree, one adapter: the guard and the rollouts share it (and its lock).
@@ -174,7 +176,8 @@ fn wire(
                 sync_triggers(cfg)?,
                 notifiers.clone(),
             )
-            .with_metrics(defaults.metrics.guard.clone()),
+            .with_metrics(defaults.metrics.guard.clone())
+            .with_verifier(source.clone()),
         )),
         _ => None,
     };
@@ -188,7 +191,6 @@ fn wire(
         api_token,
         ..defaults
     };
-    let source: Arc<dyn MetricsSource> = Arc::new(source);
     let state = Arc::new(state);
     let slos = Arc::new(SloLoop::new(
         settings,

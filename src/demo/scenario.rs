@@ -599,6 +599,7 @@ async fn run_in(
         slos: vec![slo.id.clone()],
         thresholds: slo.guard.clone().unwrap_or_default(),
         soak: Duration::from_secs(120),
+        verify: Default::default(),
     };
     let guard = Arc::new(GuardRuntime::new(
         vec![app],

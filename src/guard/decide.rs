@@ -23,9 +23,13 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use super::state::{AppGuardState, Breach, Candidate, KnownGood, Notified, RevertRecord};
+use super::state::{
+    AppGuardState, Breach, Candidate, DeployCheck, KnownGood, Notified, RevertRecord, MAX_DEPLOYS,
+};
+use super::verify::{DeployCandidate, OnRegression, PageBurn, Verdict, VerifyPolicy};
 use crate::model::commit::{CommitInfo, RevertRequest};
 use crate::model::notify::{Notification, Severity};
+use crate::model::trailers::Trailer;
 use crate::slo::budget::{action_for, Action, BudgetReport};
 use crate::slo::model::Guard;
 
@@ -39,6 +43,8 @@ pub struct AppGuard {
     pub thresholds: Guard,
     /// How long the burn rate must stay below 1 before the newest deploy is known-good.
     pub soak: Duration,
+    /// Post-deploy verification and what a regressing deploy or a burn-rate page leads to.
+    pub verify: VerifyPolicy,
 }
 
 /// What started this decision.
@@ -75,6 +81,20 @@ pub struct Observation<'a> {
     /// frozen, the most recent ones otherwise.
     pub commits: &'a [CommitInfo],
     pub trigger: Trigger,
+    /// Deploys under post-deploy verification, newest first, with their verdicts.
+    pub deploys: &'a [DeployObservation],
+    /// SLOs of the app whose page condition (multiwindow burn) holds now.
+    pub pages: &'a [PageBurn],
+}
+
+/// One deploy under verification, as the runtime measured it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeployObservation {
+    pub deploy: DeployCandidate,
+    /// One verdict per SLO of the app that could be judged (events SLIs with data).
+    pub verdicts: Vec<Verdict>,
+    /// The deploy's window has ended (its length passed, or a later deploy came).
+    pub window_over: bool,
 }
 
 /// An effect for the runtime to apply after storing the next state.
@@ -214,6 +234,7 @@ pub fn decide(
                 budget_consumed: Some(consumed),
                 breach_id: id.clone(),
                 extra_trailers: Vec::new(),
+                reason_code: None,
             };
             next.breach = Some(Breach {
                 id: id.clone(),
@@ -291,7 +312,10 @@ pub fn decide(
             } else {
                 next.notified = None;
             }
-            track_known_good(app, &mut next, obs, now, &mut effects, &seen);
+            let reverting = verify_deploys(app, &mut next, obs, now, &mut effects);
+            if !reverting {
+                track_known_good(app, &mut next, obs, now, &mut effects, &seen);
+            }
         }
         (Some(breach), Some((r, action))) if rolls_back(app, action) => {
             let mut b = breach.clone();
@@ -347,6 +371,7 @@ pub fn decide(
                         budget_consumed: Some(b.budget_consumed),
                         breach_id: rec.key.clone(),
                         extra_trailers: Vec::new(),
+                        reason_code: None,
                     },
                     action: "rollback",
                 });
@@ -356,6 +381,21 @@ pub fn decide(
                     action: "freeze-revert",
                 });
             }
+        }
+    }
+    // Deploy reverts asked for earlier that are not done yet are asked for again (same key).
+    for d in &next.deploys {
+        let Some(rec) = d.revert.as_ref().filter(|r| !r.done()) else {
+            continue;
+        };
+        let already_emitted = effects
+            .iter()
+            .any(|e| matches!(e, Effect::Revert { request, .. } if request.breach_id == rec.key));
+        if let (false, Some(request)) = (already_emitted, d.request.clone()) {
+            effects.push(Effect::Revert {
+                request,
+                action: "deploy-revert",
+            });
         }
     }
     Decision { next, effects }
@@ -376,6 +416,7 @@ fn freeze_request(app: &AppGuard, b: &Breach, key: String, base: Option<String>)
         budget_consumed: Some(b.budget_consumed),
         breach_id: key,
         extra_trailers: Vec::new(),
+        reason_code: None,
     }
 }
 
@@ -544,4 +585,368 @@ fn track_known_good(
             })
         }
     }
+}
+
+/// Numbers of a verdict for trailers and notification fields.
+fn verdict_fields(v: &Verdict) -> Vec<(String, String)> {
+    let f = |x: Option<f64>| x.map_or("none".to_string(), |x| format!("{x:.6}"));
+    vec![
+        ("Slogate-Deploy".into(), v.deploy.clone()),
+        ("Slogate-Deploy-Time".into(), v.deploy_time.to_rfc3339()),
+        ("Slogate-Error-Ratio-Before".into(), f(v.error_ratio_before)),
+        ("Slogate-Error-Ratio-After".into(), f(v.error_ratio_after)),
+        (
+            "Slogate-Requests-Before".into(),
+            format!("{:.0}", v.requests_before),
+        ),
+        (
+            "Slogate-Requests-After".into(),
+            format!("{:.0}", v.requests_after),
+        ),
+        (
+            "Slogate-Burn-Rate".into(),
+            v.burn_rate_after
+                .map_or("none".to_string(), |x| format!("{x:.2}")),
+        ),
+        ("Slogate-Burn-Factor".into(), format!("{:.2}", v.factor)),
+        ("Slogate-P-Value".into(), format!("{:.3e}", v.p_value)),
+    ]
+}
+
+fn describe_verdict(v: &Verdict) -> String {
+    let pct = |x: Option<f64>| x.map_or("no data".to_string(), |x| format!("{:.3}%", x * 100.0));
+    format!(
+        "SLO {}: error ratio {} over {:.0} requests in the hour before, {} over {:.0} requests in the {}s since; burn rate {} (factor {:.1}); p = {:.3e} (alpha {})",
+        v.slo,
+        pct(v.error_ratio_before),
+        v.requests_before,
+        pct(v.error_ratio_after),
+        v.requests_after,
+        v.after_seconds,
+        v.burn_rate_after.map_or("n/a".to_string(), |b| format!("{b:.1}")),
+        v.factor,
+        v.p_value,
+        v.alpha
+    )
+}
+
+fn remember(next: &mut AppGuardState, check: DeployCheck) {
+    next.deploys.retain(|d| d.sha != check.sha);
+    next.deploys.push(check);
+    let extra = next.deploys.len().saturating_sub(MAX_DEPLOYS);
+    next.deploys.drain(..extra);
+}
+
+/// Post-deploy verification and burn-rate pages, outside a breach. Returns true when a
+/// revert was asked for (the known-good tracking then waits).
+///
+/// - The oldest open deploy that regressed (a verdict with a significant rise at or above
+///   the factor), or that lies inside the long window of a page that holds now, is acted on
+///   per `on_deploy_regression`: one revert of it and every later deploy on the path
+///   (idempotent on `<app>/deploy/<sha>`), or a notification.
+/// - A page without a deploy in its window notifies once per episode.
+/// - A deploy whose window ended without a regression is known-good (or `superseded` when a
+///   later deploy cut its window short).
+fn verify_deploys(
+    app: &AppGuard,
+    next: &mut AppGuardState,
+    obs: &Observation<'_>,
+    now: DateTime<Utc>,
+    effects: &mut Vec<Effect>,
+) -> bool {
+    let policy = &app.verify;
+    if policy.on_regression == OnRegression::Off {
+        return false;
+    }
+    let decided = |next: &AppGuardState, sha: &str| next.deploys.iter().any(|d| d.sha == sha);
+    // The page whose long window reaches furthest back.
+    let page = obs.pages.iter().max_by_key(|p| p.long_window);
+    let in_page = |d: &DeployObservation| {
+        page.is_some_and(|p| {
+            let long = chrono::Duration::milliseconds(p.long_window.as_millis() as i64);
+            d.deploy.commit.time >= now - long
+        })
+    };
+    let open: Vec<&DeployObservation> = obs
+        .deploys
+        .iter()
+        .filter(|d| !decided(next, &d.deploy.commit.sha))
+        .collect();
+    // Oldest first: reverting the oldest culprit reverts the later deploys too.
+    let culprit = open
+        .iter()
+        .rev()
+        .find(|d| d.verdicts.iter().any(|v| v.regression) || in_page(d));
+    if let Some(d) = culprit {
+        let regressed: Vec<&Verdict> = d.verdicts.iter().filter(|v| v.regression).collect();
+        let code = if regressed.is_empty() {
+            "burn-rate-page"
+        } else {
+            "post-deploy-verification"
+        };
+        let c = &d.deploy.commit;
+        // The verdict to show: a regressing one, else the hottest.
+        let shown = regressed.first().copied().or_else(|| {
+            d.verdicts.iter().max_by(|a, b| {
+                a.burn_rate_after
+                    .unwrap_or(0.0)
+                    .partial_cmp(&b.burn_rate_after.unwrap_or(0.0))
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            })
+        });
+        let later: Vec<String> = obs
+            .deploys
+            .iter()
+            .take_while(|x| x.deploy.commit.sha != c.sha)
+            .map(|x| x.deploy.commit.sha.clone())
+            .collect();
+        let mut why = match (shown, page) {
+            (Some(v), _) if code == "post-deploy-verification" => format!(
+                "deploy {} ({}, {}) raised errors: {}",
+                short(&c.sha),
+                c.subject,
+                c.time.to_rfc3339(),
+                describe_verdict(v)
+            ),
+            (_, Some(p)) => format!(
+                "SLO {} burns at page level ({:.1}x over {} and {:.1}x over {}, factor {:.1}) and deploy {} ({}, {}) is inside the {} window",
+                p.slo,
+                p.burn_long,
+                p.long_window,
+                p.burn_short,
+                p.short_window,
+                p.factor,
+                short(&c.sha),
+                c.subject,
+                c.time.to_rfc3339(),
+                p.long_window
+            ),
+            _ => format!("deploy {} regressed", short(&c.sha)),
+        };
+        if let (Some(v), "burn-rate-page") = (shown, code) {
+            why.push_str(&format!("; {}", describe_verdict(v)));
+        }
+        let observed = json!({
+            "reason": code,
+            "deploy": c.sha,
+            "deploy_time": c.time,
+            "verdicts": d.verdicts,
+            "page": page,
+            "later_deploys": later,
+            "on_deploy_regression": policy.on_regression.as_str(),
+        });
+        let slo = shown
+            .map(|v| v.slo.clone())
+            .or_else(|| page.map(|p| p.slo.clone()));
+        let mut fields: Vec<(String, String)> = shown.map(verdict_fields).unwrap_or_default();
+        if shown.is_none() {
+            fields.push(("Slogate-Deploy".into(), c.sha.clone()));
+            fields.push(("Slogate-Deploy-Time".into(), c.time.to_rfc3339()));
+        }
+        if let Some(p) = page {
+            fields.push(("Slogate-Page-Burn".into(), format!("{:.2}", p.burn_long)));
+        }
+        let newest = obs.deploys.first().map(|x| x.deploy.commit.sha.as_str());
+        // Without an earlier commit on the path the adapter can only revert the newest one.
+        let revertable = d.deploy.base.is_some() || newest == Some(c.sha.as_str());
+        let mut commits = vec![c.sha.clone()];
+        commits.extend(later.iter().cloned());
+        if policy.on_regression == OnRegression::Revert && revertable {
+            let key = format!("{}/deploy/{}", app.app, short(&c.sha));
+            let request = RevertRequest {
+                app_path: app.path.clone(),
+                known_good: d.deploy.base.clone(),
+                reason: why.clone(),
+                slo_id: slo,
+                budget_consumed: None,
+                breach_id: key.clone(),
+                extra_trailers: fields
+                    .iter()
+                    .map(|(k, v)| Trailer::new(k.clone(), v.clone()))
+                    .collect(),
+                reason_code: Some(code.to_string()),
+            };
+            let rec = RevertRecord {
+                key: key.clone(),
+                newest: commits.last().cloned(),
+                requested_at: now,
+                outcome: None,
+                sha: None,
+                reverted: Vec::new(),
+                attempts: 0,
+            };
+            for sha in &later {
+                remember(
+                    next,
+                    DeployCheck {
+                        sha: sha.clone(),
+                        time: obs
+                            .deploys
+                            .iter()
+                            .find(|x| &x.deploy.commit.sha == sha)
+                            .map_or(now, |x| x.deploy.commit.time),
+                        outcome: "reverted".into(),
+                        reason: Some(format!("reverted with {} ({code})", short(&c.sha))),
+                        decided_at: now,
+                        observed: serde_json::Value::Null,
+                        revert: None,
+                        request: None,
+                    },
+                );
+            }
+            remember(
+                next,
+                DeployCheck {
+                    sha: c.sha.clone(),
+                    time: c.time,
+                    outcome: "reverted".into(),
+                    reason: Some(code.into()),
+                    decided_at: now,
+                    observed: observed.clone(),
+                    revert: Some(rec),
+                    request: Some(request.clone()),
+                },
+            );
+            next.candidate = None;
+            effects.push(Effect::Record {
+                action: "deploy-revert",
+                reason: format!(
+                    "{why}; reverting {} deploy commit(s) on {}",
+                    commits.len(),
+                    app.path
+                ),
+                observed,
+                commits,
+            });
+            effects.push(Effect::Revert {
+                request,
+                action: "deploy-revert",
+            });
+            return true;
+        }
+        let reason = if policy.on_regression == OnRegression::Revert {
+            format!("{why}; not reverted: no earlier commit on {} to go back to while later deploys exist", app.path)
+        } else {
+            format!("{why}; on_deploy_regression is notify, so slogate only notifies")
+        };
+        remember(
+            next,
+            DeployCheck {
+                sha: c.sha.clone(),
+                time: c.time,
+                outcome: "notified".into(),
+                reason: Some(code.into()),
+                decided_at: now,
+                observed: observed.clone(),
+                revert: None,
+                request: None,
+            },
+        );
+        effects.push(Effect::Record {
+            action: "deploy-regression",
+            reason: reason.clone(),
+            observed,
+            commits,
+        });
+        effects.push(Effect::Notify(Notification {
+            severity: Severity::Critical,
+            subject: app.app.clone(),
+            title: format!("{}: deploy {} regressed", app.app, short(&c.sha)),
+            text: reason,
+            fields: fields
+                .into_iter()
+                .map(|(k, v)| (field_name(&k), v))
+                .collect(),
+        }));
+        return false;
+    }
+    // A page without a deploy in its window: a deploy did not cause it; notify once.
+    match page {
+        Some(p) if next.paged.is_none() => {
+            next.paged = Some(now);
+            let reason = format!(
+                "SLO {} burns at page level ({:.1}x over {} and {:.1}x over {}, factor {:.1}), but no deploy of {} is inside the {} window: not reverting, notifying only",
+                p.slo, p.burn_long, p.long_window, p.burn_short, p.short_window, p.factor, app.app, p.long_window
+            );
+            effects.push(Effect::Record {
+                action: "page-notify",
+                reason: reason.clone(),
+                observed: json!({ "page": p }),
+                commits: Vec::new(),
+            });
+            effects.push(Effect::Notify(Notification {
+                severity: Severity::Critical,
+                subject: app.app.clone(),
+                title: format!(
+                    "{}: {} burning at page level, no deploy in its window",
+                    app.app, p.slo
+                ),
+                text: reason,
+                fields: [
+                    ("slo".to_string(), p.slo.clone()),
+                    ("burn_rate".to_string(), format!("{:.2}", p.burn_long)),
+                    ("window".to_string(), p.long_window.to_string()),
+                ]
+                .into(),
+            }));
+        }
+        Some(_) => {}
+        None => next.paged = None,
+    }
+    // Windows that ended cleanly, oldest first.
+    for d in open.iter().rev().filter(|d| d.window_over) {
+        let c = &d.deploy.commit;
+        let judged = !d.verdicts.is_empty() && d.verdicts.iter().all(|v| v.looks > 0);
+        let (outcome, action) = if d.deploy.next_deploy.is_some() {
+            ("superseded", None)
+        } else if judged {
+            ("known-good", Some("known-good"))
+        } else {
+            ("unverified", None)
+        };
+        remember(
+            next,
+            DeployCheck {
+                sha: c.sha.clone(),
+                time: c.time,
+                outcome: outcome.into(),
+                reason: Some("post-deploy-verification".into()),
+                decided_at: now,
+                observed: json!({ "verdicts": d.verdicts }),
+                revert: None,
+                request: None,
+            },
+        );
+        if action.is_some() {
+            next.known_good = Some(KnownGood {
+                sha: c.sha.clone(),
+                since: now,
+                how: "post-deploy-verification".into(),
+            });
+            next.candidate = None;
+            effects.push(Effect::Record {
+                action: "known-good",
+                reason: format!(
+                    "{} is known-good: its verification window ended without a regression ({})",
+                    short(&c.sha),
+                    d.verdicts
+                        .iter()
+                        .map(describe_verdict)
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+                observed: json!({ "verdicts": d.verdicts }),
+                commits: vec![c.sha.clone()],
+            });
+        }
+    }
+    false
+}
+
+/// `Slogate-Error-Ratio-After` → `error_ratio_after`, for notification fields.
+fn field_name(trailer: &str) -> String {
+    trailer
+        .trim_start_matches("Slogate-")
+        .to_ascii_lowercase()
+        .replace('-', "_")
 }

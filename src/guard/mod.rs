@@ -5,5 +5,6 @@
 
 pub mod decide;
 pub mod state;
+pub mod verify;
 
 pub use state::AppGuardState;

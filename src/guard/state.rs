@@ -33,6 +33,40 @@ pub struct AppGuardState {
     /// Overrides made through the API that are not consumed yet.
     #[serde(default)]
     pub pending_override: Option<Override>,
+    /// Post-deploy verifications that reached an outcome (newest last, at most
+    /// [`MAX_DEPLOYS`]): each deploy is judged once.
+    #[serde(default)]
+    pub deploys: Vec<DeployCheck>,
+    /// A burn-rate page without a deploy in its window was notified (once per episode).
+    #[serde(default)]
+    pub paged: Option<DateTime<Utc>>,
+}
+
+/// How many deploy verifications the state keeps.
+pub const MAX_DEPLOYS: usize = 20;
+
+/// The outcome of one deploy's verification.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeployCheck {
+    pub sha: String,
+    /// Deploy time (the commit's committer time).
+    pub time: DateTime<Utc>,
+    /// `reverted` (a revert was asked for), `notified`, `known-good` or `superseded` (a
+    /// later deploy cut its window short).
+    pub outcome: String,
+    /// Why: `post-deploy-verification` or `burn-rate-page`.
+    #[serde(default)]
+    pub reason: Option<String>,
+    pub decided_at: DateTime<Utc>,
+    /// The numbers the decision used (verdicts, page burn).
+    #[serde(default)]
+    pub observed: serde_json::Value,
+    /// The revert, with its idempotency key and outcome.
+    #[serde(default)]
+    pub revert: Option<RevertRecord>,
+    /// The revert request, asked for again (same key) until it is done.
+    #[serde(default)]
+    pub request: Option<crate::model::commit::RevertRequest>,
 }
 
 impl AppGuardState {

@@ -51,4 +51,8 @@ pub struct RevertRequest {
     /// Extra trailers appended after slogate's own.
     #[serde(default)]
     pub extra_trailers: Vec<Trailer>,
+    /// A stable reason code for the `Slogate-Reason` trailer (e.g.
+    /// `post-deploy-verification`); `None`: the trailer carries `reason`.
+    #[serde(default)]
+    pub reason_code: Option<String>,
 }

@@ -515,12 +515,104 @@ pub struct GuardAppConfig {
     /// Overrides `guard.soak` for this app.
     #[serde(default)]
     pub soak: Option<PromDuration>,
+    /// What a deploy that regresses the app's SLOs (post-deploy verification) or a
+    /// burn-rate page with a deploy in its window leads to.
+    #[serde(default)]
+    pub on_deploy_regression: crate::guard::verify::OnRegression,
+    /// Post-deploy verification settings.
+    #[serde(default)]
+    pub verification: VerificationConfig,
     /// Ask Argo CD to sync this Application after a revert (needs the `argocd` section).
     #[serde(default)]
     pub argocd: Option<crate::adapters::argocd::ArgoCdApp>,
     /// Ask Flux to reconcile this Kustomization after a revert (needs cluster access).
     #[serde(default)]
     pub flux: Option<FluxTarget>,
+}
+
+/// Post-deploy verification of one guarded app (README "Post-deploy verification").
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct VerificationConfig {
+    /// How long each deploy is verified; the same span before it is the baseline.
+    pub window: PromDuration,
+    /// Slice length of the before/after comparison.
+    pub step: PromDuration,
+    /// Burn-rate factor since the deploy that may revert it (default: the SLO's page factor).
+    pub page_factor: Option<f64>,
+    /// Factor that applies once `ticket_after` has passed (default: the SLO's ticket factor).
+    pub ticket_factor: Option<f64>,
+    pub ticket_after: PromDuration,
+    /// Significance level of the error-count test.
+    pub alpha: f64,
+}
+
+impl Default for VerificationConfig {
+    fn default() -> Self {
+        let p = crate::guard::verify::VerifyPolicy::default();
+        VerificationConfig {
+            window: PromDuration::from_mins(60),
+            step: PromDuration::from_mins(1),
+            page_factor: p.page_factor,
+            ticket_factor: p.ticket_factor,
+            ticket_after: PromDuration::from_mins(30),
+            alpha: p.alpha,
+        }
+    }
+}
+
+impl VerificationConfig {
+    fn check(&self, at: &str) -> Result<(), String> {
+        if self.step.as_millis() < 1000 || self.step.as_millis() % 1000 != 0 {
+            return Err(format!(
+                "{at}.verification.step: expected whole seconds, at least 1s, found {}",
+                self.step
+            ));
+        }
+        if self.window.as_millis() < self.step.as_millis() * 3 {
+            return Err(format!(
+                "{at}.verification.window: expected at least three steps ({}), found {}",
+                self.step, self.window
+            ));
+        }
+        if self.window.as_millis() / self.step.as_millis() > 1000 {
+            return Err(format!(
+                "{at}.verification.step: expected at most 1000 steps per window, found {} in {}",
+                self.step, self.window
+            ));
+        }
+        for (k, v) in [
+            ("page_factor", self.page_factor),
+            ("ticket_factor", self.ticket_factor),
+        ] {
+            if let Some(v) = v {
+                if !(v.is_finite() && v > 0.0) {
+                    return Err(format!(
+                        "{at}.verification.{k}: expected a burn-rate factor > 0, found {v}"
+                    ));
+                }
+            }
+        }
+        if !(self.alpha > 0.0 && self.alpha < 1.0) {
+            return Err(format!(
+                "{at}.verification.alpha: expected a number strictly between 0 and 1, found {}",
+                self.alpha
+            ));
+        }
+        Ok(())
+    }
+
+    fn policy(&self, on: crate::guard::verify::OnRegression) -> crate::guard::verify::VerifyPolicy {
+        crate::guard::verify::VerifyPolicy {
+            on_regression: on,
+            window: self.window.as_std(),
+            step: self.step.as_std(),
+            page_factor: self.page_factor,
+            ticket_factor: self.ticket_factor,
+            ticket_after: self.ticket_after.as_std(),
+            alpha: self.alpha,
+        }
+    }
 }
 
 /// A Flux `Kustomization`.
@@ -897,6 +989,7 @@ impl Config {
                     "{at}: the guard needs a `gitops` section (the repository to revert in)"
                 ));
             }
+            a.verification.check(&at)?;
         }
         if self.prometheus.timeout.as_millis() < 100 {
             return Err(format!(
@@ -966,6 +1059,7 @@ impl Config {
                     rollback_on_critical: a.rollback_on_critical,
                 },
                 soak: a.soak.unwrap_or(self.guard.soak).as_std(),
+                verify: a.verification.policy(a.on_deploy_regression),
             })
             .collect()
     }

@@ -367,6 +367,7 @@ mod tests {
                     budget_consumed: None,
                     breach_id: "b-1".into(),
                     extra_trailers: Vec::new(),
+                    reason_code: None,
                 }),
                 Effect::Record(rec("second")),
             ])

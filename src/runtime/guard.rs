@@ -14,15 +14,19 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use crate::guard::decide::{self, AppGuard, Effect, Observation, Trigger};
+use crate::guard::decide::{self, AppGuard, DeployObservation, Effect, Observation, Trigger};
 use crate::guard::state::{self as gstate, AppGuardState, KnownGood, Override};
+use crate::guard::verify::{self, OnRegression, PageBurn};
 use crate::ports::gitops::{GitOpsError, GitOpsRepo, RevertOutcome};
+use crate::ports::metrics::MetricsSource;
 use crate::ports::notify::{Notification, Notifier, Severity};
 use crate::ports::state::{DecisionKind, DecisionRecord, StateError, StateStore, Versioned};
 use crate::ports::sync::SyncTrigger;
 use crate::runtime::effects::{Executor, StoreLog};
+use crate::runtime::evaluator::Target;
 use crate::runtime::metrics::{AppLabels, AppSloLabels, GuardMetrics};
 use crate::slo::budget::BudgetReport;
+use crate::slo::model::{expand_window, Sli};
 
 #[derive(Debug, thiserror::Error)]
 pub enum GuardError {
@@ -72,7 +76,12 @@ pub struct GuardRuntime {
     exec: Executor,
     locks: HashMap<String, tokio::sync::Mutex<()>>,
     metrics: GuardMetrics,
+    /// Where post-deploy verification reads the SLIs (none: no verification).
+    verifier: Option<Arc<dyn MetricsSource>>,
 }
+
+/// At most this many deploys per app are verified in one run (newest first).
+const MAX_VERIFIED: usize = 5;
 
 const CAS_ATTEMPTS: u32 = 5;
 
@@ -101,7 +110,14 @@ impl GuardRuntime {
             exec,
             locks,
             metrics: GuardMetrics::default(),
+            verifier: None,
         }
+    }
+
+    /// Verify deploys after they land, reading the SLIs through `source`.
+    pub fn with_verifier(mut self, source: Arc<dyn MetricsSource>) -> Self {
+        self.verifier = Some(source);
+        self
     }
 
     /// Export `slogate_guard_frozen` and `slogate_guard_rollbacks_total` through these
@@ -139,7 +155,8 @@ impl GuardRuntime {
         read_state(self.store.as_ref(), app).await
     }
 
-    /// One guard run for `app` with fresh budget reports of (at least) its SLOs.
+    /// One guard run for `app` with fresh budget reports of (at least) its SLOs, without
+    /// post-deploy verification or page handling (no SLO specs given).
     pub async fn run_app(
         &self,
         app: &str,
@@ -147,7 +164,37 @@ impl GuardRuntime {
         trigger: Trigger,
         now: DateTime<Utc>,
     ) -> Result<RunReport, GuardError> {
+        self.run_app_with(app, reports, &[], trigger, now).await
+    }
+
+    /// One guard run for `app` with fresh budget reports of (at least) its SLOs and the
+    /// loaded SLO specs with their window catalogs (`targets`): the budget thresholds,
+    /// post-deploy verification (with a verifier) and burn-rate pages.
+    pub async fn run_app_with(
+        &self,
+        app: &str,
+        reports: &[BudgetReport],
+        targets: &[Target],
+        trigger: Trigger,
+        now: DateTime<Utc>,
+    ) -> Result<RunReport, GuardError> {
         let cfg = self.app(app)?.clone();
+        let targets: Vec<&Target> = targets
+            .iter()
+            .filter(|t| cfg.slos.contains(&t.slo.id))
+            .collect();
+        let pages: Vec<PageBurn> = if cfg.verify.on_regression == OnRegression::Off {
+            Vec::new()
+        } else {
+            targets
+                .iter()
+                .filter_map(|t| {
+                    let r = reports.iter().find(|r| r.id == t.slo.id)?;
+                    verify::page_burn(r, &t.windows)
+                })
+                .collect()
+        };
+        let mut observed: HashMap<String, DeployObservation> = HashMap::new();
         let _serial = match self.locks.get(app) {
             Some(l) => Some(l.lock().await),
             None => None,
@@ -166,10 +213,15 @@ impl GuardRuntime {
                 .repo
                 .commits_touching(&cfg.path, since.as_deref())
                 .await?;
+            let deploys = self
+                .observe_deploys(&cfg, &state, &commits, &targets, &pages, now, &mut observed)
+                .await;
             let obs = Observation {
                 reports: &reports,
                 commits: &commits,
                 trigger: trigger.clone(),
+                deploys: &deploys,
+                pages: &pages,
             };
             let d = decide::decide(&cfg, &state, &obs, now);
             if d.next == state {
@@ -225,6 +277,116 @@ impl GuardRuntime {
                 .inc_by(pushed as u64);
         }
         Ok(report)
+    }
+
+    /// The deploys under verification, newest first, with a verdict per SLO measured
+    /// through the verifier. A deploy whose SLIs cannot be read this run is left out (it is
+    /// judged at the next run); `cache` keeps verdicts across compare-and-swap retries.
+    #[allow(clippy::too_many_arguments)]
+    async fn observe_deploys(
+        &self,
+        cfg: &AppGuard,
+        state: &AppGuardState,
+        commits: &[crate::ports::gitops::CommitInfo],
+        targets: &[&Target],
+        pages: &[PageBurn],
+        now: DateTime<Utc>,
+        cache: &mut HashMap<String, DeployObservation>,
+    ) -> Vec<DeployObservation> {
+        let policy = &cfg.verify;
+        let Some(source) = &self.verifier else {
+            return Vec::new();
+        };
+        if policy.on_regression == OnRegression::Off || state.breach.is_some() {
+            return Vec::new();
+        }
+        let page_back = pages
+            .iter()
+            .map(|p| p.long_window.as_std())
+            .max()
+            .unwrap_or_default();
+        let back = chrono::Duration::from_std(policy.window.max(page_back))
+            .unwrap_or_else(|_| chrono::Duration::hours(1));
+        let mut out = Vec::new();
+        for d in verify::deploys_since(commits, now - back)
+            .into_iter()
+            .filter(|d| !state.deploys.iter().any(|x| x.sha == d.commit.sha))
+            .take(MAX_VERIFIED)
+        {
+            if let Some(o) = cache.get(&d.commit.sha).filter(|o| o.deploy == d) {
+                out.push(o.clone());
+                continue;
+            }
+            match self.verdicts(source.as_ref(), cfg, &d, targets, now).await {
+                Ok(verdicts) => {
+                    let window = chrono::Duration::from_std(policy.window)
+                        .unwrap_or_else(|_| chrono::Duration::hours(1));
+                    let mut end = d.commit.time + window;
+                    if let Some(n) = d.next_deploy {
+                        end = end.min(n);
+                    }
+                    let o = DeployObservation {
+                        window_over: now >= end,
+                        deploy: d,
+                        verdicts,
+                    };
+                    cache.insert(o.deploy.commit.sha.clone(), o.clone());
+                    out.push(o);
+                }
+                Err(e) => {
+                    tracing::warn!(app = %cfg.app, deploy = %d.commit.sha, "post-deploy verification could not read the SLIs; judged at the next run: {e}");
+                }
+            }
+        }
+        out
+    }
+
+    /// One verdict per SLO of the app with an events SLI (a raw SLI has no counts).
+    async fn verdicts(
+        &self,
+        source: &dyn MetricsSource,
+        cfg: &AppGuard,
+        d: &verify::DeployCandidate,
+        targets: &[&Target],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<verify::Verdict>, crate::ports::metrics::MetricsError> {
+        let policy = &cfg.verify;
+        let g = verify::grid(policy, d, now);
+        let step = format!("{}s", g.step.as_secs());
+        let mut out = Vec::new();
+        for t in targets {
+            let Sli::Events {
+                error_query,
+                total_query,
+            } = &t.slo.sli
+            else {
+                tracing::debug!(slo = %t.slo.id, "raw SLI: no counts for post-deploy verification");
+                continue;
+            };
+            let mut slices = Vec::new();
+            for q in [error_query, total_query] {
+                let expr = expand_window(q, &step);
+                let series = source.range(&expr, g.start, g.end, g.step).await?;
+                if series.len() > 1 {
+                    tracing::warn!(slo = %t.slo.id, series = series.len(), "post-deploy verification: the SLI query returns several series; aggregate it (e.g. with sum())");
+                }
+                let points = series.first().map(|s| s.points.clone()).unwrap_or_default();
+                slices.push(g.split(d.commit.time, &points, verify::count_scale(q, g.step)));
+            }
+            let [(eb, ea), (tb, ta)] = [slices[0].clone(), slices[1].clone()];
+            let before = verify::counts(&eb, &tb);
+            let after = verify::counts(&ea, &ta);
+            out.push(verify::judge(
+                &t.slo.id,
+                &d.commit,
+                t.slo.error_budget_ratio(),
+                verify::Factors::of(policy, &t.windows),
+                policy,
+                &before,
+                &after,
+            ));
+        }
+        Ok(out)
     }
 
     async fn record(&self, rec: DecisionRecord, report: &mut RunReport) {
@@ -299,6 +461,16 @@ impl GuardRuntime {
                     "budget_consumed": request.budget_consumed,
                     "known_good": request.known_good,
                 });
+                if let Some(code) = &request.reason_code {
+                    rec.observed["reason"] = json!(code);
+                }
+                for t in request
+                    .extra_trailers
+                    .iter()
+                    .filter(|t| t.key.starts_with("Slogate-"))
+                {
+                    rec.observed[field_name(&t.key)] = json!(t.value);
+                }
                 self.record(rec, report).await;
                 if matches!(result, Ok(RevertOutcome::Reverted { .. })) {
                     self.exec.request_sync(&app.app, sha.as_deref()).await;
@@ -326,6 +498,12 @@ impl GuardRuntime {
                     if !reverted.is_empty() {
                         fields.insert("reverted".into(), reverted.join(" "));
                     }
+                    if let Some(code) = &request.reason_code {
+                        fields.insert("reason".into(), code.clone());
+                    }
+                    for t in &request.extra_trailers {
+                        fields.insert(field_name(&t.key), t.value.clone());
+                    }
                     self.notify(&Notification {
                         severity,
                         subject: app.app.clone(),
@@ -352,11 +530,21 @@ impl GuardRuntime {
         reverted: Vec<String>,
     ) -> Result<(), GuardError> {
         self.modify(app, |s| {
-            let Some(b) = s.breach.as_mut() else {
-                return false;
-            };
-            let Some(r) = b.reverts.iter_mut().find(|r| r.key == key) else {
-                return false;
+            let in_breach = s
+                .breach
+                .as_mut()
+                .and_then(|b| b.reverts.iter_mut().find(|r| r.key == key));
+            let r = match in_breach {
+                Some(r) => r,
+                None => match s
+                    .deploys
+                    .iter_mut()
+                    .filter_map(|d| d.revert.as_mut())
+                    .find(|r| r.key == key)
+                {
+                    Some(r) => r,
+                    None => return false,
+                },
             };
             r.outcome = Some(outcome.to_string());
             if outcome.starts_with("error") {
@@ -471,6 +659,14 @@ impl GuardRuntime {
         self.record(rec, &mut r).await;
         Ok(())
     }
+}
+
+/// `Slogate-Error-Ratio-After` → `error_ratio_after`.
+fn field_name(trailer: &str) -> String {
+    trailer
+        .trim_start_matches("Slogate-")
+        .to_ascii_lowercase()
+        .replace('-', "_")
 }
 
 /// Read an app's guard state from a store.

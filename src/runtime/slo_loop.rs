@@ -108,9 +108,13 @@ impl SloLoop {
             .filter(|a| only_slo.is_none_or(|s| a.slos.iter().any(|x| x == s)))
             .map(|a| a.app.clone())
             .collect();
+        let targets = self.targets();
         let mut errors = Vec::new();
         for app in apps {
-            if let Err(e) = self.guard_app(g, &app, reports, trigger.clone()).await {
+            if let Err(e) = self
+                .guard_app(g, &app, reports, &targets, trigger.clone())
+                .await
+            {
                 errors.push(e);
             }
         }
@@ -123,11 +127,12 @@ impl SloLoop {
         g: &GuardRuntime,
         app: &str,
         reports: &[BudgetReport],
+        targets: &[Target],
         trigger: Trigger,
     ) -> Result<(), String> {
         let span = tracing::info_span!("guard", app = %app, trigger = trigger.as_str());
         match g
-            .run_app(app, reports, trigger, chrono::Utc::now())
+            .run_app_with(app, reports, targets, trigger, chrono::Utc::now())
             .instrument(span)
             .await
         {
@@ -203,7 +208,7 @@ impl SloLoop {
         let reports: Vec<BudgetReport> = ev.reports().cloned().collect();
         for (app, trigger) in apps {
             // Failures are logged and counted by guard_app; the schedule retries.
-            let _ = self.guard_app(g, &app, &reports, trigger).await;
+            let _ = self.guard_app(g, &app, &reports, &targets, trigger).await;
         }
     }
 

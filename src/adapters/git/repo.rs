@@ -923,7 +923,10 @@ pub(crate) fn revert_message(
             .iter()
             .map(|u| Trailer::new(TRAILER_UNREVERTED, &u.commit.sha)),
     );
-    t.push(Trailer::new(TRAILER_REASON, one_line(&req.reason)));
+    t.push(Trailer::new(
+        TRAILER_REASON,
+        one_line(req.reason_code.as_deref().unwrap_or(&req.reason)),
+    ));
     if let Some(slo) = &req.slo_id {
         t.push(Trailer::new(TRAILER_SLO, slo));
     }

@@ -213,6 +213,7 @@ fn request(breach: &str, known_good: Option<&str>) -> RevertRequest {
         budget_consumed: Some(0.963),
         breach_id: breach.into(),
         extra_trailers: vec![Trailer::new("Slogate-Alert", "fp-abc123")],
+        reason_code: None,
     }
 }
 

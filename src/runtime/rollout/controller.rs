@@ -939,6 +939,7 @@ impl RolloutController {
                 Trailer::new("Slogate-Rollout", self.key()),
                 Trailer::new("Slogate-Canary-Version", version),
             ],
+            reason_code: None,
         };
         match self.exec.revert(&req).await {
             Ok(o) => match o {
