@@ -1,7 +1,8 @@
 //! End to end with real components: a tiny HTTP app with a high error ratio, a real
-//! Prometheus scraping it and evaluating slogate-generated burn-rate alert rules (a short
-//! window catalog), a real Alertmanager routing the page to slogate's webhook, and slogate
-//! reverting the offending commit in a bare git remote, exactly once.
+//! Prometheus scraping it and evaluating slogate-generated burn-rate alert rules for a
+//! 30-day SLO (the default catalog: page at 14.4x over 1h and 5m), a real Alertmanager
+//! routing the page to slogate's webhook, and slogate reverting the deploy inside the page's
+//! window in a bare git remote, exactly once, while the 30-day budget is far from 80%.
 
 mod common;
 
@@ -89,19 +90,6 @@ slos:
         labels: {severity: ticket}
 "#;
 
-/// A catalog with second-scale windows: the page fires within seconds of a bad deploy.
-const WINDOWS: &str = r#"apiVersion: sloth.slok.dev/v1
-kind: AlertWindows
-spec:
-  sloPeriod: 1h
-  page:
-    quick: {errorBudgetPercent: 2, shortWindow: 10s, longWindow: 30s}
-    slow: {errorBudgetPercent: 5, shortWindow: 20s, longWindow: 1m}
-  ticket:
-    quick: {errorBudgetPercent: 10, shortWindow: 30s, longWindow: 2m}
-    slow: {errorBudgetPercent: 10, shortWindow: 1m, longWindow: 5m}
-"#;
-
 struct Proc(Child);
 impl Drop for Proc {
     fn drop(&mut self) {
@@ -131,9 +119,10 @@ fn reverts(remote: &GitRemote) -> Vec<(String, Vec<slogate::ports::gitops::Trail
 }
 
 #[test]
-fn an_alert_from_a_real_alertmanager_reverts_the_offending_commit_once() {
-    let (Some(prometheus), Some(alertmanager)) = (
+fn a_page_from_a_real_alertmanager_reverts_the_deploy_in_its_window_once() {
+    let (Some(prometheus), Some(promtool), Some(alertmanager)) = (
         require_bin("prometheus"),
+        require_bin("promtool"),
         require_bin("prometheus-alertmanager"),
     ) else {
         return;
@@ -143,31 +132,46 @@ fn an_alert_from_a_real_alertmanager_reverts_the_offending_commit_once() {
     let dir = tempfile::tempdir().unwrap();
     let work = dir.path();
 
-    // Specs, window catalog and slogate's own rules for them.
+    // Specs and slogate's own rules for them (30d period, default windows).
     let slos = work.join("slos");
     std::fs::create_dir_all(&slos).unwrap();
     std::fs::write(slos.join("checkout.yml"), SLO).unwrap();
-    let windows = work.join("windows.yml");
-    std::fs::write(&windows, WINDOWS).unwrap();
     let rules = work.join("rules");
-    common::run_ok(
-        slogate()
-            .args(["rules", "--windows"])
-            .arg(&windows)
-            .arg(&slos)
-            .arg("-o")
-            .arg(&rules),
-    );
-    let rule_file = rules.join("checkout.yml");
+    common::run_ok(slogate().args(["rules"]).arg(&slos).arg("-o").arg(&rules));
+    let generated = rules.join("checkout.yml");
     assert!(
-        rule_file.exists(),
+        generated.exists(),
         "slogate rules wrote {:?}",
         std::fs::read_dir(&rules).unwrap().collect::<Vec<_>>()
     );
+    // Prometheus gets the SLI recordings and the alerts, not the meta recordings: the
+    // period ratio of those averages the 5m ratio over the data Prometheus has, which here
+    // is minutes. Without `sloth_slo_info` slogate evaluates the SLI queries itself, over
+    // the 30 days of backfilled history below.
+    let mut doc: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(&generated).unwrap()).unwrap();
+    doc["groups"]
+        .as_sequence_mut()
+        .unwrap()
+        .retain(|g| !g["name"].as_str().unwrap_or("").contains("-meta-"));
+    let rule_file = work.join("prometheus-rules.yml");
+    std::fs::write(&rule_file, serde_yaml::to_string(&doc).unwrap()).unwrap();
 
-    // The GitOps repo: a good deploy, then (later) the bad one.
+    // 30 days of history at 200 req/s and 0.05% errors, ending 65 minutes ago (so the page's
+    // 1h window sees only the live app): 5% of the 30-day budget of a 99% SLO.
+    let now = chrono::Utc::now().timestamp();
+    let data = work.join("prom-data");
+    let history =
+        common::request_history_at(now - 30 * 86_400, now - 65 * 60, 300, 200.0, |_| 0.0005);
+    common::backfill_openmetrics(&promtool, work, &data, &history);
+
+    // The GitOps repo: a good deploy two hours ago, then (later) the bad one.
     let remote = GitRemote::new();
-    remote.commit(&[(PROD, &kustomization("checkout", "v1"))], "checkout v1");
+    remote.commit_at(
+        &[(PROD, &kustomization("checkout", "v1"))],
+        "checkout v1",
+        now - 2 * 3600,
+    );
 
     // slogate, with the webhook on and a long schedule, so only the alert can act after start.
     let slogate_port = free_port();
@@ -186,7 +190,6 @@ slos:
 evaluation:
   interval: 1h
   jitter: 0
-  windows_file: {windows}
 server:
   listen: 127.0.0.1:{slogate_port}
 state:
@@ -208,7 +211,6 @@ api:
   token: {{file: {api_token}}}
 "#,
         slos = slos.display(),
-        windows = windows.display(),
         state = work.join("state").display(),
         remote = remote.url(),
         workdir = work.join("slogate-repo").display(),
@@ -222,7 +224,6 @@ api:
         rule_file.display(),
         app.addr
     );
-    let data = work.join("prom-data");
     let prom = Prometheus::start(&prometheus, work, &data, &prom_cfg);
 
     // Alertmanager: the page and ticket go to slogate with the bearer token.
@@ -320,12 +321,35 @@ api:
         trailer_values(trailers, "Slogate-SLO"),
         vec!["checkout-availability"]
     );
-    let consumed: f64 = trailer_values(trailers, "Slogate-Budget-Consumed")[0]
+    // The page, not the budget: a 30-day budget is nowhere near 80% after a minute.
+    assert_eq!(
+        trailer_values(trailers, "Slogate-Reason"),
+        vec!["burn-rate-page"]
+    );
+    assert_eq!(
+        trailer_values(trailers, "Slogate-Deploy"),
+        vec![bad.as_str()]
+    );
+    let page_burn: f64 = trailer_values(trailers, "Slogate-Page-Burn")[0]
         .parse()
         .unwrap();
-    assert!(consumed >= 0.95, "{consumed}");
-    assert!(!trailer_values(trailers, "Slogate-Reason")[0].is_empty());
+    assert!(page_burn >= 14.4, "{page_burn}");
+    assert!(trailer_values(trailers, "Slogate-Budget-Consumed").is_empty());
     assert_eq!(remote.show(PROD), kustomization("checkout", "v1"));
+
+    // The 30-day budget is far below the 80% and 95% thresholds: the page acted, not them.
+    let slos: serde_json::Value = http()
+        .get(format!("{base}/api/v1/slos"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let consumed = slos
+        .as_array()
+        .and_then(|a| a.iter().find(|r| r["id"] == "checkout-availability"))
+        .and_then(|r| r["budget_consumed"].as_f64())
+        .unwrap_or_else(|| panic!("{slos}"));
+    assert!(consumed < 0.2, "budget consumed {consumed}: {slos}");
 
     // The decision came from the alert, not the (hourly) schedule.
     let decisions: serde_json::Value = http()
@@ -338,11 +362,20 @@ api:
         .as_array()
         .unwrap()
         .iter()
-        .find(|d| d["action"] == "rollback")
+        .find(|d| d["action"] == "deploy-revert")
         .unwrap_or_else(|| panic!("{decisions}"));
     assert_eq!(rollback["trigger"], "alert", "{rollback}");
+    assert_eq!(
+        rollback["observed"]["reason"], "burn-rate-page",
+        "{rollback}"
+    );
     assert!(
         rollback["observed"]["alert"]["fingerprint"].is_string(),
+        "{rollback}"
+    );
+    assert_eq!(rollback["observed"]["deploy"], bad.as_str(), "{rollback}");
+    assert!(
+        rollback["observed"]["page"]["burn_long"].as_f64().unwrap() >= 14.4,
         "{rollback}"
     );
 

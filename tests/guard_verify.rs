@@ -9,10 +9,9 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 
-use common::git::{git, kustomization, GitRemote};
+use common::git::{kustomization, GitRemote};
 use common::*;
 use slogate::ports::gitops::{parse_trailers, trailer_values};
 
@@ -124,39 +123,7 @@ fn setup(end: i64, ratio: impl Fn(i64) -> f64) -> Option<Setup> {
 
 /// Commit the prod overlay with author and committer dates at `when` (unix seconds).
 fn commit_at(remote: &GitRemote, content: &str, msg: &str, when: i64) -> String {
-    let d = &remote.dev;
-    if !git(d, &["ls-remote", "origin", "refs/heads/main"])
-        .trim()
-        .is_empty()
-    {
-        git(d, &["fetch", "-q", "origin"]);
-        git(d, &["reset", "-q", "--hard", "origin/main"]);
-    }
-    let full = d.join(PROD);
-    std::fs::create_dir_all(full.parent().unwrap()).unwrap();
-    std::fs::write(&full, content).unwrap();
-    git(d, &["add", "-A"]);
-    let date = format!("@{when} +0000");
-    let out = Command::new("git")
-        .args(["commit", "-q", "-m", msg])
-        .current_dir(d)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_AUTHOR_NAME", "Dev")
-        .env("GIT_AUTHOR_EMAIL", "dev@example.com")
-        .env("GIT_COMMITTER_NAME", "Dev")
-        .env("GIT_COMMITTER_EMAIL", "dev@example.com")
-        .env("GIT_AUTHOR_DATE", &date)
-        .env("GIT_COMMITTER_DATE", &date)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    git(d, &["push", "-q", "origin", "HEAD:refs/heads/main"]);
-    git(d, &["rev-parse", "HEAD"]).trim().to_string()
+    remote.commit_at(&[(PROD, content)], msg, when)
 }
 
 fn config(s: &Setup) -> std::path::PathBuf {

@@ -726,7 +726,7 @@ fn verify_deploys(
         if let (Some(v), "burn-rate-page") = (shown, code) {
             why.push_str(&format!("; {}", describe_verdict(v)));
         }
-        let observed = json!({
+        let mut observed = json!({
             "reason": code,
             "deploy": c.sha,
             "deploy_time": c.time,
@@ -735,6 +735,13 @@ fn verify_deploys(
             "later_deploys": later,
             "on_deploy_regression": policy.on_regression.as_str(),
         });
+        if let Trigger::Alert {
+            alertname,
+            fingerprint,
+        } = &obs.trigger
+        {
+            observed["alert"] = json!({ "alertname": alertname, "fingerprint": fingerprint });
+        }
         let slo = shown
             .map(|v| v.slo.clone())
             .or_else(|| page.map(|p| p.slo.clone()));

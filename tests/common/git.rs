@@ -8,8 +8,14 @@ use tempfile::TempDir;
 
 /// Plain git, hermetic (no user or system config).
 pub fn git(dir: &Path, args: &[&str]) -> String {
+    git_env(dir, args, &[])
+}
+
+/// [`git`] with extra environment variables.
+pub fn git_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
     let out = Command::new("git")
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(dir)
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
@@ -77,6 +83,15 @@ impl GitRemote {
 
     /// Commit files on top of the remote head and push. `msg` may carry trailers.
     pub fn commit(&self, files: &[(&str, &str)], msg: &str) -> String {
+        self.commit_dated(files, msg, None)
+    }
+
+    /// [`commit`](Self::commit) with author and committer dates at `when` (unix seconds).
+    pub fn commit_at(&self, files: &[(&str, &str)], msg: &str, when: i64) -> String {
+        self.commit_dated(files, msg, Some(when))
+    }
+
+    fn commit_dated(&self, files: &[(&str, &str)], msg: &str, when: Option<i64>) -> String {
         let d = &self.dev;
         if !git(d, &["ls-remote", "origin", "refs/heads/main"])
             .trim()
@@ -91,7 +106,19 @@ impl GitRemote {
             std::fs::write(full, content).unwrap();
         }
         git(d, &["add", "-A"]);
-        git(d, &["commit", "-q", "-m", msg]);
+        match when {
+            None => {
+                git(d, &["commit", "-q", "-m", msg]);
+            }
+            Some(t) => {
+                let date = format!("@{t} +0000");
+                git_env(
+                    d,
+                    &["commit", "-q", "-m", msg],
+                    &[("GIT_AUTHOR_DATE", &date), ("GIT_COMMITTER_DATE", &date)],
+                );
+            }
+        }
         git(d, &["push", "-q", "origin", "HEAD:refs/heads/main"]);
         git(d, &["rev-parse", "HEAD"]).trim().to_string()
     }

@@ -276,6 +276,36 @@ pub fn prom_config(rule_files: &[&Path]) -> String {
     s
 }
 
+/// OpenMetrics text of `http_requests_total{job="checkout",instance="backfill",code}`
+/// sampled every `step` seconds over `[start, end]` at `rps` requests per second, with
+/// `error_ratio(t)` of the requests of the step ending at `t` failing.
+pub fn request_history_at(
+    start: i64,
+    end: i64,
+    step: i64,
+    rps: f64,
+    error_ratio: impl Fn(i64) -> f64,
+) -> String {
+    let mut ok = String::new();
+    let mut err = String::new();
+    let (mut total_ok, mut total_err) = (0.0f64, 0.0f64);
+    let mut t = start;
+    while t <= end {
+        let r = error_ratio(t);
+        let n = rps * step as f64;
+        total_ok += n * (1.0 - r);
+        total_err += n * r;
+        ok.push_str(&format!(
+            "http_requests_total{{job=\"checkout\",instance=\"backfill\",code=\"200\"}} {total_ok} {t}\n"
+        ));
+        err.push_str(&format!(
+            "http_requests_total{{job=\"checkout\",instance=\"backfill\",code=\"500\"}} {total_err} {t}\n"
+        ));
+        t += step;
+    }
+    format!("# HELP http_requests Requests.\n# TYPE http_requests counter\n{ok}{err}# EOF\n")
+}
+
 /// OpenMetrics text of a synthetic service's `http_requests_total{job="checkout",code}`
 /// counters, sampled every minute over `[start, end]` (unix seconds) at 600 requests per
 /// minute, with `error_ratio(t)` of the requests in the minute ending at `t` failing.
