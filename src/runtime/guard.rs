@@ -78,6 +78,9 @@ pub struct GuardRuntime {
     metrics: GuardMetrics,
     /// Where post-deploy verification reads the SLIs (none: no verification).
     verifier: Option<Arc<dyn MetricsSource>>,
+    /// Apps with a deploy whose verification window is open, and their slice length: the
+    /// schedule evaluates that often until the windows close.
+    verifying: std::sync::Mutex<HashMap<String, std::time::Duration>>,
 }
 
 /// At most this many deploys per app are verified in one run (newest first).
@@ -111,7 +114,19 @@ impl GuardRuntime {
             locks,
             metrics: GuardMetrics::default(),
             verifier: None,
+            verifying: Default::default(),
         }
+    }
+
+    /// The shortest slice length among apps with an open verification window, if any: how
+    /// soon the next evaluation should come.
+    pub fn verification_cadence(&self) -> Option<std::time::Duration> {
+        self.verifying
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .min()
+            .copied()
     }
 
     /// Verify deploys after they land, reading the SLIs through `source`.
@@ -204,6 +219,7 @@ impl GuardRuntime {
             .filter(|r| cfg.slos.contains(&r.id))
             .cloned()
             .collect();
+        let mut open_window;
         let mut attempt = 0;
         let decision = loop {
             attempt += 1;
@@ -216,6 +232,7 @@ impl GuardRuntime {
             let deploys = self
                 .observe_deploys(&cfg, &state, &commits, &targets, &pages, now, &mut observed)
                 .await;
+            open_window = deploys.iter().any(|d| !d.window_over);
             let obs = Observation {
                 reports: &reports,
                 commits: &commits,
@@ -241,6 +258,15 @@ impl GuardRuntime {
                 Err(e) => return Err(e.into()),
             }
         };
+        {
+            // A poisoned lock still holds a whole map (one insert or remove at a time).
+            let mut v = self.verifying.lock().unwrap_or_else(|p| p.into_inner());
+            if open_window && !decision.next.frozen() {
+                v.insert(app.to_string(), cfg.verify.step);
+            } else {
+                v.remove(app);
+            }
+        }
         let mut report = RunReport {
             app: app.to_string(),
             frozen: decision.next.frozen(),

@@ -400,7 +400,12 @@ pub fn spawn_scheduler(
                 _ = stop.changed() => break,
             };
             d.guard(&reports, None, Trigger::Schedule).await;
-            let sleep = tokio::time::sleep(jittered(interval, jitter));
+            // While a deploy is under verification, evaluate once per slice.
+            let every = match d.guard.as_ref().and_then(|g| g.verification_cadence()) {
+                Some(step) => interval.min(step.max(Duration::from_secs(1))),
+                None => interval,
+            };
+            let sleep = tokio::time::sleep(jittered(every, jitter));
             tokio::pin!(sleep);
             loop {
                 tokio::select! {
