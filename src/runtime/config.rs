@@ -563,7 +563,7 @@ impl Default for VerificationConfig {
 
 impl VerificationConfig {
     fn check(&self, at: &str) -> Result<(), String> {
-        if self.step.as_millis() < 1000 || self.step.as_millis() % 1000 != 0 {
+        if self.step.as_millis() < 1000 || !self.step.as_millis().is_multiple_of(1000) {
             return Err(format!(
                 "{at}.verification.step: expected whole seconds, at least 1s, found {}",
                 self.step
