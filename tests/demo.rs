@@ -87,7 +87,7 @@ fn actions(outcome: &Value) -> Vec<(String, String, String)> {
 }
 
 #[test]
-fn the_demo_promotes_v2_aborts_v3_reverts_the_budget_burn_and_refuses_the_promotion() {
+fn the_demo_promotes_v2_aborts_v3_reverts_the_bad_deploy_early_and_freezes_on_a_slow_burn() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("run1");
     let outcome = demo(&dir, "7");
@@ -135,6 +135,17 @@ fn the_demo_promotes_v2_aborts_v3_reverts_the_budget_burn_and_refuses_the_promot
     assert!(log[0]
         .2
         .contains("Slogate-SLO: checkout-requests-availability"));
+    // Post-deploy verification reverted it, with the numbers it used.
+    assert!(
+        log[0]
+            .2
+            .contains("Slogate-Reason: post-deploy-verification")
+            && log[0].2.contains(&format!("Slogate-Deploy: {pool}"))
+            && log[0].2.contains("Slogate-P-Value: ")
+            && log[0].2.contains("Slogate-Burn-Rate: "),
+        "{}",
+        log[0].2
+    );
     assert!(
         log[3].2.contains(&format!("Slogate-Reverts: {v3}")),
         "{}",
@@ -160,10 +171,23 @@ fn the_demo_promotes_v2_aborts_v3_reverts_the_budget_burn_and_refuses_the_promot
         Some(pool.as_str())
     );
     assert_eq!(outcome["guard"]["reverted"], serde_json::json!([pool]));
+    // Reverted within a few simulated minutes, with the budget well below 80%.
     let consumed = outcome["guard"]["budget_consumed_at_revert"]
         .as_f64()
         .unwrap();
-    assert!(consumed >= 0.95, "the guard acted at {consumed}, below 95%");
+    assert!(
+        consumed < 0.5,
+        "the revert came at {consumed} of the budget"
+    );
+    let secs = outcome["guard"]["verification_seconds"].as_f64().unwrap();
+    assert!(secs <= 180.0, "the revert came {secs}s after the deploy");
+    // The slow burn without a deploy froze the app at the 95% threshold.
+    assert_eq!(outcome["guard"]["frozen"], true);
+    let at_freeze = outcome["guard"]["budget_consumed_at_freeze"]
+        .as_f64()
+        .unwrap();
+    assert!(at_freeze >= 0.95, "frozen at {at_freeze}");
+    assert_eq!(outcome["unfrozen"], true);
 
     // The rollouts.
     let v2 = &outcome["releases"][0];
@@ -241,8 +265,11 @@ fn the_demo_promotes_v2_aborts_v3_reverts_the_budget_burn_and_refuses_the_promot
         ("known_good", "known-good"),
         ("rollout", "abort"),
         ("rollout", "reverted"),
+        ("guard", "deploy-revert"),
+        ("guard", "page-notify"),
         ("guard", "notify"),
         ("guard", "rollback"),
+        ("guard", "unfreeze"),
         ("promote", "refuse"),
     ] {
         assert!(
@@ -265,6 +292,15 @@ fn the_demo_promotes_v2_aborts_v3_reverts_the_budget_burn_and_refuses_the_promot
             .contains("emergency threshold 95.0%"),
         "{rollback}"
     );
+    let caught = records
+        .iter()
+        .find(|r| r["kind"] == "guard" && r["action"] == "deploy-revert")
+        .unwrap();
+    assert_eq!(caught["observed"]["reason"], "post-deploy-verification");
+    assert_eq!(caught["observed"]["deploy"], pool.as_str());
+    let v = &caught["observed"]["verdicts"][0];
+    assert!(v["p_value"].as_f64().unwrap() <= 0.02, "{caught}");
+    assert!(v["regression"].as_bool().unwrap(), "{caught}");
 
     // Same seed, same story.
     let again = demo(&tmp.path().join("run2"), "7");

@@ -27,6 +27,59 @@ pub struct GitError {
 
 /// Run git with no user or system configuration, returning stdout.
 pub fn git(cwd: &Path, args: &[&str]) -> Result<String, GitError> {
+    git_as(cwd, args, ("Platform Team", "platform@example.com"), None)
+}
+
+/// Commit `files` as `who` (name, email) at `when` (the simulated time, so that the
+/// guard's post-deploy verification sees the deploy when it happened in the simulation)
+/// in the clone `work` of `remote` (made on first use), and push. Returns the sha.
+pub fn commit_at(
+    remote: &Path,
+    work: &Path,
+    files: &[(String, String)],
+    message: &str,
+    who: (&str, &str),
+    when: chrono::DateTime<chrono::Utc>,
+) -> Result<String, GitError> {
+    let url = remote.display().to_string();
+    if !work.join(".git").exists() {
+        let parent = work.parent().unwrap_or(work);
+        let dest = work.display().to_string();
+        git(parent, &["clone", "--quiet", &url, &dest])?;
+    }
+    git(work, &["fetch", "--quiet", "origin"])?;
+    git(work, &["checkout", "--quiet", "-B", "main", "origin/main"])?;
+    for (path, text) in files {
+        let full = work.join(path);
+        if let Some(parent) = full.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| GitError {
+                args: format!("mkdir {}", parent.display()),
+                message: e.to_string(),
+            })?;
+        }
+        std::fs::write(&full, text).map_err(|e| GitError {
+            args: format!("write {path}"),
+            message: e.to_string(),
+        })?;
+    }
+    git(work, &["add", "--all"])?;
+    let date = format!("@{} +0000", when.timestamp());
+    git_as(
+        work,
+        &["commit", "--quiet", "-m", message],
+        who,
+        Some(&date),
+    )?;
+    git(work, &["push", "--quiet", "origin", "HEAD:main"])?;
+    Ok(git(work, &["rev-parse", "HEAD"])?.trim().to_string())
+}
+
+fn git_as(
+    cwd: &Path,
+    args: &[&str],
+    (name, email): (&str, &str),
+    date: Option<&str>,
+) -> Result<String, GitError> {
     let fail = |message: String| GitError {
         args: args.join(" "),
         message,
@@ -36,10 +89,14 @@ pub fn git(cwd: &Path, args: &[&str]) -> Result<String, GitError> {
         .current_dir(cwd)
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_AUTHOR_NAME", "Platform Team")
-        .env("GIT_AUTHOR_EMAIL", "platform@example.com")
-        .env("GIT_COMMITTER_NAME", "Platform Team")
-        .env("GIT_COMMITTER_EMAIL", "platform@example.com")
+        .env("GIT_AUTHOR_NAME", name)
+        .env("GIT_AUTHOR_EMAIL", email)
+        .env("GIT_COMMITTER_NAME", name)
+        .env("GIT_COMMITTER_EMAIL", email)
+        .envs(
+            date.into_iter()
+                .flat_map(|d| [("GIT_AUTHOR_DATE", d), ("GIT_COMMITTER_DATE", d)]),
+        )
         .env_remove("GIT_DIR")
         .env_remove("GIT_WORK_TREE")
         .env_remove("GIT_INDEX_FILE")

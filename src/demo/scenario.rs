@@ -6,9 +6,14 @@
 //! 2. v3 fails 8% of its requests: the judge fails it, the rollout aborts, the weights go
 //!    back to stable and slogate reverts the release commit;
 //! 3. a configuration change (the database pool cut from 20 to 2 connections) reaches
-//!    production without a canary and fails 12% of all requests. The error budget burns
-//!    past 80% (slogate notifies) and 95%: the guard reverts the change and freezes the app,
-//!    and `slogate promote` of the next release (v4, from staging) is refused.
+//!    production without a canary and fails 12% of all requests. Post-deploy verification
+//!    compares the SLI after the deploy with before it and reverts the change within a
+//!    simulated minute, while the budget is still well below 80%;
+//! 4. a downstream dependency degrades (no deploy): 6% of requests fail. The burn-rate page
+//!    finds no deploy in its window and only notifies; the budget burns past 80% (slogate
+//!    notifies) and 95% (the guard rolls back since the known-good commit and freezes the
+//!    app), and `slogate promote` of the next release (v4, from staging) is refused;
+//! 5. the dependency recovers, the budget falls below 95% and the freeze ends.
 //!
 //! Time is simulated. Every tick serves 10 simulated seconds of traffic at the weights the
 //! rollout set (read from the real file router's weights file), lets a simulated Argo CD
@@ -31,6 +36,7 @@ use crate::adapters::git::{GitCli, RepoConfig};
 use crate::adapters::state::FileStore;
 use crate::adapters::traffic_file::FileRouter;
 use crate::guard::decide::{AppGuard, Trigger};
+use crate::guard::verify::VerifyPolicy;
 use crate::ports::gitops::GitOpsRepo;
 use crate::ports::notify::{Notification, Notifier, NotifyError, Severity};
 use crate::ports::state::{DecisionQuery, DecisionRecord, StateStore};
@@ -121,6 +127,10 @@ pub struct GuardOutcome {
     pub breach_commit: Option<String>,
     pub reverted: Vec<String>,
     pub budget_consumed_at_revert: Option<f64>,
+    /// Simulated seconds from the DB pool commit to its revert.
+    pub verification_seconds: f64,
+    /// Budget consumed when the slow burn froze the app.
+    pub budget_consumed_at_freeze: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -153,8 +163,9 @@ impl Notifier for Inbox {
 }
 
 /// How each version behaves, and what a tiny database pool does to any of them.
-fn profile(version: &str, db_pool_size: u32) -> Profile {
+fn profile(version: &str, db_pool_size: u32, dependency_errors: f64) -> Profile {
     let mut p = Profile::healthy();
+    p.error_rate += dependency_errors;
     if version == "v3" {
         p.error_rate = 0.08;
         p.latency_median_ms = 55.0;
@@ -178,7 +189,6 @@ struct Demo {
     store: Arc<FileStore>,
     controller: Arc<RolloutController>,
     guard: Arc<GuardRuntime>,
-    developer: GitCli,
     targets: Vec<Target>,
     inbox: Arc<Inbox>,
     rollout_key: String,
@@ -187,6 +197,8 @@ struct Demo {
     last_budget: Option<f64>,
     last_weight: Option<u32>,
     last_phase: Option<PhaseName>,
+    /// Extra error rate of every version while a downstream dependency is degraded.
+    dependency_errors: f64,
 }
 
 impl Demo {
@@ -227,7 +239,7 @@ impl Demo {
         let d = gitops::deployed(&text).map_err(step)?;
         let mut sim = self.sim.lock().unwrap_or_else(|p| p.into_inner());
         for v in [&d.stable, &d.canary] {
-            sim.set_profile(v, profile(v, d.db_pool_size));
+            sim.set_profile(v, profile(v, d.db_pool_size, self.dependency_errors));
         }
         sim.stable_version = Some(d.stable.clone());
         sim.canary_version = Some(d.canary.clone());
@@ -250,7 +262,7 @@ impl Demo {
         let reports = self.budget(now).await;
         let g = self
             .guard
-            .run_app(APP, &reports, Trigger::Schedule, now)
+            .run_app_with(APP, &reports, &self.targets, Trigger::Schedule, now)
             .await
             .map_err(step)?;
         let consumed = reports.first().and_then(|r| r.budget_consumed);
@@ -427,22 +439,31 @@ impl Demo {
         }
     }
 
-    /// A developer's commit through the real git adapter.
+    /// A developer's commit, pushed with plain git.
     async fn commit(
         &mut self,
         files: Vec<(String, String)>,
         message: &str,
     ) -> Result<String, DemoError> {
-        let out = self
-            .developer
-            .commit_files(files, message)
-            .await
-            .map_err(step)?;
-        let sha = match out {
-            crate::ports::gitops::CommitOutcome::Pushed { sha } => sha,
-            other => return Err(step(format!("commit `{message}`: {other:?}"))),
-        };
+        // Dated at the simulated time: the guard verifies deploys from their commit time.
         let now = self.now();
+        let (remote, work, msg) = (
+            self.remote.clone(),
+            self.dir.join("developer-clone"),
+            message.to_string(),
+        );
+        let sha = tokio::task::spawn_blocking(move || {
+            gitops::commit_at(
+                &remote,
+                &work,
+                &files,
+                &msg,
+                (DEVELOPER, "dana@example.com"),
+                now,
+            )
+        })
+        .await
+        .map_err(step)??;
         let text = format!("{} {DEVELOPER}: {message}", short(Some(&sha)));
         self.view.event(now, "git", Tone::Plain, &text);
         Ok(sha)
@@ -580,7 +601,6 @@ async fn run_in(
     };
     let slogate_repo: Arc<dyn GitOpsRepo> =
         Arc::new(git("slogate-clone", "slogate", "slogate@localhost")?);
-    let developer = git("developer-clone", DEVELOPER, "dana@example.com")?;
 
     // The clock starts 30 minutes before the first release (the SLO's history).
     let start = Utc::now().trunc_subsecs(0);
@@ -588,7 +608,7 @@ async fn run_in(
     sim.stable_version = Some("v1".into());
     sim.canary_version = Some("v1".into());
     let sim = Arc::new(Mutex::new(sim));
-    let metrics = Arc::new(SimMetrics(sim.clone()));
+    let metrics: Arc<dyn crate::ports::metrics::MetricsSource> = Arc::new(SimMetrics(sim.clone()));
 
     let store =
         Arc::new(FileStore::open(dir.join("state")).map_err(|e| DemoError::Setup(e.to_string()))?);
@@ -599,15 +619,26 @@ async fn run_in(
         slos: vec![slo.id.clone()],
         thresholds: slo.guard.clone().unwrap_or_default(),
         soak: Duration::from_secs(120),
-        verify: Default::default(),
+        // The demo's hour is its SLO period (time is compressed 60-fold against a 30-day
+        // SLO's page windows): verify each deploy for 3 minutes in 3-second slices, with the
+        // factors of its window catalog (page 1.2, ticket 1).
+        verify: VerifyPolicy {
+            window: Duration::from_secs(180),
+            step: Duration::from_secs(3),
+            ticket_after: Duration::from_secs(60),
+            ..VerifyPolicy::default()
+        },
     };
-    let guard = Arc::new(GuardRuntime::new(
-        vec![app],
-        store.clone(),
-        slogate_repo.clone(),
-        Default::default(),
-        vec![inbox.clone()],
-    ));
+    let guard = Arc::new(
+        GuardRuntime::new(
+            vec![app],
+            store.clone(),
+            slogate_repo.clone(),
+            Default::default(),
+            vec![inbox.clone()],
+        )
+        .with_verifier(metrics.clone()),
+    );
     let weights_path = weights_file(
         &dir.join("weights"),
         rollout.namespace(),
@@ -642,7 +673,6 @@ async fn run_in(
         store,
         controller,
         guard,
-        developer,
         targets: vec![Target { slo, windows }],
         inbox,
         rollout_key,
@@ -651,6 +681,7 @@ async fn run_in(
         last_budget: None,
         last_weight: None,
         last_phase: None,
+        dependency_errors: 0.0,
     };
     d.view.heading(&format!(
         "slogate demo — seed {}, speed {}× (a 30s rollout interval takes {:.1}s)",
@@ -670,7 +701,7 @@ async fn run_in(
     // 0. History: v1 serves for 30 simulated minutes.
     {
         let mut sim = d.sim.lock().unwrap_or_else(|p| p.into_inner());
-        sim.set_profile("v1", profile("v1", 20));
+        sim.set_profile("v1", profile("v1", 20, 0.0));
         let mut t = 0.0;
         while t < HISTORY_SECS {
             sim.weights = Weights::canary(0);
@@ -740,26 +771,44 @@ async fn run_in(
             "checkout: cut the DB pool to 2 connections per pod",
         )
         .await?;
-    let burn = d
-        .until("the guard's revert", |t| {
-            !t.guard_reverted.is_empty() && t.frozen
+    let deployed_at = d.now();
+    let caught = d
+        .until("the post-deploy verification's revert", |t| {
+            !t.guard_reverted.is_empty()
         })
         .await?;
-    let at_revert = burn.last().and_then(|t| t.consumed);
-    let reverted: Vec<String> = burn.iter().flat_map(|t| t.guard_reverted.clone()).collect();
+    let at_revert = caught.last().and_then(|t| t.consumed);
+    let reverted: Vec<String> = caught
+        .iter()
+        .flat_map(|t| t.guard_reverted.clone())
+        .collect();
+    let verification_seconds = (d.now() - deployed_at).num_seconds() as f64;
+    // Argo CD applies the revert.
+    for _ in 0..3 {
+        d.tick().await?;
+    }
 
-    // 4. The next release is refused while the app is frozen.
+    // 4. A slow burn without a deploy: the page notifies, the budget thresholds freeze.
+    d.view.heading(
+        "4. a downstream dependency degrades (no deploy): 6% of requests fail, a slow burn",
+    );
+    d.dependency_errors = 0.06;
+    let burn = d.until("the freeze", |t| t.frozen).await?;
+    let at_freeze = burn.last().and_then(|t| t.consumed);
+
+    // 5. The next release is refused while the app is frozen.
     d.view
-        .heading("4. CI tries to promote v4 from staging to production");
+        .heading("5. CI tries to promote v4 from staging to production");
     let promote = d.promote().await?;
     let frozen = d.guard.state(APP).await.map_err(step)?.0.breach.is_some();
 
-    // The cluster recovers once Argo CD applies the revert.
+    // The dependency recovers.
     d.view
-        .heading("5. Argo CD applies the revert; errors stop and the budget recovers");
+        .heading("6. the dependency recovers; errors stop and the budget falls below 95%");
     d.view.line(
         "(the demo's SLO period is one hour, so its budget recovers in minutes; over 30 days a freeze lasts)",
     );
+    d.dependency_errors = 0.0;
     let mut unfrozen = false;
     for i in 0..30 {
         if i % 3 == 0 {
@@ -773,10 +822,15 @@ async fn run_in(
         }
     }
 
-    summary(
-        d, v2, v3, breach, reverted, at_revert, frozen, promote, unfrozen,
-    )
-    .await
+    let guard = GuardOutcome {
+        frozen,
+        breach_commit: Some(breach),
+        reverted,
+        budget_consumed_at_revert: at_revert,
+        verification_seconds,
+        budget_consumed_at_freeze: at_freeze,
+    };
+    summary(d, v2, v3, guard, promote, unfrozen).await
 }
 
 impl Demo {
@@ -896,13 +950,11 @@ async fn summary(
     mut d: Demo,
     v2: ReleaseOutcome,
     v3: ReleaseOutcome,
-    breach: String,
-    reverted: Vec<String>,
-    at_revert: Option<f64>,
-    frozen: bool,
+    guard: GuardOutcome,
     promote: PromoteOutcome,
     unfrozen: bool,
 ) -> Result<Outcome, DemoError> {
+    let breach = guard.breach_commit.clone().unwrap_or_default();
     let remote = d.remote.clone();
     let commits = tokio::task::spawn_blocking(move || gitops::log(&remote))
         .await
@@ -939,11 +991,23 @@ async fn summary(
             short(v3.revert_commit.as_deref())
         ),
         format!(
-            "{} the DB pool change {} burned {} of the budget; the guard reverted {} and froze {APP}",
-            ok(reverted.contains(&breach)),
+            "{} the DB pool change {} was reverted by post-deploy verification {}s after it landed, at {} of the budget",
+            ok(guard.reverted.contains(&breach)
+                && guard.budget_consumed_at_revert.is_some_and(|c| c < 0.8)),
             short(Some(&breach)),
-            at_revert.map(pct).unwrap_or_else(|| "?".into()),
-            reverted.iter().map(|s| short(Some(s))).collect::<Vec<_>>().join(", ")
+            guard.verification_seconds,
+            guard
+                .budget_consumed_at_revert
+                .map(pct)
+                .unwrap_or_else(|| "?".into()),
+        ),
+        format!(
+            "{} the slow burn (no deploy) froze {APP} at {} of the budget",
+            ok(guard.frozen),
+            guard
+                .budget_consumed_at_freeze
+                .map(pct)
+                .unwrap_or_else(|| "?".into()),
         ),
         format!(
             "{} slogate promote of v4 refused while frozen (exit {})",
@@ -1013,12 +1077,7 @@ async fn summary(
         dir: d.dir.clone(),
         kept: d.opts.keep.is_some(),
         releases: vec![v2, v3],
-        guard: GuardOutcome {
-            frozen,
-            breach_commit: Some(breach),
-            reverted,
-            budget_consumed_at_revert: at_revert,
-        },
+        guard,
         unfrozen,
         promote,
         final_weights,
@@ -1069,6 +1128,15 @@ fn check(o: &Outcome) -> Result<(), DemoError> {
                 o.guard.reverted
             ));
         }
+    }
+    if !o.guard.budget_consumed_at_revert.is_some_and(|c| c < 0.8) {
+        wrong.push(format!(
+            "the DB pool change was reverted at {:?} of the budget, expected well below 80%",
+            o.guard.budget_consumed_at_revert
+        ));
+    }
+    if !o.guard.frozen {
+        wrong.push("the slow burn did not freeze the app".to_string());
     }
     if o.promote.promoted || o.promote.exit_code != 1 {
         wrong.push(format!(

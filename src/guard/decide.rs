@@ -616,7 +616,7 @@ fn verdict_fields(v: &Verdict) -> Vec<(String, String)> {
 fn describe_verdict(v: &Verdict) -> String {
     let pct = |x: Option<f64>| x.map_or("no data".to_string(), |x| format!("{:.3}%", x * 100.0));
     format!(
-        "SLO {}: error ratio {} over {:.0} requests in the hour before, {} over {:.0} requests in the {}s since; burn rate {} (factor {:.1}); p = {:.3e} (alpha {})",
+        "SLO {}: error ratio {} over {:.0} requests before the deploy, {} over {:.0} requests in the {}s since; burn rate {} (factor {:.1}); p = {:.3e} (alpha {})",
         v.slo,
         pct(v.error_ratio_before),
         v.requests_before,
