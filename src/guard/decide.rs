@@ -26,7 +26,7 @@ use serde_json::json;
 use super::state::{
     AppGuardState, Breach, Candidate, DeployCheck, KnownGood, Notified, RevertRecord, MAX_DEPLOYS,
 };
-use super::verify::{DeployCandidate, OnRegression, PageBurn, Verdict, VerifyPolicy};
+use super::verify::{field_name, DeployCandidate, OnRegression, PageBurn, Verdict, VerifyPolicy};
 use crate::model::commit::{CommitInfo, RevertRequest};
 use crate::model::notify::{Notification, Severity};
 use crate::model::trailers::Trailer;
@@ -948,12 +948,4 @@ fn verify_deploys(
         }
     }
     false
-}
-
-/// `Slogate-Error-Ratio-After` → `error_ratio_after`, for notification fields.
-fn field_name(trailer: &str) -> String {
-    trailer
-        .trim_start_matches("Slogate-")
-        .to_ascii_lowercase()
-        .replace('-', "_")
 }

@@ -383,6 +383,15 @@ pub fn count_scale(query: &str, step: Duration) -> f64 {
     }
 }
 
+/// The notification field and decision key of a `Slogate-*` trailer:
+/// `Slogate-Error-Ratio-After` → `error_ratio_after`.
+pub fn field_name(trailer: &str) -> String {
+    trailer
+        .trim_start_matches("Slogate-")
+        .to_ascii_lowercase()
+        .replace('-', "_")
+}
+
 /// A page-level multiwindow burn of one SLO: both windows of a page pair at or above the
 /// pair's factor.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

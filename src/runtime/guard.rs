@@ -16,7 +16,7 @@ use serde_json::json;
 
 use crate::guard::decide::{self, AppGuard, DeployObservation, Effect, Observation, Trigger};
 use crate::guard::state::{self as gstate, AppGuardState, KnownGood, Override};
-use crate::guard::verify::{self, OnRegression, PageBurn};
+use crate::guard::verify::{self, field_name, OnRegression, PageBurn};
 use crate::ports::gitops::{GitOpsError, GitOpsRepo, RevertOutcome};
 use crate::ports::metrics::MetricsSource;
 use crate::ports::notify::{Notification, Notifier, Severity};
@@ -685,14 +685,6 @@ impl GuardRuntime {
         self.record(rec, &mut r).await;
         Ok(())
     }
-}
-
-/// `Slogate-Error-Ratio-After` → `error_ratio_after`.
-fn field_name(trailer: &str) -> String {
-    trailer
-        .trim_start_matches("Slogate-")
-        .to_ascii_lowercase()
-        .replace('-', "_")
 }
 
 /// Read an app's guard state from a store.
