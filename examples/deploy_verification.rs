@@ -32,8 +32,8 @@ use slogate::adapters::state::MemoryStore;
 use slogate::guard::decide::{AppGuard, Trigger};
 use slogate::guard::verify::VerifyPolicy;
 use slogate::ports::gitops::{
-    CommitInfo, CommitOutcome, EditFn, GitOpsError, GitOpsRepo, RevertOutcome, RevertRequest,
-    Sha, Trailer,
+    CommitInfo, CommitOutcome, EditFn, GitOpsError, GitOpsRepo, RevertOutcome, RevertRequest, Sha,
+    Trailer,
 };
 use slogate::ports::metrics::{MetricsError, MetricsSource, Sample, Series};
 use slogate::runtime::evaluator::{self, Target};
@@ -292,7 +292,8 @@ async fn one(seed: u64, case: Case, target: &Target) -> Option<(f64, String)> {
     while t <= deploy + 3600 + 60 {
         let now = DateTime::from_timestamp(t, 0).unwrap();
         *repo.now.lock().unwrap() = now;
-        let ev = evaluator::evaluate(source.as_ref(), std::slice::from_ref(target), Some(now)).await;
+        let ev =
+            evaluator::evaluate(source.as_ref(), std::slice::from_ref(target), Some(now)).await;
         let reports: Vec<_> = ev.reports().cloned().collect();
         guard
             .run_app_with(
@@ -339,7 +340,9 @@ async fn main() {
         "30-day 99.9% SLO, {RPS} req/s, baseline {:.2}% errors; guard every 1m while a window is open",
         BASELINE * 100.0
     );
-    println!("== time from deploy to revert (simulated), per-minute Beta(concentration 5000) noise");
+    println!(
+        "== time from deploy to revert (simulated), per-minute Beta(concentration 5000) noise"
+    );
     let runs = (deploys / 10).max(20);
     for after in [0.02, 1.0, 0.005] {
         let case = Case {
@@ -375,7 +378,9 @@ async fn main() {
             reasons
         );
     }
-    println!("== false reverts over healthy deploys (diurnal traffic x0.2..x3, overdispersed errors)");
+    println!(
+        "== false reverts over healthy deploys (diurnal traffic x0.2..x3, overdispersed errors)"
+    );
     for concentration in [500.0, 5000.0] {
         let case = Case {
             after: BASELINE,

@@ -526,6 +526,15 @@ fn freeze(
     });
 }
 
+fn mark_known_good(next: &mut AppGuardState, sha: &str, now: DateTime<Utc>, how: &str) {
+    next.known_good = Some(KnownGood {
+        sha: sha.to_string(),
+        since: now,
+        how: how.into(),
+    });
+    next.candidate = None;
+}
+
 /// Outside a breach: the newest deploy becomes known-good after a clean soak.
 fn track_known_good(
     app: &AppGuard,
@@ -558,12 +567,7 @@ fn track_known_good(
         Some(c) if c.sha == head.sha && !hot => {
             let soaked = (now - c.seen_at).to_std().unwrap_or_default() >= app.soak;
             if soaked && all_measured {
-                next.known_good = Some(KnownGood {
-                    sha: head.sha.clone(),
-                    since: now,
-                    how: "soak".into(),
-                });
-                next.candidate = None;
+                mark_known_good(next, &head.sha, now, "soak");
                 effects.push(Effect::Record {
                     action: "known-good",
                     reason: format!(
@@ -925,12 +929,7 @@ fn verify_deploys(
             },
         );
         if action.is_some() {
-            next.known_good = Some(KnownGood {
-                sha: c.sha.clone(),
-                since: now,
-                how: "post-deploy-verification".into(),
-            });
-            next.candidate = None;
+            mark_known_good(next, &c.sha, now, "post-deploy-verification");
             effects.push(Effect::Record {
                 action: "known-good",
                 reason: format!(

@@ -199,15 +199,7 @@ pub fn judge(
     let (b, a) = (sum(before), sum(after));
     let ratio = |c: Counts| (c.requests > 0.0).then(|| (c.errors / c.requests).min(1.0));
     let error_ratio_after = ratio(a);
-    let burn_rate_after = error_ratio_after.map(|r| {
-        if budget > 0.0 {
-            r / budget
-        } else if r > 0.0 {
-            f64::MAX
-        } else {
-            0.0
-        }
-    });
+    let burn_rate_after = error_ratio_after.map(|r| crate::slo::budget::burn_rate(r, budget));
     let after_seconds = policy.step.as_secs() * after.len() as u64;
     let factor = if after_seconds >= policy.ticket_after.as_secs() {
         factors.page.min(factors.ticket)

@@ -78,6 +78,19 @@ pub fn action_for(consumed: Option<f64>, guard: &Guard) -> Action {
     }
 }
 
+/// An error ratio as a multiple of the error budget ratio (a burn rate, or the budget
+/// consumed for the period's ratio). An objective of 100% has no budget: any error is "all
+/// of it and more", reported as `f64::MAX` (JSON has no infinity); no errors are 0.
+pub fn burn_rate(error_ratio: f64, budget: f64) -> f64 {
+    if budget > 0.0 {
+        error_ratio / budget
+    } else if error_ratio > 0.0 {
+        f64::MAX
+    } else {
+        0.0
+    }
+}
+
 /// Inputs measured for one SLO.
 #[derive(Debug, Clone, Default)]
 pub struct Measurements {
@@ -96,19 +109,7 @@ pub fn assess(
     source: Source,
 ) -> BudgetReport {
     let budget = slo.error_budget_ratio();
-    // An objective of 100% has no budget: any error consumes "all of it and more", which is
-    // reported as f64::MAX (JSON has no infinity); no errors consume nothing.
-    let per_budget = |r: Option<f64>| {
-        measured(r).map(|r| {
-            if budget > 0.0 {
-                r / budget
-            } else if r > 0.0 {
-                f64::MAX
-            } else {
-                0.0
-            }
-        })
-    };
+    let per_budget = |r: Option<f64>| measured(r).map(|r| burn_rate(r, budget));
     let error_ratio = measured(m.period_error_ratio);
     let consumed = per_budget(error_ratio);
     let burn_rates = windows

@@ -286,6 +286,27 @@ pub fn request_history_at(
     rps: f64,
     error_ratio: impl Fn(i64) -> f64,
 ) -> String {
+    counters(
+        r#"job="checkout",instance="backfill""#,
+        (start, end, step),
+        rps,
+        error_ratio,
+    )
+}
+
+/// OpenMetrics text of a synthetic service's `http_requests_total{job="checkout",code}`
+/// counters, sampled every minute over `[start, end]` (unix seconds) at 600 requests per
+/// minute, with `error_ratio(t)` of the requests in the minute ending at `t` failing.
+pub fn request_history(start: i64, end: i64, error_ratio: impl Fn(i64) -> f64) -> String {
+    counters(r#"job="checkout""#, (start, end, 60), 10.0, error_ratio)
+}
+
+fn counters(
+    labels: &str,
+    (start, end, step): (i64, i64, i64),
+    rps: f64,
+    error_ratio: impl Fn(i64) -> f64,
+) -> String {
     let mut ok = String::new();
     let mut err = String::new();
     let (mut total_ok, mut total_err) = (0.0f64, 0.0f64);
@@ -296,36 +317,12 @@ pub fn request_history_at(
         total_ok += n * (1.0 - r);
         total_err += n * r;
         ok.push_str(&format!(
-            "http_requests_total{{job=\"checkout\",instance=\"backfill\",code=\"200\"}} {total_ok} {t}\n"
+            "http_requests_total{{{labels},code=\"200\"}} {total_ok} {t}\n"
         ));
         err.push_str(&format!(
-            "http_requests_total{{job=\"checkout\",instance=\"backfill\",code=\"500\"}} {total_err} {t}\n"
+            "http_requests_total{{{labels},code=\"500\"}} {total_err} {t}\n"
         ));
         t += step;
-    }
-    format!("# HELP http_requests Requests.\n# TYPE http_requests counter\n{ok}{err}# EOF\n")
-}
-
-/// OpenMetrics text of a synthetic service's `http_requests_total{job="checkout",code}`
-/// counters, sampled every minute over `[start, end]` (unix seconds) at 600 requests per
-/// minute, with `error_ratio(t)` of the requests in the minute ending at `t` failing.
-pub fn request_history(start: i64, end: i64, error_ratio: impl Fn(i64) -> f64) -> String {
-    const RPM: f64 = 600.0;
-    let mut ok = String::new();
-    let mut err = String::new();
-    let (mut total_ok, mut total_err) = (0.0f64, 0.0f64);
-    let mut t = start;
-    while t <= end {
-        let r = error_ratio(t);
-        total_ok += RPM * (1.0 - r);
-        total_err += RPM * r;
-        ok.push_str(&format!(
-            "http_requests_total{{job=\"checkout\",code=\"200\"}} {total_ok} {t}\n"
-        ));
-        err.push_str(&format!(
-            "http_requests_total{{job=\"checkout\",code=\"500\"}} {total_err} {t}\n"
-        ));
-        t += 60;
     }
     format!("# HELP http_requests Requests.\n# TYPE http_requests counter\n{ok}{err}# EOF\n")
 }
