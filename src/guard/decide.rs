@@ -948,3 +948,365 @@ fn verify_deploys(
     }
     false
 }
+
+#[cfg(test)]
+mod tests {
+    //! The decision table of post-deploy verification and burn-rate pages.
+    use super::*;
+    use crate::slo::budget::Source;
+    use crate::slo::PromDuration;
+
+    fn t(mins: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + mins * 60, 0).unwrap()
+    }
+
+    fn app(on: OnRegression) -> AppGuard {
+        AppGuard {
+            app: "checkout".into(),
+            path: "apps/checkout".into(),
+            slos: vec!["svc-avail".into()],
+            thresholds: Default::default(),
+            soak: Duration::from_secs(3600),
+            verify: VerifyPolicy {
+                on_regression: on,
+                ..VerifyPolicy::default()
+            },
+        }
+    }
+
+    fn report() -> BudgetReport {
+        BudgetReport {
+            id: "svc-avail".into(),
+            service: "svc".into(),
+            slo: "avail".into(),
+            objective: 0.999,
+            period: "30d".into(),
+            error_ratio: Some(0.0005),
+            budget_consumed: Some(0.5),
+            budget_remaining: Some(0.5),
+            burn_rates: [("5m".to_string(), Some(0.5))].into(),
+            action: crate::slo::budget::Action::None,
+            no_data: false,
+            source: Source::Raw,
+        }
+    }
+
+    fn commit(c: char, at: DateTime<Utc>) -> CommitInfo {
+        CommitInfo {
+            sha: c.to_string().repeat(40),
+            subject: format!("deploy {c}"),
+            author: "Dev <dev@example.com>".into(),
+            time: at,
+            trailers: Vec::new(),
+        }
+    }
+
+    fn verdict(sha: &str, at: DateTime<Utc>, regression: bool) -> Verdict {
+        Verdict {
+            slo: "svc-avail".into(),
+            deploy: sha.into(),
+            deploy_time: at,
+            error_ratio_before: Some(0.0005),
+            error_ratio_after: Some(if regression { 0.02 } else { 0.0005 }),
+            requests_before: 360_000.0,
+            requests_after: 120_000.0,
+            burn_rate_after: Some(if regression { 20.0 } else { 0.5 }),
+            factor: 14.4,
+            p_value: if regression { 0.001 } else { 0.9 },
+            alpha: 0.02,
+            after_seconds: 1200,
+            looks: 20,
+            significant: regression,
+            regression,
+        }
+    }
+
+    /// Deploy `b` at minute 0 on top of `a` (a day old); `c` optionally at minute 10.
+    fn observe(regressed: &[char], with_c: bool, window_over: bool) -> Vec<DeployObservation> {
+        let a = commit('a', t(-1440));
+        let b = commit('b', t(0));
+        let c = commit('c', t(10));
+        let mut out = Vec::new();
+        if with_c {
+            out.push(DeployObservation {
+                deploy: DeployCandidate {
+                    commit: c.clone(),
+                    base: Some(b.sha.clone()),
+                    next_deploy: None,
+                },
+                verdicts: vec![verdict(&c.sha, c.time, regressed.contains(&'c'))],
+                window_over,
+            });
+        }
+        out.push(DeployObservation {
+            deploy: DeployCandidate {
+                commit: b.clone(),
+                base: Some(a.sha.clone()),
+                next_deploy: with_c.then_some(c.time),
+            },
+            verdicts: vec![verdict(&b.sha, b.time, regressed.contains(&'b'))],
+            window_over: window_over || with_c,
+        });
+        out
+    }
+
+    fn page(long: PromDuration) -> PageBurn {
+        PageBurn {
+            slo: "svc-avail".into(),
+            long_window: long,
+            short_window: PromDuration::from_mins(5),
+            factor: 14.4,
+            burn_long: 20.0,
+            burn_short: 25.0,
+        }
+    }
+
+    fn run(
+        app: &AppGuard,
+        state: &AppGuardState,
+        deploys: &[DeployObservation],
+        pages: &[PageBurn],
+        now: DateTime<Utc>,
+    ) -> Decision {
+        let reports = [report()];
+        let commits: Vec<CommitInfo> = deploys.iter().map(|d| d.deploy.commit.clone()).collect();
+        decide(
+            app,
+            state,
+            &Observation {
+                reports: &reports,
+                commits: &commits,
+                trigger: Trigger::Schedule,
+                deploys,
+                pages,
+            },
+            now,
+        )
+    }
+
+    fn reverts(d: &Decision) -> Vec<&RevertRequest> {
+        d.effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Revert { request, .. } => Some(request),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn actions(d: &Decision) -> Vec<&'static str> {
+        d.effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Record { action, .. } => Some(*action),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_regression_is_reverted_once_back_to_the_commit_before_it() {
+        let d = run(
+            &app(OnRegression::Revert),
+            &AppGuardState::default(),
+            &observe(&['b'], false, false),
+            &[],
+            t(20),
+        );
+        let r = reverts(&d);
+        assert_eq!(r.len(), 1, "{:?}", d.effects);
+        assert_eq!(r[0].known_good.as_deref(), Some("a".repeat(40).as_str()));
+        assert_eq!(
+            r[0].reason_code.as_deref(),
+            Some("post-deploy-verification")
+        );
+        assert_eq!(
+            r[0].breach_id,
+            format!("checkout/deploy/{}", "b".repeat(12))
+        );
+        assert!(r[0]
+            .extra_trailers
+            .iter()
+            .any(|t| t.key == "Slogate-P-Value" && t.value == "1.000e-3"));
+        assert_eq!(actions(&d), vec!["deploy-revert"]);
+        assert_eq!(d.next.deploys[0].outcome, "reverted");
+        // The next run asks for the revert again (same key) until it is done, then never.
+        let again = run(
+            &app(OnRegression::Revert),
+            &d.next,
+            &observe(&['b'], false, false),
+            &[],
+            t(21),
+        );
+        assert_eq!(reverts(&again)[0].breach_id, r[0].breach_id);
+        assert!(actions(&again).is_empty());
+        let mut done = d.next.clone();
+        done.deploys[0].revert.as_mut().unwrap().outcome = Some("reverted".into());
+        let after = run(
+            &app(OnRegression::Revert),
+            &done,
+            &observe(&['b'], false, false),
+            &[],
+            t(22),
+        );
+        assert!(after.effects.is_empty(), "{:?}", after.effects);
+    }
+
+    #[test]
+    fn the_policy_decides_revert_notify_or_nothing() {
+        let table: &[(OnRegression, usize, &[&str], bool)] = &[
+            (OnRegression::Revert, 1, &["deploy-revert"], false),
+            (OnRegression::Notify, 0, &["deploy-regression"], true),
+            (OnRegression::Off, 0, &[], false),
+        ];
+        for &(on, n_reverts, want, notifies) in table {
+            let d = run(
+                &app(on),
+                &AppGuardState::default(),
+                &observe(&['b'], false, false),
+                &[],
+                t(20),
+            );
+            assert_eq!(reverts(&d).len(), n_reverts, "{on:?}");
+            assert_eq!(actions(&d), want, "{on:?}");
+            let notified = d.effects.iter().any(|e| matches!(e, Effect::Notify(_)));
+            assert_eq!(notified, notifies, "{on:?}");
+        }
+    }
+
+    #[test]
+    fn the_oldest_regressing_deploy_is_reverted_with_the_later_ones() {
+        let d = run(
+            &app(OnRegression::Revert),
+            &AppGuardState::default(),
+            &observe(&['b'], true, false),
+            &[],
+            t(20),
+        );
+        let r = reverts(&d);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].known_good.as_deref(), Some("a".repeat(40).as_str()));
+        let mut outcomes: Vec<(&str, &str)> = d
+            .next
+            .deploys
+            .iter()
+            .map(|x| (&x.sha[..1], x.outcome.as_str()))
+            .collect();
+        outcomes.sort();
+        assert_eq!(outcomes, vec![("b", "reverted"), ("c", "reverted")]);
+        // Only the newer one regressed: only it is reverted, back to b.
+        let d = run(
+            &app(OnRegression::Revert),
+            &AppGuardState::default(),
+            &observe(&['c'], true, false),
+            &[],
+            t(20),
+        );
+        assert_eq!(
+            reverts(&d)[0].known_good.as_deref(),
+            Some("b".repeat(40).as_str())
+        );
+    }
+
+    #[test]
+    fn a_page_reverts_a_deploy_in_its_window_and_otherwise_notifies_once() {
+        // A deploy 20 minutes ago, inside the 1h window, no significant regression yet.
+        let d = run(
+            &app(OnRegression::Revert),
+            &AppGuardState::default(),
+            &observe(&[], false, false),
+            &[page(PromDuration::from_hours(1))],
+            t(20),
+        );
+        let r = reverts(&d);
+        assert_eq!(r.len(), 1, "{:?}", d.effects);
+        assert_eq!(r[0].reason_code.as_deref(), Some("burn-rate-page"));
+        // Two hours later the deploy is outside the 1h window: notify, once per episode.
+        let d = run(
+            &app(OnRegression::Revert),
+            &AppGuardState::default(),
+            &observe(&[], false, true),
+            &[page(PromDuration::from_hours(1))],
+            t(120),
+        );
+        assert!(reverts(&d).is_empty());
+        assert!(actions(&d).contains(&"page-notify"), "{:?}", actions(&d));
+        let again = run(
+            &app(OnRegression::Revert),
+            &d.next,
+            &[],
+            &[page(PromDuration::from_hours(1))],
+            t(121),
+        );
+        assert!(!actions(&again).contains(&"page-notify"));
+        // The page ends: the next one is a new episode.
+        let calm = run(&app(OnRegression::Revert), &again.next, &[], &[], t(122));
+        assert!(calm.next.paged.is_none());
+        // The slow pair's 6h window reaches the deploy.
+        let d = run(
+            &app(OnRegression::Revert),
+            &AppGuardState::default(),
+            &observe(&[], false, true),
+            &[page(PromDuration::from_hours(6))],
+            t(120),
+        );
+        assert_eq!(reverts(&d).len(), 1);
+    }
+
+    #[test]
+    fn a_clean_window_makes_the_deploy_known_good() {
+        let d = run(
+            &app(OnRegression::Revert),
+            &AppGuardState::default(),
+            &observe(&[], false, true),
+            &[],
+            t(61),
+        );
+        assert!(reverts(&d).is_empty());
+        assert_eq!(actions(&d), vec!["known-good"]);
+        let kg = d.next.known_good.as_ref().unwrap();
+        assert_eq!(
+            (kg.sha.as_str(), kg.how.as_str()),
+            ("b".repeat(40).as_str(), "post-deploy-verification")
+        );
+        // A deploy whose window a later deploy cut short is superseded, not known-good.
+        let d = run(
+            &app(OnRegression::Revert),
+            &AppGuardState::default(),
+            &observe(&[], true, false),
+            &[],
+            t(20),
+        );
+        let b = d
+            .next
+            .deploys
+            .iter()
+            .find(|x| x.sha.starts_with('b'))
+            .unwrap();
+        assert_eq!(b.outcome, "superseded");
+        assert!(d.next.known_good.is_none());
+    }
+
+    #[test]
+    fn a_budget_rollback_comes_first() {
+        let mut hot = report();
+        hot.budget_consumed = Some(0.97);
+        let reports = [hot];
+        let deploys = observe(&['b'], false, false);
+        let commits: Vec<CommitInfo> = deploys.iter().map(|d| d.deploy.commit.clone()).collect();
+        let d = decide(
+            &app(OnRegression::Revert),
+            &AppGuardState::default(),
+            &Observation {
+                reports: &reports,
+                commits: &commits,
+                trigger: Trigger::Schedule,
+                deploys: &deploys,
+                pages: &[],
+            },
+            t(20),
+        );
+        assert_eq!(actions(&d), vec!["rollback"]);
+        assert!(d.next.deploys.is_empty());
+    }
+}

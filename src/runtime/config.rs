@@ -1169,6 +1169,51 @@ mod tests {
         let e = load("prometheus:\n  url: x\nevaluation:\n  jitter: 2\n", &[]).unwrap_err();
         assert!(e.contains("evaluation.jitter"), "{e}");
     }
+
+    #[test]
+    fn deploy_verification_has_defaults_and_checked_values() {
+        let base = "prometheus:\n  url: x\nslos:\n  paths: [s]\ngitops:\n  url: /r\nguard:\n  apps:\n    - name: checkout\n      path: apps/checkout\n      slos: [c-a]\n";
+        let c = load(base, &[]).unwrap();
+        let p = &c.guarded_apps()[0].verify;
+        assert_eq!(p, &crate::guard::verify::VerifyPolicy::default());
+        assert_eq!(p.window, Duration::from_secs(3600));
+        assert_eq!(p.step, Duration::from_secs(60));
+        assert_eq!(p.ticket_after, Duration::from_secs(1800));
+        let c = load(
+            &format!("{base}      on_deploy_regression: notify\n      verification: {{window: 30m, page_factor: 10}}\n"),
+            &[],
+        )
+        .unwrap();
+        let p = &c.guarded_apps()[0].verify;
+        assert_eq!(p.on_regression, crate::guard::verify::OnRegression::Notify);
+        assert_eq!(
+            (p.window, p.page_factor),
+            (Duration::from_secs(1800), Some(10.0))
+        );
+        for (bad, field) in [
+            ("      on_deploy_regression: maybe\n", "maybe"),
+            (
+                "      verification: {step: 500ms}\n",
+                "guard.apps[0].verification.step",
+            ),
+            (
+                "      verification: {window: 2m}\n",
+                "guard.apps[0].verification.window",
+            ),
+            (
+                "      verification: {page_factor: -1}\n",
+                "guard.apps[0].verification.page_factor",
+            ),
+            (
+                "      verification: {alpha: 1.5}\n",
+                "guard.apps[0].verification.alpha",
+            ),
+            ("      verification: {windw: 1h}\n", "windw"),
+        ] {
+            let e = load(&format!("{base}{bad}"), &[]).unwrap_err();
+            assert!(e.contains(field), "{bad}: {e}");
+        }
+    }
 }
 
 #[cfg(test)]
