@@ -499,9 +499,10 @@ mod label_values {
                     "metric" => label = map.next_value_seed(Metric { label: self.label })?,
                     "value" => {
                         let (_t, v): (f64, std::borrow::Cow<'de, str>) = map.next_value()?;
-                        value = Some(parse_value(&v).ok_or_else(|| {
-                            de::Error::custom(format!("sample value {v:?}"))
-                        })?);
+                        value = Some(
+                            parse_value(&v)
+                                .ok_or_else(|| de::Error::custom(format!("sample value {v:?}")))?,
+                        );
                     }
                     // Native histograms (`histogram`) and anything newer: not a float sample.
                     _ => {
@@ -521,10 +522,7 @@ mod label_values {
 
     impl<'de> DeserializeSeed<'de> for Metric<'_> {
         type Value = Option<Box<str>>;
-        fn deserialize<D: de::Deserializer<'de>>(
-            self,
-            d: D,
-        ) -> Result<Option<Box<str>>, D::Error> {
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Option<Box<str>>, D::Error> {
             d.deserialize_map(self)
         }
     }
@@ -588,7 +586,8 @@ mod label_values {
 
         #[test]
         fn errors_matrices_and_garbage_are_refused() {
-            let err = br#"{"status":"error","errorType":"bad_data","error":"parse error at char 3"}"#;
+            let err =
+                br#"{"status":"error","errorType":"bad_data","error":"parse error at char 3"}"#;
             assert!(decode(err, "x").is_err());
             assert_eq!(
                 api_error(err),

@@ -642,7 +642,10 @@ async fn run_in(
         controller,
         guard,
         developer,
-        targets: vec![Target { slo, windows }],
+        targets: vec![Target {
+            slo: std::sync::Arc::new(slo),
+            windows,
+        }],
         inbox,
         rollout_key,
         decisions_seen: 0,

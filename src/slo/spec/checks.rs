@@ -260,7 +260,9 @@ fn trivial_regexes(expr: &str) -> Option<String> {
         OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
     let matches_empty = |value: &str| -> Option<bool> {
-        let mut cache = cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut cache = cache
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(known) = cache.get(value) {
             return *known;
         }
