@@ -311,7 +311,11 @@ impl GuardRuntime {
                     Severity::Critical
                 };
                 // A repeat of an existing revert is not news.
-                if !matches!(result, Ok(RevertOutcome::AlreadyReverted { .. })) {
+                if !matches!(
+                    result,
+                    Ok(RevertOutcome::AlreadyReverted { .. }
+                        | RevertOutcome::PullRequestExists { .. })
+                ) {
                     let mut fields = std::collections::BTreeMap::new();
                     fields.insert("breach".into(), key.clone());
                     if let Some(s) = &request.slo_id {
@@ -507,6 +511,13 @@ fn describe(o: &RevertOutcome) -> (String, Option<String>, Vec<String>) {
             format!("pull_request_opened {url}"),
             Some(sha.clone()),
             reverted.clone(),
+        ),
+        RevertOutcome::PullRequestExists {
+            sha, url, state, ..
+        } => (
+            format!("pull_request_{} {url}", state.as_str()),
+            Some(sha.clone()),
+            Vec::new(),
         ),
         RevertOutcome::AlreadyReverted { sha } => {
             ("already_reverted".into(), Some(sha.clone()), Vec::new())

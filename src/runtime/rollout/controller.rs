@@ -950,6 +950,12 @@ impl RolloutController {
                     sha: Some(sha),
                     detail: format!("revert pull request {url} opened"),
                 },
+                RevertOutcome::PullRequestExists {
+                    sha, url, state, ..
+                } => EffectOutcome::Reverted {
+                    sha: Some(sha),
+                    detail: format!("revert pull request {url} exists ({})", state.as_str()),
+                },
                 RevertOutcome::AlreadyReverted { sha } => EffectOutcome::Reverted {
                     sha: Some(sha),
                     detail: "already reverted".into(),
