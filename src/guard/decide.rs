@@ -25,7 +25,7 @@ use serde_json::json;
 
 use super::state::{AppGuardState, Breach, Candidate, KnownGood, Notified, RevertRecord};
 use crate::model::commit::{CommitInfo, RevertRequest};
-use crate::model::notify::{Notification, Severity};
+use crate::model::notify::{Incident, Notification, Severity};
 use crate::slo::budget::{action_for, Action, BudgetReport};
 use crate::slo::model::Guard;
 
@@ -286,6 +286,7 @@ pub fn decide(
                             ("budget_consumed".to_string(), format!("{consumed:.3}")),
                         ]
                         .into(),
+                        incident: None,
                     }));
                 }
             } else {
@@ -322,6 +323,7 @@ pub fn decide(
                 title: format!("{}: unfrozen", app.app),
                 text: reason,
                 fields: Default::default(),
+                incident: Some(Incident::resolve(&breach.id)),
             }));
         }
     }

@@ -17,7 +17,7 @@ use serde_json::json;
 use crate::guard::decide::{self, AppGuard, Effect, Observation, Trigger};
 use crate::guard::state::{self as gstate, AppGuardState, KnownGood, Override};
 use crate::ports::gitops::{GitOpsError, GitOpsRepo, RevertOutcome};
-use crate::ports::notify::{Notification, Notifier, Severity};
+use crate::ports::notify::{Incident, Notification, Notifier, Severity};
 use crate::ports::state::{DecisionKind, DecisionRecord, StateError, StateStore, Versioned};
 use crate::ports::sync::SyncTrigger;
 use crate::runtime::effects::{Executor, StoreLog};
@@ -194,8 +194,11 @@ impl GuardRuntime {
             frozen: decision.next.frozen(),
             ..Default::default()
         };
+        // Every revert during a breach belongs to its incident.
+        let breach = decision.next.breach.as_ref().map(|b| b.id.clone());
         for effect in decision.effects {
-            self.apply(&cfg, effect, &trigger, now, &mut report).await;
+            self.apply(&cfg, effect, &trigger, breach.as_deref(), now, &mut report)
+                .await;
         }
         let labels = AppLabels {
             app: app.to_string(),
@@ -241,6 +244,7 @@ impl GuardRuntime {
         app: &AppGuard,
         effect: Effect,
         trigger: &Trigger,
+        breach: Option<&str>,
         now: DateTime<Utc>,
         report: &mut RunReport,
     ) {
@@ -336,6 +340,7 @@ impl GuardRuntime {
                         title: format!("{}: {action} {outcome}", app.app),
                         text: request.reason.clone(),
                         fields,
+                        incident: Some(Incident::trigger(breach.unwrap_or(&key))),
                     })
                     .await;
                 }

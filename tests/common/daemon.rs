@@ -1,5 +1,5 @@
-//! `slogate run` as a process next to a real Prometheus whose backfilled history burns the
-//! error budget of one SLO (`checkout-availability`, 99.9%): the guard of an app on that SLO
+//! `slogate run` as a process next to a real Prometheus whose backfilled history burns (or,
+//! with a low error ratio, spares) the error budget of one SLO (`checkout-availability`, 99.9%): the guard of an app on that SLO
 //! rolls back at its first evaluation. Used by the pull-request-mode and mode-matrix tests.
 
 use std::path::{Path, PathBuf};
@@ -39,6 +39,11 @@ pub struct Burning {
 impl Burning {
     /// `None` only when e2e tests are explicitly off (`SLOGATE_E2E=0`).
     pub fn start() -> Option<Burning> {
+        Self::with_error_ratio(0.05)
+    }
+
+    /// The same with another error ratio: 0.0005 (half the budget's rate) is healthy.
+    pub fn with_error_ratio(ratio: f64) -> Option<Burning> {
         let prometheus = require_bin("prometheus")?;
         let promtool = require_bin("promtool")?;
         let dir = tempfile::tempdir().unwrap();
@@ -49,7 +54,7 @@ impl Burning {
             &promtool,
             work,
             &data,
-            &request_history(now - 2 * 24 * 3600, now, |_| 0.05),
+            &request_history(now - 2 * 24 * 3600, now, |_| ratio),
         );
         let prom = Prometheus::start(&prometheus, work, &data, &prom_config(&[]));
         let slos = work.join("slos");
