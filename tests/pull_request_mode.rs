@@ -295,3 +295,89 @@ fn pull_request_mode_without_a_forge_or_over_http_is_refused_at_start() {
         "{err}"
     );
 }
+
+const ROLLOUT: &str = r#"apiVersion: slogate.dev/v1alpha1
+kind: Rollout
+metadata: {name: checkout, namespace: shop}
+spec:
+  traffic:
+    httpRoute: {name: checkout, stableBackend: {name: checkout}, canaryBackend: {name: checkout-canary}}
+  workloads: {stable: {name: checkout}, canary: {name: checkout-canary}}
+  steps: [50, 100]
+  interval: 1s
+  failureLimit: 1
+  progressDeadline: 1m
+  analysis:
+    metrics:
+      # The canary's success rate, as Prometheus answers it: 50%.
+      - {name: canary-success-rate, query: "vector(0.5)", min: 0.99}
+  gitops: {app: checkout, path: apps/checkout/overlays/prod}
+"#;
+
+/// A failing canary in pull-request mode: the rollout aborts and its canary commit is
+/// reverted through exactly one pull request, on each forge.
+#[test]
+fn a_failing_canary_opens_exactly_one_pull_request() {
+    let Some(b) = Burning::start() else { return };
+    let work = b.work().to_path_buf();
+    let token_file = work.join("forge-token");
+    std::fs::write(&token_file, FORGE_TOKEN).unwrap();
+    for kind in [Kind::Github, Kind::Gitlab, Kind::Gitea] {
+        let dir = work.join(format!("rollout-{}", kind.name()));
+        std::fs::create_dir_all(dir.join("rollouts")).unwrap();
+        std::fs::write(dir.join("rollouts/checkout.yaml"), ROLLOUT).unwrap();
+        std::fs::write(
+            dir.join("versions.yaml"),
+            "shop/checkout: {stable: v1, canary: v2}\n",
+        )
+        .unwrap();
+        let (remote, canary_commit) = remote_with_bad_deploy();
+        let main_head = remote.remote_git(&["rev-parse", "main"]).trim().to_string();
+        let forge = FakeForge::start(kind, remote.remote.clone(), FORGE_TOKEN);
+        let config = format!(
+            "cluster: off\nprometheus:\n  url: {prom}\nslos:\n  paths: [{slos}]\nserver:\n  listen: 127.0.0.1:{port}\nstate:\n  dir: {state}\nrollouts:\n  paths: [{rollouts}]\n  router: file\n  weights_dir: {weights}\n  versions_file: {versions}\n  resync_interval: 1s\n{gitops}",
+            prom = b.prom.url,
+            slos = b.slos.display(),
+            port = port(),
+            state = dir.join("state").display(),
+            rollouts = dir.join("rollouts").display(),
+            weights = dir.join("weights").display(),
+            versions = dir.join("versions.yaml").display(),
+            gitops = gitops(&remote, &dir.join("repo"), &forge, &token_file),
+        );
+        let mut d = Daemon::start(&dir, "rollout", &config, &[]);
+        let status = d.wait("the rollout's abort", |d| {
+            let v: serde_json::Value = common::http()
+                .get(format!("{}/api/v1/rollouts/shop/checkout", d.base))
+                .send()
+                .ok()?
+                .json()
+                .ok()?;
+            let done = v["status"]["phase"] == "Failed" || v["status"]["phase"] == "Aborted";
+            (done && v["status"]["revertCommit"].is_string())
+                .then_some(v)
+        });
+        // More reconciles of the aborted rollout (every second) change nothing.
+        let seen = forge.open_requests();
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        let decisions = d.decisions();
+        assert!(d.terminate().success());
+        let prs = forge.prs();
+        assert_eq!(prs.len(), 1, "{}: {prs:?}\n{status}", kind.name());
+        assert_eq!(forge.open_requests(), seen, "{}", kind.name());
+        let pr = &prs[0];
+        assert!(pr.body.contains(&canary_commit[..12]), "{}", pr.body);
+        assert_eq!(status["status"]["revertCommit"], pr.sha.as_str(), "{status}");
+        assert_eq!(
+            remote.remote_git(&["show", &format!("{}:{PROD}", pr.head)]),
+            kustomization("checkout", "v1")
+        );
+        assert_eq!(remote.remote_git(&["rev-parse", "main"]).trim(), main_head);
+        // The decision log names the pull request.
+        let shown = decisions.to_string();
+        assert!(
+            shown.contains(&format!("/{}", pr.number)) && shown.contains("revert pull request"),
+            "{shown}"
+        );
+    }
+}
