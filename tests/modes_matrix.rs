@@ -42,10 +42,26 @@ const MODE_KEYS: [&str; 4] = [
 /// Each documented `(key, value)` and the test of this file that starts the binary in it.
 const RUNS: &[(&str, &str, &str)] = &[
     ("gitops.mode", "push", "gitops_push_and_state_file"),
-    ("gitops.mode", "pull-request", "gitops_pull_request_on_each_forge"),
-    ("gitops.forge.type", "github", "gitops_pull_request_on_each_forge"),
-    ("gitops.forge.type", "gitlab", "gitops_pull_request_on_each_forge"),
-    ("gitops.forge.type", "gitea", "gitops_pull_request_on_each_forge"),
+    (
+        "gitops.mode",
+        "pull-request",
+        "gitops_pull_request_on_each_forge",
+    ),
+    (
+        "gitops.forge.type",
+        "github",
+        "gitops_pull_request_on_each_forge",
+    ),
+    (
+        "gitops.forge.type",
+        "gitlab",
+        "gitops_pull_request_on_each_forge",
+    ),
+    (
+        "gitops.forge.type",
+        "gitea",
+        "gitops_pull_request_on_each_forge",
+    ),
     ("state.backend", "file", "gitops_push_and_state_file"),
     ("state.backend", "kube", "state_kube_and_router_kube"),
     ("rollouts.router", "file", "router_file"),
@@ -60,8 +76,12 @@ fn readme() -> String {
 fn config_with(key: &str, value: &str) -> Vec<String> {
     let base = "prometheus: {url: 'http://127.0.0.1:9'}\nslos: {paths: ['/nonexistent']}\n";
     let forge = |t: &str| match t {
-        "gitlab" => format!("{{type: {t}, api_url: 'https://h/api/v4', project: p, token: {{env: T}}}}"),
-        _ => format!("{{type: {t}, api_url: 'https://h/api', owner: o, repo: r, token: {{env: T}}}}"),
+        "gitlab" => {
+            format!("{{type: {t}, api_url: 'https://h/api/v4', project: p, token: {{env: T}}}}")
+        }
+        _ => {
+            format!("{{type: {t}, api_url: 'https://h/api', owner: o, repo: r, token: {{env: T}}}}")
+        }
     };
     match key {
         "gitops.mode" => vec![format!(
@@ -72,7 +92,9 @@ fn config_with(key: &str, value: &str) -> Vec<String> {
             "{base}gitops: {{url: /x.git, mode: pull-request, forge: {}}}\n",
             forge(value)
         )],
-        "state.backend" => vec![format!("{base}state: {{backend: {value}, namespace: ns}}\n")],
+        "state.backend" => vec![format!(
+            "{base}state: {{backend: {value}, namespace: ns}}\n"
+        )],
         "rollouts.router" => vec![format!("{base}rollouts: {{router: {value}}}\n")],
         other => panic!("no config for mode key {other}"),
     }
@@ -86,10 +108,7 @@ fn loads(config: &str) -> bool {
 }
 
 /// Backticked words in a mode key's row that are not its values (they name other keys).
-const NOT_VALUES: &[(&str, &str)] = &[
-    ("state.backend", "cluster"),
-    ("rollouts.router", "cluster"),
-];
+const NOT_VALUES: &[(&str, &str)] = &[("state.backend", "cluster"), ("rollouts.router", "cluster")];
 
 /// The documented values of every mode key: the backticked lower-case words of its row in
 /// the README's configuration reference (less [`NOT_VALUES`]).
@@ -112,7 +131,10 @@ fn documented_modes() -> BTreeSet<(String, String)> {
             })
             .filter(|w| !NOT_VALUES.contains(&(key, *w)))
             .collect();
-        assert!(words.len() >= 2, "fewer than two values for {key} in: {row}");
+        assert!(
+            words.len() >= 2,
+            "fewer than two values for {key} in: {row}"
+        );
         out.extend(words.into_iter().map(|w| (key.to_string(), w.to_string())));
     }
     out
@@ -140,8 +162,12 @@ fn every_documented_mode_runs_here() {
         );
     }
     // …and the loader refuses what is not a value, so that check can fail.
-    assert!(!config_with("state.backend", "cluster").iter().any(|c| loads(c)));
-    assert!(!config_with("gitops.forge.type", "bitbucket").iter().any(|c| loads(c)));
+    assert!(!config_with("state.backend", "cluster")
+        .iter()
+        .any(|c| loads(c)));
+    assert!(!config_with("gitops.forge.type", "bitbucket")
+        .iter()
+        .any(|c| loads(c)));
 }
 
 fn remote_with_bad_deploy() -> (GitRemote, String) {
@@ -194,7 +220,10 @@ fn gitops_push_and_state_file() {
         .filter(|(_, t)| !trailer_values(t, "Slogate-Breach").is_empty())
         .collect();
     assert_eq!(reverts.len(), 1, "{reverts:?}");
-    assert_eq!(trailer_values(&reverts[0].1, "Slogate-Reverts"), vec![bad.as_str()]);
+    assert_eq!(
+        trailer_values(&reverts[0].1, "Slogate-Reverts"),
+        vec![bad.as_str()]
+    );
     assert_eq!(remote.show(PROD), kustomization("checkout", "v1"));
     // state.backend: file
     let doc: serde_json::Value = serde_json::from_str(
@@ -317,9 +346,10 @@ fn state_kube_and_router_kube() {
         remote.url(),
         work.join("repo").display()
     );
-    let config = b
-        .config(port(), &work.join("state"), &extra)
-        .replace("  dir: ", &format!("  backend: kube\n  namespace: {ns}\n  dir: "));
+    let config = b.config(port(), &work.join("state"), &extra).replace(
+        "  dir: ",
+        &format!("  backend: kube\n  namespace: {ns}\n  dir: "),
+    );
     run_once(&work, "state-kube", &config, &kube_env);
     let name = slogate::adapters::kube::configmap_store::configmap_name("guard/checkout");
     let cm = api.get(&format!("/api/v1/namespaces/{ns}/configmaps/{name}"));
@@ -328,7 +358,8 @@ fn state_kube_and_router_kube() {
         "{cm}"
     );
     assert!(
-        cm.to_string().contains("checkout/checkout-availability/emergency/"),
+        cm.to_string()
+            .contains("checkout/checkout-availability/emergency/"),
         "the breach is in the ConfigMap: {cm}"
     );
     assert!(!work.join("state/docs/guard/checkout.json").exists());

@@ -12,9 +12,7 @@ use slogate::adapters::notify::{
     build_notifiers, NotifierConfig, NotifierKind, PagerDutyNotifier, RetryPolicy, SlackNotifier,
     UrlSource, WebhookNotifier,
 };
-use slogate::ports::notify::{
-    notify_all, Incident, Notification, Notifier, NotifyError, Severity,
-};
+use slogate::ports::notify::{notify_all, Incident, Notification, Notifier, NotifyError, Severity};
 use wiremock::matchers::{body_json, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -428,7 +426,12 @@ fn routing_key_file(dir: &std::path::Path) -> SecretSource {
     SecretSource::File(f)
 }
 
-fn pagerduty(server: &MockServer, key: SecretSource, policy: RetryPolicy, min: Severity) -> PagerDutyNotifier {
+fn pagerduty(
+    server: &MockServer,
+    key: SecretSource,
+    policy: RetryPolicy,
+    min: Severity,
+) -> PagerDutyNotifier {
     PagerDutyNotifier::new(
         "pagerduty-test",
         inline(format!("{}/v2/enqueue", server.uri())),
@@ -485,7 +488,12 @@ async fn pagerduty_triggers_and_resolves_by_breach_id() {
         .mount(&server)
         .await;
     // Triggers below `critical` are not sent; a resolve always is.
-    let pd = pagerduty(&server, routing_key_file(dir.path()), fast(3), Severity::Critical);
+    let pd = pagerduty(
+        &server,
+        routing_key_file(dir.path()),
+        fast(3),
+        Severity::Critical,
+    );
     let mut trigger = notification();
     trigger.incident = Some(Incident::trigger(BREACH));
     pd.notify(&trigger).await.unwrap();
@@ -532,14 +540,26 @@ async fn pagerduty_retries_429_and_5xx_and_stops_at_400_without_leaking_the_key(
         })))
         .mount(&server)
         .await;
-    let pd = pagerduty(&server, routing_key_file(dir.path()), fast(5), Severity::Info);
+    let pd = pagerduty(
+        &server,
+        routing_key_file(dir.path()),
+        fast(5),
+        Severity::Info,
+    );
     let mut n = notification();
     n.incident = Some(Incident::trigger(BREACH));
     pd.notify(&n).await.unwrap();
     assert_eq!(server.received_requests().await.unwrap().len(), 3);
     let err = pd.notify(&n).await.unwrap_err();
     assert!(
-        matches!(err, NotifyError::Http { status: 400, attempts: 1, .. }),
+        matches!(
+            err,
+            NotifyError::Http {
+                status: 400,
+                attempts: 1,
+                ..
+            }
+        ),
         "{err:?}"
     );
     let shown = format!("{err} {err:?} {pd:?}");
@@ -566,7 +586,9 @@ async fn pagerduty_from_config_defaults_to_the_public_endpoint_and_needs_a_routi
     let none: NotifierConfig = serde_json::from_value(json!({"type": "pagerduty"})).unwrap();
     let err = build_notifiers(&[none]).err().unwrap().to_string();
     assert!(
-        err.contains("notifications[0].routing_key_file: expected the PagerDuty integration's routing key"),
+        err.contains(
+            "notifications[0].routing_key_file: expected the PagerDuty integration's routing key"
+        ),
         "{err}"
     );
     let missing: NotifierConfig = serde_json::from_value(json!({
@@ -574,11 +596,17 @@ async fn pagerduty_from_config_defaults_to_the_public_endpoint_and_needs_a_routi
     }))
     .unwrap();
     let err = build_notifiers(&[missing]).err().unwrap().to_string();
-    assert!(err.contains("routing key") && err.contains("SLOGATE_TEST_NO_SUCH_PD_KEY"), "{err}");
+    assert!(
+        err.contains("routing key") && err.contains("SLOGATE_TEST_NO_SUCH_PD_KEY"),
+        "{err}"
+    );
     let slack_with_key: NotifierConfig = serde_json::from_value(json!({
         "type": "slack", "url": "https://hooks.example/x", "routing_key_env": "K"
     }))
     .unwrap();
-    let err = build_notifiers(&[slack_with_key]).err().unwrap().to_string();
+    let err = build_notifiers(&[slack_with_key])
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("apply to type pagerduty only"), "{err}");
 }

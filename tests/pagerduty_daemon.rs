@@ -26,8 +26,12 @@ fn events(rt: &tokio::runtime::Runtime, server: &MockServer) -> Vec<Value> {
 
 #[test]
 fn a_breach_triggers_pagerduty_and_the_end_of_the_freeze_resolves_it() {
-    let Some(burning) = Burning::start() else { return };
-    let Some(healthy) = Burning::with_error_ratio(0.0005) else { return };
+    let Some(burning) = Burning::start() else {
+        return;
+    };
+    let Some(healthy) = Burning::with_error_ratio(0.0005) else {
+        return;
+    };
     let work = burning.work().to_path_buf();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let pd = rt.block_on(async {
@@ -56,7 +60,12 @@ fn a_breach_triggers_pagerduty_and_the_end_of_the_freeze_resolves_it() {
     let state = work.join("state");
 
     // The breach: one revert, one trigger.
-    let mut d = Daemon::start(&work, "burning", &burning.config(port(), &state, &extra), &[]);
+    let mut d = Daemon::start(
+        &work,
+        "burning",
+        &burning.config(port(), &state, &extra),
+        &[],
+    );
     let revert = d.wait("the revert commit", |_| {
         remote
             .log()
@@ -70,8 +79,14 @@ fn a_breach_triggers_pagerduty_and_the_end_of_the_freeze_resolves_it() {
     assert!(d.terminate().success());
     let (revert_sha, trailers) = revert;
     let breach = trailer_values(&trailers, "Slogate-Breach")[0].to_string();
-    assert!(breach.starts_with("checkout/checkout-availability/emergency/"), "{breach}");
-    assert_eq!(trailer_values(&trailers, "Slogate-Reverts"), vec![bad.as_str()]);
+    assert!(
+        breach.starts_with("checkout/checkout-availability/emergency/"),
+        "{breach}"
+    );
+    assert_eq!(
+        trailer_values(&trailers, "Slogate-Reverts"),
+        vec![bad.as_str()]
+    );
     let sent = events(&rt, &pd);
     assert_eq!(sent.len(), 1, "{sent:?}");
     let trigger = &sent[0];
@@ -113,7 +128,12 @@ fn a_breach_triggers_pagerduty_and_the_end_of_the_freeze_resolves_it() {
     );
 
     // The budget has recovered: the freeze ends, the incident is resolved.
-    let mut d = Daemon::start(&work, "healthy", &healthy.config(port(), &state, &extra), &[]);
+    let mut d = Daemon::start(
+        &work,
+        "healthy",
+        &healthy.config(port(), &state, &extra),
+        &[],
+    );
     d.wait("the PagerDuty resolve", |_| {
         (events(&rt, &pd).len() >= 2).then_some(())
     });

@@ -117,13 +117,16 @@ fn one_pull_request_per_breach(kind: Kind) {
     assert_eq!(prs.len(), 1, "{prs:?}");
     let pr = &prs[0];
     assert!(
-        pr.head.starts_with("slogate/revert-checkout-checkout-availa"),
+        pr.head
+            .starts_with("slogate/revert-checkout-checkout-availa"),
         "the branch carries the breach id (shortened, with a hash of it): {}",
         pr.head
     );
     assert_eq!(pr.base, "main");
     assert!(pr.body.contains(&bad[..12]), "{}", pr.body);
-    assert!(pr.body.contains("Slogate-Breach: checkout/checkout-availability/emergency/"));
+    assert!(pr
+        .body
+        .contains("Slogate-Breach: checkout/checkout-availability/emergency/"));
     // The branch holds one revert of the bad deploy; the watched branch is untouched.
     assert_eq!(
         remote.remote_git(&["rev-parse", "main"]).trim(),
@@ -149,9 +152,13 @@ fn one_pull_request_per_breach(kind: Kind) {
     );
 
     // Repeated pages: each runs the guard (evaluated again), none opens a second one.
-    for (i, at) in ["2026-11-23T09:00:00Z", "2026-11-23T09:00:05Z", "2026-11-23T09:00:10Z"]
-        .iter()
-        .enumerate()
+    for (i, at) in [
+        "2026-11-23T09:00:00Z",
+        "2026-11-23T09:00:05Z",
+        "2026-11-23T09:00:10Z",
+    ]
+    .iter()
+    .enumerate()
     {
         d.alert(at);
         d.wait("the alert's guard run", |d| {
@@ -180,7 +187,10 @@ fn one_pull_request_per_breach(kind: Kind) {
     });
     let merged = outcomes(&d.decisions(), "pull_request_merged ");
     assert_eq!(merged.len(), 1, "{}", d.decisions());
-    assert!(merged[0].ends_with(&format!("/{}", pr.number)), "{merged:?}");
+    assert!(
+        merged[0].ends_with(&format!("/{}", pr.number)),
+        "{merged:?}"
+    );
     assert!(d.terminate().success());
     assert_eq!(forge.prs().len(), 1, "{:?}", forge.prs());
     assert_eq!(
@@ -226,8 +236,15 @@ fn one_pull_request_per_breach(kind: Kind) {
     assert!(r1.terminate().success());
     assert!(r2.terminate().success());
     let prs = forge2.prs();
-    assert_eq!(prs.len(), 1, "two replicas, one pull request: {prs:?}\n{logs}");
-    assert_eq!(outcomes(&decisions_cli(&shared), "pull_request_opened ").len(), 1);
+    assert_eq!(
+        prs.len(),
+        1,
+        "two replicas, one pull request: {prs:?}\n{logs}"
+    );
+    assert_eq!(
+        outcomes(&decisions_cli(&shared), "pull_request_opened ").len(),
+        1
+    );
     // Nothing was pushed to the watched branch by either replica.
     assert!(remote2
         .log()
@@ -262,7 +279,10 @@ fn run_fails(config: &str) -> (Option<i32>, String) {
         .arg(&path)
         .output()
         .unwrap();
-    (out.status.code(), String::from_utf8_lossy(&out.stderr).into())
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }
 
 #[test]
@@ -272,14 +292,19 @@ fn pull_request_mode_without_a_forge_or_over_http_is_refused_at_start() {
         "{base}gitops:\n  url: /tmp/x.git\n  mode: pull-request\n"
     ));
     assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("gitops.forge: expected a forge section"), "{err}");
+    assert!(
+        err.contains("gitops.forge: expected a forge section"),
+        "{err}"
+    );
 
     let (code, err) = run_fails(&format!(
         "{base}gitops:\n  url: /tmp/x.git\n  mode: pull-request\n  forge:\n    type: gitea\n    api_url: http://gitea.example.com/api/v1\n    owner: a\n    repo: b\n    token: {{env: SLOGATE_TEST_UNSET_TOKEN}}\n"
     ));
     assert_eq!(code, Some(2), "{err}");
     assert!(
-        err.contains("gitops.forge.api_url: expected an https URL, found http://gitea.example.com/api/v1"),
+        err.contains(
+            "gitops.forge.api_url: expected an https URL, found http://gitea.example.com/api/v1"
+        ),
         "{err}"
     );
 
@@ -354,8 +379,7 @@ fn a_failing_canary_opens_exactly_one_pull_request() {
                 .json()
                 .ok()?;
             let done = v["status"]["phase"] == "Failed" || v["status"]["phase"] == "Aborted";
-            (done && v["status"]["revertCommit"].is_string())
-                .then_some(v)
+            (done && v["status"]["revertCommit"].is_string()).then_some(v)
         });
         // More reconciles of the aborted rollout (every second) change nothing.
         let seen = forge.open_requests();
@@ -367,7 +391,11 @@ fn a_failing_canary_opens_exactly_one_pull_request() {
         assert_eq!(forge.open_requests(), seen, "{}", kind.name());
         let pr = &prs[0];
         assert!(pr.body.contains(&canary_commit[..12]), "{}", pr.body);
-        assert_eq!(status["status"]["revertCommit"], pr.sha.as_str(), "{status}");
+        assert_eq!(
+            status["status"]["revertCommit"],
+            pr.sha.as_str(),
+            "{status}"
+        );
         assert_eq!(
             remote.remote_git(&["show", &format!("{}:{PROD}", pr.head)]),
             kustomization("checkout", "v1")

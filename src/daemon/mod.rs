@@ -167,7 +167,9 @@ fn wire(
             // Reverts in `mode: pull-request` (the guard's and the rollouts') open pull
             // requests through the forge; the config check made sure one is configured.
             let git = match cfg.gitops.as_ref().and_then(|g| g.forge.as_ref()) {
-                Some(f) => git.with_pull_requests(f.build("gitops.forge").map_err(DaemonError::Forge)?),
+                Some(f) => {
+                    git.with_pull_requests(f.build("gitops.forge").map_err(DaemonError::Forge)?)
+                }
                 None => git,
             };
             Some(Arc::new(git))

@@ -179,7 +179,8 @@ impl Daemon {
             .lines()
             .filter(|l| l.contains("guard run finished"))
             .filter(|l| {
-                l.contains(&format!("trigger=\"{trigger}\"")) || l.contains(&format!("trigger={trigger}"))
+                l.contains(&format!("trigger=\"{trigger}\""))
+                    || l.contains(&format!("trigger={trigger}"))
             })
             .count()
     }

@@ -155,11 +155,7 @@ impl Responder {
         };
         let mut held = self.held.lock().unwrap();
         held.opens += 1;
-        if held
-            .prs
-            .iter()
-            .any(|p| p.head == head && p.state == "open")
-        {
+        if held.prs.iter().any(|p| p.head == head && p.state == "open") {
             return match self.kind {
                 Kind::Github => ResponseTemplate::new(422).set_body_json(json!({
                     "message": "Validation Failed",

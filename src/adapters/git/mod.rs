@@ -101,8 +101,8 @@ pub use pr::{ForgeConfig, ForgeKind, GitHubPulls, GitLabMergeRequests, GiteaPull
 pub use runner::redact_url_userinfo;
 
 use crate::ports::gitops::{
-    CommitInfo, CommitOutcome, EditFn, ExistingPullRequest, GitOpsError, GitOpsRepo, PullRequestApi, PullRequestError,
-    PullRequestSpec, RevertOutcome, RevertRequest, Sha, Trailer,
+    CommitInfo, CommitOutcome, EditFn, ExistingPullRequest, GitOpsError, GitOpsRepo,
+    PullRequestApi, PullRequestError, PullRequestSpec, RevertOutcome, RevertRequest, Sha, Trailer,
 };
 use repo::{BeforePushHook, FileEdit, PrPrepared, Prepared, Repo};
 use runner::GitRunner;

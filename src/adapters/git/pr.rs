@@ -133,11 +133,7 @@ impl ForgeConfig {
                 "{at}.{k}: expected a value for type {kind}, found nothing"
             ))
         };
-        let unused = |k: &str| {
-            Err(format!(
-                "{at}.{k}: not used by type {kind}; remove it"
-            ))
-        };
+        let unused = |k: &str| Err(format!("{at}.{k}: not used by type {kind}; remove it"));
         let blank = |v: &Option<String>| v.as_deref().is_none_or(|s| s.trim().is_empty());
         match self.kind {
             ForgeKind::Github | ForgeKind::Gitea => {
@@ -547,7 +543,11 @@ impl PullRequestApi for GitLabMergeRequests {
             .client
             .get(self.merge_requests_url())
             .header("PRIVATE-TOKEN", token.expose())
-            .query(&[("source_branch", head), ("state", "all"), ("per_page", "100")]);
+            .query(&[
+                ("source_branch", head),
+                ("state", "all"),
+                ("per_page", "100"),
+            ]);
         let (_, text) = send(P, req, &token, |_, _| false).await?;
         let listed: Vec<Listed> = decode(P, &text)?;
         Ok(listed
@@ -829,7 +829,8 @@ mod tests {
             .check("gitops.forge")
             .unwrap_err()
             .starts_with("gitops.forge.api_url: expected the Gitea API base URL"));
-        let gl = forge(json!({"type": "gitlab", "project": "p", "owner": "o", "token": {"env": "T"}}));
+        let gl =
+            forge(json!({"type": "gitlab", "project": "p", "owner": "o", "token": {"env": "T"}}));
         assert_eq!(
             gl.check("gitops.forge").unwrap_err(),
             "gitops.forge.owner: not used by type gitlab; remove it"
@@ -927,7 +928,10 @@ mod tests {
         Mock::given(method("GET"))
             .and(path("/repos/acme/gitops/pulls"))
             .and(wiremock::matchers::query_param("state", "all"))
-            .and(wiremock::matchers::query_param("head", "acme:slogate/revert-b-42"))
+            .and(wiremock::matchers::query_param(
+                "head",
+                "acme:slogate/revert-b-42",
+            ))
             .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
             .respond_with(ResponseTemplate::new(200).set_body_json(json!([{
                 "number": 17, "html_url": "https://github.com/acme/gitops/pull/17",
@@ -989,7 +993,12 @@ mod tests {
         };
         assert_eq!(
             gh.find(head).await.unwrap(),
-            found(17, "https://github.com/acme/gitops/pull/17", PullRequestState::Merged, "abc123")
+            found(
+                17,
+                "https://github.com/acme/gitops/pull/17",
+                PullRequestState::Merged,
+                "abc123"
+            )
         );
         assert_eq!(
             gl.find(head).await.unwrap(),

@@ -32,7 +32,9 @@ use serde_json::{json, Map, Value};
 
 use super::{Endpoint, RetryPolicy, UrlSource};
 use crate::adapters::git::SecretSource;
-use crate::ports::notify::{Incident, IncidentAction, Notification, Notifier, NotifyError, Severity};
+use crate::ports::notify::{
+    Incident, IncidentAction, Notification, Notifier, NotifyError, Severity,
+};
 
 /// PagerDuty's public Events API v2 endpoint.
 pub const DEFAULT_EVENTS_URL: &str = "https://events.pagerduty.com/v2/enqueue";
@@ -82,9 +84,10 @@ impl Notifier for PagerDutyNotifier {
         let name = self.endpoint.name().to_string();
         self.endpoint
             .post(n, |req| {
-                let key = self.routing_key.read().map_err(|e| {
-                    NotifyError::Config(format!("{name}: routing key: {e}"))
-                })?;
+                let key = self
+                    .routing_key
+                    .read()
+                    .map_err(|e| NotifyError::Config(format!("{name}: routing key: {e}")))?;
                 Ok(req.json(&event(n, incident, key.expose())))
             })
             .await
