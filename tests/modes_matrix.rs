@@ -25,7 +25,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use common::daemon::{port, Burning, Daemon, PROD};
+use common::daemon::{port, remote_with_bad_deploy, Burning, Daemon, PROD};
 use common::forge::{FakeForge, Kind};
 use common::git::{kustomization, GitRemote};
 use common::slogate;
@@ -170,13 +170,6 @@ fn every_documented_mode_runs_here() {
         .any(|c| loads(c)));
 }
 
-fn remote_with_bad_deploy() -> (GitRemote, String) {
-    let remote = GitRemote::new();
-    remote.commit(&[(PROD, &kustomization("checkout", "v1"))], "checkout v1");
-    let bad = remote.commit(&[(PROD, &kustomization("checkout", "v2"))], "checkout v2");
-    (remote, bad)
-}
-
 /// `slogate run --once --config <dir>/<name>.yaml` with `env`; must exit 0.
 fn run_once(dir: &Path, name: &str, config: &str, env: &[(&str, &std::ffi::OsStr)]) -> String {
     let path = dir.join(format!("{name}.yaml"));
@@ -280,34 +273,17 @@ spec:
   gitops: {app: checkout, path: apps/checkout/overlays/prod}
 "#;
 
-/// A daemon config that runs one Rollout from a file (no guard), `router` as given, and the
-/// GitOps remote it names.
+/// A daemon config that runs one Rollout in `ns` from a file (no guard), `router` as
+/// given, and the GitOps remote it names.
 fn rollout_config(b: &Burning, dir: &Path, ns: &str, router: &str) -> (String, GitRemote) {
-    std::fs::create_dir_all(dir.join("rollouts")).unwrap();
-    std::fs::write(
-        dir.join("rollouts/checkout.yaml"),
-        ROLLOUT_FILE.replace("NS", ns),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("versions.yaml"),
-        format!("{ns}/checkout: {{stable: v1, canary: v2}}\n"),
-    )
-    .unwrap();
     let remote = GitRemote::new();
     remote.commit(&[(PROD, &kustomization("checkout", "v1"))], "checkout v1");
-    let config = format!(
-        "cluster: off\nprometheus:\n  url: {prom}\nslos:\n  paths: [{slos}]\nserver:\n  listen: 127.0.0.1:{port}\nstate:\n  dir: {state}\nrollouts:\n  paths: [{rollouts}]\n  router: {router}\n  weights_dir: {weights}\n  versions_file: {versions}\ngitops:\n  url: {url}\n  workdir: {repo}\n",
-        url = remote.url(),
-        prom = b.prom.url,
-        slos = b.slos.display(),
-        port = port(),
-        state = dir.join("state").display(),
-        rollouts = dir.join("rollouts").display(),
-        weights = dir.join("weights").display(),
-        versions = dir.join("versions.yaml").display(),
-        repo = dir.join("repo").display(),
+    let gitops = format!(
+        "gitops:\n  url: {}\n  workdir: {}\n",
+        remote.url(),
+        dir.join("repo").display()
     );
+    let config = b.rollout_config(dir, ns, &ROLLOUT_FILE.replace("NS", ns), router, &gitops);
     (config, remote)
 }
 

@@ -19,7 +19,7 @@ mod common;
 
 use std::path::Path;
 
-use common::daemon::{port, Burning, Daemon, APP_PATH, PROD};
+use common::daemon::{port, remote_with_bad_deploy, Burning, Daemon, PROD};
 use common::forge::{FakeForge, Kind};
 use common::git::{kustomization, GitRemote};
 use common::slogate;
@@ -33,17 +33,6 @@ fn gitops(remote: &GitRemote, workdir: &Path, forge: &FakeForge, token_file: &Pa
         workdir.display(),
         forge.config(token_file)
     )
-}
-
-/// A remote whose newest commit on the app path is the bad deploy.
-fn remote_with_bad_deploy() -> (GitRemote, String) {
-    let remote = GitRemote::new();
-    remote.commit(&[(PROD, &kustomization("checkout", "v1"))], "checkout v1");
-    let bad = remote.commit(
-        &[(PROD, &kustomization("checkout", "v2"))],
-        "checkout v2: new payment client",
-    );
-    (remote, bad)
 }
 
 /// Guard decisions whose outcome starts with `prefix`.
@@ -251,7 +240,6 @@ fn one_pull_request_per_breach(kind: Kind) {
         .iter()
         .all(|(_, msg)| !msg.contains("Slogate-Breach")));
     drop(b);
-    let _ = APP_PATH;
 }
 
 #[test]
@@ -349,26 +337,15 @@ fn a_failing_canary_opens_exactly_one_pull_request() {
     std::fs::write(&token_file, FORGE_TOKEN).unwrap();
     for kind in [Kind::Github, Kind::Gitlab, Kind::Gitea] {
         let dir = work.join(format!("rollout-{}", kind.name()));
-        std::fs::create_dir_all(dir.join("rollouts")).unwrap();
-        std::fs::write(dir.join("rollouts/checkout.yaml"), ROLLOUT).unwrap();
-        std::fs::write(
-            dir.join("versions.yaml"),
-            "shop/checkout: {stable: v1, canary: v2}\n",
-        )
-        .unwrap();
         let (remote, canary_commit) = remote_with_bad_deploy();
         let main_head = remote.remote_git(&["rev-parse", "main"]).trim().to_string();
         let forge = FakeForge::start(kind, remote.remote.clone(), FORGE_TOKEN);
-        let config = format!(
-            "cluster: off\nprometheus:\n  url: {prom}\nslos:\n  paths: [{slos}]\nserver:\n  listen: 127.0.0.1:{port}\nstate:\n  dir: {state}\nrollouts:\n  paths: [{rollouts}]\n  router: file\n  weights_dir: {weights}\n  versions_file: {versions}\n  resync_interval: 1s\n{gitops}",
-            prom = b.prom.url,
-            slos = b.slos.display(),
-            port = port(),
-            state = dir.join("state").display(),
-            rollouts = dir.join("rollouts").display(),
-            weights = dir.join("weights").display(),
-            versions = dir.join("versions.yaml").display(),
-            gitops = gitops(&remote, &dir.join("repo"), &forge, &token_file),
+        let config = b.rollout_config(
+            &dir,
+            "shop",
+            ROLLOUT,
+            "file",
+            &gitops(&remote, &dir.join("repo"), &forge, &token_file),
         );
         let mut d = Daemon::start(&dir, "rollout", &config, &[]);
         let status = d.wait("the rollout's abort", |d| {

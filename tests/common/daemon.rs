@@ -83,6 +83,52 @@ impl Burning {
     }
 }
 
+impl Burning {
+    /// A daemon config that runs one Rollout (`rollout`, a YAML document for `ns/checkout`,
+    /// written to `<dir>/rollouts/`) from a file, with the file store, the versions file
+    /// `ns/checkout: {stable: v1, canary: v2}`, `router` and `gitops` (a `gitops:` section)
+    /// as given, and no guard.
+    pub fn rollout_config(
+        &self,
+        dir: &Path,
+        ns: &str,
+        rollout: &str,
+        router: &str,
+        gitops: &str,
+    ) -> String {
+        std::fs::create_dir_all(dir.join("rollouts")).unwrap();
+        std::fs::write(dir.join("rollouts/checkout.yaml"), rollout).unwrap();
+        std::fs::write(
+            dir.join("versions.yaml"),
+            format!("{ns}/checkout: {{stable: v1, canary: v2}}\n"),
+        )
+        .unwrap();
+        format!(
+            "cluster: off\nprometheus:\n  url: {prom}\nslos:\n  paths: [{slos}]\nserver:\n  listen: 127.0.0.1:{port}\nstate:\n  dir: {state}\nrollouts:\n  paths: [{rollouts}]\n  router: {router}\n  weights_dir: {weights}\n  versions_file: {versions}\n  resync_interval: 1s\n{gitops}",
+            prom = self.prom.url,
+            slos = self.slos.display(),
+            port = free_port(),
+            state = dir.join("state").display(),
+            rollouts = dir.join("rollouts").display(),
+            weights = dir.join("weights").display(),
+            versions = dir.join("versions.yaml").display(),
+        )
+    }
+}
+
+/// A bare remote whose newest commit on the app path (`v2`, returned) is the bad deploy
+/// after a good `v1`.
+pub fn remote_with_bad_deploy() -> (super::git::GitRemote, String) {
+    use super::git::kustomization;
+    let remote = super::git::GitRemote::new();
+    remote.commit(&[(PROD, &kustomization("checkout", "v1"))], "checkout v1");
+    let bad = remote.commit(
+        &[(PROD, &kustomization("checkout", "v2"))],
+        "checkout v2: new payment client",
+    );
+    (remote, bad)
+}
+
 /// A `slogate run` process, killed on drop.
 pub struct Daemon {
     pub child: Child,
