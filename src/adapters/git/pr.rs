@@ -13,8 +13,20 @@
 //!   `Authorization: token <token>`, body `{"head","base","title","body"}`; answers `201` with
 //!   `number`, `html_url`; `409` when one already exists.
 //!
-//! Every request has a timeout. The token is read from its source for each request and
-//! never appears in an error.
+//! Finding the pull request of a branch (before opening one: the branch carries the
+//! idempotency key), open, merged or closed:
+//! - GitHub: `GET {api}/repos/{owner}/{repo}/pulls?state=all&head={owner}:{branch}`;
+//!   `state` is `open`/`closed`, `merged_at` set when merged, `head.ref`, `head.sha`.
+//! - GitLab: `GET {api}/projects/{id}/merge_requests?source_branch={branch}&state=all`;
+//!   `state` is `opened`/`closed`/`locked`/`merged`, `sha` the head.
+//! - Gitea: `GET {api}/repos/{owner}/{repo}/pulls?state=all&sort=recentupdate&limit=50`
+//!   (its list has no head filter: the 50 most recently updated are filtered by
+//!   `head.ref`), `merged` a boolean.
+//!
+//! Every request has a timeout, and follows no redirect (a `3xx` is an error): reqwest
+//! would resend GitLab's `PRIVATE-TOKEN` header to the new location. [`ForgeConfig`]
+//! refuses a plain-http API URL unless `allow_http`. The token is read from its source for
+//! each request and never appears in an error.
 
 use std::sync::Arc;
 use std::time::Duration;
