@@ -25,7 +25,7 @@ use serde_json::json;
 
 use super::state::{AppGuardState, Breach, Candidate, KnownGood, Notified, RevertRecord};
 use crate::model::commit::{CommitInfo, RevertRequest};
-use crate::model::notify::{Notification, Severity};
+use crate::model::notify::{Incident, Notification, Severity};
 use crate::slo::budget::{action_for, Action, BudgetReport};
 use crate::slo::model::Guard;
 
@@ -286,6 +286,7 @@ pub fn decide(
                             ("budget_consumed".to_string(), format!("{consumed:.3}")),
                         ]
                         .into(),
+                        incident: None,
                     }));
                 }
             } else {
@@ -322,6 +323,7 @@ pub fn decide(
                 title: format!("{}: unfrozen", app.app),
                 text: reason,
                 fields: Default::default(),
+                incident: Some(Incident::resolve(&breach.id)),
             }));
         }
     }
@@ -395,15 +397,23 @@ fn freeze(
     if !b.reverts.first().is_some_and(RevertRecord::done) {
         return;
     }
+    // Commits up to the newest one a revert of this breach was asked for are handled:
+    // reverted (on the branch, or in a pull request not merged yet, which leaves them on
+    // the branch) or deliberately left alone (without a known-good commit only the newest
+    // is reverted). Only newer ones are deploys made during the freeze.
+    let handled = obs.commits.iter().position(|c| {
+        b.reverts
+            .iter()
+            .any(|r| r.newest.as_deref() == Some(c.sha.as_str()))
+    });
+    let commits = &obs.commits[..handled.unwrap_or(obs.commits.len())];
     // Commits the git adapter would revert: not slogate's own, not reverted already.
-    let already: Vec<String> = obs
-        .commits
+    let already: Vec<String> = commits
         .iter()
         .filter(|c| c.is_slogate_revert())
         .flat_map(|c| crate::model::trailers::reverted_shas(&c.trailers))
         .collect();
-    let deploys: Vec<&CommitInfo> = obs
-        .commits
+    let deploys: Vec<&CommitInfo> = commits
         .iter()
         .filter(|c| !c.is_slogate_revert())
         .filter(|c| {

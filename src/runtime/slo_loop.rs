@@ -126,6 +126,7 @@ impl SloLoop {
         trigger: Trigger,
     ) -> Result<(), String> {
         let span = tracing::info_span!("guard", app = %app, trigger = trigger.as_str());
+        let how = trigger.as_str();
         match g
             .run_app(app, reports, trigger, chrono::Utc::now())
             .instrument(span)
@@ -143,6 +144,7 @@ impl SloLoop {
                 if !r.actions.is_empty() {
                     tracing::info!(app = %app, frozen = r.frozen, actions = ?r.actions, "guard acted");
                 }
+                tracing::debug!(app = %app, trigger = how, "guard run finished");
                 Ok(())
             }
             Err(e) => {
