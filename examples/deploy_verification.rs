@@ -333,7 +333,7 @@ async fn main() {
         .next()
         .expect("the benchmark SLO parses");
     let target = Target {
-        slo,
+        slo: Arc::new(slo),
         windows: AlertWindows::default_30d(),
     };
     println!(

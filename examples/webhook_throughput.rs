@@ -3,8 +3,10 @@
 //! same payloads and the same concurrency. The ratio is the figure: it is what slogate's
 //! receiver costs on top of HTTP itself.
 //!
-//! - slogate: the real router (`server::router_with` + `webhook::router`), bearer auth on,
-//!   a `MemoryStore`, the trigger channel drained by a task. Every payload is a valid
+//! - slogate: the real router (`server::router_with` + `webhook::router`) served by the
+//!   daemon's own `runtime::serve` with the default `server.*` limits (connection limit,
+//!   header and body timeouts), bearer auth on, a `MemoryStore`, the trigger channel drained
+//!   by a task. Every payload is a valid
 //!   Alertmanager v4 body (the captured fixture) with its own fingerprint, so each request
 //!   authenticates, parses, maps, records a new event and sends a trigger.
 //! - bare: `hyper::server::conn::http1` with a `service_fn` returning `200 ok`.
@@ -53,11 +55,19 @@ async fn start_slogate(delivered: Arc<AtomicUsize>) -> anyhow::Result<SocketAddr
         tx,
         app.metrics.webhook.clone(),
     );
+    let app_metrics = app.metrics.http.clone();
     let router = server::router_with(app, webhook::router(state));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
+    let limits = slogate::runtime::config::ServerConfig::default()
+        .limits()
+        .fitted_to_fd_limit();
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    // Never stopped: the server lives as long as the benchmark.
+    std::mem::forget(stop_tx);
+    let metrics = app_metrics.clone();
     tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
+        slogate::runtime::serve::serve(listener, router, limits, metrics, stop).await;
     });
     Ok(addr)
 }

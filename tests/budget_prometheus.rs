@@ -169,10 +169,24 @@ fn filter_rules(text: &str, keep: impl Fn(&str) -> bool) -> String {
 
 #[test]
 fn budget_from_real_prometheus_raw_and_recording_rules() {
-    let (Some(prometheus), Some(promtool)) = (require_bin("prometheus"), require_bin("promtool"))
-    else {
-        return;
-    };
+    if let (Some(prometheus), Some(promtool)) = (require_bin("prometheus"), require_bin("promtool"))
+    {
+        budget_on(&prometheus, &promtool);
+    }
+}
+
+/// The same budgets from Prometheus 3 (and its promtool's backfill).
+#[test]
+fn budget_from_real_prometheus3_raw_and_recording_rules() {
+    if let (Some(prometheus), Some(promtool)) = (
+        common::tools::require_prometheus3("prometheus3"),
+        common::tools::require_prometheus3("promtool3"),
+    ) {
+        budget_on(&prometheus, &promtool);
+    }
+}
+
+fn budget_on(prometheus: &Path, promtool: &Path) {
     let dir = tempfile::tempdir().expect("temp dir");
     let work = dir.path();
     let data = work.join("data");
@@ -180,8 +194,8 @@ fn budget_from_real_prometheus_raw_and_recording_rules() {
     let now = chrono::Utc::now().timestamp();
     let t_end = now - now % MINUTE;
 
-    backfill_openmetrics(&promtool, work, &data, &history(t_end));
-    let prom = Prometheus::start(&prometheus, work, &data, &prom_config(&[]));
+    backfill_openmetrics(promtool, work, &data, &history(t_end));
+    let prom = Prometheus::start(prometheus, work, &data, &prom_config(&[]));
 
     // Raw source: no recording rules in Prometheus.
     check_reports(&budget_json(&prom.url, t_end, &[&slos]), "raw");
@@ -217,7 +231,7 @@ fn budget_from_real_prometheus_raw_and_recording_rules() {
     std::fs::write(&pass1, filter_rules(&rules, |r| r == base)).expect("write pass1");
     std::fs::write(&pass2, filter_rules(&rules, |r| r != base)).expect("write pass2");
     backfill_rules(
-        &promtool,
+        promtool,
         work,
         &prom.url,
         &pass1,
@@ -226,9 +240,9 @@ fn budget_from_real_prometheus_raw_and_recording_rules() {
         &data,
     );
     prom.stop();
-    let prom = Prometheus::start(&prometheus, work, &data, &prom_config(&[]));
+    let prom = Prometheus::start(prometheus, work, &data, &prom_config(&[]));
     backfill_rules(
-        &promtool,
+        promtool,
         work,
         &prom.url,
         &pass2,
@@ -237,7 +251,7 @@ fn budget_from_real_prometheus_raw_and_recording_rules() {
         &data,
     );
     prom.stop();
-    let prom = Prometheus::start(&prometheus, work, &data, &prom_config(&[]));
+    let prom = Prometheus::start(prometheus, work, &data, &prom_config(&[]));
     let info = prom.query_at("sloth_slo_info", t_end as f64);
     assert_eq!(info.len(), 4, "backfilled info series: {info:?}");
 

@@ -1,4 +1,4 @@
-//! Slack and generic webhook notifiers against wiremock: request shapes, retries with
+//! Slack, generic webhook and PagerDuty notifiers against wiremock: request shapes, retries with
 //! backoff, `Retry-After`, giving up, no retry on 4xx, timeouts, and `notify_all` going on
 //! when one notifier fails. Webhook URLs are secrets: no error may contain them.
 
@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use slogate::adapters::git::{Secret, SecretSource};
 use slogate::adapters::notify::{
-    build_notifiers, NotifierConfig, NotifierKind, RetryPolicy, SlackNotifier, UrlSource,
-    WebhookNotifier,
+    build_notifiers, NotifierConfig, NotifierKind, PagerDutyNotifier, RetryPolicy, SlackNotifier,
+    UrlSource, WebhookNotifier,
 };
-use slogate::ports::notify::{notify_all, Notification, Notifier, NotifyError, Severity};
+use slogate::ports::notify::{notify_all, Incident, Notification, Notifier, NotifyError, Severity};
 use wiremock::matchers::{body_json, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -28,6 +28,7 @@ fn notification() -> Notification {
             ("budget_consumed".to_string(), "0.963".to_string()),
             ("reverted".to_string(), "1a2b3c4".to_string()),
         ]),
+        incident: None,
     }
 }
 
@@ -411,4 +412,201 @@ async fn built_from_config_with_severity_filter() {
 
     assert!(notify_all(&notifiers, &notification()).await.is_empty());
     assert_eq!(server.received_requests().await.unwrap().len(), 3);
+}
+
+// ---------------------------------------------------------------------------------------
+// PagerDuty Events API v2
+
+const ROUTING_KEY: &str = "R0UT1NGKEYSECRET0123456789abcdef";
+const BREACH: &str = "checkout/checkout-availability/emergency/20261123T083755Z";
+
+fn routing_key_file(dir: &std::path::Path) -> SecretSource {
+    let f = dir.join("pd-routing-key");
+    std::fs::write(&f, format!("{ROUTING_KEY}\n")).unwrap();
+    SecretSource::File(f)
+}
+
+fn pagerduty(
+    server: &MockServer,
+    key: SecretSource,
+    policy: RetryPolicy,
+    min: Severity,
+) -> PagerDutyNotifier {
+    PagerDutyNotifier::new(
+        "pagerduty-test",
+        inline(format!("{}/v2/enqueue", server.uri())),
+        key,
+        policy,
+        min,
+    )
+    .unwrap()
+}
+
+fn accepted() -> ResponseTemplate {
+    ResponseTemplate::new(202).set_body_json(json!({
+        "status": "success", "message": "Event processed", "dedup_key": BREACH
+    }))
+}
+
+#[tokio::test]
+async fn pagerduty_triggers_and_resolves_by_breach_id() {
+    let server = MockServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    Mock::given(method("POST"))
+        .and(path("/v2/enqueue"))
+        .and(header("content-type", "application/json"))
+        .and(body_json(json!({
+            "routing_key": ROUTING_KEY,
+            "event_action": "trigger",
+            "dedup_key": BREACH,
+            "payload": {
+                "summary": "Rolled back 1 commit of apps/checkout/overlays/prod",
+                "source": "slogate",
+                "severity": "critical",
+                "component": "checkout-availability",
+                "custom_details": {
+                    "text": "Error budget 96.3% consumed (emergency ≥ 95%).",
+                    "budget_consumed": "0.963",
+                    "reverted": "1a2b3c4"
+                }
+            },
+            "client": "slogate"
+        })))
+        .respond_with(accepted())
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v2/enqueue"))
+        .and(body_json(json!({
+            "routing_key": ROUTING_KEY,
+            "event_action": "resolve",
+            "dedup_key": BREACH,
+        })))
+        .respond_with(accepted())
+        .expect(1)
+        .mount(&server)
+        .await;
+    // Triggers below `critical` are not sent; a resolve always is.
+    let pd = pagerduty(
+        &server,
+        routing_key_file(dir.path()),
+        fast(3),
+        Severity::Critical,
+    );
+    let mut trigger = notification();
+    trigger.incident = Some(Incident::trigger(BREACH));
+    pd.notify(&trigger).await.unwrap();
+    let mut warning = trigger.clone();
+    warning.severity = Severity::Warning;
+    pd.notify(&warning).await.unwrap();
+    // A message that is no incident pages nobody.
+    pd.notify(&notification()).await.unwrap();
+    let resolve = Notification {
+        severity: Severity::Info,
+        subject: "checkout".into(),
+        title: "checkout: unfrozen".into(),
+        text: "below the rollback threshold".into(),
+        fields: BTreeMap::new(),
+        incident: Some(Incident::resolve(BREACH)),
+    };
+    pd.notify(&resolve).await.unwrap();
+    assert_eq!(server.received_requests().await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn pagerduty_retries_429_and_5xx_and_stops_at_400_without_leaking_the_key() {
+    let server = MockServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "0"))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(accepted())
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+            "status": "invalid event", "message": "Event object is invalid",
+            "errors": [format!("routing_key {ROUTING_KEY} is invalid")]
+        })))
+        .mount(&server)
+        .await;
+    let pd = pagerduty(
+        &server,
+        routing_key_file(dir.path()),
+        fast(5),
+        Severity::Info,
+    );
+    let mut n = notification();
+    n.incident = Some(Incident::trigger(BREACH));
+    pd.notify(&n).await.unwrap();
+    assert_eq!(server.received_requests().await.unwrap().len(), 3);
+    let err = pd.notify(&n).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            NotifyError::Http {
+                status: 400,
+                attempts: 1,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let shown = format!("{err} {err:?} {pd:?}");
+    assert!(!shown.contains(ROUTING_KEY), "{shown}");
+    assert_eq!(server.received_requests().await.unwrap().len(), 4);
+}
+
+#[tokio::test]
+async fn pagerduty_from_config_defaults_to_the_public_endpoint_and_needs_a_routing_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("key");
+    std::fs::write(&f, ROUTING_KEY).unwrap();
+    let cfg: NotifierConfig = serde_json::from_value(json!({
+        "type": "pagerduty", "routing_key_file": f, "min_severity": "critical"
+    }))
+    .unwrap();
+    assert_eq!(cfg.kind, NotifierKind::Pagerduty);
+    match cfg.url_source("notifications[0]").unwrap() {
+        UrlSource::Inline(u) => assert_eq!(u.expose(), "https://events.pagerduty.com/v2/enqueue"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(build_notifiers(&[cfg]).unwrap().len(), 1);
+
+    let none: NotifierConfig = serde_json::from_value(json!({"type": "pagerduty"})).unwrap();
+    let err = build_notifiers(&[none]).err().unwrap().to_string();
+    assert!(
+        err.contains(
+            "notifications[0].routing_key_file: expected the PagerDuty integration's routing key"
+        ),
+        "{err}"
+    );
+    let missing: NotifierConfig = serde_json::from_value(json!({
+        "type": "pagerduty", "routing_key_env": "SLOGATE_TEST_NO_SUCH_PD_KEY"
+    }))
+    .unwrap();
+    let err = build_notifiers(&[missing]).err().unwrap().to_string();
+    assert!(
+        err.contains("routing key") && err.contains("SLOGATE_TEST_NO_SUCH_PD_KEY"),
+        "{err}"
+    );
+    let slack_with_key: NotifierConfig = serde_json::from_value(json!({
+        "type": "slack", "url": "https://hooks.example/x", "routing_key_env": "K"
+    }))
+    .unwrap();
+    let err = build_notifiers(&[slack_with_key])
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("apply to type pagerduty only"), "{err}");
 }

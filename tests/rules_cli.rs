@@ -320,3 +320,45 @@ fn duplicate_output_names_are_rejected() {
     let o = rules(&[s(&d1.join("slo.yml")), s(&d2.join("slo.yml"))]);
     assert_code(&o, 0);
 }
+
+/// A generation error in a later file publishes nothing: not the earlier, good file's rules,
+/// and no temporary file (rules are spooled and renamed into place only when all succeed).
+#[test]
+fn a_failing_run_writes_no_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let good = example("getting-started.yml");
+    let quiet = tmp.path().join("quiet.yml");
+    std::fs::write(
+        &quiet,
+        r#"version: "prometheus/v1"
+service: "quiet"
+slos:
+  - name: "availability"
+    objective: 99.9
+    sli:
+      events:
+        error_query: sum(rate(http_requests_total{code=~"5.."}[{{.window}}]))
+        total_query: sum(rate(http_requests_total[{{.window}}]))
+    alerting:
+      page_alert: {disable: true}
+      ticket_alert: {disable: true}
+"#,
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    let o = rules(&[s(&good), s(&quiet), "--disable-recordings", "-o", s(&out)]);
+    assert_code(&o, 2);
+    assert!(stderr(&o).contains("quiet.yml"), "{}", stderr(&o));
+    let left: Vec<_> = std::fs::read_dir(&out)
+        .map(|d| d.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "files left in {}: {left:?}", out.display());
+    // The same to stdout: nothing is printed.
+    let o = rules(&[s(&good), s(&quiet), "--disable-recordings"]);
+    assert_code(&o, 2);
+    assert!(stdout(&o).is_empty(), "{}", stdout(&o));
+    // Without the failing file, the good one is written.
+    let o = rules(&[s(&good), "--disable-recordings", "-o", s(&out)]);
+    assert_code(&o, 0);
+    assert!(out.join("getting-started.yml").is_file());
+}

@@ -279,14 +279,25 @@ impl Comparison<'_> {
 
 #[test]
 fn sloth_examples_conform() {
-    let Some(prometheus) = common::require_bin("prometheus") else {
-        return;
-    };
+    if let Some(prometheus) = common::require_bin("prometheus") {
+        examples_conform_on(&prometheus);
+    }
+}
+
+/// The same comparison with Prometheus 3 formatting the expressions (Prometheus 3.x's
+/// printer differs from 2.x's in places, so both must canonicalise to the same rules).
+#[test]
+fn sloth_examples_conform_prometheus3() {
+    if let Some(prometheus) = common::tools::require_prometheus3("prometheus3") {
+        examples_conform_on(&prometheus);
+    }
+}
+
+fn examples_conform_on(prometheus: &Path) {
     let work = tempfile::tempdir().expect("temp dir");
     let data = work.path().join("data");
     std::fs::create_dir_all(&data).expect("data dir");
-    let prom =
-        common::Prometheus::start(&prometheus, work.path(), &data, &common::prom_config(&[]));
+    let prom = common::Prometheus::start(prometheus, work.path(), &data, &common::prom_config(&[]));
     let mut cmp = Comparison {
         prom: &prom,
         problems: Vec::new(),
@@ -333,14 +344,25 @@ fn promtool_check(promtool: &Path, work: &Path, label: &str, rendered: &str) {
 
 #[test]
 fn generated_rules_pass_promtool_check() {
-    let Some(promtool) = common::require_bin("promtool") else {
-        return;
-    };
+    if let Some(promtool) = common::require_bin("promtool") {
+        rules_pass_check_of(&promtool);
+    }
+}
+
+/// Prometheus 3's promtool: stricter in places (UTF-8 names, `$labels` templating).
+#[test]
+fn generated_rules_pass_promtool3_check() {
+    if let Some(promtool) = common::tools::require_prometheus3("promtool3") {
+        rules_pass_check_of(&promtool);
+    }
+}
+
+fn rules_pass_check_of(promtool: &Path) {
     let work = tempfile::tempdir().expect("temp dir");
     for path in example_files() {
         let name = path.file_stem().unwrap().to_string_lossy().into_owned();
         promtool_check(
-            &promtool,
+            promtool,
             work.path(),
             &name,
             &generate_example(&path).render(),

@@ -52,7 +52,10 @@ pub fn run(args: Args) -> Result<ExitStatus, CliError> {
             let windows = settings
                 .for_slo(&slo)
                 .map_err(|e| format!("{}: {e}", slo.origin.file.display()))?;
-            Ok(Target { slo, windows })
+            Ok(Target {
+                slo: std::sync::Arc::new(slo),
+                windows,
+            })
         })
         .collect::<Result<Vec<_>, String>>()
         .map_err(CliError::Input)?;

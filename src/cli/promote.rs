@@ -400,7 +400,10 @@ fn slo_targets(args: &Args) -> Result<Vec<Target>, CliError> {
             let windows = settings
                 .for_slo(&slo)
                 .map_err(|e| input(format!("{}: {e}", slo.origin.file.display())))?;
-            Ok(Target { slo, windows })
+            Ok(Target {
+                slo: std::sync::Arc::new(slo),
+                windows,
+            })
         })
         .collect()
 }

@@ -13,7 +13,7 @@
 //! expectation.
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::Write;
+use std::io::{Seek, Write};
 use std::path::PathBuf;
 
 use super::{CliError, ExitStatus, WindowArgs};
@@ -102,31 +102,45 @@ pub fn run(args: Args) -> Result<ExitStatus, CliError> {
         version: args.sloth_version,
         plugins: report.plugins,
     };
-    let files = rules::generate(&slos, &opts)
-        .map_err(|errs| CliError::Inputs(errs.iter().map(|e| e.to_string()).collect()))?;
-
+    // Rules are generated, rendered and written one input file at a time (10,000 SLOs make
+    // tens of megabytes of rules), into a spool that is published only when every file
+    // generated cleanly: a failing run writes nothing.
     match &args.out {
         None => {
-            let mut stdout = std::io::stdout().lock();
-            for f in &files {
-                stdout
-                    .write_all(f.render().as_bytes())
-                    .map_err(|e| CliError::Runtime(format!("cannot write to stdout: {e}")))?;
+            let io = |e: std::io::Error| CliError::Runtime(format!("cannot write rules: {e}"));
+            let mut spool = std::io::BufWriter::new(tempfile::tempfile().map_err(io)?);
+            let mut write_error = None;
+            let errs = rules::generate_each(&slos, &opts, |f| {
+                if write_error.is_none() {
+                    write_error = spool.write_all(f.render().as_bytes()).err();
+                }
+            });
+            if !errs.is_empty() {
+                return Err(CliError::Inputs(
+                    errs.iter().map(|e| e.to_string()).collect(),
+                ));
             }
-            stdout
-                .flush()
+            if let Some(e) = write_error {
+                return Err(io(e));
+            }
+            let mut spool = spool.into_inner().map_err(|e| io(e.into_error()))?;
+            spool.seek(std::io::SeekFrom::Start(0)).map_err(io)?;
+            let mut stdout = std::io::stdout().lock();
+            std::io::copy(&mut spool, &mut stdout)
+                .and_then(|_| stdout.flush())
                 .map_err(|e| CliError::Runtime(format!("cannot write to stdout: {e}")))?;
         }
         Some(dir) => {
             let mut seen = HashSet::new();
             let mut dupes = Vec::new();
-            for f in &files {
-                if !seen.insert(f.output_name()) {
+            for (source, _) in rules::input_files(&slos) {
+                let name = rules::output_name(source);
+                if !seen.insert(name.clone()) {
                     dupes.push(format!(
                         "{}: another input file has the same name {:?}: -o DIR writes one file \
                          per input named after it, expected distinct input file names",
-                        f.source.display(),
-                        f.output_name()
+                        source.display(),
+                        name
                     ));
                 }
             }
@@ -136,9 +150,37 @@ pub fn run(args: Args) -> Result<ExitStatus, CliError> {
             std::fs::create_dir_all(dir).map_err(|e| {
                 CliError::Runtime(format!("{}: cannot create directory: {e}", dir.display()))
             })?;
-            for f in &files {
+            // Each file is written to a temporary file in DIR, renamed into place once all
+            // generated cleanly (and removed otherwise).
+            let mut staged: Vec<(tempfile::TempPath, PathBuf)> = Vec::new();
+            let mut write_error = None;
+            let errs = rules::generate_each(&slos, &opts, |f| {
+                if write_error.is_some() {
+                    return;
+                }
                 let path = dir.join(f.output_name());
-                std::fs::write(&path, f.render()).map_err(|e| {
+                let written = tempfile::Builder::new()
+                    .prefix(".slogate-rules-")
+                    .tempfile_in(dir)
+                    .and_then(|mut tmp| {
+                        tmp.write_all(f.render().as_bytes())?;
+                        Ok(tmp.into_temp_path())
+                    });
+                match written {
+                    Ok(tmp) => staged.push((tmp, path)),
+                    Err(e) => write_error = Some(format!("{}: cannot write: {e}", path.display())),
+                }
+            });
+            if !errs.is_empty() {
+                return Err(CliError::Inputs(
+                    errs.iter().map(|e| e.to_string()).collect(),
+                ));
+            }
+            if let Some(e) = write_error {
+                return Err(CliError::Runtime(e));
+            }
+            for (tmp, path) in staged {
+                tmp.persist(&path).map_err(|e| {
                     CliError::Runtime(format!("{}: cannot write: {e}", path.display()))
                 })?;
                 eprintln!("wrote {}", path.display());

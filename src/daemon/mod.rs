@@ -48,6 +48,9 @@ pub enum DaemonError {
     Notifications(#[source] crate::ports::notify::NotifyError),
     #[error("gitops: {0}")]
     GitOps(#[source] crate::ports::gitops::GitOpsError),
+    /// The message names the `gitops.forge` key at fault.
+    #[error("{0}")]
+    Forge(#[source] crate::ports::gitops::PullRequestError),
     /// The API token could not be read (the message names the secret's source, never its
     /// value).
     #[error("api.token: {0}")]
@@ -111,7 +114,7 @@ impl DaemonError {
             DaemonError::Windows(_) => "windows",
             DaemonError::Prometheus(_) => "prometheus",
             DaemonError::Notifications(_) => "notifications",
-            DaemonError::GitOps(_) => "gitops",
+            DaemonError::GitOps(_) | DaemonError::Forge(_) => "gitops",
             DaemonError::ApiToken(_) => "api_token",
             DaemonError::ArgoCd(_) | DaemonError::GuardArgoCd { .. } => "argocd",
             DaemonError::StateDir(_) => "state_dir",
@@ -162,7 +165,16 @@ fn wire(
     // One work tree, one adapter: the guard and the rollouts share it (and its lock).
     let repo: Option<Arc<dyn GitOpsRepo>> = match cfg.repo_config() {
         Some(rc) if !cfg.guard.apps.is_empty() || cfg.rollouts.enabled() => {
-            Some(Arc::new(GitCli::new(rc).map_err(DaemonError::GitOps)?))
+            let git = GitCli::new(rc).map_err(DaemonError::GitOps)?;
+            // Reverts in `mode: pull-request` (the guard's and the rollouts') open pull
+            // requests through the forge; the config check made sure one is configured.
+            let git = match cfg.gitops.as_ref().and_then(|g| g.forge.as_ref()) {
+                Some(f) => {
+                    git.with_pull_requests(f.build("gitops.forge").map_err(DaemonError::Forge)?)
+                }
+                None => git,
+            };
+            Some(Arc::new(git))
         }
         _ => None,
     };

@@ -673,7 +673,10 @@ async fn run_in(
         store,
         controller,
         guard,
-        targets: vec![Target { slo, windows }],
+        targets: vec![Target {
+            slo: std::sync::Arc::new(slo),
+            windows,
+        }],
         inbox,
         rollout_key,
         decisions_seen: 0,

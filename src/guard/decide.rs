@@ -28,7 +28,7 @@ use super::state::{
 };
 use super::verify::{field_name, DeployCandidate, OnRegression, PageBurn, Verdict, VerifyPolicy};
 use crate::model::commit::{CommitInfo, RevertRequest};
-use crate::model::notify::{Notification, Severity};
+use crate::model::notify::{Incident, Notification, Severity};
 use crate::model::trailers::Trailer;
 use crate::slo::budget::{action_for, Action, BudgetReport};
 use crate::slo::model::Guard;
@@ -307,6 +307,7 @@ pub fn decide(
                             ("budget_consumed".to_string(), format!("{consumed:.3}")),
                         ]
                         .into(),
+                        incident: None,
                     }));
                 }
             } else {
@@ -346,6 +347,7 @@ pub fn decide(
                 title: format!("{}: unfrozen", app.app),
                 text: reason,
                 fields: Default::default(),
+                incident: Some(Incident::resolve(&breach.id)),
             }));
         }
     }
@@ -436,15 +438,23 @@ fn freeze(
     if !b.reverts.first().is_some_and(RevertRecord::done) {
         return;
     }
+    // Commits up to the newest one a revert of this breach was asked for are handled:
+    // reverted (on the branch, or in a pull request not merged yet, which leaves them on
+    // the branch) or deliberately left alone (without a known-good commit only the newest
+    // is reverted). Only newer ones are deploys made during the freeze.
+    let handled = obs.commits.iter().position(|c| {
+        b.reverts
+            .iter()
+            .any(|r| r.newest.as_deref() == Some(c.sha.as_str()))
+    });
+    let commits = &obs.commits[..handled.unwrap_or(obs.commits.len())];
     // Commits the git adapter would revert: not slogate's own, not reverted already.
-    let already: Vec<String> = obs
-        .commits
+    let already: Vec<String> = commits
         .iter()
         .filter(|c| c.is_slogate_revert())
         .flat_map(|c| crate::model::trailers::reverted_shas(&c.trailers))
         .collect();
-    let deploys: Vec<&CommitInfo> = obs
-        .commits
+    let deploys: Vec<&CommitInfo> = commits
         .iter()
         .filter(|c| !c.is_slogate_revert())
         .filter(|c| {
@@ -868,6 +878,12 @@ fn verify_deploys(
                 .into_iter()
                 .map(|(k, v)| (field_name(&k), v))
                 .collect(),
+            // A human has to act on it: one incident per deploy.
+            incident: Some(Incident::trigger(format!(
+                "{}/deploy/{}",
+                app.app,
+                short(&c.sha)
+            ))),
         }));
         return false;
     }
@@ -899,6 +915,8 @@ fn verify_deploys(
                     ("window".to_string(), p.long_window.to_string()),
                 ]
                 .into(),
+                // Alertmanager pages for this burn already; this says why nothing is reverted.
+                incident: None,
             }));
         }
         Some(_) => {}

@@ -119,7 +119,8 @@ pub struct RevertRecord {
     pub newest: Option<String>,
     pub requested_at: DateTime<Utc>,
     /// Filled in when the revert is done: `reverted`, `already_reverted`,
-    /// `nothing_to_revert`, `conflict`, `pull_request_opened`, or `error: …`.
+    /// `nothing_to_revert`, `conflict`, `pull_request_opened`,
+    /// `pull_request_open|merged|closed` (one found on the forge), or `error: …`.
     #[serde(default)]
     pub outcome: Option<String>,
     /// The revert commit, when one exists.

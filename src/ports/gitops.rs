@@ -40,6 +40,16 @@ pub enum RevertOutcome {
     /// A commit (or, in pull-request mode, a revert branch with an open PR) for this
     /// breach already exists; nothing was done.
     AlreadyReverted { sha: Sha },
+    /// Pull-request mode: the forge already has a pull request from this breach's branch
+    /// (found by listing pull requests by head branch); nothing was done.
+    PullRequestExists {
+        /// The pull request's head commit, as the forge reports it.
+        sha: Sha,
+        branch: String,
+        url: String,
+        number: u64,
+        state: PullRequestState,
+    },
     /// No commit touching the app path needs reverting.
     NothingToRevert,
     /// The revert conflicts; nothing was pushed and the remote is untouched.
@@ -200,6 +210,36 @@ pub struct PullRequest {
     pub url: String,
 }
 
+/// Where a pull request stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PullRequestState {
+    Open,
+    Merged,
+    /// Closed without merging: somebody declined the revert.
+    Closed,
+}
+
+impl PullRequestState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PullRequestState::Open => "open",
+            PullRequestState::Merged => "merged",
+            PullRequestState::Closed => "closed",
+        }
+    }
+}
+
+/// A pull request found on the forge by its head branch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExistingPullRequest {
+    pub number: u64,
+    pub url: String,
+    pub state: PullRequestState,
+    /// The head commit.
+    pub head_sha: String,
+}
+
 /// Errors of a [`PullRequestApi`]. Never contains the token.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PullRequestError {
@@ -219,12 +259,21 @@ pub enum PullRequestError {
     },
     #[error("credentials: {0}")]
     Credentials(String),
+    /// The forge configuration is unusable (the message names the key).
+    #[error("{0}")]
+    Config(String),
 }
 
 /// Opens pull requests on a forge (GitHub, GitLab, Gitea).
 #[async_trait]
 pub trait PullRequestApi: Send + Sync {
     async fn open(&self, spec: &PullRequestSpec) -> Result<PullRequest, PullRequestError>;
+
+    /// The most recent pull request (open, merged or closed) whose head is `head` in this
+    /// repository, if any. The head branch carries the idempotency key, so this is how a
+    /// pull request opened earlier (by this process, before a restart, or by another
+    /// replica) is found before a new one is opened.
+    async fn find(&self, head: &str) -> Result<Option<ExistingPullRequest>, PullRequestError>;
 }
 
 /// Validate a trailer key (letters, digits and `-`).

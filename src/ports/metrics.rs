@@ -11,6 +11,14 @@ pub struct Sample {
     pub value: f64,
 }
 
+/// One element of an instant vector reduced to one label's value (see
+/// [`MetricsSource::instant_label_values`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LabelValue {
+    pub label: Option<Box<str>>,
+    pub value: f64,
+}
+
 /// One series of a range query.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Series {
@@ -50,6 +58,27 @@ pub trait MetricsSource: Send + Sync {
         query: &str,
         at: Option<DateTime<Utc>>,
     ) -> Result<Vec<Sample>, MetricsError>;
+
+    /// Instant query at `at`, each element reduced to the value of one label (`None` when the
+    /// element lacks it) and its value. The evaluation cycle reads only `sloth_id` from
+    /// vectors with one element per SLO, so an implementation can decode the answer without
+    /// building a label map per element. The default projects [`MetricsSource::instant`].
+    async fn instant_label_values(
+        &self,
+        query: &str,
+        at: Option<DateTime<Utc>>,
+        label: &str,
+    ) -> Result<Vec<LabelValue>, MetricsError> {
+        Ok(self
+            .instant(query, at)
+            .await?
+            .into_iter()
+            .map(|s| LabelValue {
+                label: s.labels.get(label).map(|v| v.as_str().into()),
+                value: s.value,
+            })
+            .collect())
+    }
 
     /// Range query over `[start, end]` with a step.
     async fn range(

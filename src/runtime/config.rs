@@ -454,6 +454,9 @@ pub struct GitopsConfig {
     /// `push` (default) or `pull-request`.
     #[serde(default)]
     pub mode: crate::adapters::git::RevertMode,
+    /// The forge that opens revert pull requests (`mode: pull-request`).
+    #[serde(default)]
+    pub forge: Option<crate::adapters::git::ForgeConfig>,
     /// Timeout of every git command.
     #[serde(default = "default_git_timeout")]
     pub timeout: PromDuration,
@@ -996,6 +999,15 @@ impl Config {
                 "prometheus.timeout: expected at least 100ms, found {}",
                 self.prometheus.timeout
             ));
+        }
+        if let Some(g) = &self.gitops {
+            match (&g.forge, g.mode) {
+                (Some(f), _) => f.check("gitops.forge")?,
+                (None, crate::adapters::git::RevertMode::PullRequest) => {
+                    return Err("gitops.forge: expected a forge section with `gitops.mode: pull-request` (type github|gitlab|gitea, owner and repo or project, token), found nothing".into());
+                }
+                (None, crate::adapters::git::RevertMode::Push) => {}
+            }
         }
         self.webhook.check()?;
         crate::adapters::notify::check_all(&self.notifications)?;

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
 
-use crate::ports::metrics::{MetricsError, MetricsSource, Sample};
+use crate::ports::metrics::{LabelValue, MetricsError, MetricsSource, Sample};
 use crate::slo::budget::{self, BudgetReport, Measurements, Source};
 use crate::slo::duration::PromDuration;
 use crate::slo::windows::AlertWindows;
@@ -28,7 +28,8 @@ use crate::slo::Slo;
 /// An SLO together with the window catalog that applies to it.
 #[derive(Debug, Clone)]
 pub struct Target {
-    pub slo: Slo,
+    /// Shared with the SLO store: a cycle over 10,000 SLOs copies none of them.
+    pub slo: std::sync::Arc<Slo>,
     pub windows: AlertWindows,
 }
 
@@ -111,7 +112,25 @@ impl Counter<'_> {
         }
         r
     }
+
+    /// [`MetricsSource::instant_label_values`] on `sloth_id`, counted.
+    async fn by_sloth_id(
+        &self,
+        q: &str,
+        at: Option<DateTime<Utc>>,
+    ) -> Result<Vec<LabelValue>, MetricsError> {
+        self.queries.fetch_add(1, Ordering::Relaxed);
+        let r = self.source.instant_label_values(q, at, "sloth_id").await;
+        if r.is_err() {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        r
+    }
 }
+
+/// The recorded ratios of one window: per target index, how many series carried its
+/// `sloth_id` and the last value (one series is the normal case; more is an error).
+type Recorded = HashMap<usize, (u32, f64)>;
 
 /// One raw SLI query's answer: the window, the query text and the result.
 type RawAnswer = (PromDuration, String, Result<Vec<Sample>, MetricsError>);
@@ -133,12 +152,10 @@ pub async fn evaluate(
     };
 
     // 1. Which SLOs have Sloth recording rules in Prometheus?
-    let with_rules: Result<BTreeSet<String>, MetricsError> =
-        counter.instant("sloth_slo_info", at).await.map(|v| {
-            v.into_iter()
-                .filter_map(|s| s.labels.get("sloth_id").cloned())
-                .collect()
-        });
+    let with_rules: Result<BTreeSet<Box<str>>, MetricsError> = counter
+        .by_sloth_id("sloth_slo_info", at)
+        .await
+        .map(|v| v.into_iter().filter_map(|s| s.label).collect());
     let with_rules = match with_rules {
         Ok(ids) => ids,
         Err(e) => {
@@ -167,48 +184,52 @@ pub async fn evaluate(
         }
     };
 
-    // 2. Batched recording-rule reads: one query per distinct window, for all SLOs.
-    let ruled: Vec<&Target> = targets
+    // 2. Batched recording-rule reads: one query per distinct window, for all SLOs. Each
+    //    answer is folded into per-target values as soon as it arrives, so at most the
+    //    in-flight answers are held, never all of them.
+    let ruled: HashMap<&str, usize> = targets
         .iter()
-        .filter(|t| with_rules.contains(&t.slo.id))
+        .enumerate()
+        .filter(|(_, t)| with_rules.contains(t.slo.id.as_str()))
+        .map(|(i, t)| (t.slo.id.as_str(), i))
         .collect();
+    drop(with_rules);
     let mut rule_windows: BTreeSet<PromDuration> = BTreeSet::new();
-    for t in &ruled {
-        rule_windows.extend(t.windows.windows());
-        rule_windows.insert(t.windows.slo_period);
+    for &i in ruled.values() {
+        rule_windows.extend(targets[i].windows.windows());
+        rule_windows.insert(targets[i].windows.slo_period);
     }
-    let mut recorded: HashMap<PromDuration, Result<HashMap<String, Vec<f64>>, MetricsError>> =
-        HashMap::new();
-    let batch = stream::iter(rule_windows.iter().copied())
-        .map(|w| {
-            let counter = &counter;
-            async move {
-                let q = ratio_rule(w);
-                let r = counter.instant(&q, at).await;
-                (w, q, r)
-            }
-        })
-        .buffer_unordered(RAW_CONCURRENCY)
-        .collect::<Vec<_>>()
-        .await;
-    for (w, _q, r) in batch {
-        let by_id = r.map(|samples| {
-            let mut by_id: HashMap<String, Vec<f64>> = HashMap::new();
-            for s in samples {
-                if let Some(id) = s.labels.get("sloth_id") {
-                    by_id.entry(id.clone()).or_default().push(s.value);
+    let recorded: HashMap<PromDuration, Result<Recorded, MetricsError>> =
+        stream::iter(rule_windows.iter().copied())
+            .map(|w| {
+                let counter = &counter;
+                let ruled = &ruled;
+                async move {
+                    let r = counter.by_sloth_id(&ratio_rule(w), at).await;
+                    let folded = r.map(|samples| {
+                        let mut by_target = Recorded::with_capacity(ruled.len());
+                        for s in samples {
+                            let Some(&i) = s.label.as_deref().and_then(|id| ruled.get(id)) else {
+                                continue;
+                            };
+                            let e = by_target.entry(i).or_insert((0, s.value));
+                            e.0 += 1;
+                            e.1 = s.value;
+                        }
+                        by_target
+                    });
+                    (w, folded)
                 }
-            }
-            by_id
-        });
-        recorded.insert(w, by_id);
-    }
+            })
+            .buffer_unordered(RAW_CONCURRENCY)
+            .collect()
+            .await;
 
     // 3. Raw SLI queries for the rest, bounded concurrency.
     let raw_jobs: Vec<(usize, PromDuration, String)> = targets
         .iter()
         .enumerate()
-        .filter(|(_, t)| !with_rules.contains(&t.slo.id))
+        .filter(|(_, t)| !ruled.contains_key(t.slo.id.as_str()))
         .flat_map(|(i, t)| {
             let mut ws = t.windows.windows();
             ws.push(t.windows.slo_period);
@@ -238,8 +259,8 @@ pub async fn evaluate(
         let id = t.slo.id.clone();
         let windows = t.windows.windows();
         let period = t.windows.slo_period;
-        let outcome = if with_rules.contains(&id) {
-            from_recorded(t, &recorded, &windows, period)
+        let outcome = if ruled.contains_key(id.as_str()) {
+            from_recorded(i, t, &recorded, &windows, period)
         } else {
             from_raw(t, raw.remove(&i).unwrap_or_default(), &windows, period)
         };
@@ -268,19 +289,24 @@ fn single(slo: &str, query: &str, values: &[f64]) -> Result<Option<f64>, EvalErr
 }
 
 fn from_recorded(
+    index: usize,
     t: &Target,
-    recorded: &HashMap<PromDuration, Result<HashMap<String, Vec<f64>>, MetricsError>>,
+    recorded: &HashMap<PromDuration, Result<Recorded, MetricsError>>,
     windows: &[PromDuration],
     period: PromDuration,
 ) -> Result<BudgetReport, EvalError> {
     let id = &t.slo.id;
     let value = |w: PromDuration| -> Result<Option<f64>, EvalError> {
         match recorded.get(&w) {
-            Some(Ok(by_id)) => single(
-                id,
-                &ratio_rule(w),
-                by_id.get(id).map(|v| v.as_slice()).unwrap_or(&[]),
-            ),
+            Some(Ok(by_target)) => match by_target.get(&index) {
+                None => Ok(None),
+                Some((1, v)) => Ok(Some(*v)),
+                Some((n, _)) => Err(EvalError::Ambiguous {
+                    slo: id.clone(),
+                    query: ratio_rule(w),
+                    series: *n as usize,
+                }),
+            },
             Some(Err(e)) => Err(EvalError::Metrics {
                 slo: id.clone(),
                 source: e.clone(),
@@ -377,7 +403,7 @@ mod tests {
 
     fn target(name: &str, objective: f64) -> Target {
         Target {
-            slo: Slo {
+            slo: std::sync::Arc::new(Slo {
                 id: format!("svc-{name}"),
                 service: "svc".into(),
                 name: name.into(),
@@ -397,7 +423,7 @@ mod tests {
                 k8s: None,
                 period: None,
                 guard: None,
-            },
+            }),
             windows: AlertWindows::default_30d(),
         }
     }

@@ -19,7 +19,7 @@ use crate::guard::state::{self as gstate, AppGuardState, KnownGood, Override};
 use crate::guard::verify::{self, field_name, OnRegression, PageBurn};
 use crate::ports::gitops::{GitOpsError, GitOpsRepo, RevertOutcome};
 use crate::ports::metrics::MetricsSource;
-use crate::ports::notify::{Notification, Notifier, Severity};
+use crate::ports::notify::{Incident, Notification, Notifier, Severity};
 use crate::ports::state::{DecisionKind, DecisionRecord, StateError, StateStore, Versioned};
 use crate::ports::sync::SyncTrigger;
 use crate::runtime::effects::{Executor, StoreLog};
@@ -272,8 +272,11 @@ impl GuardRuntime {
             frozen: decision.next.frozen(),
             ..Default::default()
         };
+        // Every revert during a breach belongs to its incident.
+        let breach = decision.next.breach.as_ref().map(|b| b.id.clone());
         for effect in decision.effects {
-            self.apply(&cfg, effect, &trigger, now, &mut report).await;
+            self.apply(&cfg, effect, &trigger, breach.as_deref(), now, &mut report)
+                .await;
         }
         let labels = AppLabels {
             app: app.to_string(),
@@ -429,6 +432,7 @@ impl GuardRuntime {
         app: &AppGuard,
         effect: Effect,
         trigger: &Trigger,
+        breach: Option<&str>,
         now: DateTime<Utc>,
         report: &mut RunReport,
     ) {
@@ -509,7 +513,11 @@ impl GuardRuntime {
                     Severity::Critical
                 };
                 // A repeat of an existing revert is not news.
-                if !matches!(result, Ok(RevertOutcome::AlreadyReverted { .. })) {
+                if !matches!(
+                    result,
+                    Ok(RevertOutcome::AlreadyReverted { .. }
+                        | RevertOutcome::PullRequestExists { .. })
+                ) {
                     let mut fields = std::collections::BTreeMap::new();
                     fields.insert("breach".into(), key.clone());
                     if let Some(s) = &request.slo_id {
@@ -536,6 +544,7 @@ impl GuardRuntime {
                         title: format!("{}: {action} {outcome}", app.app),
                         text: request.reason.clone(),
                         fields,
+                        incident: Some(Incident::trigger(breach.unwrap_or(&key))),
                     })
                     .await;
                 }
@@ -721,6 +730,13 @@ fn describe(o: &RevertOutcome) -> (String, Option<String>, Vec<String>) {
             format!("pull_request_opened {url}"),
             Some(sha.clone()),
             reverted.clone(),
+        ),
+        RevertOutcome::PullRequestExists {
+            sha, url, state, ..
+        } => (
+            format!("pull_request_{} {url}", state.as_str()),
+            Some(sha.clone()),
+            Vec::new(),
         ),
         RevertOutcome::AlreadyReverted { sha } => {
             ("already_reverted".into(), Some(sha.clone()), Vec::new())

@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::AtomicU64;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
 use prometheus_client::metrics::counter::Counter;
@@ -17,25 +17,64 @@ use crate::slo::budget::BudgetReport;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SloLabels {
-    pub sloth_id: String,
-    pub sloth_service: String,
-    pub sloth_slo: String,
+    // Shared strings: an SLO's ~14 series (objective, budget, 8 burn-rate windows, …) hold
+    // one copy of its names, which matters at 10,000 SLOs.
+    pub sloth_id: LabelStr,
+    pub sloth_service: LabelStr,
+    pub sloth_slo: LabelStr,
+}
+
+/// A label value shared between series (`Arc<str>`; prometheus-client encodes only sized
+/// `Arc<T>`s, hence the newtype).
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+pub struct LabelStr(Arc<str>);
+
+impl From<&str> for LabelStr {
+    fn from(s: &str) -> Self {
+        LabelStr(s.into())
+    }
+}
+
+impl std::ops::Deref for LabelStr {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl EncodeLabelValue for LabelStr {
+    fn encode(
+        &self,
+        encoder: &mut prometheus_client::encoding::LabelValueEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        EncodeLabelValue::encode(&&*self.0, encoder)
+    }
+}
+
+impl SloLabels {
+    pub fn new(id: &str, service: &str, slo: &str) -> Self {
+        SloLabels {
+            sloth_id: id.into(),
+            sloth_service: service.into(),
+            sloth_slo: slo.into(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct WindowLabels {
-    pub sloth_id: String,
-    pub sloth_service: String,
-    pub sloth_slo: String,
-    pub window: String,
+    pub sloth_id: LabelStr,
+    pub sloth_service: LabelStr,
+    pub sloth_slo: LabelStr,
+    pub window: LabelStr,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SourceLabels {
-    pub sloth_id: String,
-    pub sloth_service: String,
-    pub sloth_slo: String,
-    pub source: String,
+    pub sloth_id: LabelStr,
+    pub sloth_service: LabelStr,
+    pub sloth_slo: LabelStr,
+    pub source: &'static str,
 }
 
 type FGauge = Gauge<f64, AtomicU64>;
@@ -71,7 +110,7 @@ pub struct Metrics {
     pub http: HttpMetrics,
     /// SLOs with series currently exported (with their burn-rate windows), so that removed
     /// SLOs lose their series.
-    exported: Mutex<HashMap<SloLabels, Vec<String>>>,
+    exported: Mutex<HashMap<SloLabels, Vec<LabelStr>>>,
 }
 
 impl Default for Metrics {
@@ -205,12 +244,19 @@ impl Metrics {
     /// Publish the reports of one cycle. SLOs no longer present lose their series; SLOs
     /// that failed this cycle keep their previous values (their error counter goes up).
     pub fn publish(&self, reports: &[&BudgetReport], failed: &[SloLabels], current: &[SloLabels]) {
+        // Window names, shared by every SLO's series created in this call.
+        let mut windows: HashMap<String, LabelStr> = HashMap::new();
+        let mut window = |w: &str| -> LabelStr {
+            if let Some(shared) = windows.get(w) {
+                return shared.clone();
+            }
+            let shared = LabelStr::from(w);
+            windows.insert(w.to_string(), shared.clone());
+            shared
+        };
+        let mut published: Vec<(SloLabels, Vec<LabelStr>)> = Vec::with_capacity(reports.len());
         for r in reports {
-            let l = SloLabels {
-                sloth_id: r.id.clone(),
-                sloth_service: r.service.clone(),
-                sloth_slo: r.slo.clone(),
-            };
+            let l = SloLabels::new(&r.id, &r.service, &r.slo);
             self.objective.get_or_create(&l).set(r.objective);
             self.no_data.get_or_create(&l).set(i64::from(r.no_data));
             let src = match r.source {
@@ -228,7 +274,9 @@ impl Metrics {
             set_or_remove(&self.budget_consumed, &l, r.budget_consumed);
             set_or_remove(&self.budget_remaining, &l, r.budget_remaining);
             set_or_remove(&self.error_ratio, &l, r.error_ratio);
+            let mut slo_windows = Vec::with_capacity(r.burn_rates.len());
             for (w, v) in &r.burn_rates {
+                let w = window(w);
                 let wl = WindowLabels {
                     sloth_id: l.sloth_id.clone(),
                     sloth_service: l.sloth_service.clone(),
@@ -236,7 +284,9 @@ impl Metrics {
                     window: w.clone(),
                 };
                 set_or_remove(&self.burn_rate, &wl, *v);
+                slo_windows.push(w);
             }
+            published.push((l, slo_windows));
         }
         for l in failed {
             self.slo_errors.get_or_create(l).inc();
@@ -244,13 +294,8 @@ impl Metrics {
         // A poisoned lock only means another thread panicked mid-update; the map is still
         // a valid record of exported series, so keep using it.
         let mut exported = self.exported.lock().unwrap_or_else(|p| p.into_inner());
-        for r in reports {
-            let l = SloLabels {
-                sloth_id: r.id.clone(),
-                sloth_service: r.service.clone(),
-                sloth_slo: r.slo.clone(),
-            };
-            exported.insert(l, r.burn_rates.keys().cloned().collect());
+        for (l, ws) in published {
+            exported.insert(l, ws);
         }
         let current: HashSet<&SloLabels> = current.iter().collect();
         let gone: Vec<SloLabels> = exported
@@ -265,7 +310,7 @@ impl Metrics {
         }
     }
 
-    fn forget(&self, l: &SloLabels, windows: &[String]) {
+    fn forget(&self, l: &SloLabels, windows: &[LabelStr]) {
         self.budget_consumed.remove(l);
         self.budget_remaining.remove(l);
         self.error_ratio.remove(l);
@@ -743,12 +788,12 @@ impl RolloutMetrics {
     }
 }
 
-fn source_labels(l: &SloLabels, source: &str) -> SourceLabels {
+fn source_labels(l: &SloLabels, source: &'static str) -> SourceLabels {
     SourceLabels {
         sloth_id: l.sloth_id.clone(),
         sloth_service: l.sloth_service.clone(),
         sloth_slo: l.sloth_slo.clone(),
-        source: source.to_string(),
+        source,
     }
 }
 

@@ -131,6 +131,7 @@ impl SloLoop {
         trigger: Trigger,
     ) -> Result<(), String> {
         let span = tracing::info_span!("guard", app = %app, trigger = trigger.as_str());
+        let how = trigger.as_str();
         match g
             .run_app_with(app, reports, targets, trigger, chrono::Utc::now())
             .instrument(span)
@@ -148,6 +149,7 @@ impl SloLoop {
                 if !r.actions.is_empty() {
                     tracing::info!(app = %app, frozen = r.frozen, actions = ?r.actions, "guard acted");
                 }
+                tracing::debug!(app = %app, trigger = how, "guard run finished");
                 Ok(())
             }
             Err(e) => {
@@ -254,7 +256,7 @@ impl SloLoop {
             .iter()
             .filter_map(|slo| match self.settings.for_slo(slo) {
                 Ok(windows) => Some(Target {
-                    slo: slo.clone(),
+                    slo: std::sync::Arc::clone(slo),
                     windows,
                 }),
                 Err(e) => {
@@ -273,7 +275,9 @@ impl SloLoop {
             .instrument(span)
             .await;
         let summary = self.record(&targets, &ev);
-        (summary, ev.reports().cloned().collect())
+        // Move the reports out: at 10,000 SLOs a copy is megabytes.
+        let reports = ev.results.into_iter().filter_map(|(_, r)| r.ok()).collect();
+        (summary, reports)
     }
 
     /// One full cycle: evaluation, then the guard.
@@ -285,11 +289,7 @@ impl SloLoop {
 
     fn record(&self, targets: &[Target], ev: &Evaluation) -> CycleSummary {
         let m = &self.state.metrics;
-        let label = |t: &Target| SloLabels {
-            sloth_id: t.slo.id.clone(),
-            sloth_service: t.slo.service.clone(),
-            sloth_slo: t.slo.name.clone(),
-        };
+        let label = |t: &Target| SloLabels::new(&t.slo.id, &t.slo.service, &t.slo.name);
         let current: Vec<SloLabels> = targets.iter().map(label).collect();
         let failed: Vec<SloLabels> = targets
             .iter()
@@ -329,7 +329,7 @@ impl SloLoop {
             // Keep the last good report of SLOs that failed this cycle.
             let mut next: Vec<_> = reports.iter().map(|r| (*r).clone()).collect();
             for l in &failed {
-                if let Some(old) = latest.iter().find(|r| r.id == l.sloth_id) {
+                if let Some(old) = latest.iter().find(|r| r.id == *l.sloth_id) {
                     next.push(old.clone());
                 }
             }

@@ -10,6 +10,7 @@ use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeSet, HashSet};
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::slo::spec::{self, Diagnostic};
 use crate::slo::Slo;
@@ -28,7 +29,8 @@ pub struct Reload {
 pub struct SloStore {
     paths: Vec<PathBuf>,
     fingerprint: Option<u64>,
-    slos: Vec<Slo>,
+    /// Shared with each cycle's targets (an evaluation reads them; nothing copies them).
+    slos: Vec<Arc<Slo>>,
     failing_files: BTreeSet<PathBuf>,
 }
 
@@ -42,7 +44,7 @@ impl SloStore {
         }
     }
 
-    pub fn slos(&self) -> &[Slo] {
+    pub fn slos(&self) -> &[Arc<Slo>] {
         &self.slos
     }
 
@@ -69,7 +71,7 @@ impl SloStore {
         let mut errors = report.errors;
         // Failing files keep their previous SLOs; good files contribute their new ones. A new
         // SLO that collides with a kept one loses: the kept one is the known-good version.
-        let mut next: Vec<Slo> = self
+        let mut next: Vec<Arc<Slo>> = self
             .slos
             .iter()
             .filter(|s| kept(&s.origin.file))
@@ -93,7 +95,7 @@ impl SloStore {
                 });
                 continue;
             }
-            next.push(s);
+            next.push(Arc::new(s));
         }
         next.sort_by(|a, b| {
             (&a.origin.file, a.origin.doc_index, &a.id).cmp(&(

@@ -6,7 +6,9 @@
 #![allow(dead_code)]
 
 pub mod apiserver;
+pub mod daemon;
 pub mod fake_api;
+pub mod forge;
 pub mod git;
 pub mod tools;
 

@@ -35,3 +35,21 @@ pub fn require_tool(name: &str) -> Option<PathBuf> {
         tools_dir().display()
     )
 }
+
+/// `tools/bin/NAME` for Prometheus 3's `prometheus3` or `promtool3`, checked to report a 3.x
+/// version (so a test named for Prometheus 3 cannot silently run another one).
+pub fn require_prometheus3(name: &str) -> Option<PathBuf> {
+    let path = require_tool(name)?;
+    let out = std::process::Command::new(&path)
+        .arg("--version")
+        .output()
+        .unwrap_or_else(|e| panic!("run {} --version: {e}", path.display()));
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("version 3."),
+        "{} is not Prometheus 3 (`--version` says {text:?}); rebuild with scripts/install-tools --force",
+        path.display()
+    );
+    Some(path)
+}

@@ -69,9 +69,12 @@
 //! every operation starts by resetting the work tree to the remote head, so a crash after
 //! the local commit but before the push leaves nothing behind that could be pushed twice;
 //! the next call simply redoes the revert. In pull-request mode the branch
-//! `slogate/revert-<breach>` is the key as well: if it exists (a crash between push and
-//! PR creation), the PR is opened from it, and "already exists" from the forge is
-//! `AlreadyReverted`.
+//! `slogate/revert-<breach>` is the key as well: slogate first lists the forge's pull
+//! requests from that branch, and if one exists (open, merged, or closed by a human who
+//! declined it) the outcome is [`RevertOutcome::PullRequestExists`] and nothing is done;
+//! if the branch exists without a pull request (a crash between push and PR creation),
+//! the PR is opened from it; "already exists" from the forge (a race with another
+//! replica) reports the pull request found.
 //!
 //! # Never a force push
 //!
@@ -94,12 +97,12 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 
 pub use config::{Auth, RepoConfig, RevertMode, Secret, SecretSource};
-pub use pr::{ForgeConfig, GitHubPulls, GitLabMergeRequests, GiteaPulls};
+pub use pr::{ForgeConfig, ForgeKind, GitHubPulls, GitLabMergeRequests, GiteaPulls};
 pub use runner::redact_url_userinfo;
 
 use crate::ports::gitops::{
-    CommitInfo, CommitOutcome, EditFn, GitOpsError, GitOpsRepo, PullRequestApi, PullRequestError,
-    PullRequestSpec, RevertOutcome, RevertRequest, Sha, Trailer,
+    CommitInfo, CommitOutcome, EditFn, ExistingPullRequest, GitOpsError, GitOpsRepo,
+    PullRequestApi, PullRequestError, PullRequestSpec, RevertOutcome, RevertRequest, Sha, Trailer,
 };
 use repo::{BeforePushHook, FileEdit, PrPrepared, Prepared, Repo};
 use runner::GitRunner;
@@ -210,6 +213,13 @@ impl GitCli {
                 "pull-request mode needs a pull-request API (with_pull_requests)".into(),
             )
         })?;
+        // The branch name carries the idempotency key: a pull request from it (open,
+        // merged or closed), opened before a crash or a restart or by another replica, is
+        // this breach's revert, and no second one is opened.
+        let head = repo::pr_branch_name(&req.breach_id);
+        if let Some(found) = api.find(&head).await? {
+            return Ok(existing(head, found));
+        }
         let r = req.clone();
         let prepared = self.blocking(move |repo| repo.revert_to_branch(&r)).await?;
         let branch = match prepared {
@@ -235,7 +245,11 @@ impl GitCli {
                 })
             }
             Err(PullRequestError::AlreadyExists) => {
-                Ok(RevertOutcome::AlreadyReverted { sha: branch.sha })
+                // Opened concurrently (another replica): report that one.
+                match api.find(&branch.branch).await {
+                    Ok(Some(found)) => Ok(existing(branch.branch, found)),
+                    _ => Ok(RevertOutcome::AlreadyReverted { sha: branch.sha }),
+                }
             }
             Err(e) => Err(e.into()),
         }
@@ -255,6 +269,17 @@ impl GitCli {
         } else {
             CommitOutcome::Unchanged { head: sha }
         })
+    }
+}
+
+fn existing(branch: String, found: ExistingPullRequest) -> RevertOutcome {
+    tracing::info!(branch = %branch, url = %found.url, state = found.state.as_str(), "the revert pull request exists already");
+    RevertOutcome::PullRequestExists {
+        sha: found.head_sha,
+        branch,
+        url: found.url,
+        number: found.number,
+        state: found.state,
     }
 }
 

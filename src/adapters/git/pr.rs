@@ -13,75 +13,204 @@
 //!   `Authorization: token <token>`, body `{"head","base","title","body"}`; answers `201` with
 //!   `number`, `html_url`; `409` when one already exists.
 //!
-//! Every request has a timeout. The token is read from its source for each request and
-//! never appears in an error.
+//! Finding the pull request of a branch (before opening one: the branch carries the
+//! idempotency key), open, merged or closed:
+//! - GitHub: `GET {api}/repos/{owner}/{repo}/pulls?state=all&head={owner}:{branch}`;
+//!   `state` is `open`/`closed`, `merged_at` set when merged, `head.ref`, `head.sha`.
+//! - GitLab: `GET {api}/projects/{id}/merge_requests?source_branch={branch}&state=all`;
+//!   `state` is `opened`/`closed`/`locked`/`merged`, `sha` the head.
+//! - Gitea: `GET {api}/repos/{owner}/{repo}/pulls?state=all&sort=recentupdate&limit=50`
+//!   (its list has no head filter: the 50 most recently updated are filtered by
+//!   `head.ref`), `merged` a boolean.
+//!
+//! Every request has a timeout, and follows no redirect (a `3xx` is an error): reqwest
+//! would resend GitLab's `PRIVATE-TOKEN` header to the new location. [`ForgeConfig`]
+//! refuses a plain-http API URL unless `allow_http`. The token is read from its source for
+//! each request and never appears in an error.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
 
 use crate::adapters::git::config::{Secret, SecretSource};
 use crate::adapters::git::runner::Redactor;
 use crate::adapters::http;
-use crate::ports::gitops::{PullRequest, PullRequestApi, PullRequestError, PullRequestSpec};
+use crate::ports::gitops::{
+    ExistingPullRequest, PullRequest, PullRequestApi, PullRequestError, PullRequestSpec,
+    PullRequestState,
+};
+use crate::slo::PromDuration;
 
-/// Which forge opens the pull requests, and how to reach it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "provider", rename_all = "snake_case")]
-pub enum ForgeConfig {
-    Github {
-        /// `https://api.github.com`, or `https://HOST/api/v3` for GitHub Enterprise Server.
-        api_url: String,
-        owner: String,
-        repo: String,
-        token: SecretSource,
-    },
-    Gitlab {
-        /// `https://gitlab.example.com/api/v4`.
-        api_url: String,
-        /// Numeric id or `group/subgroup/project` path.
-        project: String,
-        token: SecretSource,
-    },
-    Gitea {
-        /// `https://gitea.example.com/api/v1`.
-        api_url: String,
-        owner: String,
-        repo: String,
-        token: SecretSource,
-    },
+/// Which forge: `github` (and GitHub Enterprise Server), `gitlab`, `gitea` (and Forgejo).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ForgeKind {
+    Github,
+    Gitlab,
+    Gitea,
+}
+
+impl ForgeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ForgeKind::Github => "github",
+            ForgeKind::Gitlab => "gitlab",
+            ForgeKind::Gitea => "gitea",
+        }
+    }
+}
+
+/// The `gitops.forge` section: which forge opens the revert pull requests, and how to
+/// reach it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForgeConfig {
+    #[serde(rename = "type")]
+    pub kind: ForgeKind,
+    /// The REST API base URL. Default `https://api.github.com` for `github` and
+    /// `https://gitlab.com/api/v4` for `gitlab`; required for `gitea`
+    /// (`https://HOST/api/v1`), GitHub Enterprise Server (`https://HOST/api/v3`) and a
+    /// self-hosted GitLab (`https://HOST/api/v4`).
+    #[serde(default)]
+    pub api_url: Option<String>,
+    /// `github`, `gitea`: the repository's owner (user or organisation).
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// `github`, `gitea`: the repository's name.
+    #[serde(default)]
+    pub repo: Option<String>,
+    /// `gitlab`: the project's numeric id or its `group/subgroup/project` path.
+    #[serde(default)]
+    pub project: Option<String>,
+    /// The API token: `{file: PATH}` or `{env: VAR}`, read at each request.
+    pub token: SecretSource,
+    /// Allow a plain `http://` API URL (a forge on the same host, tests). Default false:
+    /// the token is only ever sent over https.
+    #[serde(default)]
+    pub allow_http: bool,
+    /// Timeout of each API request (connection included). Default 30s.
+    #[serde(default = "default_forge_timeout")]
+    pub timeout: PromDuration,
+}
+
+fn default_forge_timeout() -> PromDuration {
+    PromDuration::from_secs(30)
 }
 
 impl ForgeConfig {
-    /// Build the API client; `timeout` bounds every request.
-    pub fn build(&self, timeout: Duration) -> Result<Arc<dyn PullRequestApi>, PullRequestError> {
-        Ok(match self.clone() {
-            ForgeConfig::Github {
+    /// The API base URL, with the forge's public default where it has one.
+    pub fn api_url(&self) -> Option<String> {
+        match (&self.api_url, self.kind) {
+            (Some(u), _) => Some(u.clone()),
+            (None, ForgeKind::Github) => Some("https://api.github.com".into()),
+            (None, ForgeKind::Gitlab) => Some("https://gitlab.com/api/v4".into()),
+            (None, ForgeKind::Gitea) => None,
+        }
+    }
+
+    /// Static checks; errors name the key under `at` (`gitops.forge`).
+    pub fn check(&self, at: &str) -> Result<(), String> {
+        let kind = self.kind.as_str();
+        let Some(api) = self.api_url() else {
+            return Err(format!(
+                "{at}.api_url: expected the Gitea API base URL (https://HOST/api/v1), found nothing"
+            ));
+        };
+        let u = url::Url::parse(&api)
+            .map_err(|e| format!("{at}.api_url: expected an https URL, found {api:?} ({e})"))?;
+        match u.scheme() {
+            "https" => {}
+            "http" if self.allow_http => {}
+            "http" => {
+                return Err(format!(
+                    "{at}.api_url: expected an https URL, found {api}: the token would travel in clear text; set {at}.allow_http: true to allow http (a forge on this host, tests)"
+                ))
+            }
+            other => {
+                return Err(format!(
+                    "{at}.api_url: expected an https URL, found scheme {other:?}"
+                ))
+            }
+        }
+        if u.host_str().is_none() || !u.username().is_empty() || u.password().is_some() {
+            return Err(format!(
+                "{at}.api_url: expected https://HOST[/PATH] without credentials (the token goes in {at}.token)"
+            ));
+        }
+        let missing = |k: &str| {
+            Err(format!(
+                "{at}.{k}: expected a value for type {kind}, found nothing"
+            ))
+        };
+        let unused = |k: &str| Err(format!("{at}.{k}: not used by type {kind}; remove it"));
+        let blank = |v: &Option<String>| v.as_deref().is_none_or(|s| s.trim().is_empty());
+        match self.kind {
+            ForgeKind::Github | ForgeKind::Gitea => {
+                if blank(&self.owner) {
+                    return missing("owner");
+                }
+                if blank(&self.repo) {
+                    return missing("repo");
+                }
+                if self.project.is_some() {
+                    return unused("project");
+                }
+            }
+            ForgeKind::Gitlab => {
+                if blank(&self.project) {
+                    return missing("project");
+                }
+                if self.owner.is_some() {
+                    return unused("owner");
+                }
+                if self.repo.is_some() {
+                    return unused("repo");
+                }
+            }
+        }
+        if self.timeout.as_millis() < 100 {
+            return Err(format!(
+                "{at}.timeout: expected at least 100ms, found {}",
+                self.timeout
+            ));
+        }
+        Ok(())
+    }
+
+    /// Check the config, read the token once (so a missing Secret stops the daemon at
+    /// start, naming its source) and build the API client.
+    pub fn build(&self, at: &str) -> Result<Arc<dyn PullRequestApi>, PullRequestError> {
+        self.check(at).map_err(PullRequestError::Config)?;
+        read_token(&self.token)
+            .map_err(|e| PullRequestError::Config(format!("{at}.token: {e}")))?;
+        // `check` made sure these are present.
+        let api_url = self.api_url().unwrap_or_default();
+        let owner = self.owner.clone().unwrap_or_default();
+        let repo = self.repo.clone().unwrap_or_default();
+        let timeout = self.timeout.as_std();
+        let token = self.token.clone();
+        Ok(match self.kind {
+            ForgeKind::Github => Arc::new(GitHubPulls::new(api_url, owner, repo, token, timeout)?),
+            ForgeKind::Gitlab => Arc::new(GitLabMergeRequests::new(
                 api_url,
-                owner,
-                repo,
+                self.project.clone().unwrap_or_default(),
                 token,
-            } => Arc::new(GitHubPulls::new(api_url, owner, repo, token, timeout)?),
-            ForgeConfig::Gitlab {
-                api_url,
-                project,
-                token,
-            } => Arc::new(GitLabMergeRequests::new(api_url, project, token, timeout)?),
-            ForgeConfig::Gitea {
-                api_url,
-                owner,
-                repo,
-                token,
-            } => Arc::new(GiteaPulls::new(api_url, owner, repo, token, timeout)?),
+                timeout,
+            )?),
+            ForgeKind::Gitea => Arc::new(GiteaPulls::new(api_url, owner, repo, token, timeout)?),
         })
     }
 }
 
+/// The forge client: `timeout` for each request and the connection, and no redirects
+/// followed (a redirect is an error): reqwest would resend GitLab's `PRIVATE-TOKEN`
+/// header to wherever it is sent, and a redirect from an API endpoint is not expected.
 fn client(provider: &'static str, timeout: Duration) -> Result<reqwest::Client, PullRequestError> {
     http::client_builder(timeout, timeout)
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| PullRequestError::Transport {
             provider,
@@ -124,6 +253,14 @@ async fn send(
         message: redactor.redact(&e.to_string()),
     })?;
     let status = resp.status().as_u16();
+    if resp.status().is_redirection() {
+        // Redirects are not followed (see `client`): say so rather than show a 3xx body.
+        return Err(PullRequestError::Http {
+            provider,
+            status,
+            body: "the forge answered with a redirect, which slogate does not follow (the token must not go to another address): check api_url".into(),
+        });
+    }
     let text = resp.text().await.map_err(|e| PullRequestError::Transport {
         provider,
         message: redactor.redact(&e.to_string()),
@@ -169,6 +306,57 @@ pub trait OwnerRepoForge: Send + Sync + 'static {
     fn authenticate(req: reqwest::RequestBuilder, token: &Secret) -> reqwest::RequestBuilder;
     /// True when an error answer means "a pull request for this branch already exists".
     fn already_exists(status: u16, body: &str) -> bool;
+    /// The query that lists the pull requests from `head` (GitHub filters by
+    /// `owner:branch`; Gitea's list has no head filter, so recent ones are listed and
+    /// filtered here).
+    fn list_query(owner: &str, head: &str) -> Vec<(&'static str, String)>;
+}
+
+/// One pull request in a GitHub or Gitea list answer.
+#[derive(Deserialize)]
+struct ListedPull {
+    number: u64,
+    html_url: String,
+    /// `open` or `closed`.
+    state: String,
+    /// GitHub: when it was merged (null when not).
+    #[serde(default)]
+    merged_at: Option<String>,
+    /// Gitea: whether it was merged.
+    #[serde(default)]
+    merged: Option<bool>,
+    head: ListedHead,
+}
+
+#[derive(Deserialize)]
+struct ListedHead {
+    #[serde(rename = "ref")]
+    branch: String,
+    sha: String,
+}
+
+/// The newest pull request from `head` in a list answer (the forges list newest first;
+/// the highest number is taken to be sure).
+fn newest_from(head: &str, listed: Vec<ListedPull>) -> Option<ExistingPullRequest> {
+    listed
+        .into_iter()
+        .filter(|p| p.head.branch == head)
+        .max_by_key(|p| p.number)
+        .map(|p| {
+            let merged = p.merged.unwrap_or(false) || p.merged_at.is_some();
+            ExistingPullRequest {
+                number: p.number,
+                url: p.html_url,
+                state: if merged {
+                    PullRequestState::Merged
+                } else if p.state == "open" {
+                    PullRequestState::Open
+                } else {
+                    PullRequestState::Closed
+                },
+                head_sha: p.head.sha,
+            }
+        })
 }
 
 /// GitHub and GitHub Enterprise Server.
@@ -184,6 +372,13 @@ impl OwnerRepoForge for GitHub {
     fn already_exists(status: u16, body: &str) -> bool {
         status == 422 && body.contains("already exists")
     }
+    fn list_query(owner: &str, head: &str) -> Vec<(&'static str, String)> {
+        vec![
+            ("state", "all".into()),
+            ("head", format!("{owner}:{head}")),
+            ("per_page", "100".into()),
+        ]
+    }
 }
 
 /// Gitea and Forgejo.
@@ -196,6 +391,14 @@ impl OwnerRepoForge for Gitea {
     }
     fn already_exists(status: u16, _body: &str) -> bool {
         status == 409
+    }
+    fn list_query(_owner: &str, _head: &str) -> Vec<(&'static str, String)> {
+        // Revert pull requests are recent: the 50 most recently updated are enough.
+        vec![
+            ("state", "all".into()),
+            ("sort", "recentupdate".into()),
+            ("limit", "50".into()),
+        ]
     }
 }
 
@@ -263,6 +466,18 @@ impl<F: OwnerRepoForge> PullRequestApi for OwnerRepoPulls<F> {
             url: r.html_url,
         })
     }
+
+    async fn find(&self, head: &str) -> Result<Option<ExistingPullRequest>, PullRequestError> {
+        let token = read_token(&self.token)?;
+        let req = self
+            .client
+            .get(self.pulls_url())
+            .query(&F::list_query(&self.owner, head));
+        let req = F::authenticate(req, &token);
+        let (_, text) = send(F::PROVIDER, req, &token, |_, _| false).await?;
+        let listed: Vec<ListedPull> = decode(F::PROVIDER, &text)?;
+        Ok(newest_from(head, listed))
+    }
 }
 
 /// GitLab merge requests.
@@ -289,19 +504,25 @@ impl GitLabMergeRequests {
     }
 }
 
+impl GitLabMergeRequests {
+    /// `{api}/projects/{id}/merge_requests`.
+    fn merge_requests_url(&self) -> String {
+        format!(
+            "{}/projects/{}/merge_requests",
+            self.api_url,
+            http::encode_segment(&self.project)
+        )
+    }
+}
+
 #[async_trait]
 impl PullRequestApi for GitLabMergeRequests {
     async fn open(&self, spec: &PullRequestSpec) -> Result<PullRequest, PullRequestError> {
         const P: &str = "gitlab";
         let token = read_token(&self.token)?;
-        let url = format!(
-            "{}/projects/{}/merge_requests",
-            self.api_url,
-            http::encode_segment(&self.project)
-        );
         let req = self
             .client
-            .post(url)
+            .post(self.merge_requests_url())
             .header("PRIVATE-TOKEN", token.expose())
             .json(&json!({
                 "source_branch": spec.head,
@@ -316,6 +537,45 @@ impl PullRequestApi for GitLabMergeRequests {
             number: r.iid,
             url: r.web_url,
         })
+    }
+
+    async fn find(&self, head: &str) -> Result<Option<ExistingPullRequest>, PullRequestError> {
+        const P: &str = "gitlab";
+        #[derive(Deserialize)]
+        struct Listed {
+            iid: u64,
+            web_url: String,
+            /// `opened`, `closed`, `locked` or `merged`.
+            state: String,
+            source_branch: String,
+            sha: String,
+        }
+        let token = read_token(&self.token)?;
+        let req = self
+            .client
+            .get(self.merge_requests_url())
+            .header("PRIVATE-TOKEN", token.expose())
+            .query(&[
+                ("source_branch", head),
+                ("state", "all"),
+                ("per_page", "100"),
+            ]);
+        let (_, text) = send(P, req, &token, |_, _| false).await?;
+        let listed: Vec<Listed> = decode(P, &text)?;
+        Ok(listed
+            .into_iter()
+            .filter(|m| m.source_branch == head)
+            .max_by_key(|m| m.iid)
+            .map(|m| ExistingPullRequest {
+                number: m.iid,
+                url: m.web_url,
+                state: match m.state.as_str() {
+                    "merged" => PullRequestState::Merged,
+                    "opened" | "locked" => PullRequestState::Open,
+                    _ => PullRequestState::Closed,
+                },
+                head_sha: m.sha,
+            }))
     }
 }
 
@@ -339,11 +599,15 @@ mod tests {
     /// A token file (tests never mutate the process environment: git children read it
     /// concurrently).
     fn token_file(name: &str) -> SecretSource {
+        SecretSource::File(token_path(name))
+    }
+
+    fn token_path(name: &str) -> std::path::PathBuf {
         let dir = std::env::temp_dir().join(format!("slogate-pr-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join(name);
         std::fs::write(&f, format!("{TOKEN}\n")).unwrap();
-        SecretSource::File(f)
+        f
     }
 
     #[tokio::test]
@@ -553,14 +817,209 @@ mod tests {
         assert!(matches!(err, PullRequestError::Transport { .. }), "{err:?}");
     }
 
+    fn forge(yaml: serde_json::Value) -> ForgeConfig {
+        serde_json::from_value(yaml).unwrap()
+    }
+
     #[test]
-    fn forge_config_deserializes() {
-        let c: ForgeConfig = serde_json::from_value(json!({
-            "provider": "gitlab", "api_url": "https://gl/api/v4", "project": "g/p",
-            "token": {"env": "GL_TOKEN"}
+    fn forge_config_deserializes_with_defaults_and_checks_keys() {
+        let c = forge(json!({
+            "type": "gitlab", "project": "g/p", "token": {"env": "GL_TOKEN"}
+        }));
+        assert_eq!(c.kind, ForgeKind::Gitlab);
+        assert_eq!(c.api_url().as_deref(), Some("https://gitlab.com/api/v4"));
+        assert!(!c.allow_http);
+        assert_eq!(c.timeout, PromDuration::from_secs(30));
+        c.check("gitops.forge").unwrap();
+        let gh = forge(json!({"type": "github", "owner": "acme", "token": {"file": "/t"}}));
+        assert_eq!(
+            gh.check("gitops.forge").unwrap_err(),
+            "gitops.forge.repo: expected a value for type github, found nothing"
+        );
+        let gt = forge(json!({"type": "gitea", "owner": "a", "repo": "b", "token": {"env": "T"}}));
+        assert!(gt
+            .check("gitops.forge")
+            .unwrap_err()
+            .starts_with("gitops.forge.api_url: expected the Gitea API base URL"));
+        let gl =
+            forge(json!({"type": "gitlab", "project": "p", "owner": "o", "token": {"env": "T"}}));
+        assert_eq!(
+            gl.check("gitops.forge").unwrap_err(),
+            "gitops.forge.owner: not used by type gitlab; remove it"
+        );
+        let err = serde_json::from_value::<ForgeConfig>(json!({
+            "type": "bitbucket", "token": {"env": "T"}
         }))
+        .unwrap_err();
+        assert!(err.to_string().contains("github"), "{err}");
+    }
+
+    /// A plain-http API URL is refused unless `allow_http`, before any request is made.
+    #[tokio::test]
+    async fn http_api_urls_are_refused_unless_allowed() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+            .mount(&server)
+            .await;
+        let mut c = forge(json!({
+            "type": "gitea", "api_url": format!("{}/api/v1", server.uri()),
+            "owner": "acme", "repo": "gitops",
+        "token": {"file": token_path("SLOGATE_TEST_HTTP_REFUSED")}
+        }));
+        let err = c.build("gitops.forge").err().expect("http refused");
+        let shown = err.to_string();
+        assert!(
+            shown.starts_with("gitops.forge.api_url: expected an https URL, found http://"),
+            "{shown}"
+        );
+        assert!(shown.contains("allow_http: true"), "{shown}");
+        assert!(server.received_requests().await.unwrap().is_empty());
+        c.allow_http = true;
+        let api = c.build("gitops.forge").unwrap();
+        assert_eq!(api.find("slogate/revert-x").await.unwrap(), None);
+        assert_eq!(server.received_requests().await.unwrap().len(), 1);
+        // Neither can a typo'd scheme sneak through.
+        c.api_url = Some("ftp://gitea.example.com/api/v1".into());
+        assert!(c.build("gitops.forge").is_err());
+    }
+
+    /// A redirect is never followed, so the token never reaches the redirect's target
+    /// (reqwest would resend GitLab's `PRIVATE-TOKEN` header there).
+    #[tokio::test]
+    async fn redirects_are_refused_and_the_token_stays_home() {
+        let elsewhere = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(201).set_body_json(json!({
+                "iid": 1, "web_url": "https://evil.example/mr/1"
+            })))
+            .mount(&elsewhere)
+            .await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+            .mount(&elsewhere)
+            .await;
+        let server = MockServer::start().await;
+        for (status, m) in [(307, "POST"), (302, "GET")] {
+            Mock::given(method(m))
+                .respond_with(ResponseTemplate::new(status).insert_header(
+                    "location",
+                    format!("{}/api/v4/projects/p/merge_requests", elsewhere.uri()).as_str(),
+                ))
+                .mount(&server)
+                .await;
+        }
+        let api = forge(json!({
+            "type": "gitlab", "api_url": format!("{}/api/v4", server.uri()),
+            "project": "platform/gitops", "allow_http": true,
+            "token": {"file": token_path("SLOGATE_TEST_REDIRECT")}
+        }))
+        .build("gitops.forge")
         .unwrap();
-        assert!(matches!(c, ForgeConfig::Gitlab { .. }));
-        assert!(!format!("{c:?}").contains(TOKEN));
+        let err = api.open(&spec()).await.unwrap_err();
+        assert!(
+            matches!(&err, PullRequestError::Http { status: 307, body, .. } if body.contains("redirect")),
+            "{err:?}"
+        );
+        let err = api.find("slogate/revert-b-42").await.unwrap_err();
+        assert!(
+            matches!(err, PullRequestError::Http { status: 302, .. }),
+            "{err:?}"
+        );
+        assert_eq!(server.received_requests().await.unwrap().len(), 2);
+        assert!(
+            elsewhere.received_requests().await.unwrap().is_empty(),
+            "a redirect was followed"
+        );
+    }
+
+    #[tokio::test]
+    async fn find_lists_by_head_branch_on_each_forge() {
+        let server = MockServer::start().await;
+        let head = "slogate/revert-b-42";
+        Mock::given(method("GET"))
+            .and(path("/repos/acme/gitops/pulls"))
+            .and(wiremock::matchers::query_param("state", "all"))
+            .and(wiremock::matchers::query_param(
+                "head",
+                "acme:slogate/revert-b-42",
+            ))
+            .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!([{
+                "number": 17, "html_url": "https://github.com/acme/gitops/pull/17",
+                "state": "closed", "merged_at": "2026-01-01T00:00:00Z",
+                "head": {"ref": head, "sha": "abc123"}
+            }])))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/api/v4/projects/platform%2Fgitops/merge_requests"))
+            .and(wiremock::matchers::query_param("source_branch", head))
+            .and(wiremock::matchers::query_param("state", "all"))
+            .and(header("private-token", TOKEN))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!([{
+                "iid": 5, "web_url": "https://gl/mr/5", "state": "opened",
+                "source_branch": head, "sha": "def456"
+            }])))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/api/v1/repos/acme/gitops/pulls"))
+            .and(wiremock::matchers::query_param("state", "all"))
+            .and(header("authorization", format!("token {TOKEN}").as_str()))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!([
+                {"number": 4, "html_url": "https://gt/pulls/4", "state": "open", "merged": false,
+                 "head": {"ref": "someone-elses-branch", "sha": "111"}},
+                {"number": 3, "html_url": "https://gt/pulls/3", "state": "closed", "merged": false,
+                 "head": {"ref": head, "sha": "222"}}
+            ])))
+            .expect(2)
+            .mount(&server)
+            .await;
+        let t = Duration::from_secs(5);
+        let gh = GitHubPulls::new(server.uri(), "acme", "gitops", token_file("F1"), t).unwrap();
+        let gl = GitLabMergeRequests::new(
+            format!("{}/api/v4", server.uri()),
+            "platform/gitops",
+            token_file("F2"),
+            t,
+        )
+        .unwrap();
+        let gt = GiteaPulls::new(
+            format!("{}/api/v1", server.uri()),
+            "acme",
+            "gitops",
+            token_file("F3"),
+            t,
+        )
+        .unwrap();
+        let found = |n: u64, url: &str, state, sha: &str| {
+            Some(ExistingPullRequest {
+                number: n,
+                url: url.into(),
+                state,
+                head_sha: sha.into(),
+            })
+        };
+        assert_eq!(
+            gh.find(head).await.unwrap(),
+            found(
+                17,
+                "https://github.com/acme/gitops/pull/17",
+                PullRequestState::Merged,
+                "abc123"
+            )
+        );
+        assert_eq!(
+            gl.find(head).await.unwrap(),
+            found(5, "https://gl/mr/5", PullRequestState::Open, "def456")
+        );
+        assert_eq!(
+            gt.find(head).await.unwrap(),
+            found(3, "https://gt/pulls/3", PullRequestState::Closed, "222")
+        );
+        assert_eq!(gt.find("slogate/revert-other").await.unwrap(), None);
     }
 }

@@ -1,5 +1,6 @@
-//! [`Notifier`] adapters: Slack incoming webhooks ([`slack`]) and a generic JSON webhook
-//! ([`webhook`]), with the `notifications:` config section and [`build_notifiers`].
+//! [`Notifier`] adapters: Slack incoming webhooks ([`slack`]), a generic JSON webhook
+//! ([`webhook`]) and PagerDuty's Events API v2 ([`pagerduty`]), with the `notifications:`
+//! config section and [`build_notifiers`].
 //!
 //! # Delivery
 //!
@@ -27,6 +28,7 @@
 //! stripped of their URL before they are formatted, and configuration errors name the
 //! source (`url_env SLACK_URL`), never the value.
 
+pub mod pagerduty;
 pub mod slack;
 pub mod webhook;
 
@@ -43,6 +45,7 @@ use crate::adapters::http;
 use crate::ports::notify::{Notification, Notifier, NotifyError, Severity};
 use crate::slo::PromDuration;
 
+pub use pagerduty::PagerDutyNotifier;
 pub use slack::SlackNotifier;
 pub use webhook::WebhookNotifier;
 
@@ -54,6 +57,8 @@ pub enum NotifierKind {
     Slack,
     /// Any endpoint that takes the notification as JSON.
     Webhook,
+    /// PagerDuty's Events API v2: incidents triggered and resolved.
+    Pagerduty,
 }
 
 /// One entry of `notifications:`.
@@ -65,7 +70,8 @@ pub struct NotifierConfig {
     /// Name used in logs and errors; default `<type>-<index>`.
     #[serde(default)]
     pub name: Option<String>,
-    /// The URL in a file (a mounted Secret). Exactly one of `url_file`, `url_env`, `url`.
+    /// The URL in a file (a mounted Secret). Exactly one of `url_file`, `url_env`, `url`
+    /// (`pagerduty`: at most one; default its public Events API v2 endpoint).
     #[serde(default)]
     pub url_file: Option<PathBuf>,
     /// The URL in an environment variable.
@@ -79,6 +85,12 @@ pub struct NotifierConfig {
     pub token_file: Option<PathBuf>,
     #[serde(default)]
     pub token_env: Option<String>,
+    /// `pagerduty` only: the integration's routing key in a file. Exactly one of
+    /// `routing_key_file`, `routing_key_env`.
+    #[serde(default)]
+    pub routing_key_file: Option<PathBuf>,
+    #[serde(default)]
+    pub routing_key_env: Option<String>,
     /// `webhook` only: extra request headers (not secrets: use the token for those).
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
@@ -131,6 +143,8 @@ impl NotifierConfig {
             url,
             token_file: None,
             token_env: None,
+            routing_key_file: None,
+            routing_key_env: None,
             headers: BTreeMap::new(),
             min_severity: default_min_severity(),
             timeout: default_timeout(),
@@ -155,6 +169,9 @@ impl NotifierConfig {
             (Some(f), None, None) => Ok(UrlSource::Secret(SecretSource::File(f.clone()))),
             (None, Some(e), None) => Ok(UrlSource::Secret(SecretSource::Env(e.clone()))),
             (None, None, Some(u)) => Ok(UrlSource::Inline(Secret::new(u.clone()))),
+            (None, None, None) if self.kind == NotifierKind::Pagerduty => Ok(UrlSource::Inline(
+                Secret::new(pagerduty::DEFAULT_EVENTS_URL),
+            )),
             (None, None, None) => Err(format!(
                 "{what}: expected one of url_file, url_env or url, found none"
             )),
@@ -176,10 +193,43 @@ impl NotifierConfig {
         }
     }
 
+    /// The routing key source (`pagerduty` only).
+    pub fn routing_key_source(&self, what: &str) -> Result<Option<SecretSource>, String> {
+        match (&self.routing_key_file, &self.routing_key_env) {
+            (None, None) => Ok(None),
+            (Some(f), None) => Ok(Some(SecretSource::File(f.clone()))),
+            (None, Some(e)) => Ok(Some(SecretSource::Env(e.clone()))),
+            (Some(_), Some(_)) => Err(format!(
+                "{what}: expected one of routing_key_file or routing_key_env, found both"
+            )),
+        }
+    }
+
     /// Static checks (the secrets are read by [`build_notifiers`]).
     pub fn check(&self, what: &str) -> Result<(), String> {
         self.url_source(what)?;
         self.token_source(what)?;
+        let routing_key = self.routing_key_source(what)?;
+        match (self.kind, routing_key) {
+            (NotifierKind::Pagerduty, None) => {
+                return Err(format!(
+                    "{what}.routing_key_file: expected the PagerDuty integration's routing key (routing_key_file or routing_key_env) for type pagerduty, found none"
+                ))
+            }
+            (NotifierKind::Pagerduty, Some(_)) => {
+                if self.token_file.is_some() || self.token_env.is_some() || !self.headers.is_empty() {
+                    return Err(format!(
+                        "{what}: token_file, token_env and headers apply to type webhook only"
+                    ));
+                }
+            }
+            (_, Some(_)) => {
+                return Err(format!(
+                    "{what}: routing_key_file and routing_key_env apply to type pagerduty only"
+                ))
+            }
+            (_, None) => {}
+        }
         if self.kind == NotifierKind::Slack
             && (self.token_file.is_some() || self.token_env.is_some() || !self.headers.is_empty())
         {
@@ -236,6 +286,24 @@ pub fn build_notifiers(cfgs: &[NotifierConfig]) -> Result<Vec<Arc<dyn Notifier>>
                     c.retry_policy(),
                     c.min_severity,
                 )?),
+                NotifierKind::Pagerduty => {
+                    let key = c
+                        .routing_key_source(&what)
+                        .map_err(NotifyError::Config)?
+                        .ok_or_else(|| {
+                            NotifyError::Config(format!("{what} ({name}): no routing key"))
+                        })?;
+                    key.read().map_err(|e| {
+                        NotifyError::Config(format!("{what} ({name}): routing key: {e}"))
+                    })?;
+                    Arc::new(PagerDutyNotifier::new(
+                        name,
+                        url,
+                        key,
+                        c.retry_policy(),
+                        c.min_severity,
+                    )?)
+                }
                 NotifierKind::Webhook => {
                     let token = c.token_source(&what).map_err(NotifyError::Config)?;
                     if let Some(t) = &token {
@@ -259,6 +327,7 @@ fn kind_name(k: NotifierKind) -> &'static str {
     match k {
         NotifierKind::Slack => "slack",
         NotifierKind::Webhook => "webhook",
+        NotifierKind::Pagerduty => "pagerduty",
     }
 }
 
@@ -523,6 +592,7 @@ mod tests {
             title: "t".into(),
             text: String::new(),
             fields: BTreeMap::new(),
+            incident: None,
         };
         let add_header = |req: reqwest::RequestBuilder| Ok(req.header("x-k", "v"));
         e.post(&n, add_header).await.unwrap();

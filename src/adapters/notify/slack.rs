@@ -118,6 +118,7 @@ mod tests {
             title: "x".repeat(200),
             text: "a & b".into(),
             fields,
+            incident: None,
         };
         let p = payload(&n);
         let blocks = p["blocks"].as_array().unwrap();

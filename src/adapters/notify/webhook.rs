@@ -6,6 +6,9 @@
 //!   "fields": { "budget_consumed": "0.963", "reverted": "1a2b3c4" } }
 //! ```
 //!
+//! plus `"incident": {"key": "<breach id>", "action": "trigger" | "resolve"}` when the
+//! notification opens, adds to or ends an incident (the field is absent otherwise).
+//!
 //! with `Content-Type: application/json`, `User-Agent: slogate/<version>`, the configured
 //! extra headers, and `Authorization: Bearer <token>` when a token is configured (read from
 //! its file or variable at each delivery). Any 2xx is success.

@@ -56,7 +56,7 @@ use crate::ports::gitops::{
     CommitOutcome, EditError, EditFn, GitOpsRepo, RevertOutcome, RevertRequest, Trailer,
 };
 use crate::ports::metrics::MetricsSource;
-use crate::ports::notify::{Notification, Notifier};
+use crate::ports::notify::{Incident, Notification, Notifier, Severity};
 use crate::ports::state::{DecisionKind, DecisionRecord, StateError, StateStore};
 use crate::ports::traffic::{TrafficError, TrafficRouter, Weights};
 use crate::ports::versions::{VersionSource, WorkloadVersions};
@@ -865,12 +865,17 @@ impl RolloutController {
                 if let Some(c) = &status.promotion_commit {
                     fields.insert("promotion_commit".into(), c.clone());
                 }
+                // A critical rollout message is an abort (its canary commit reverted): an
+                // incident of its own, keyed by the effect's idempotency key.
+                let incident = (severity == Severity::Critical)
+                    .then(|| Incident::trigger(format!("{}/{key}", self.key())));
                 let n = Notification {
                     severity,
                     subject: self.key(),
                     title: title.clone(),
                     text,
                     fields,
+                    incident,
                 };
                 report.notifications.push(title);
                 report.effects.push(AppliedEffect {
@@ -950,6 +955,12 @@ impl RolloutController {
                 RevertOutcome::PullRequestOpened { sha, url, .. } => EffectOutcome::Reverted {
                     sha: Some(sha),
                     detail: format!("revert pull request {url} opened"),
+                },
+                RevertOutcome::PullRequestExists {
+                    sha, url, state, ..
+                } => EffectOutcome::Reverted {
+                    sha: Some(sha),
+                    detail: format!("revert pull request {url} exists ({})", state.as_str()),
                 },
                 RevertOutcome::AlreadyReverted { sha } => EffectOutcome::Reverted {
                     sha: Some(sha),

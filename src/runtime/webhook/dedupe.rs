@@ -22,6 +22,13 @@
 //! an event then counts as new once more and triggers one more evaluation, which the daemon
 //! coalesces per SLO ([`crate::runtime::coalesce`]). Dedupe saves work; it never decides.
 //!
+//! Requests are group-committed per SLO ([`Batcher`]): while one compare-and-swap of an
+//! SLO's document is in flight, the alerts of further requests for that SLO queue up and go
+//! into the next one together, so a burst of N deliveries costs a few document writes
+//! instead of N writes that conflict with each other (and back off). The answers and the
+//! guarantee are those of [`record_all`] over the queued alerts in arrival order; the commit
+//! runs in its own task, so a caller that goes away never strands the others' answers.
+//!
 //! Alertmanager's fingerprint (16 hex digits) is used when it is a valid key segment;
 //! otherwise (absent, or odd characters from another sender) the same FNV-1a hash of the
 //! sorted label set that Prometheus and Alertmanager compute is used instead.
@@ -29,7 +36,8 @@
 //! Documents of the previous layout (`webhook/alerts/<fingerprint>`) are no longer written;
 //! the state sweep deletes them once their events are older than the TTL.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -177,26 +185,54 @@ pub async fn record_all(
     now: DateTime<Utc>,
     ttl: Duration,
 ) -> Result<Vec<Recorded>, StateError> {
+    commit(store, slo_id, alerts, now, ttl, &mut None).await
+}
+
+/// An SLO's document as this process last wrote or read it. Used as the first round's read
+/// by [`Batcher`]: the compare-and-swap on its version still refuses the write if anything
+/// else changed the document since (another replica, the sweep), and the next round reads.
+struct Cached {
+    version: Option<u64>,
+    events: Vec<Event>,
+}
+
+/// [`record_all`], starting from `cached` when given, which it leaves holding the document
+/// as written (or `None` after a failure).
+async fn commit(
+    store: &dyn StateStore,
+    slo_id: &str,
+    alerts: &[&Alert],
+    now: DateTime<Utc>,
+    ttl: Duration,
+    cached: &mut Option<Cached>,
+) -> Result<Vec<Recorded>, StateError> {
     let key = key(slo_id);
     let horizon = chrono::Duration::from_std(ttl)
         .ok()
         .and_then(|d| now.checked_sub_signed(d))
         .unwrap_or(DateTime::<Utc>::MIN_UTC);
     let mut last_err = None;
+    let mut verify = false;
     for round in 0..CAS_ROUNDS {
-        if round > 0 {
+        if round > 0 && !verify {
             conflict_backoff(round - 1).await;
         }
-        let current = store.get(&key).await?;
-        let (mut events, expected) = match &current {
-            None => (Vec::new(), None),
-            Some(v) => match serde_json::from_value::<AlertDoc>(v.value.clone()) {
-                Ok(doc) => (doc.events, Some(v.version)),
-                Err(e) => {
-                    // Replaced, not fatal: losing the history only risks one extra trigger.
-                    tracing::warn!(%key, "dedupe record is unreadable, replacing it: {e}");
-                    (Vec::new(), Some(v.version))
-                }
+        verify = false;
+        let known = if round == 0 { cached.take() } else { None };
+        *cached = None;
+        let from_cache = known.is_some();
+        let (mut events, expected) = match known {
+            Some(c) => (c.events, c.version),
+            None => match store.get(&key).await? {
+                None => (Vec::new(), None),
+                Some(v) => match serde_json::from_value::<AlertDoc>(v.value) {
+                    Ok(doc) => (doc.events, Some(v.version)),
+                    Err(e) => {
+                        // Replaced, not fatal: losing the history only risks one extra trigger.
+                        tracing::warn!(%key, "dedupe record is unreadable, replacing it: {e}");
+                        (Vec::new(), Some(v.version))
+                    }
+                },
             },
         };
         events.retain(|e| e.received_at >= horizon);
@@ -222,6 +258,16 @@ pub async fn record_all(
             });
         }
         if !answers.contains(&Recorded::New) {
+            if from_cache {
+                // Nothing to write, so no swap would check the remembered copy: answer
+                // "duplicate" only from what the store holds now.
+                verify = true;
+                continue;
+            }
+            *cached = Some(Cached {
+                version: expected,
+                events,
+            });
             return Ok(answers);
         }
         if events.len() > MAX_EVENTS {
@@ -236,13 +282,95 @@ pub async fn record_all(
             message: e.to_string(),
         })?;
         match store.put(&key, value, expected).await {
-            Ok(_) => return Ok(answers),
+            Ok(version) => {
+                *cached = Some(Cached {
+                    version: Some(version),
+                    events: doc.events,
+                });
+                return Ok(answers);
+            }
             Err(e @ StateError::Conflict { .. }) => last_err = Some(e),
             Err(e) => return Err(e),
         }
     }
     Err(last_err
         .unwrap_or_else(|| StateError::Backend(format!("{key}: no compare-and-swap round ran"))))
+}
+
+/// Group commit of [`record_all`] per SLO (see the module docs).
+#[derive(Default)]
+pub struct Batcher {
+    slots: Mutex<HashMap<String, Arc<Slot>>>,
+}
+
+#[derive(Default)]
+struct Slot {
+    /// Held by the task writing this SLO's document; holds the document as last written.
+    writer: tokio::sync::Mutex<Option<Cached>>,
+    /// Alerts waiting for the next write, with where to send their answers.
+    queue: Mutex<Vec<Pending>>,
+}
+
+struct Pending {
+    alerts: Vec<Alert>,
+    reply: tokio::sync::oneshot::Sender<Result<Vec<Recorded>, StateError>>,
+}
+
+/// A poisoned lock only means a holder panicked; the guarded data is still whole.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Batcher {
+    /// [`record_all`] of `alerts`, written together with the alerts of any other request
+    /// for the same SLO that is waiting at the same time.
+    pub async fn record_all(
+        &self,
+        store: &Arc<dyn StateStore>,
+        slo_id: &str,
+        alerts: &[&Alert],
+        ttl: Duration,
+    ) -> Result<Vec<Recorded>, StateError> {
+        let slot = lock(&self.slots)
+            .entry(slo_id.to_string())
+            .or_default()
+            .clone();
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        lock(&slot.queue).push(Pending {
+            alerts: alerts.iter().map(|a| (*a).clone()).collect(),
+            reply,
+        });
+        let store = Arc::clone(store);
+        let slo = slo_id.to_string();
+        // The write runs in its own task: it answers every request it took from the queue
+        // even if this one is cancelled.
+        tokio::spawn(async move {
+            let mut cached = slot.writer.lock().await;
+            let batch = std::mem::take(&mut *lock(&slot.queue));
+            if batch.is_empty() {
+                return; // an earlier task took this request's alerts
+            }
+            let all: Vec<&Alert> = batch.iter().flat_map(|p| p.alerts.iter()).collect();
+            let result = commit(store.as_ref(), &slo, &all, Utc::now(), ttl, &mut cached).await;
+            let mut at = 0;
+            for p in batch {
+                let n = p.alerts.len();
+                let mine = match &result {
+                    Ok(answers) => Ok(answers[at..at + n].to_vec()),
+                    Err(e) => Err(StateError::Backend(e.to_string())),
+                };
+                at += n;
+                // The requester may be gone; its answer is then not needed.
+                let _ = p.reply.send(mine);
+            }
+        });
+        answer.await.unwrap_or_else(|_| {
+            Err(StateError::Backend(format!(
+                "{}: the dedupe write task ended without an answer",
+                key(slo_id)
+            )))
+        })
+    }
 }
 
 /// Sloth's `sloth_severity` (`page`/`ticket`), else the common `severity` label.
@@ -444,5 +572,102 @@ mod tests {
             assert!(crate::ports::state::validate_key(&k).is_ok(), "{k}");
             assert_ne!(k, key("other"));
         }
+    }
+
+    /// Counts reads (one per compare-and-swap round) and holds each read for a moment, so
+    /// that concurrent requests pile up behind the write in flight.
+    struct SlowReads(std::sync::atomic::AtomicUsize);
+
+    #[async_trait::async_trait]
+    impl AfterGet for SlowReads {
+        async fn after_get(&self, _: &MemoryStore, _: &str, _: Option<&Versioned>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_requests_are_group_committed_with_the_same_answers() {
+        let hooked = Arc::new(Hooked::new(SlowReads(Default::default())));
+        let store: Arc<dyn StateStore> = hooked.clone();
+        let batcher = Arc::new(Batcher::default());
+        let ttl = Duration::from_secs(3600);
+        // 40 distinct events at once: every one is new, all are stored, in few writes.
+        let mut tasks = Vec::new();
+        for i in 0..40 {
+            let (store, batcher) = (store.clone(), batcher.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut a = alert();
+                a.fingerprint = Some(format!("{i:016x}"));
+                batcher.record_all(&store, "slo-a", &[&a], ttl).await
+            }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.unwrap().unwrap(), vec![Recorded::New]);
+        }
+        let doc: AlertDoc =
+            serde_json::from_value(store.get(&key("slo-a")).await.unwrap().unwrap().value).unwrap();
+        assert_eq!(doc.events.len(), 40);
+        let rounds = hooked.hook.0.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(
+            rounds < 40,
+            "{rounds} compare-and-swap rounds for 40 requests"
+        );
+        // The same event delivered 20 times at once: exactly one is new.
+        let mut tasks = Vec::new();
+        for _ in 0..20 {
+            let (store, batcher) = (store.clone(), batcher.clone());
+            tasks.push(tokio::spawn(async move {
+                batcher.record_all(&store, "slo-b", &[&alert()], ttl).await
+            }));
+        }
+        let mut new = 0;
+        for t in tasks {
+            if t.await.unwrap().unwrap() == vec![Recorded::New] {
+                new += 1;
+            }
+        }
+        assert_eq!(new, 1);
+    }
+
+    /// The batcher's remembered document never hides another writer's change: the
+    /// compare-and-swap refuses the stale version and the next round reads the store.
+    #[tokio::test]
+    async fn the_remembered_document_yields_to_other_writers() {
+        let mem = Arc::new(MemoryStore::new());
+        let store: Arc<dyn StateStore> = mem.clone();
+        let batcher = Batcher::default();
+        let ttl = Duration::from_secs(3600);
+        let a = alert();
+        let mut b = alert();
+        b.fingerprint = Some("00000000000000bb".into());
+        assert_eq!(
+            batcher.record_all(&store, "x", &[&a], ttl).await.unwrap(),
+            vec![Recorded::New]
+        );
+        // Another replica records b directly in the store.
+        assert_eq!(
+            record(store.as_ref(), &b, "x", Utc::now(), ttl)
+                .await
+                .unwrap(),
+            Recorded::New
+        );
+        // b through the batcher: its stale copy lacks b, the swap fails, the re-read finds it.
+        let mut c = alert();
+        c.fingerprint = Some("00000000000000cc".into());
+        assert_eq!(
+            batcher
+                .record_all(&store, "x", &[&b, &c], ttl)
+                .await
+                .unwrap(),
+            vec![Recorded::Duplicate, Recorded::New]
+        );
+        // The sweep deletes the document: a is new again, not a duplicate of a lost record.
+        let v = store.get(&key("x")).await.unwrap().unwrap().version;
+        store.delete(&key("x"), v).await.unwrap();
+        assert_eq!(
+            batcher.record_all(&store, "x", &[&a], ttl).await.unwrap(),
+            vec![Recorded::New]
+        );
     }
 }

@@ -145,6 +145,9 @@ pub struct WebhookState {
     metrics: WebhookMetrics,
     max_body_bytes: usize,
     dedupe_ttl: Duration,
+    /// Group commit of the dedupe documents (one compare-and-swap per SLO for all the
+    /// requests that arrive while the previous one is being written).
+    dedupe: Arc<dedupe::Batcher>,
 }
 
 impl WebhookState {
@@ -165,6 +168,7 @@ impl WebhookState {
             metrics,
             max_body_bytes: d.max_body_bytes,
             dedupe_ttl: d.dedupe_ttl.as_std(),
+            dedupe: Arc::new(dedupe::Batcher::default()),
         }
     }
 
@@ -341,8 +345,10 @@ async fn handle(s: &WebhookState, headers: &HeaderMap, body: Body) -> Response {
         }
     }
     for (slo_id, alerts) in by_slo {
-        let recorded =
-            dedupe::record_all(s.store.as_ref(), &slo_id, &alerts, Utc::now(), s.dedupe_ttl).await;
+        let recorded = s
+            .dedupe
+            .record_all(&s.store, &slo_id, &alerts, s.dedupe_ttl)
+            .await;
         let answers = match recorded {
             Ok(a) => a,
             Err(e) => {

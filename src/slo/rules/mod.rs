@@ -267,16 +267,21 @@ impl OutputFile {
     /// The file name used with `slogate rules -o DIR`: the input's file name unchanged (so that
     /// `examples/slos/checkout.yml` becomes `DIR/checkout.yml`, as Sloth's examples do).
     pub fn output_name(&self) -> std::ffi::OsString {
-        self.source
-            .file_name()
-            .map(|n| n.to_os_string())
-            .unwrap_or_else(|| "rules.yml".into())
+        output_name(&self.source)
     }
 
     /// The YAML stream: one document per input document, each with the generated-code header.
     pub fn render(&self) -> String {
         render::render_file(self)
     }
+}
+
+/// [`OutputFile::output_name`] of an input file.
+pub fn output_name(source: &std::path::Path) -> std::ffi::OsString {
+    source
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_else(|| "rules.yml".into())
 }
 
 /// A generation problem, tied to the SLO's input.
@@ -293,60 +298,82 @@ pub struct RuleError {
 ///
 /// Linear in the number of SLOs: SLOs are bucketed with hash maps, never searched.
 pub fn generate(slos: &[Slo], opts: &RuleOptions) -> Result<Vec<OutputFile>, Vec<RuleError>> {
-    let mut errors = Vec::new();
-    let mut files: Vec<OutputFile> = Vec::new();
-    let mut file_index: HashMap<&std::path::Path, usize> = HashMap::new();
-    // (file index, doc index) -> position in that file's `documents`.
-    let mut doc_pos: HashMap<(usize, usize), usize> = HashMap::new();
+    let mut files = Vec::new();
+    let errors = generate_each(slos, opts, |f| files.push(f));
+    if errors.is_empty() {
+        Ok(files)
+    } else {
+        Err(errors)
+    }
+}
 
-    for slo in slos {
-        let windows = match opts.windows.for_slo(slo) {
-            Ok(w) => w,
-            Err(e) => {
+/// The input files of `slos`, in order of first appearance, each with its SLOs' indices.
+pub fn input_files(slos: &[Slo]) -> Vec<(&std::path::Path, Vec<usize>)> {
+    let mut order: Vec<(&std::path::Path, Vec<usize>)> = Vec::new();
+    let mut index: HashMap<&std::path::Path, usize> = HashMap::new();
+    for (i, slo) in slos.iter().enumerate() {
+        let fi = *index.entry(slo.origin.file.as_path()).or_insert_with(|| {
+            order.push((slo.origin.file.as_path(), Vec::new()));
+            order.len() - 1
+        });
+        order[fi].1.push(i);
+    }
+    order
+}
+
+/// [`generate`], one input file at a time: each file's rules go to `sink` as soon as they
+/// are complete, so a caller that writes and drops them holds one file's rules, not all of
+/// them (`slogate rules` at 10,000 SLOs). Returns every problem found; files with problems
+/// are still handed over, and a caller must not publish anything when the list is non-empty.
+pub fn generate_each(
+    slos: &[Slo],
+    opts: &RuleOptions,
+    mut sink: impl FnMut(OutputFile),
+) -> Vec<RuleError> {
+    let mut errors = Vec::new();
+    for (source, members) in input_files(slos) {
+        let mut file = OutputFile {
+            source: source.to_path_buf(),
+            documents: Vec::new(),
+            version: opts.version.clone(),
+        };
+        // doc index -> position in `file.documents`.
+        let mut doc_pos: HashMap<usize, usize> = HashMap::new();
+        for i in members {
+            let slo = &slos[i];
+            let windows = match opts.windows.for_slo(slo) {
+                Ok(w) => w,
+                Err(e) => {
+                    errors.push(RuleError {
+                        file: slo.origin.file.clone(),
+                        doc_index: Some(slo.origin.doc_index),
+                        slo_id: Some(slo.id.clone()),
+                        message: format!("SLO {}: {e}", slo.id),
+                    });
+                    continue;
+                }
+            };
+            if slo.alerting.name.is_empty()
+                && !opts.disable_alerts
+                && (!slo.alerting.page.disable || !slo.alerting.ticket.disable)
+            {
                 errors.push(RuleError {
                     file: slo.origin.file.clone(),
                     doc_index: Some(slo.origin.doc_index),
                     slo_id: Some(slo.id.clone()),
-                    message: format!("SLO {}: {e}", slo.id),
+                    message: format!(
+                        "SLO {}: an enabled page or ticket alert needs a name, as in Sloth",
+                        slo.id
+                    ),
                 });
                 continue;
             }
-        };
-        if slo.alerting.name.is_empty()
-            && !opts.disable_alerts
-            && (!slo.alerting.page.disable || !slo.alerting.ticket.disable)
-        {
-            errors.push(RuleError {
-                file: slo.origin.file.clone(),
-                doc_index: Some(slo.origin.doc_index),
-                slo_id: Some(slo.id.clone()),
-                message: format!(
-                    "SLO {}: an enabled page or ticket alert needs a name, as in Sloth",
-                    slo.id
-                ),
-            });
-            continue;
-        }
-        let mut slo_rules = generate_slo(slo, &windows, opts);
-        if let Some(plugins) = opts.plugins.get(&slo.id) {
-            apply_plugins(plugins, &mut slo_rules);
-        }
-        let groups = slo_rules.groups();
-
-        let fi = *file_index
-            .entry(slo.origin.file.as_path())
-            .or_insert_with(|| {
-                files.push(OutputFile {
-                    source: slo.origin.file.clone(),
-                    documents: Vec::new(),
-                    version: opts.version.clone(),
-                });
-                files.len() - 1
-            });
-        let file = &mut files[fi];
-        let di = *doc_pos
-            .entry((fi, slo.origin.doc_index))
-            .or_insert_with(|| {
+            let mut slo_rules = generate_slo(slo, &windows, opts);
+            if let Some(plugins) = opts.plugins.get(&slo.id) {
+                apply_plugins(plugins, &mut slo_rules);
+            }
+            let groups = slo_rules.groups();
+            let di = *doc_pos.entry(slo.origin.doc_index).or_insert_with(|| {
                 file.documents.push(OutputDocument {
                     doc_index: slo.origin.doc_index,
                     k8s: (slo.kind == SpecKind::SlothK8sV1)
@@ -355,10 +382,8 @@ pub fn generate(slos: &[Slo], opts: &RuleOptions) -> Result<Vec<OutputFile>, Vec
                 });
                 file.documents.len() - 1
             });
-        file.documents[di].groups.extend(groups);
-    }
-
-    for file in &mut files {
+            file.documents[di].groups.extend(groups);
+        }
         // Input order of documents, whatever order the SLOs came in.
         file.documents.sort_by_key(|d| d.doc_index);
         for doc in &file.documents {
@@ -375,13 +400,11 @@ pub fn generate(slos: &[Slo], opts: &RuleOptions) -> Result<Vec<OutputFile>, Vec
                 });
             }
         }
+        if !file.documents.is_empty() {
+            sink(file);
+        }
     }
-
-    if errors.is_empty() {
-        Ok(files)
-    } else {
-        Err(errors)
-    }
+    errors
 }
 
 /// All rules of one SLO for a window catalog.
