@@ -110,6 +110,9 @@ pub fn parse_str(file: &Path, text: &str) -> RolloutReport {
     report
 }
 
+/// The largest Rollout file read (1 MiB, about what the API server stores for one object).
+pub const MAX_ROLLOUT_FILE_BYTES: u64 = 1 << 20;
+
 /// Read and parse files; directories stand for their `*.yml`/`*.yaml` files.
 pub fn load_paths(paths: &[PathBuf]) -> RolloutReport {
     let (files, diags) = expand_paths(paths);
@@ -118,14 +121,14 @@ pub fn load_paths(paths: &[PathBuf]) -> RolloutReport {
         report.push(d);
     }
     for file in &files {
-        match std::fs::read_to_string(file) {
+        match crate::slo::spec::read_capped(file, MAX_ROLLOUT_FILE_BYTES, "Rollout") {
             Ok(text) => add_text(&mut report, file, &text),
-            Err(e) => report.push(Diagnostic {
+            Err(message) => report.push(Diagnostic {
                 severity: Severity::Error,
                 file: file.clone(),
                 doc_index: None,
                 field: String::new(),
-                message: format!("cannot read the file: {e}"),
+                message,
             }),
         }
     }
