@@ -316,8 +316,8 @@ async fn a_weight_changed_before_the_retry_is_a_manual_change_not_a_retry() {
         result,
         Err(TrafficError::ManualChange {
             target: VS_TARGET.into(),
-            expected: Weights::canary(0),
-            found: Weights::canary(40),
+            expected: Weights::canary(0).into(),
+            found: Weights::canary(40).into(),
         })
     );
 }
@@ -339,8 +339,8 @@ async fn a_weight_changed_by_hand_is_reported_and_nothing_is_patched() {
         result,
         Err(TrafficError::ManualChange {
             target: VS_TARGET.into(),
-            expected: Weights::canary(10),
-            found: Weights::canary(50),
+            expected: Weights::canary(10).into(),
+            found: Weights::canary(50).into(),
         })
     );
 }
@@ -364,8 +364,8 @@ async fn a_read_back_mismatch_is_an_error() {
         result,
         Err(TrafficError::ReadBack {
             target: VS_TARGET.into(),
-            wrote: Weights::canary(25),
-            read: Weights::canary(20),
+            wrote: Weights::canary(25).into(),
+            read: Weights::canary(20).into(),
         })
     );
 }

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use slogate::ports::traffic::Weights;
+use slogate::ports::traffic::{HeaderMatch, Weights};
 use slogate::rollout::checks::{
     check_threshold, AnalysisWindow, ErrorCountSample, IntervalObservation,
 };
@@ -812,7 +812,10 @@ fn a_router_refusing_a_write_pauses_too() {
         completions: vec![done(
             &key,
             t(31),
-            EffectOutcome::ManualChange { found: w(33) },
+            EffectOutcome::ManualChange {
+                found: w(33),
+                header_match: None,
+            },
         )],
         ..seen(Some(w(33)))
     };
@@ -825,7 +828,10 @@ fn a_router_refusing_a_write_pauses_too() {
         completions: vec![done(
             &key,
             t(31),
-            EffectOutcome::ManualChange { found: w(50) },
+            EffectOutcome::ManualChange {
+                found: w(50),
+                header_match: None,
+            },
         )],
         ..seen(Some(w(50)))
     };
@@ -1333,6 +1339,7 @@ struct Sim {
     status: RolloutStatus,
     now: i64,
     route: Weights,
+    header: Option<HeaderMatch>,
     canary: String,
     stable: String,
     reverts: Vec<String>,
@@ -1348,6 +1355,7 @@ impl Sim {
             status: RolloutStatus::default(),
             now: 0,
             route: w(0),
+            header: None,
             canary: "v2".into(),
             stable: "v1".into(),
             reverts: Vec::new(),
@@ -1362,6 +1370,7 @@ impl Sim {
             canary_version: Some(self.canary.clone()),
             stable_version: Some(self.stable.clone()),
             weights: Some(self.route),
+            header_match: self.header.clone(),
             ..Observations::default()
         }
     }
@@ -1386,15 +1395,24 @@ impl Sim {
                         key,
                         weights,
                         expected,
+                        header_match,
+                        expected_header_match,
                     } => {
-                        let outcome =
-                            if expected.is_none_or(|x| x == self.route) || weights == self.route {
-                                self.route = weights;
-                                self.weight_history.push(weights.canary);
-                                EffectOutcome::WeightsSet { weights }
-                            } else {
-                                EffectOutcome::ManualChange { found: self.route }
-                            };
+                        let holds_expected = expected.is_none_or(|x| {
+                            x == self.route && expected_header_match == self.header
+                        });
+                        let holds_target = weights == self.route && header_match == self.header;
+                        let outcome = if holds_expected || holds_target {
+                            self.route = weights;
+                            self.header = header_match;
+                            self.weight_history.push(weights.canary);
+                            EffectOutcome::WeightsSet { weights }
+                        } else {
+                            EffectOutcome::ManualChange {
+                                found: self.route,
+                                header_match: self.header.clone(),
+                            }
+                        };
                         completions.push(done(&key, t(self.now), outcome));
                     }
                     Effect::RevertCanary { key, version, .. } => {
