@@ -1579,7 +1579,19 @@ impl Machine<'_> {
         std_duration(next - self.now)
     }
 
-    fn finish(self) -> Decision {
+    fn finish(mut self) -> Decision {
+        self.s.hold_until = match self.s.phase {
+            Phase::Progressing { step, since, .. }
+                if self
+                    .r
+                    .spec
+                    .step(step as usize)
+                    .is_some_and(|s| s.hold.is_some()) =>
+            {
+                Some(since + chrono_duration(self.r.spec.step_hold(step as usize)))
+            }
+            _ => None,
+        };
         let requeue_after = self.requeue_after();
         Decision {
             next: self.s,

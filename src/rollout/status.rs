@@ -280,6 +280,10 @@ pub struct RolloutStatus {
     /// `weights`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub header_match: Option<HeaderMatch>,
+    /// Progressing at a step with a `hold`: when the hold ends (the step's start plus its
+    /// hold). The step advances with the first passing interval from then on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_until: Option<DateTime<Utc>>,
     /// Failed analysis intervals in this rollout.
     #[serde(default)]
     pub failures: u32,
@@ -425,6 +429,8 @@ struct StatusSchema {
     weights: Option<WeightsSchema>,
     /// The header route slogate last set and saw confirmed (a header step).
     header_match: Option<HeaderMatchSchema>,
+    /// When the current step's hold ends.
+    hold_until: Option<DateTime<Utc>>,
     /// Failed analysis intervals.
     failures: Option<u32>,
     /// Inconclusive analysis intervals.

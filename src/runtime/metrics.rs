@@ -547,6 +547,9 @@ pub struct RolloutMetrics {
     pub phase: Family<PhaseLabels, Gauge>,
     /// Index into `spec.steps` of the step in effect (the last step while promoting).
     pub step: Family<RolloutLabels, Gauge>,
+    /// Seconds left at the current step before it may advance (its hold, or one interval);
+    /// absent outside Progressing.
+    pub step_remaining: Family<RolloutLabels, Gauge>,
     /// Checks judged, by metric and result.
     pub analysis_result: Family<AnalysisResultLabels, Counter>,
     /// The last p-value of a comparative metric or of the sequential error-count test.
@@ -586,6 +589,11 @@ impl RolloutMetrics {
             "slogate_rollout_step",
             "Index into spec.steps of the step a rollout is at",
             self.step.clone(),
+        );
+        registry.register(
+            "slogate_rollout_step_remaining_seconds",
+            "Seconds left at the current step of a progressing rollout before it may advance (its hold, or one interval)",
+            self.step_remaining.clone(),
         );
         registry.register(
             "slogate_analysis_result",
@@ -656,6 +664,7 @@ impl RolloutMetrics {
         };
         self.weight.remove(&l);
         self.step.remove(&l);
+        self.step_remaining.remove(&l);
         for p in all_phases {
             self.phase.remove(&PhaseLabels {
                 namespace: namespace.to_string(),
@@ -696,6 +705,23 @@ impl RolloutMetrics {
                     phase: p.to_string(),
                 })
                 .set(i64::from(*p == current));
+        }
+    }
+
+    /// Publish the seconds left at a rollout's current step (`None`: not progressing, the
+    /// series is removed).
+    pub fn set_step_remaining(&self, namespace: &str, rollout: &str, seconds: Option<i64>) {
+        let l = RolloutLabels {
+            namespace: namespace.to_string(),
+            rollout: rollout.to_string(),
+        };
+        match seconds {
+            Some(s) => {
+                self.step_remaining.get_or_create(&l).set(s);
+            }
+            None => {
+                self.step_remaining.remove(&l);
+            }
         }
     }
 

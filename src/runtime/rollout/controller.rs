@@ -537,7 +537,7 @@ impl RolloutController {
             }
             status = d.next;
             requeue = d.requeue_after;
-            self.publish(&status);
+            self.publish(&status, now);
             if d.effects.is_empty() {
                 break;
             }
@@ -651,8 +651,15 @@ impl RolloutController {
         report.commands = results;
     }
 
-    /// Publish phase, step and weight.
-    fn publish(&self, s: &RolloutStatus) {
+    /// Publish phase, step, weight and the time left at the step.
+    fn publish(&self, s: &RolloutStatus, now: DateTime<Utc>) {
+        let remaining = crate::rollout::step_remaining(&self.rollout, s, now)
+            .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        self.deps.metrics_registry.set_step_remaining(
+            self.rollout.namespace(),
+            &self.rollout.metadata.name,
+            remaining,
+        );
         let last = self.rollout.spec.steps.len().saturating_sub(1) as i64;
         let step = match &s.phase {
             Phase::Progressing { step, .. } | Phase::WaitingForApproval { step, .. } => {
