@@ -324,9 +324,6 @@ fn parse_document(ctx: &mut Ctx, v: &Yaml) -> Option<Rollout> {
         "",
         &mut problems,
     );
-    if let Some(spec) = doc.get("spec") {
-        schema::check_steps(spec, "spec", &mut problems);
-    }
     for p in problems {
         ctx.error(&p.path, p.message);
     }
@@ -689,7 +686,18 @@ fn check_steps(ctx: &mut Ctx, spec: &super::spec::RolloutSpec) {
                     }
                     if let crate::model::traffic::HeaderValue::Regex { regex } = v {
                         if let Err(e) = regex::Regex::new(regex) {
-                            ctx.error(&format!("{at}.regex"), format!("invalid regex {regex:?}: {e}"));
+                            // regex's syntax errors span lines (pattern, caret, message).
+                            let text = e.to_string();
+                            let why = text
+                                .lines()
+                                .rev()
+                                .find_map(|l| l.strip_prefix("error: "))
+                                .unwrap_or(&text)
+                                .to_string();
+                            ctx.error(
+                                &format!("{at}.regex"),
+                                format!("invalid regex {regex:?}: {why}; expected an RE2 regular expression"),
+                            );
                         }
                     }
                 }

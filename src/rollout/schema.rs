@@ -26,7 +26,9 @@
 use serde_json::{json, Map as JsonMap, Value as Json};
 use serde_yaml::Value as Yaml;
 
-use super::spec::{RolloutSpec, API_VERSION, DURATION_PATTERN, GROUP, KIND, VERSION};
+use super::spec::{
+    RolloutSpec, API_VERSION, DURATION_PATTERN, GROUP, KIND, STEP_DESCRIPTION, VERSION,
+};
 use super::RolloutStatus;
 use crate::slo::suggest::closest;
 
@@ -307,8 +309,15 @@ pub fn check(schema: &Json, value: &Yaml, path: &str, out: &mut Vec<SchemaProble
                 }
             }
             if let Some(item_schema) = schema.get("items") {
+                let steps =
+                    item_schema.get("description").and_then(Json::as_str) == Some(STEP_DESCRIPTION);
                 for (i, item) in items.iter().enumerate() {
-                    check(item_schema, item, &format!("{path}[{i}]"), out);
+                    let at = format!("{path}[{i}]");
+                    if steps {
+                        check_step(item, &at, out);
+                    } else {
+                        check(item_schema, item, &at, out);
+                    }
                 }
             }
         }
@@ -373,17 +382,9 @@ pub fn check(schema: &Json, value: &Yaml, path: &str, out: &mut Vec<SchemaProble
     }
 }
 
-/// Check every item of `spec.steps` of `spec` (at `path`, e.g. `spec`) with [`check_step`].
-pub fn check_steps(spec: &Yaml, path: &str, out: &mut Vec<SchemaProblem>) {
-    if let Some(Yaml::Sequence(steps)) = spec.get("steps") {
-        for (i, step) in steps.iter().enumerate() {
-            check_step(step, &format!("{path}.steps[{i}]"), out);
-        }
-    }
-}
-
 /// Check one item of `spec.steps`: a canary weight (1 to 100), or a mapping `{weight, hold}`
-/// or `{match: {headers: …}, hold}`. The CRD cannot type a number-or-object item (see
+/// or `{match: {headers: …}, hold}` ([`check`] calls it for the items of `spec.steps`,
+/// recognised by their description). The CRD cannot type a number-or-object item (see
 /// [`super::spec::Step`]), so this does what the schema does for other fields. The rules
 /// between fields (weight or match, holds, order) are checked after deserializing.
 pub fn check_step(value: &Yaml, path: &str, out: &mut Vec<SchemaProblem>) {
@@ -716,7 +717,6 @@ mod tests {
         let v: Yaml = serde_yaml::from_str(doc).unwrap();
         let mut out = Vec::new();
         check(&spec_schema(), &v, "spec", &mut out);
-        check_steps(&v, "spec", &mut out);
         out.iter()
             .map(|p| format!("{}: {}", p.path, p.message))
             .collect()

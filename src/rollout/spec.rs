@@ -214,6 +214,10 @@ impl<'de> Deserialize<'de> for Step {
     }
 }
 
+/// Description of a step in the CRD (also how [`super::schema::check`] recognises the step
+/// schema).
+pub const STEP_DESCRIPTION: &str = "A canary weight in percent (1 to 100, one interval), or an object: {weight: 10, hold: 24h} (a weight held at least that long, analysed every interval), or a header step {match: {headers: {x-canary: \"true\"}}, hold: 30m} (only matching requests go to the canary; a string is an exact match, {prefix: ...} or {regex: ...} the others). Checked by slogate.";
+
 /// In the CRD a step is a number or an object: structural schemas cannot say "one of two
 /// types" (except int-or-string), so the item keeps unknown fields and slogate checks it
 /// itself ([`super::schema::check_step`]) wherever it reads a Rollout.
@@ -224,7 +228,7 @@ impl JsonSchema for Step {
 
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         schemars::json_schema!({
-            "description": "A canary weight in percent (1 to 100, one interval), or an object: {weight: 10, hold: 24h} (a weight held at least that long, analysed every interval), or a header step {match: {headers: {x-canary: \"true\"}}, hold: 30m} (only matching requests go to the canary; a string is an exact match, {prefix: ...} or {regex: ...} the others). Checked by slogate.",
+            "description": STEP_DESCRIPTION,
             "x-kubernetes-preserve-unknown-fields": true
         })
     }
