@@ -332,6 +332,47 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_header_step_writes_its_match_and_the_next_step_removes_it() {
+        let (_dir, r) = router();
+        std::fs::write(r.path(), r#"{"stable": 100, "canary": 0, "note": "demo"}"#).unwrap();
+        let h: HeaderMatch =
+            serde_json::from_value(serde_json::json!({"headers": {"x-canary": "true"}})).unwrap();
+        let header_step = Routing {
+            weights: Weights::canary(0),
+            header_match: Some(h.clone()),
+        };
+        let read = r
+            .set_routing(Some(&Weights::canary(0).into()), &header_step)
+            .await
+            .unwrap();
+        assert_eq!(read, header_step);
+        let on_disk: Value =
+            serde_json::from_str(&std::fs::read_to_string(r.path()).unwrap()).unwrap();
+        assert_eq!(
+            on_disk,
+            serde_json::json!({"stable": 100, "canary": 0, "note": "demo",
+                               "headerMatch": {"headers": {"x-canary": "true"}}})
+        );
+        // Guarded like weights: expecting no header route is a manual change now.
+        let e = r
+            .set_weights(Some(Weights::canary(0)), Weights::canary(10))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, TrafficError::ManualChange { .. }), "{e}");
+        let read = r
+            .set_routing(Some(&header_step), &Weights::canary(10).into())
+            .await
+            .unwrap();
+        assert_eq!(read, Weights::canary(10).into());
+        let on_disk: Value =
+            serde_json::from_str(&std::fs::read_to_string(r.path()).unwrap()).unwrap();
+        assert_eq!(
+            on_disk,
+            serde_json::json!({"stable": 90, "canary": 10, "note": "demo"})
+        );
+    }
+
+    #[tokio::test]
     async fn expected_weights_but_no_file_is_not_found() {
         let (_dir, r) = router();
         assert!(matches!(
