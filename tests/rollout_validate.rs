@@ -127,7 +127,8 @@ fn every_bad_fixture_names_file_document_field_and_expectation() {
 fn good_rollouts_and_slos_validate_together() {
     let example = root().join("examples/rollouts/checkout.yaml");
     let slos = root().join("examples/slos");
-    let out = validate(&[&example, &fixture("good"), &slos]);
+    let policy_24h = root().join("examples/rollouts/checkout-24h.yaml");
+    let out = validate(&[&example, &policy_24h, &fixture("good"), &slos]);
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
     assert_eq!(stdout, "3 SLOs, 4 Rollouts in 6 files OK\n");
