@@ -978,16 +978,18 @@ fn slogate_history(om: &mut OpenMetrics, tl: &Timeline, start: i64, end: i64) {
             let (phase, weight, step, canary) = tl.rollout(t);
             om.gauge("slogate_rollout_weight", &lab(&ro), weight, t);
             om.gauge("slogate_rollout_step", &lab(&ro), step, t);
-            if phase == "Progressing" {
-                // Each step holds 30 minutes.
-                let left = 30 * MIN - (tl.rel(t) + 5 * HOUR).rem_euclid(30 * MIN);
-                om.gauge(
-                    "slogate_rollout_step_remaining_seconds",
-                    &lab(&ro),
-                    left as f64,
-                    t,
-                );
-            }
+            // Each step holds 30 minutes; 0 outside Progressing.
+            let left = if phase == "Progressing" {
+                30 * MIN - (tl.rel(t) + 5 * HOUR).rem_euclid(30 * MIN)
+            } else {
+                0
+            };
+            om.gauge(
+                "slogate_rollout_step_remaining_seconds",
+                &lab(&ro),
+                left as f64,
+                t,
+            );
             for p in PHASES {
                 let mut l = lab(&ro);
                 l.push(("phase", p));

@@ -548,7 +548,7 @@ pub struct RolloutMetrics {
     /// Index into `spec.steps` of the step in effect (the last step while promoting).
     pub step: Family<RolloutLabels, Gauge>,
     /// Seconds left at the current step before it may advance (its hold, or one interval);
-    /// absent outside Progressing.
+    /// 0 outside Progressing.
     pub step_remaining: Family<RolloutLabels, Gauge>,
     /// Checks judged, by metric and result.
     pub analysis_result: Family<AnalysisResultLabels, Counter>,
@@ -592,7 +592,7 @@ impl RolloutMetrics {
         );
         registry.register(
             "slogate_rollout_step_remaining_seconds",
-            "Seconds left at the current step of a progressing rollout before it may advance (its hold, or one interval)",
+            "Seconds left at the current step of a rollout before it may advance (its hold, or one interval); 0 outside Progressing",
             self.step_remaining.clone(),
         );
         registry.register(
@@ -708,21 +708,13 @@ impl RolloutMetrics {
         }
     }
 
-    /// Publish the seconds left at a rollout's current step (`None`: not progressing, the
-    /// series is removed).
-    pub fn set_step_remaining(&self, namespace: &str, rollout: &str, seconds: Option<i64>) {
+    /// Publish the seconds left at a rollout's current step (0 when it is not progressing).
+    pub fn set_step_remaining(&self, namespace: &str, rollout: &str, seconds: i64) {
         let l = RolloutLabels {
             namespace: namespace.to_string(),
             rollout: rollout.to_string(),
         };
-        match seconds {
-            Some(s) => {
-                self.step_remaining.get_or_create(&l).set(s);
-            }
-            None => {
-                self.step_remaining.remove(&l);
-            }
-        }
+        self.step_remaining.get_or_create(&l).set(seconds);
     }
 
     /// Count one judged check, and record its p-value when it has one.

@@ -654,7 +654,7 @@ impl RolloutController {
     /// Publish phase, step, weight and the time left at the step.
     fn publish(&self, s: &RolloutStatus, now: DateTime<Utc>) {
         let remaining = crate::rollout::step_remaining(&self.rollout, s, now)
-            .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
         self.deps.metrics_registry.set_step_remaining(
             self.rollout.namespace(),
             &self.rollout.metadata.name,
