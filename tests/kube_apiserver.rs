@@ -470,6 +470,22 @@ fn writes_by_slogate(api: &ApiServer, ns: &str, resource: &str) -> Vec<(String, 
     .collect()
 }
 
+/// slogate's writes to the route object in `ns`, each checked to be a successful patch.
+fn route_patches(api: &ApiServer, ns: &str, route: Route) -> Vec<(String, String, u64)> {
+    let resource = match route {
+        Route::VirtualService => "virtualservices",
+        Route::HttpRoute => "httproutes",
+    };
+    let writes = writes_by_slogate(api, ns, resource);
+    assert!(
+        writes
+            .iter()
+            .all(|(verb, _, code)| verb == "patch" && *code == 200),
+        "{writes:?}"
+    );
+    writes
+}
+
 // ---------------------------------------------------------------------------------------
 // Tests
 
@@ -630,17 +646,7 @@ fn healthy_rollout(route: Route, kill_at: Option<u64>) -> Option<Vec<u64>> {
     assert_eq!(promotions(&remote), 1, "one promotion commit");
     // Every weight write went through the route's API once: no write was repeated after the
     // restart, and nothing but the route and the Rollout's status was written.
-    let resource = match route {
-        Route::VirtualService => "virtualservices",
-        Route::HttpRoute => "httproutes",
-    };
-    let writes = writes_by_slogate(api, &ns, resource);
-    assert!(
-        writes
-            .iter()
-            .all(|(verb, _, code)| verb == "patch" && *code == 200),
-        "{writes:?}"
-    );
+    let writes = route_patches(api, &ns, route);
     assert_eq!(
         writes.len(),
         6,
@@ -1397,17 +1403,7 @@ fn header_step_then_weights(route: Route) -> Option<Vec<String>> {
     });
     let status = rollout_status(api, &ns);
     assert!(status["headerMatch"].is_null(), "{status}");
-    let resource = match route {
-        Route::VirtualService => "virtualservices",
-        Route::HttpRoute => "httproutes",
-    };
-    let writes = writes_by_slogate(api, &ns, resource);
-    assert!(
-        writes
-            .iter()
-            .all(|(verb, _, code)| verb == "patch" && *code == 200),
-        "{writes:?}"
-    );
+    let writes = route_patches(api, &ns, route);
     assert_eq!(
         writes.len(),
         4,

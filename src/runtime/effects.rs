@@ -243,12 +243,11 @@ impl Executor {
         expected: Option<Weights>,
         weights: Weights,
     ) -> Result<Weights, EffectError> {
-        let router = self
-            .router
-            .as_ref()
-            .ok_or(EffectError::Missing("traffic router"))?;
-        let write = router.set_weights(expected, weights);
-        Ok(bounded(self.router_timeout, "setting the weights", write).await??)
+        let expected = expected.map(Routing::weights);
+        let read = self
+            .set_routing(expected.as_ref(), &Routing::weights(weights))
+            .await?;
+        Ok(read.weights)
     }
 
     /// [`Effect::Revert`].

@@ -534,6 +534,26 @@ impl HeaderSite {
     }
 }
 
+/// slogate's header route: the one entry of `entries` at the indexes `ours` (none: no header
+/// route; more: an error from `many`), with the headers it matches.
+fn header_entry(
+    dialect: HeaderDialect,
+    entries: &[Value],
+    ours: &[usize],
+    weighted: usize,
+    at: impl Fn(usize) -> String,
+    many: impl FnOnce(&[usize]) -> String,
+) -> Result<Option<(usize, HeaderMatch)>, String> {
+    match ours {
+        [] => Ok(None),
+        [j] => {
+            let h = decode_headers(dialect, &entries[*j], &entries[weighted], &at(*j))?;
+            Ok(Some((*j, h)))
+        }
+        more => Err(many(more)),
+    }
+}
+
 /// The headers a header route matches on top of the weighted entry's own (its first match).
 fn decode_headers(
     dialect: HeaderDialect,
@@ -711,23 +731,18 @@ pub fn locate_istio(
     let ours: Vec<usize> = (0..http.len())
         .filter(|&j| str_at(&http[j], "name") == Some(header_name.as_str()))
         .collect();
-    let existing = match ours.as_slice() {
-        [] => None,
-        [j] => Some((
-            *j,
-            decode_headers(
-                HeaderDialect::Istio,
-                &http[*j],
-                &http[i],
-                &format!("spec.http[{j}] (`{header_name}`)"),
-            )?,
-        )),
-        many => {
-            return Err(format!(
+    let existing = header_entry(
+        HeaderDialect::Istio,
+        http,
+        &ours,
+        i,
+        |j| format!("spec.http[{j}] (`{header_name}`)"),
+        |many| {
+            format!(
                 "spec.http{many:?} are all named `{header_name}` (slogate's header route); expected at most one"
-            ))
-        }
-    };
+            )
+        },
+    )?;
     Ok(Located {
         stable,
         canary,
@@ -843,24 +858,19 @@ pub fn locate_http_route(
                 })
         })
         .collect();
-    let existing = match ours.as_slice() {
-        [] => None,
-        [j] => Some((
-            *j,
-            decode_headers(
-                HeaderDialect::GatewayApi,
-                &rules[*j],
-                &rules[i],
-                &format!("spec.rules[{j}]"),
-            )?,
-        )),
-        many => {
-            return Err(format!(
+    let existing = header_entry(
+        HeaderDialect::GatewayApi,
+        rules,
+        &ours,
+        i,
+        |j| format!("spec.rules[{j}]"),
+        |many| {
+            format!(
                 "spec.rules{many:?} all send only header-matched requests to {canary_desc}; \
                  expected at most one (slogate's header rule)"
-            ))
-        }
-    };
+            )
+        },
+    )?;
     Ok(Located {
         stable,
         canary,
