@@ -30,11 +30,16 @@
 //! - **Start.** A canary version that differs from the stable version (and from the version
 //!   this status already finished with) starts a rollout at step 0, unless the guard froze
 //!   deliveries.
-//! - **Steps.** A step advances only after a *full* `interval` at its weight, counted from
-//!   the moment its weights were confirmed, with a passing analysis. A restart resumes at the
-//!   same step and `requeue_after` is the time left in the interval; analysis windows that
-//!   start before the step or overlap the last judged window are ignored, so no step is ever
-//!   taken early.
+//! - **Steps.** A step advances only after a *full* `interval` at its weight (or its `hold`,
+//!   analysed every interval), counted from the moment its weights were confirmed, with a
+//!   passing analysis. A restart resumes at the same step and `requeue_after` is the time
+//!   left in the interval; the hold's end follows from `since` in the status (also stored as
+//!   `holdUntil`). Analysis windows that start before the step or overlap the last judged
+//!   window are ignored, so no step is ever taken early. A step's deadline is
+//!   `progressDeadline` beyond its hold.
+//! - **Header steps** set weight 0 and a header route to the canary (one routing write);
+//!   the next weighted step, the promotion and an abort remove it. The header route is part
+//!   of manual-change detection like the weights.
 //! - **Failure.** More than `failureLimit` failed intervals, more than `inconclusiveLimit`
 //!   inconclusive ones, a decisive failure (the sequential error-count test rejecting), or a
 //!   step not done by its `progressDeadline` ⇒ Aborting: weights to 0 (written

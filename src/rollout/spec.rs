@@ -18,9 +18,13 @@
 //! `analysis.errorCounts.alpha: 0.02`, and for `compare`: `direction: either`,
 //! `tolerance: 0.25`, `confidence: 0.98`, `effectSize: meanRatio`, `minSamples: 3`.
 //!
-//! `progressDeadline` is **per step**: a step (or the promotion) that has not completed this
-//! long after it started aborts the rollout (a promotion that does not land is held and
-//! reported instead, see [`super::machine`]). The whole rollout is therefore bounded by
+//! `steps` are plain weights (one interval each), weights that hold (`{weight: 10, hold: 24h}`)
+//! or header steps (`{match: {headers: …}, hold: 30m}`), see [`Step`].
+//!
+//! `progressDeadline` is **per step, beyond its hold**: a step (or the promotion) that has
+//! not completed this long after its hold (or, without one, after it started) aborts the
+//! rollout (a promotion that does not land is held and reported instead, see
+//! [`super::machine`]). The whole rollout is therefore bounded by the holds plus
 //! `steps × progressDeadline` plus the approval deadline.
 
 use schemars::JsonSchema;
