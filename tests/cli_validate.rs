@@ -239,3 +239,74 @@ fn directories_are_searched_recursively_and_empty_input_fails() {
         text(&rules.stderr)
     );
 }
+
+/// Size caps: an SLO spec over 16 MiB, a Rollout over 1 MiB and a daemon configuration over
+/// 1 MiB are refused with exit 2, naming the file and the limit, before they are parsed; a
+/// configuration whose YAML aliases expand without bound ("billion laughs") is refused too.
+#[test]
+fn oversized_files_and_alias_bombs_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Comments only: valid YAML, so only the cap can refuse it.
+    let big = |path: &Path, bytes: usize| {
+        let line = format!("# {}\n", "x".repeat(97));
+        std::fs::write(path, line.repeat(bytes / line.len() + 1)).unwrap();
+    };
+    let spec = tmp.path().join("huge-spec.yml");
+    big(&spec, 16 << 20);
+    let o = validate(&[path_arg(&spec)]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    let err = text(&o.stdout) + &text(&o.stderr);
+    assert!(
+        err.contains("huge-spec.yml") && err.contains("limited to 16 MiB"),
+        "{err}"
+    );
+
+    // Rollout files as the daemon's `rollouts.source: files` reads them.
+    let rollout = tmp.path().join("huge-rollout.yml");
+    big(&rollout, 1 << 20);
+    let report = slogate::rollout::load::load_paths(&[rollout.clone()]);
+    let err = format!("{:?}", report.errors);
+    assert!(
+        err.contains("huge-rollout.yml") && err.contains("limited to 1 MiB"),
+        "{err}"
+    );
+
+    let run = |config: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_slogate"))
+            .args(["run", "--once", "--config"])
+            .arg(config)
+            .env_remove("SLOGATE_LOG")
+            .output()
+            .expect("run slogate")
+    };
+    let config = tmp.path().join("huge.yaml");
+    big(&config, 1 << 20);
+    let o = run(&config);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("huge.yaml") && err.contains("limited to 1 MiB"),
+        "{err}"
+    );
+
+    // Nine levels of ten aliases: 10^9 nodes once expanded, in a few hundred bytes.
+    let mut bomb = String::from(
+        "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n",
+    );
+    for (prev, name) in ["a", "b", "c", "d", "e", "f", "g", "h"]
+        .iter()
+        .zip(["b", "c", "d", "e", "f", "g", "h", "i"])
+    {
+        let refs = vec![format!("*{prev}"); 10].join(",");
+        bomb.push_str(&format!("{name}: &{name} [{refs}]\n"));
+    }
+    let config = tmp.path().join("bomb.yaml");
+    std::fs::write(&config, bomb).unwrap();
+    let o = run(&config);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("bomb.yaml") && err.contains("not valid YAML"),
+        "{err}"
+    );
+}

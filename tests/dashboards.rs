@@ -458,6 +458,7 @@ fn dashboards_show_what_they_promise() {
         "slogate_rollout_weight",
         "slogate_rollout_phase",
         "slogate_rollout_step",
+        "slogate_rollout_step_remaining_seconds",
         "slogate_analysis_result_total",
         "slogate_analysis_p_value",
         "slogate_decisions_total",
@@ -977,6 +978,18 @@ fn slogate_history(om: &mut OpenMetrics, tl: &Timeline, start: i64, end: i64) {
             let (phase, weight, step, canary) = tl.rollout(t);
             om.gauge("slogate_rollout_weight", &lab(&ro), weight, t);
             om.gauge("slogate_rollout_step", &lab(&ro), step, t);
+            // Each step holds 30 minutes; 0 outside Progressing.
+            let left = if phase == "Progressing" {
+                30 * MIN - (tl.rel(t) + 5 * HOUR).rem_euclid(30 * MIN)
+            } else {
+                0
+            };
+            om.gauge(
+                "slogate_rollout_step_remaining_seconds",
+                &lab(&ro),
+                left as f64,
+                t,
+            );
             for p in PHASES {
                 let mut l = lab(&ro);
                 l.push(("phase", p));

@@ -470,6 +470,22 @@ fn writes_by_slogate(api: &ApiServer, ns: &str, resource: &str) -> Vec<(String, 
     .collect()
 }
 
+/// slogate's writes to the route object in `ns`, each checked to be a successful patch.
+fn route_patches(api: &ApiServer, ns: &str, route: Route) -> Vec<(String, String, u64)> {
+    let resource = match route {
+        Route::VirtualService => "virtualservices",
+        Route::HttpRoute => "httproutes",
+    };
+    let writes = writes_by_slogate(api, ns, resource);
+    assert!(
+        writes
+            .iter()
+            .all(|(verb, _, code)| verb == "patch" && *code == 200),
+        "{writes:?}"
+    );
+    writes
+}
+
 // ---------------------------------------------------------------------------------------
 // Tests
 
@@ -521,6 +537,29 @@ fn deploy_applies_to_a_real_api_server_with_the_third_party_crds() {
     assert!(
         out.contains("rollout.slogate.dev/checkout serverside-applied"),
         "{out}"
+    );
+    // So is the 24h policy (a header step, a step that holds, plain steps), and the API
+    // server keeps both step forms as written.
+    let policy = std::fs::read_to_string(repo_path("examples/rollouts/checkout-24h.yaml"))
+        .unwrap()
+        .replace("namespace: shop", &format!("namespace: {ns}"));
+    let out = api.apply(&policy);
+    assert!(
+        out.contains("rollout.slogate.dev/checkout-24h serverside-applied"),
+        "{out}"
+    );
+    let stored = api.get(&format!(
+        "/apis/slogate.dev/v1alpha1/namespaces/{ns}/rollouts/checkout-24h"
+    ));
+    assert_eq!(
+        stored["spec"]["steps"],
+        serde_json::json!([
+            {"match": {"headers": {"x-canary": "true"}}, "hold": "30m"},
+            {"weight": 10, "hold": "24h"},
+            50,
+            100
+        ]),
+        "{stored}"
     );
 }
 
@@ -607,17 +646,7 @@ fn healthy_rollout(route: Route, kill_at: Option<u64>) -> Option<Vec<u64>> {
     assert_eq!(promotions(&remote), 1, "one promotion commit");
     // Every weight write went through the route's API once: no write was repeated after the
     // restart, and nothing but the route and the Rollout's status was written.
-    let resource = match route {
-        Route::VirtualService => "virtualservices",
-        Route::HttpRoute => "httproutes",
-    };
-    let writes = writes_by_slogate(api, &ns, resource);
-    assert!(
-        writes
-            .iter()
-            .all(|(verb, _, code)| verb == "patch" && *code == 200),
-        "{writes:?}"
-    );
+    let writes = route_patches(api, &ns, route);
     assert_eq!(
         writes.len(),
         6,
@@ -1203,4 +1232,199 @@ fn a_tls_failure_logs_its_cause_and_does_not_blame_rbac() {
             .any(|l| l.contains("CaUsedAsEndEntity")),
         "{log}"
     );
+}
+
+/// The weighted entry's canary weight and slogate's header route (the VirtualService route
+/// named `primary-slogate-canary`, or the HTTPRoute rule sending only to the canary), read
+/// from the API server.
+fn routing_on(api: &ApiServer, ns: &str, route: Route) -> (Option<u64>, Option<Value>) {
+    match route {
+        Route::VirtualService => {
+            let vs = api.get(&format!(
+                "/apis/networking.istio.io/v1/namespaces/{ns}/virtualservices/checkout"
+            ));
+            let http = vs["spec"]["http"].as_array().cloned().unwrap_or_default();
+            let primary = http.iter().find(|r| r["name"] == "primary");
+            let weight = primary.and_then(|p| {
+                p["route"]
+                    .as_array()?
+                    .iter()
+                    .find(|d| d["destination"]["subset"] == "canary")
+                    .map(|d| d["weight"].as_u64().unwrap_or(0))
+            });
+            let header = http
+                .iter()
+                .find(|r| r["name"] == "primary-slogate-canary")
+                .cloned();
+            (weight, header)
+        }
+        Route::HttpRoute => {
+            let r = api.get(&format!(
+                "/apis/gateway.networking.k8s.io/v1/namespaces/{ns}/httproutes/checkout"
+            ));
+            let rules = r["spec"]["rules"].as_array().cloned().unwrap_or_default();
+            let header = rules
+                .iter()
+                .find(|rule| rule["backendRefs"].as_array().is_some_and(|b| b.len() == 1))
+                .cloned();
+            (canary_weight_http(&rules), header)
+        }
+    }
+}
+
+fn canary_weight_http(rules: &[Value]) -> Option<u64> {
+    let weighted = rules
+        .iter()
+        .find(|rule| rule["backendRefs"].as_array().is_some_and(|b| b.len() == 2))?;
+    weighted["backendRefs"]
+        .as_array()?
+        .iter()
+        .find(|b| b["name"] == "checkout-canary")
+        .map(|b| b["weight"].as_u64().unwrap_or(1))
+}
+
+/// A header step (requests with `x-canary: "true"`, held 9s) then 50% and 100% on a real
+/// route: the header route is written ahead of the weighted one, kept through the hold (the
+/// status, read back from the API server, holds it and when the hold ends), removed with
+/// the step to 50%, and the rollout promotes.
+fn header_step_then_weights(route: Route) -> Option<Vec<String>> {
+    let _serial = serial();
+    let (api, _) = cluster()?;
+    let work = tempfile::tempdir().unwrap();
+    let ns = api.namespace(match route {
+        Route::VirtualService => "hdr-vs",
+        Route::HttpRoute => "hdr-route",
+    });
+    app().lock().unwrap().insert(ns.clone(), 0.0);
+    let prom = prometheus(work.path())?;
+    let remote = gitops_remote();
+    let kubeconfig = slogate_kubeconfig(api, work.path());
+    api.apply(&app_objects(
+        &ns,
+        route,
+        "[{match: {headers: {x-canary: \"true\"}}, hold: 9s}, 50, 100]",
+        "3s",
+    ));
+    let remote_url = remote.url();
+    let lease = format!("slogate-{ns}");
+    let mut setup = Setup::new(work.path(), &prom.url, &ns, &lease);
+    setup.remote = Some(&remote_url);
+    let mut daemon = Daemon::start(&setup, "a", "slogate-a", &kubeconfig, "info");
+    // What the route held, in order: "0+header", "50", "100", "0".
+    let mut seen: Vec<String> = Vec::new();
+    let poll = |api: &ApiServer, seen: &mut Vec<String>| {
+        let (w, h) = routing_on(api, &ns, route);
+        let state = match (w, &h) {
+            (Some(w), Some(_)) => format!("{w}+header"),
+            (Some(w), None) => w.to_string(),
+            (None, _) => "?".into(),
+        };
+        if seen.last() != Some(&state) {
+            seen.push(state);
+        }
+        h
+    };
+    let mut header_route = None;
+    wait_until(
+        "the header step with its header route and hold",
+        Duration::from_secs(120),
+        || {
+            daemon.alive();
+            let h = poll(api, &mut seen);
+            let status = rollout_status(api, &ns);
+            // The dashboard's gauge: seconds left in the 9s hold.
+            let left = daemon.metric(&format!(
+                "slogate_rollout_step_remaining_seconds{{namespace=\"{ns}\",rollout=\"checkout\"}}"
+            ));
+            if h.is_some()
+                && status["headerMatch"].is_object()
+                && !status["holdUntil"].is_null()
+                && left.is_some_and(|s| s <= 9.0)
+            {
+                header_route = h;
+                return Ok(());
+            }
+            Err(format!("{status}\n{}", daemon.log()))
+        },
+    );
+    let status = rollout_status(api, &ns);
+    assert_eq!(status["step"], 0, "{status}");
+    // The status subresource kept the header match (the CRD's status schema knows it).
+    assert_eq!(
+        status["headerMatch"],
+        serde_json::json!({"headers": {"x-canary": "true"}}),
+        "{status}"
+    );
+    let header_route = header_route.unwrap();
+    match route {
+        Route::VirtualService => {
+            assert_eq!(
+                header_route["match"],
+                serde_json::json!([{"headers": {"x-canary": {"exact": "true"}}}]),
+                "{header_route}"
+            );
+            assert_eq!(
+                header_route["route"][0]["destination"]["subset"], "canary",
+                "{header_route}"
+            );
+        }
+        Route::HttpRoute => {
+            let headers = &header_route["matches"][0]["headers"];
+            assert_eq!(
+                headers,
+                &serde_json::json!([{"type": "Exact", "name": "x-canary", "value": "true"}]),
+                "{header_route}"
+            );
+            assert_eq!(header_route["backendRefs"][0]["name"], "checkout-canary");
+        }
+    }
+    wait_until(
+        "the canary at 100% and its promotion commit",
+        Duration::from_secs(180),
+        || {
+            daemon.alive();
+            poll(api, &mut seen);
+            let (w, _) = routing_on(api, &ns, route);
+            if w == Some(100) && promotions(&remote) == 1 {
+                return Ok(());
+            }
+            Err(format!("routing {seen:?}\n{}", daemon.log()))
+        },
+    );
+    stable_runs_v2(api, &ns);
+    wait_until("the rollout to succeed", Duration::from_secs(120), || {
+        daemon.alive();
+        poll(api, &mut seen);
+        let status = rollout_status(api, &ns);
+        if status["phase"] == "Succeeded" && routing_on(api, &ns, route) == (Some(0), None) {
+            return Ok(());
+        }
+        Err(format!("routing {seen:?}\n{status}\n{}", daemon.log()))
+    });
+    let status = rollout_status(api, &ns);
+    assert!(status["headerMatch"].is_null(), "{status}");
+    let writes = route_patches(api, &ns, route);
+    assert_eq!(
+        writes.len(),
+        4,
+        "header route, 50 (header route removed), 100, 0: {writes:?}"
+    );
+    app().lock().unwrap().remove(&ns);
+    Some(seen)
+}
+
+#[test]
+fn header_step_then_weights_on_a_real_virtual_service() {
+    let Some(seen) = header_step_then_weights(Route::VirtualService) else {
+        return;
+    };
+    assert_eq!(seen, ["0", "0+header", "50", "100", "0"]);
+}
+
+#[test]
+fn header_step_then_weights_on_a_real_http_route() {
+    let Some(seen) = header_step_then_weights(Route::HttpRoute) else {
+        return;
+    };
+    assert_eq!(seen, ["0", "0+header", "50", "100", "0"]);
 }

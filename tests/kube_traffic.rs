@@ -12,7 +12,8 @@ use common::{conflict, finish, not_found, serve, status, Exchange, JSON_PATCH};
 use serde_json::{json, Value};
 use slogate::adapters::kube::KubeTrafficRouter;
 use slogate::ports::traffic::{
-    BackendRef, IstioDestinations, TrafficError, TrafficRouter, TrafficTarget, Weights,
+    BackendRef, HeaderMatch, IstioDestinations, Routing, TrafficError, TrafficRouter,
+    TrafficTarget, Weights,
 };
 
 const VS: &str = "/apis/networking.istio.io/v1/namespaces/shop/virtualservices/checkout";
@@ -316,8 +317,8 @@ async fn a_weight_changed_before_the_retry_is_a_manual_change_not_a_retry() {
         result,
         Err(TrafficError::ManualChange {
             target: VS_TARGET.into(),
-            expected: Weights::canary(0),
-            found: Weights::canary(40),
+            expected: Weights::canary(0).into(),
+            found: Weights::canary(40).into(),
         })
     );
 }
@@ -339,8 +340,8 @@ async fn a_weight_changed_by_hand_is_reported_and_nothing_is_patched() {
         result,
         Err(TrafficError::ManualChange {
             target: VS_TARGET.into(),
-            expected: Weights::canary(10),
-            found: Weights::canary(50),
+            expected: Weights::canary(10).into(),
+            found: Weights::canary(50).into(),
         })
     );
 }
@@ -364,8 +365,8 @@ async fn a_read_back_mismatch_is_an_error() {
         result,
         Err(TrafficError::ReadBack {
             target: VS_TARGET.into(),
-            wrote: Weights::canary(25),
-            read: Weights::canary(20),
+            wrote: Weights::canary(25).into(),
+            read: Weights::canary(20).into(),
         })
     );
 }
@@ -533,4 +534,186 @@ async fn a_hung_api_server_times_out() {
         })
     );
     holder.abort();
+}
+
+// ---- header steps: slogate's header route, added and removed ------------------------------
+
+fn header(pairs: Value) -> HeaderMatch {
+    serde_json::from_value(json!({ "headers": pairs })).unwrap()
+}
+
+fn routing(canary: u32, h: Option<HeaderMatch>) -> Routing {
+    Routing {
+        weights: Weights::canary(canary),
+        header_match: h,
+    }
+}
+
+/// The header route slogate writes for `primary` of [`subset_vs`] with `x-canary: "true"`.
+fn istio_header_route() -> Value {
+    json!({"name": "primary-slogate-canary", "retries": {"attempts": 3},
+           "match": [{"headers": {"x-canary": {"exact": "true"}}}],
+           "route": [{"destination": {"host": "checkout.shop.svc.cluster.local", "subset": "canary"}, "weight": 100}]})
+}
+
+/// `vs` with `route` inserted at `spec.http[2]`, ahead of `primary`.
+fn with_route(mut vs: Value, at: &str, index: usize, route: Value) -> Value {
+    vs.pointer_mut(at)
+        .and_then(Value::as_array_mut)
+        .unwrap()
+        .insert(index, route);
+    vs
+}
+
+#[tokio::test]
+async fn virtual_service_header_step_adds_a_route_ahead_of_the_named_one() {
+    let after = with_route(
+        subset_vs("21", 100, Some(0)),
+        "/spec/http",
+        2,
+        istio_header_route(),
+    );
+    let (client, verifier) = serve(vec![
+        Exchange::get(VS).respond(200, subset_vs("20", 100, Some(0))),
+        // The weights are already 100/0: only the route is added, at the named route's index.
+        Exchange::patch(
+            VS_PATCH,
+            JSON_PATCH,
+            json!([
+                {"op": "replace", "path": "/metadata/resourceVersion", "value": "20"},
+                {"op": "add", "path": "/spec/http/2", "value": istio_header_route()},
+            ]),
+        )
+        .respond(200, after.clone()),
+        Exchange::get(VS).respond(200, after.clone()),
+        // Read as the route's routing: 100/0 plus the header route.
+        Exchange::get(VS).respond(200, after),
+    ]);
+    let router = fast(KubeTrafficRouter::new(client, &subset_target()));
+    let want = routing(0, Some(header(json!({"x-canary": "true"}))));
+    let result = router.set_routing(Some(&routing(0, None)), &want).await;
+    let read = router.routing().await;
+    drop(router);
+    finish(verifier).await;
+    assert_eq!(result, Ok(want.clone()));
+    assert_eq!(read, Ok(want));
+}
+
+#[tokio::test]
+async fn virtual_service_next_weighted_step_removes_the_header_route_in_the_same_patch() {
+    let before = with_route(
+        subset_vs("30", 100, Some(0)),
+        "/spec/http",
+        2,
+        istio_header_route(),
+    );
+    let (client, verifier) = serve(vec![
+        Exchange::get(VS).respond(200, before),
+        // Weight ops first (their indexes are the ones read: primary is http[3]), then the
+        // header route's removal.
+        Exchange::patch(
+            VS_PATCH,
+            JSON_PATCH,
+            json!([
+                {"op": "replace", "path": "/metadata/resourceVersion", "value": "30"},
+                {"op": "replace", "path": "/spec/http/3/route/0/weight", "value": 90},
+                {"op": "replace", "path": "/spec/http/3/route/1/weight", "value": 10},
+                {"op": "remove", "path": "/spec/http/2"},
+            ]),
+        )
+        .respond(200, subset_vs("31", 90, Some(10))),
+        Exchange::get(VS).respond(200, subset_vs("31", 90, Some(10))),
+    ]);
+    let router = fast(KubeTrafficRouter::new(client, &subset_target()));
+    let result = router
+        .set_routing(
+            Some(&routing(0, Some(header(json!({"x-canary": "true"}))))),
+            &routing(10, None),
+        )
+        .await;
+    drop(router);
+    finish(verifier).await;
+    assert_eq!(result, Ok(routing(10, None)));
+}
+
+#[tokio::test]
+async fn a_header_route_removed_by_hand_is_a_manual_change_and_nothing_is_patched() {
+    let (client, verifier) = serve(vec![
+        Exchange::get(VS).respond(200, subset_vs("40", 100, Some(0)))
+    ]);
+    let router = fast(KubeTrafficRouter::new(client, &subset_target()));
+    let expected = routing(0, Some(header(json!({"x-canary": "true"}))));
+    let result = router
+        .set_routing(Some(&expected), &routing(10, None))
+        .await;
+    drop(router);
+    finish(verifier).await;
+    assert_eq!(
+        result,
+        Err(TrafficError::ManualChange {
+            target: VS_TARGET.into(),
+            expected,
+            found: routing(0, None),
+        })
+    );
+}
+
+/// The header rule slogate writes for the `/checkout` rule of [`http_route`]: its matches
+/// with the headers added (a prefix as an anchored regex), its filters, the canary alone.
+fn gateway_header_rule() -> Value {
+    json!({"matches": [{"path": {"type": "PathPrefix", "value": "/checkout"},
+                        "headers": [{"type": "Exact", "name": "x-canary", "value": "true"},
+                                    {"type": "RegularExpression", "name": "x-user", "value": "^beta\\-.*"}]}],
+           "filters": [{"type": "RequestHeaderModifier", "requestHeaderModifier": {"add": [{"name": "x-route", "value": "checkout"}]}}],
+           "backendRefs": [{"name": "checkout-canary", "port": 8080}]})
+}
+
+#[tokio::test]
+async fn http_route_header_step_adds_a_rule_with_header_matches_and_removes_it() {
+    let h = header(json!({"x-canary": "true", "x-user": {"prefix": "beta-"}}));
+    let with_rule = |rv: &str, stable, canary| {
+        with_route(
+            http_route(rv, stable, canary),
+            "/spec/rules",
+            1,
+            gateway_header_rule(),
+        )
+    };
+    let (client, verifier) = serve(vec![
+        // Start of the header step: 100/0 plus the header rule.
+        Exchange::get(HR).respond(200, http_route("50", 90, 10)),
+        Exchange::patch(
+            HR_PATCH,
+            JSON_PATCH,
+            json!([
+                {"op": "replace", "path": "/metadata/resourceVersion", "value": "50"},
+                {"op": "replace", "path": "/spec/rules/1/backendRefs/0/weight", "value": 100},
+                {"op": "replace", "path": "/spec/rules/1/backendRefs/1/weight", "value": 0},
+                {"op": "add", "path": "/spec/rules/1", "value": gateway_header_rule()},
+            ]),
+        )
+        .respond(200, with_rule("51", 100, 0)),
+        Exchange::get(HR).respond(200, with_rule("51", 100, 0)),
+        // Abort (an unconditional write): the header rule goes, weights stay 100/0.
+        Exchange::get(HR).respond(200, with_rule("52", 100, 0)),
+        Exchange::patch(
+            HR_PATCH,
+            JSON_PATCH,
+            json!([
+                {"op": "replace", "path": "/metadata/resourceVersion", "value": "52"},
+                {"op": "remove", "path": "/spec/rules/1"},
+            ]),
+        )
+        .respond(200, http_route("53", 100, 0)),
+        Exchange::get(HR).respond(200, http_route("53", 100, 0)),
+    ]);
+    let router = fast(KubeTrafficRouter::new(client, &http_route_target()));
+    let added = router
+        .set_routing(Some(&routing(10, None)), &routing(0, Some(h.clone())))
+        .await;
+    let removed = router.set_routing(None, &routing(0, None)).await;
+    drop(router);
+    finish(verifier).await;
+    assert_eq!(added, Ok(routing(0, Some(h))));
+    assert_eq!(removed, Ok(routing(0, None)));
 }

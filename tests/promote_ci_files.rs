@@ -1,5 +1,6 @@
-//! The example CI files under `deploy/ci/` parse as YAML, have the shape their runner
-//! expects, and call `slogate promote` only with flags the binary accepts.
+//! The example CI files under `deploy/ci/` (GitHub Actions, Tekton, GitLab CI) parse as YAML,
+//! have the shape their runner expects, and call `slogate promote` only with flags the
+//! binary accepts (checked against `slogate promote --help`, the real CLI parser).
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -187,6 +188,72 @@ fn tekton_task() {
         &[
             ESSENTIAL,
             &["--git-token-file", "--slogate-token-file", "--copy-tag"],
+        ]
+        .concat(),
+    );
+}
+
+#[test]
+fn gitlab_ci_job() {
+    let file = "deploy/ci/gitlab-ci-promote.yml";
+    let doc = load(file);
+    let root = doc.as_mapping().expect("a mapping");
+    let stages: Vec<&str> = doc["stages"]
+        .as_sequence()
+        .expect("stages")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    // Jobs are the top-level mappings with a `script` (the rest are GitLab keywords).
+    let jobs: Vec<(&str, &Value)> = root
+        .iter()
+        .filter(|(_, v)| v.get("script").is_some())
+        .map(|(k, v)| (k.as_str().expect("job name"), v))
+        .collect();
+    assert_eq!(jobs.len(), 1, "{file}: one promote job");
+    let (name, job) = jobs[0];
+    let stage = job["stage"].as_str().expect("stage");
+    assert!(
+        stages.contains(&stage),
+        "{file}: {name} uses undeclared stage {stage}"
+    );
+    assert!(job["timeout"].is_string(), "{file}: set a job timeout");
+    assert!(
+        job["resource_group"].is_string(),
+        "{file}: one promotion at a time (resource_group)"
+    );
+    assert_eq!(job["environment"]["name"], "production");
+    assert_eq!(
+        job["artifacts"]["when"], "always",
+        "{file}: keep the gate report when the gate says no"
+    );
+    let script: String = job["script"]
+        .as_sequence()
+        .expect("script")
+        .iter()
+        .map(|l| l.as_str().expect("script line"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    // The gate's exit code is the job's: 1 (a gate said no) and 2 (bad input) fail it.
+    assert!(script.contains("exit \"$rc\""), "{file}: {script}");
+    // Secrets come from masked CI/CD variables: never defined in the file, only named.
+    let vars = serde_yaml::to_string(&job["variables"]).unwrap();
+    for secret in ["GITOPS_TOKEN", "SLOGATE_API_TOKEN"] {
+        assert!(
+            !vars.contains(secret),
+            "{file}: {secret} defined in the file"
+        );
+        assert!(
+            !script.contains(&format!("${secret}")),
+            "{file}: {secret} inline"
+        );
+    }
+    check_flags(
+        file,
+        &script,
+        &[
+            ESSENTIAL,
+            &["--git-token-env", "--slogate-token-env", "--copy-tag"],
         ]
         .concat(),
     );

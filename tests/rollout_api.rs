@@ -563,3 +563,94 @@ async fn the_decisions_command_reads_a_daemon() {
         "{err}"
     );
 }
+
+/// `slogate rollout status` shows the header route of a header step, then the time left at a
+/// step that holds (from `holdUntil` in the stored status), in the table and in JSON.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollout_status_shows_the_header_route_and_the_time_left_at_a_holding_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(FileStore::open(dir.path().join("state")).unwrap());
+    let versions = Arc::new(StaticVersions::new());
+    versions.set("shop/checkout", "v1", "v2");
+    let weights = dir.path().join("weights.json");
+    std::fs::write(&weights, r#"{"stable": 100, "canary": 0}"#).unwrap();
+    let deps = RolloutDeps::new(
+        Arc::new(Healthy),
+        Arc::new(FileRouter::new(&weights)),
+        store.clone(),
+        versions,
+    );
+    let text = ROLLOUT
+        .replace(
+            "  steps: [50, 100]",
+            "  steps: [{match: {headers: {x-canary: \"true\"}}}, {weight: 50, hold: 24h}, 100]",
+        )
+        .replace("  progressDeadline: 1m", "  progressDeadline: 25h");
+    let controller = RolloutController::new(from_yaml_str(&text).unwrap(), deps);
+    let state = dir.path().join("state").display().to_string();
+    let status = |json: bool| {
+        let mut a = vec!["rollout", "status", "shop/checkout", "--state-dir", &state];
+        if json {
+            a.extend(["-o", "json"]);
+        }
+        a.iter().map(|x| x.to_string()).collect::<Vec<_>>()
+    };
+
+    // The header step (one interval, no hold): the header route, no hold.
+    // A minute ago, so that the hold's end is less than 24h from the CLI's clock.
+    let start = Utc::now() - chrono::Duration::seconds(60);
+    controller.reconcile_once(start).await.unwrap();
+    let file: Value = serde_json::from_str(&std::fs::read_to_string(&weights).unwrap()).unwrap();
+    assert_eq!(
+        file,
+        json!({"stable": 100, "canary": 0, "headerMatch": {"headers": {"x-canary": "true"}}})
+    );
+    let (code, out, err) = cli(status(false)).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("requests with x-canary: \"true\" go to the canary"),
+        "{out}"
+    );
+    assert!(out.contains("100/0 stable/canary"), "{out}");
+
+    // One interval (1s) later the header step passes: 50% holding 24h, header route gone.
+    let at = start + chrono::Duration::seconds(2);
+    controller.reconcile_once(at).await.unwrap();
+    let file: Value = serde_json::from_str(&std::fs::read_to_string(&weights).unwrap()).unwrap();
+    assert_eq!(file, json!({"stable": 50, "canary": 50}));
+    let (code, out, _) = cli(status(true)).await;
+    assert_eq!(code, 0);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["status"]["step"], 1, "{v}");
+    let until: chrono::DateTime<Utc> =
+        serde_json::from_value(v["status"]["holdUntil"].clone()).expect("holdUntil");
+    assert_eq!(until, at + chrono::Duration::hours(24));
+    let (code, out, _) = cli(status(false)).await;
+    assert_eq!(code, 0);
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("time left"))
+        .unwrap_or_else(|| panic!("no time left in\n{out}"));
+    assert!(
+        line.contains(&format!(
+            "at this step (hold until {})",
+            until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        )),
+        "{line}"
+    );
+    // The time left is a duration within the 24h hold (how much of it passed depends on how
+    // fast this test runs, so only its range is checked).
+    let left: slogate::slo::PromDuration = line
+        .split_whitespace()
+        .nth(2)
+        .unwrap()
+        .parse()
+        .unwrap_or_else(|e| panic!("{line}: {e}"));
+    assert!(
+        left <= slogate::slo::PromDuration::from_hours(24)
+            && left > slogate::slo::PromDuration::from_hours(23),
+        "{line}"
+    );
+    let header_row = out.lines().find(|l| l.starts_with("header route")).unwrap();
+    assert_eq!(header_row.split_whitespace().last(), Some("-"), "{out}");
+}

@@ -6,15 +6,15 @@
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use slogate::ports::traffic::Weights;
+use slogate::ports::traffic::{HeaderMatch, Weights};
 use slogate::rollout::checks::{
     check_threshold, AnalysisWindow, ErrorCountSample, IntervalObservation,
 };
 use slogate::rollout::load::from_yaml_str;
 use slogate::rollout::status::{AnalysisSummary, PausedFrom, PendingKind, Verdict};
 use slogate::rollout::{
-    analysis_window, decide, CommandAction, Decision, Effect, EffectCompletion, EffectOutcome,
-    Observations, OperatorCommand, Phase, PhaseName, Rollout, RolloutStatus,
+    analysis_window, decide, step_remaining, CommandAction, Decision, Effect, EffectCompletion,
+    EffectOutcome, Observations, OperatorCommand, Phase, PhaseName, Rollout, RolloutStatus,
 };
 
 const BASE: &str = r#"
@@ -812,7 +812,10 @@ fn a_router_refusing_a_write_pauses_too() {
         completions: vec![done(
             &key,
             t(31),
-            EffectOutcome::ManualChange { found: w(33) },
+            EffectOutcome::ManualChange {
+                found: w(33),
+                header_match: None,
+            },
         )],
         ..seen(Some(w(33)))
     };
@@ -825,7 +828,10 @@ fn a_router_refusing_a_write_pauses_too() {
         completions: vec![done(
             &key,
             t(31),
-            EffectOutcome::ManualChange { found: w(50) },
+            EffectOutcome::ManualChange {
+                found: w(50),
+                header_match: None,
+            },
         )],
         ..seen(Some(w(50)))
     };
@@ -1333,6 +1339,7 @@ struct Sim {
     status: RolloutStatus,
     now: i64,
     route: Weights,
+    header: Option<HeaderMatch>,
     canary: String,
     stable: String,
     reverts: Vec<String>,
@@ -1348,6 +1355,7 @@ impl Sim {
             status: RolloutStatus::default(),
             now: 0,
             route: w(0),
+            header: None,
             canary: "v2".into(),
             stable: "v1".into(),
             reverts: Vec::new(),
@@ -1362,6 +1370,7 @@ impl Sim {
             canary_version: Some(self.canary.clone()),
             stable_version: Some(self.stable.clone()),
             weights: Some(self.route),
+            header_match: self.header.clone(),
             ..Observations::default()
         }
     }
@@ -1386,15 +1395,24 @@ impl Sim {
                         key,
                         weights,
                         expected,
+                        header_match,
+                        expected_header_match,
                     } => {
-                        let outcome =
-                            if expected.is_none_or(|x| x == self.route) || weights == self.route {
-                                self.route = weights;
-                                self.weight_history.push(weights.canary);
-                                EffectOutcome::WeightsSet { weights }
-                            } else {
-                                EffectOutcome::ManualChange { found: self.route }
-                            };
+                        let holds_expected = expected.is_none_or(|x| {
+                            x == self.route && expected_header_match == self.header
+                        });
+                        let holds_target = weights == self.route && header_match == self.header;
+                        let outcome = if holds_expected || holds_target {
+                            self.route = weights;
+                            self.header = header_match;
+                            self.weight_history.push(weights.canary);
+                            EffectOutcome::WeightsSet { weights }
+                        } else {
+                            EffectOutcome::ManualChange {
+                                found: self.route,
+                                header_match: self.header.clone(),
+                            }
+                        };
                         completions.push(done(&key, t(self.now), outcome));
                     }
                     Effect::RevertCanary { key, version, .. } => {
@@ -1506,4 +1524,353 @@ fn a_restart_mid_interval_never_takes_a_step_early() {
     sim.now = 30;
     sim.tick(V::Pass);
     assert_eq!(sim.status.phase.step(), Some(1));
+}
+
+// ---- steps that hold, header steps ---------------------------------------------------------
+
+/// BASE with other steps and a progressDeadline of 10m (holds must fit in it).
+fn rollout_steps(steps: &str, extra: &str) -> Rollout {
+    let base = match extra.trim().strip_prefix("failureLimit: ") {
+        Some(n) => BASE.replace("  failureLimit: 2\n", &format!("  failureLimit: {n}\n")),
+        None => BASE.to_string(),
+    };
+    let extra = if extra.contains("failureLimit") {
+        ""
+    } else {
+        extra
+    };
+    let text = base
+        .replace("  steps: [10, 50, 100]\n", &format!("  steps: {steps}\n"))
+        .replace("  progressDeadline: 5m\n", "  progressDeadline: 10m\n")
+        .replace("  gitops:", &format!("{extra}\n  gitops:"));
+    from_yaml_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"))
+}
+
+fn canary_header() -> HeaderMatch {
+    serde_json::from_value(serde_json::json!({"headers": {"x-canary": "true"}})).unwrap()
+}
+
+/// Tick every interval (30s) from `sim.now` to `until`, with `verdict` for each tick's time.
+fn tick_until(sim: &mut Sim, until: i64, verdict: impl Fn(i64) -> V) {
+    while sim.now < until {
+        sim.now += 30;
+        let v = verdict(sim.now);
+        sim.tick(v);
+    }
+}
+
+#[test]
+fn a_hold_passes_with_analysis_every_interval() {
+    let r = rollout_steps("[{weight: 10, hold: 5m}, 100]", "");
+    let mut sim = Sim::new(r.clone());
+    sim.tick(V::Pass); // starts at t=0, weights confirmed at t=0
+    assert_eq!(
+        sim.status.phase,
+        Phase::Progressing {
+            step: 0,
+            since: t(0),
+            // progressDeadline (10m) beyond the hold (5m).
+            deadline: t(900),
+        }
+    );
+    for at in 1..10 {
+        sim.now = at * 30;
+        sim.tick(V::Pass);
+        assert_eq!(
+            sim.status.phase.step(),
+            Some(0),
+            "t={}: still holding",
+            sim.now
+        );
+        assert_eq!(sim.status.passes, at as u32, "one analysis per interval");
+        assert!(
+            sim.status.reason.contains(&format!(
+                "holding for {}",
+                slogate::slo::PromDuration::from_secs((300 - at * 30) as u64)
+            )),
+            "t={}: {}",
+            sim.now,
+            sim.status.reason
+        );
+        assert_eq!(
+            step_remaining(&r, &sim.status, t(sim.now)),
+            Some(secs((300 - at * 30) as u64))
+        );
+    }
+    assert_eq!(
+        sim.weight_history,
+        [10],
+        "no step before the hold has passed"
+    );
+    sim.now = 300;
+    sim.tick(V::Pass);
+    assert_eq!(sim.status.phase.step(), Some(1), "{}", sim.status.reason);
+    assert_eq!(sim.status.passes, 10);
+    assert_eq!(sim.weight_history, [10, 100]);
+    sim.run(|_| V::Pass, 20);
+    assert_eq!(sim.status.phase.name(), PhaseName::Succeeded);
+    assert_eq!(sim.weight_history, [10, 100, 0]);
+}
+
+#[test]
+fn plain_steps_keep_lasting_one_interval_next_to_holds() {
+    let r = rollout_steps("[10, {weight: 50, hold: 2m}, 100]", "");
+    let mut sim = Sim::new(r);
+    sim.tick(V::Pass);
+    tick_until(&mut sim, 30, |_| V::Pass);
+    assert_eq!(sim.weight_history, [10, 50], "the plain step lasted 30s");
+    tick_until(&mut sim, 120, |_| V::Pass);
+    assert_eq!(sim.status.phase.step(), Some(1), "50% holds 2m from t=30");
+    tick_until(&mut sim, 150, |_| V::Pass);
+    assert_eq!(sim.weight_history, [10, 50, 100]);
+}
+
+#[test]
+fn a_failure_in_the_middle_of_a_hold_aborts() {
+    // failureLimit 0: the first failed interval aborts, whatever the hold left.
+    let r = rollout_steps("[{weight: 10, hold: 5m}, 100]", "  failureLimit: 0");
+    let mut sim = Sim::new(r);
+    sim.tick(V::Pass);
+    tick_until(
+        &mut sim,
+        120,
+        |now| if now < 120 { V::Pass } else { V::Fail },
+    );
+    assert_eq!(
+        sim.status.phase.name(),
+        PhaseName::Failed,
+        "{}",
+        sim.status.reason
+    );
+    assert!(
+        sim.status.reason.contains("step 1/2 (10%)"),
+        "{}",
+        sim.status.reason
+    );
+    assert_eq!(sim.weight_history, [10, 0]);
+    assert_eq!(sim.reverts, ["v2"]);
+
+    // Within failureLimit a failed interval counts and the hold goes on; the step advances
+    // with the first passing interval once the hold has passed.
+    let r = rollout_steps("[{weight: 10, hold: 5m}, 100]", "  failureLimit: 1");
+    let mut sim = Sim::new(r);
+    sim.tick(V::Pass);
+    tick_until(
+        &mut sim,
+        300,
+        |now| if now == 120 { V::Fail } else { V::Pass },
+    );
+    assert_eq!(sim.status.failures, 1);
+    assert_eq!(sim.weight_history, [10, 100]);
+}
+
+#[test]
+fn a_restart_in_the_middle_of_a_hold_resumes_with_the_remaining_time() {
+    let r = rollout_steps("[{weight: 10, hold: 5m}, 100]", "");
+    let mut sim = Sim::new(r.clone());
+    sim.tick(V::Pass);
+    tick_until(&mut sim, 150, |_| V::Pass);
+    // The process stops at t=150 and starts again at t=170 with the stored status (JSON,
+    // as the state store and the status subresource hold it).
+    let stored = serde_json::to_value(&sim.status).unwrap();
+    let status: RolloutStatus = serde_json::from_value(stored).unwrap();
+    assert_eq!(status, sim.status);
+    assert_eq!(step_remaining(&r, &status, t(170)), Some(secs(130)));
+    let mut restarted = Sim::new(r.clone());
+    restarted.status = status;
+    restarted.route = w(10);
+    restarted.now = 170;
+    // The next window is due at t=180 (a full interval after the last judged one).
+    assert_eq!(analysis_window(&r, &restarted.status, t(170)), None);
+    let wait = restarted.tick(V::Pass);
+    assert_eq!(wait, secs(10));
+    tick_until(&mut restarted, 270, |_| V::Pass);
+    assert_eq!(
+        restarted.status.phase.step(),
+        Some(0),
+        "the hold is not reset, nor cut short"
+    );
+    assert!(restarted.weight_history.is_empty());
+    tick_until(&mut restarted, 300, |_| V::Pass);
+    assert_eq!(
+        restarted.status.phase.step(),
+        Some(1),
+        "{}",
+        restarted.status.reason
+    );
+    assert_eq!(restarted.weight_history, [100]);
+}
+
+#[test]
+fn a_hold_combined_with_the_approval_gate() {
+    let r = rollout_steps(
+        "[{weight: 10, hold: 2m}, 100]",
+        "  approval: {deadline: 1h, onDeadline: abort}",
+    );
+    let mut sim = Sim::new(r.clone());
+    sim.tick(V::Pass);
+    tick_until(&mut sim, 90, |_| V::Pass);
+    assert_eq!(sim.status.phase.name(), PhaseName::Progressing);
+    // Approving during the hold is refused: the gate opens once the hold has passed.
+    let obs = Observations {
+        commands: vec![cmd("c1", CommandAction::Approve)],
+        ..sim.obs()
+    };
+    let d = decide(&r, &sim.status, &obs, t(95));
+    assert_eq!(d.rejected.len(), 1, "{:?}", d.rejected);
+    assert!(d.rejected[0].reason.contains("not waiting for approval"));
+    tick_until(&mut sim, 120, |_| V::Pass);
+    assert_eq!(
+        sim.status.phase.name(),
+        PhaseName::WaitingForApproval,
+        "{}",
+        sim.status.reason
+    );
+    assert_eq!(sim.weight_history, [10]);
+    let obs = Observations {
+        commands: vec![cmd("c2", CommandAction::Approve)],
+        ..sim.obs()
+    };
+    let d = decide(&r, &sim.status, &obs, t(125));
+    assert!(d.rejected.is_empty(), "{:?}", d.rejected);
+    assert_eq!(d.next.phase.step(), Some(1));
+    assert!(actions(&d).contains(&"set-weights 100 if 10".to_string()));
+}
+
+#[test]
+fn a_header_step_then_weighted_steps() {
+    let r = rollout_steps(
+        "[{match: {headers: {x-canary: \"true\"}}, hold: 1m}, {weight: 10, hold: 1m}, 100]",
+        "",
+    );
+    let mut sim = Sim::new(r.clone());
+    sim.tick(V::Pass);
+    // Step 0: weight 0 to the canary plus the header route.
+    assert_eq!(sim.route, w(0));
+    assert_eq!(sim.header, Some(canary_header()));
+    assert_eq!(sim.status.header_match, Some(canary_header()));
+    assert!(
+        sim.status
+            .reason
+            .contains("step 1/3 (header x-canary: \"true\")"),
+        "{}",
+        sim.status.reason
+    );
+    tick_until(&mut sim, 30, |_| V::Pass);
+    assert_eq!(sim.status.phase.step(), Some(0), "held 1m");
+    tick_until(&mut sim, 60, |_| V::Pass);
+    // Step 1: 10% by weight, the header route removed in the same write.
+    assert_eq!(sim.status.phase.step(), Some(1), "{}", sim.status.reason);
+    assert_eq!((sim.route, sim.header.clone()), (w(10), None));
+    assert_eq!(sim.status.header_match, None);
+    sim.run(|_| V::Pass, 20);
+    assert_eq!(sim.status.phase.name(), PhaseName::Succeeded);
+    assert_eq!(sim.weight_history, [0, 10, 100, 0]);
+}
+
+#[test]
+fn a_header_step_guards_its_header_route_like_weights() {
+    let r = rollout_steps(
+        "[{match: {headers: {x-canary: {prefix: beta-}}}, hold: 1m}, 100]",
+        "",
+    );
+    let mut sim = Sim::new(r.clone());
+    sim.tick(V::Pass);
+    let header = sim.header.clone().expect("header route set");
+    // The next write is guarded by the header route slogate set.
+    tick_until(&mut sim, 60, |_| V::Pass);
+    assert_eq!(sim.weight_history, [0, 100]);
+
+    // Someone removes the header route by hand during the header step: paused, not rewritten.
+    let mut sim = Sim::new(r.clone());
+    sim.tick(V::Pass);
+    sim.header = None;
+    sim.now = 10;
+    sim.tick(V::Pass);
+    assert_eq!(sim.status.phase.name(), PhaseName::Paused);
+    assert!(
+        sim.status.reason.contains("header route to the canary"),
+        "{}",
+        sim.status.reason
+    );
+    assert_eq!(sim.header, None, "nothing rewritten");
+    // Resume writes slogate's routing back, header route included.
+    let obs = Observations {
+        commands: vec![cmd("r1", CommandAction::Resume)],
+        ..sim.obs()
+    };
+    let d = decide(&r, &sim.status, &obs, t(20));
+    let set = d
+        .effects
+        .iter()
+        .find_map(|e| e.routing())
+        .expect("a routing write");
+    assert_eq!(set.0.header_match, Some(header));
+    assert_eq!(
+        set.1.map(|e| e.header_match),
+        Some(None),
+        "guarded by what was seen"
+    );
+
+    // An abort during the header step removes the header route (unconditional write).
+    let mut sim = Sim::new(r.clone());
+    sim.tick(V::Pass);
+    let obs = Observations {
+        commands: vec![cmd("a1", CommandAction::Abort)],
+        ..sim.obs()
+    };
+    let d = decide(&r, &sim.status, &obs, t(5));
+    let set = d.effects.iter().find_map(|e| e.routing()).unwrap();
+    assert_eq!(
+        (set.0.weights, set.0.header_match, set.1),
+        (w(0), None, None)
+    );
+}
+
+#[test]
+fn a_quiet_header_step_is_inconclusive_never_a_pass() {
+    let r = rollout_steps(
+        "[{match: {headers: {x-canary: \"true\"}}}, 100]",
+        "  minRequests: 100",
+    );
+    let mut s = progressing(0, 0, 0);
+    s.header_match = Some(canary_header());
+    let quiet = IntervalObservation {
+        canary_requests: Some(3.0),
+        ..interval(win(0, 30), V::Pass)
+    };
+    let obs = Observations {
+        analysis: Some(quiet),
+        header_match: Some(canary_header()),
+        ..seen(Some(w(0)))
+    };
+    let d = decide(&r, &s, &obs, t(30));
+    assert_eq!(d.next.inconclusive, 1);
+    assert_eq!(d.next.passes, 0);
+    assert_eq!(d.next.phase.step(), Some(0));
+    assert_eq!(
+        d.next.last_analysis.map(|a| a.verdict),
+        Some(Verdict::Inconclusive)
+    );
+}
+
+#[test]
+fn a_status_written_before_holds_and_header_steps_still_loads() {
+    // As stored by an earlier slogate: no headerMatch anywhere, weights as plain numbers.
+    let old = serde_json::json!({
+        "phase": "Progressing", "step": 1, "since": "2026-03-01T12:00:00Z",
+        "deadline": "2026-03-01T12:05:00Z", "reason": "step 2/3 (50%)", "attempt": 3,
+        "canaryVersion": "v2", "stableVersion": "v1", "weights": {"stable": 50, "canary": 50},
+        "passes": 2, "seq": 7,
+        "pending": [{"key": "shop/checkout/3/7-set-weights", "kind": "setWeights",
+                     "weights": {"stable": 0, "canary": 100}, "expected": {"stable": 50, "canary": 50},
+                     "issuedAt": "2026-03-01T12:00:00Z"}]
+    });
+    let s: RolloutStatus = serde_json::from_value(old).unwrap();
+    assert_eq!(s.header_match, None);
+    assert_eq!(s.pending[0].header_match, None);
+    let d = decide(&rollout(), &s, &seen(Some(w(50))), t(10));
+    let set = d.effects.iter().find_map(|e| e.routing()).unwrap();
+    assert_eq!(set.0, w(100).into());
+    assert_eq!(set.1, Some(w(50).into()));
 }

@@ -73,6 +73,27 @@ fn every_bad_fixture_names_file_document_field_and_expectation() {
             (0, "spec.analysis.metrics[0]", "`compare` and `min`/`max` cannot be combined"),
             (0, "spec.analysis.metrics[0].compare.confidence", "1: expected a number strictly between 0 and 1"),
         ]),
+        ("bad/hold-shorter-than-interval.yaml", &[
+            (0, "spec.steps[0].hold", "step 1 holds 10s, shorter than interval 30s: expected a hold of at least one interval"),
+        ]),
+        ("bad/hold-longer-than-deadline.yaml", &[
+            (0, "spec.steps[1].hold", "step 2 holds 1d, longer than progressDeadline 1h: expected progressDeadline at least as long as the longest hold"),
+        ]),
+        ("bad/step-forms.yaml", &[
+            (0, "spec.steps[0].hld", "unknown field `hld` (did you mean `hold`?)"),
+            (0, "spec.steps[1].match.headers.x-canary", "expected a string (an exact match) or {prefix: …} or {regex: …}, found the boolean true (quote it to make it a string)"),
+            (0, "spec.steps[2].match.headers.x-user", "expected exactly one of `prefix` or `regex`, found `prefix` and `regex`"),
+            (0, "spec.steps[3].match.headers", "missing required field"),
+            (0, "spec.steps[4]", "expected a canary weight (1 to 100) or a mapping such as {weight: 10, hold: 24h}"),
+        ]),
+        ("bad/header-steps.yaml", &[
+            (0, "spec.steps[0].match.headers.X-Canary", "\"X-Canary\" is not a lowercase HTTP header name"),
+            (0, "spec.steps[1].match.headers.x-user.regex", "invalid regex \"beta-(\": unclosed group; expected an RE2 regular expression"),
+            (0, "spec.steps[2]", "both `weight` and `match`"),
+            (0, "spec.steps[4].match", "a header step after the weighted step steps[3]: expected header steps before every weighted step"),
+            (0, "spec.steps[6].match", "a header step after the weighted step steps[5]"),
+            (0, "spec.steps[6]", "the last step is a header step: expected the steps to end at weight 100"),
+        ]),
         // The SLO document (doc 0) is fine; the Rollout (doc 1) is not.
         ("bad/mixed.yaml", &[
             (1, "spec.steps[1]", "200 is out of range: expected a value from 1 to 100"),
@@ -106,10 +127,11 @@ fn every_bad_fixture_names_file_document_field_and_expectation() {
 fn good_rollouts_and_slos_validate_together() {
     let example = root().join("examples/rollouts/checkout.yaml");
     let slos = root().join("examples/slos");
-    let out = validate(&[&example, &fixture("good"), &slos]);
+    let policy_24h = root().join("examples/rollouts/checkout-24h.yaml");
+    let out = validate(&[&example, &policy_24h, &fixture("good"), &slos]);
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
-    assert_eq!(stdout, "3 SLOs, 3 Rollouts in 5 files OK\n");
+    assert_eq!(stdout, "3 SLOs, 4 Rollouts in 6 files OK\n");
     // Rollouts alone.
     let out = validate(&[&example]);
     assert_eq!(text(&out.stdout), "1 Rollout in 1 file OK\n");

@@ -8,6 +8,11 @@
 //! so a reader sees the old or the new weights, never a torn file. Other keys in the file are
 //! kept. A missing file is [`TrafficError::NotFound`] for reads; the first write
 //! (`expected == None`) creates it.
+//!
+//! A header step writes its match next to the weights,
+//! `{"stable": 100, "canary": 0, "headerMatch": {"headers": {"x-canary": "true"}}}`: a test
+//! app reading the file sends the requests that carry those headers to the canary. The key is
+//! removed with the next weighted step, on promotion and on abort.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
-use crate::ports::traffic::{TrafficError, TrafficRouter, Weights};
+use crate::ports::traffic::{HeaderMatch, Routing, TrafficError, TrafficRouter, Weights};
 
 /// Weights in a local JSON file.
 #[derive(Debug)]
@@ -27,10 +32,13 @@ pub struct FileRouter {
 
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// The file's key for a header step's match.
+const HEADER_KEY: &str = "headerMatch";
+
 enum Read {
     Missing,
     Found {
-        weights: Weights,
+        routing: Routing,
         rest: Map<String, Value>,
     },
 }
@@ -97,16 +105,35 @@ impl FileRouter {
             stable: field("stable")?,
             canary: field("canary")?,
         };
-        Ok(Read::Found { weights, rest: map })
+        let header_match = match map.remove(HEADER_KEY) {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(serde_json::from_value::<HeaderMatch>(v.clone()).map_err(|e| {
+                self.shape(format!(
+                    "`{HEADER_KEY}` is {v}: {e}; expected {{\"headers\": {{\"x-canary\": \"true\"}}}}"
+                ))
+            })?),
+        };
+        Ok(Read::Found {
+            routing: Routing {
+                weights,
+                header_match,
+            },
+            rest: map,
+        })
     }
 
     async fn write(
         &self,
-        weights: Weights,
+        routing: &Routing,
         mut rest: Map<String, Value>,
     ) -> Result<(), TrafficError> {
-        rest.insert("stable".into(), weights.stable.into());
-        rest.insert("canary".into(), weights.canary.into());
+        rest.insert("stable".into(), routing.weights.stable.into());
+        rest.insert("canary".into(), routing.weights.canary.into());
+        if let Some(h) = &routing.header_match {
+            let v = serde_json::to_value(h)
+                .map_err(|e| self.shape(format!("serialising the header match: {e}")))?;
+            rest.insert(HEADER_KEY.into(), v);
+        }
         let mut text = serde_json::to_string_pretty(&Value::Object(rest))
             .map_err(|e| self.shape(format!("serialising: {e}")))?;
         text.push('\n');
@@ -153,20 +180,21 @@ fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
 
 #[async_trait]
 impl TrafficRouter for FileRouter {
-    async fn weights(&self) -> Result<Weights, TrafficError> {
+    async fn routing(&self) -> Result<Routing, TrafficError> {
         match self.read().await? {
             Read::Missing => Err(TrafficError::NotFound {
                 target: self.target(),
             }),
-            Read::Found { weights, .. } => Ok(weights),
+            Read::Found { routing, .. } => Ok(routing),
         }
     }
 
-    async fn set_weights(
+    async fn set_routing(
         &self,
-        expected: Option<Weights>,
-        weights: Weights,
-    ) -> Result<Weights, TrafficError> {
+        expected: Option<&Routing>,
+        routing: &Routing,
+    ) -> Result<Routing, TrafficError> {
+        let weights = routing.weights;
         if weights.stable + weights.canary != 100 {
             return Err(self.shape(format!(
                 "asked to set {weights:?}: stable + canary must be 100"
@@ -180,22 +208,22 @@ impl TrafficRouter for FileRouter {
                     target: self.target(),
                 })
             }
-            (Read::Found { weights: found, .. }, Some(expected)) if found != expected => {
+            (Read::Found { routing: found, .. }, Some(expected)) if !found.same(expected) => {
                 return Err(TrafficError::ManualChange {
                     target: self.target(),
-                    expected,
+                    expected: expected.clone(),
                     found,
                 })
             }
-            (Read::Found { weights: found, .. }, _) if found == weights => return Ok(found),
+            (Read::Found { routing: found, .. }, _) if found == *routing => return Ok(found),
             (Read::Found { rest, .. }, _) => rest,
         };
-        self.write(weights, rest).await?;
+        self.write(routing, rest).await?;
         match self.read().await? {
-            Read::Found { weights: read, .. } if read == weights => Ok(read),
-            Read::Found { weights: read, .. } => Err(TrafficError::ReadBack {
+            Read::Found { routing: read, .. } if read == *routing => Ok(read),
+            Read::Found { routing: read, .. } => Err(TrafficError::ReadBack {
                 target: self.target(),
-                wrote: weights,
+                wrote: routing.clone(),
                 read,
             }),
             Read::Missing => Err(TrafficError::NotFound {
@@ -272,8 +300,8 @@ mod tests {
             e,
             TrafficError::ManualChange {
                 target: r.target(),
-                expected: Weights::canary(10),
-                found: Weights::canary(50),
+                expected: Weights::canary(10).into(),
+                found: Weights::canary(50).into(),
             }
         );
         assert_eq!(std::fs::read_to_string(r.path()).unwrap(), edited);
@@ -301,6 +329,47 @@ mod tests {
             .await,
             Err(TrafficError::Shape { .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn a_header_step_writes_its_match_and_the_next_step_removes_it() {
+        let (_dir, r) = router();
+        std::fs::write(r.path(), r#"{"stable": 100, "canary": 0, "note": "demo"}"#).unwrap();
+        let h: HeaderMatch =
+            serde_json::from_value(serde_json::json!({"headers": {"x-canary": "true"}})).unwrap();
+        let header_step = Routing {
+            weights: Weights::canary(0),
+            header_match: Some(h.clone()),
+        };
+        let read = r
+            .set_routing(Some(&Weights::canary(0).into()), &header_step)
+            .await
+            .unwrap();
+        assert_eq!(read, header_step);
+        let on_disk: Value =
+            serde_json::from_str(&std::fs::read_to_string(r.path()).unwrap()).unwrap();
+        assert_eq!(
+            on_disk,
+            serde_json::json!({"stable": 100, "canary": 0, "note": "demo",
+                               "headerMatch": {"headers": {"x-canary": "true"}}})
+        );
+        // Guarded like weights: expecting no header route is a manual change now.
+        let e = r
+            .set_weights(Some(Weights::canary(0)), Weights::canary(10))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, TrafficError::ManualChange { .. }), "{e}");
+        let read = r
+            .set_routing(Some(&header_step), &Weights::canary(10).into())
+            .await
+            .unwrap();
+        assert_eq!(read, Weights::canary(10).into());
+        let on_disk: Value =
+            serde_json::from_str(&std::fs::read_to_string(r.path()).unwrap()).unwrap();
+        assert_eq!(
+            on_disk,
+            serde_json::json!({"stable": 90, "canary": 10, "note": "demo"})
+        );
     }
 
     #[tokio::test]

@@ -213,6 +213,27 @@ pub fn table(v: &RolloutView) -> String {
                 .unwrap_or_else(|| "-".into()),
         ),
         (
+            "header route",
+            s.header_match
+                .as_ref()
+                .map(|h| format!("requests with {} go to the canary", h.describe()))
+                .unwrap_or_else(|| "-".into()),
+        ),
+        (
+            "time left",
+            match s.hold_until {
+                Some(until) => {
+                    let left = (until - chrono::Utc::now()).num_seconds().max(0);
+                    format!(
+                        "{} at this step (hold until {})",
+                        PromDuration::from_secs(left as u64),
+                        until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    )
+                }
+                None => "-".into(),
+            },
+        ),
+        (
             "versions",
             format!(
                 "canary {}, stable {}",

@@ -346,7 +346,10 @@ impl Demo {
         self.last_phase = Some(phase);
         let w = weight.unwrap_or(0);
         let steps = &self.controller.rollout().spec.steps;
-        let step = steps.iter().position(|s| *s == w).map(|i| i + 1);
+        let step = steps
+            .iter()
+            .position(|s| s.weight == Some(w))
+            .map(|i| i + 1);
         let step = match step {
             Some(i) if w > 0 => format!("step {i}/{}", steps.len()),
             _ => "          ".to_string(),

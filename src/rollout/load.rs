@@ -110,6 +110,9 @@ pub fn parse_str(file: &Path, text: &str) -> RolloutReport {
     report
 }
 
+/// The largest Rollout file read (1 MiB, about what the API server stores for one object).
+pub const MAX_ROLLOUT_FILE_BYTES: u64 = 1 << 20;
+
 /// Read and parse files; directories stand for their `*.yml`/`*.yaml` files.
 pub fn load_paths(paths: &[PathBuf]) -> RolloutReport {
     let (files, diags) = expand_paths(paths);
@@ -118,14 +121,14 @@ pub fn load_paths(paths: &[PathBuf]) -> RolloutReport {
         report.push(d);
     }
     for file in &files {
-        match std::fs::read_to_string(file) {
+        match crate::slo::spec::read_capped(file, MAX_ROLLOUT_FILE_BYTES, "Rollout") {
             Ok(text) => add_text(&mut report, file, &text),
-            Err(e) => report.push(Diagnostic {
+            Err(message) => report.push(Diagnostic {
                 severity: Severity::Error,
                 file: file.clone(),
                 doc_index: None,
                 field: String::new(),
-                message: format!("cannot read the file: {e}"),
+                message,
             }),
         }
     }
@@ -435,26 +438,7 @@ fn is_dns_subdomain(s: &str) -> bool {
 fn check_semantics(ctx: &mut Ctx, r: &Rollout) {
     let spec = &r.spec;
 
-    // Steps.
-    for (i, w) in spec.steps.windows(2).enumerate() {
-        if w[1] <= w[0] {
-            ctx.error(
-                &format!("spec.steps[{}]", i + 1),
-                format!(
-                    "step {} after {}: expected strictly increasing canary weights, e.g. [10, 25, 50, 75, 100]",
-                    w[1], w[0]
-                ),
-            );
-        }
-    }
-    if let Some(&last) = spec.steps.last() {
-        if last != 100 {
-            ctx.error(
-                &format!("spec.steps[{}]", spec.steps.len() - 1),
-                format!("the last step is {last}: expected the steps to end at 100"),
-            );
-        }
-    }
+    check_steps(ctx, spec);
 
     // Durations.
     if spec.interval.as_millis() == 0 {
@@ -641,6 +625,120 @@ fn check_semantics(ctx: &mut Ctx, r: &Rollout) {
                 format!("duplicate SLO id {id:?}: already listed at slos[{first}]"),
             );
         }
+    }
+}
+
+/// Steps: each a weight or a header match, header steps first, weights strictly increasing
+/// and ending at 100, holds between the interval and `progressDeadline`, header names and
+/// regexes valid.
+fn check_steps(ctx: &mut Ctx, spec: &super::spec::RolloutSpec) {
+    let mut last_weight: Option<(usize, u32)> = None;
+    for (i, step) in spec.steps.iter().enumerate() {
+        let path = format!("spec.steps[{i}]");
+        match (step.weight, &step.header_match) {
+            (Some(_), Some(_)) => ctx.error(
+                &path,
+                "both `weight` and `match`: expected a weight step {weight: 10} or a header step {match: {headers: …}}, not both",
+            ),
+            (None, None) => ctx.error(
+                &path,
+                "neither `weight` nor `match`: expected e.g. {weight: 10, hold: 24h} or {match: {headers: {x-canary: \"true\"}}, hold: 30m}",
+            ),
+            (Some(w), None) => {
+                if let Some((j, prev)) = last_weight {
+                    if w <= prev {
+                        let at = if step.hold.is_some() {
+                            format!("{path}.weight")
+                        } else {
+                            path.clone()
+                        };
+                        ctx.error(
+                            &at,
+                            format!(
+                                "step {w} after {prev}: expected strictly increasing canary weights, e.g. [10, 25, 50, 75, 100] (steps[{j}] is {prev})"
+                            ),
+                        );
+                    }
+                }
+                last_weight = Some((i, w));
+            }
+            (None, Some(m)) => {
+                if let Some((j, _)) = last_weight {
+                    ctx.error(
+                        &format!("{path}.match"),
+                        format!("a header step after the weighted step steps[{j}]: expected header steps before every weighted step (their canary weight is 0)"),
+                    );
+                }
+                if m.headers.is_empty() {
+                    ctx.error(
+                        &format!("{path}.match.headers"),
+                        "empty: expected at least one header, e.g. {x-canary: \"true\"}",
+                    );
+                }
+                for (name, v) in &m.headers {
+                    let at = format!("{path}.match.headers.{name}");
+                    let token = !name.is_empty()
+                        && name.chars().all(|c| {
+                            c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.!#$%&'*+^`|~".contains(c)
+                        });
+                    if !token {
+                        ctx.error(
+                            &at,
+                            format!("{name:?} is not a lowercase HTTP header name: expected e.g. x-canary (Istio matches lowercase names)"),
+                        );
+                    }
+                    if let crate::model::traffic::HeaderValue::Regex { regex } = v {
+                        if let Err(e) = regex::Regex::new(regex) {
+                            // regex's syntax errors span lines (pattern, caret, message).
+                            let text = e.to_string();
+                            let why = text
+                                .lines()
+                                .rev()
+                                .find_map(|l| l.strip_prefix("error: "))
+                                .unwrap_or(&text)
+                                .to_string();
+                            ctx.error(
+                                &format!("{at}.regex"),
+                                format!("invalid regex {regex:?}: {why}; expected an RE2 regular expression"),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(hold) = step.hold {
+            if hold < spec.interval {
+                ctx.error(
+                    &format!("{path}.hold"),
+                    format!(
+                        "step {} holds {hold}, shorter than interval {}: expected a hold of at least one interval (analysis runs every interval)",
+                        i + 1,
+                        spec.interval
+                    ),
+                );
+            }
+            if hold > spec.progress_deadline {
+                ctx.error(
+                    &format!("{path}.hold"),
+                    format!(
+                        "step {} holds {hold}, longer than progressDeadline {}: expected progressDeadline at least as long as the longest hold",
+                        i + 1,
+                        spec.progress_deadline
+                    ),
+                );
+            }
+        }
+    }
+    match spec.steps.last() {
+        Some(last) if last.weight != Some(100) => ctx.error(
+            &format!("spec.steps[{}]", spec.steps.len() - 1),
+            match last.weight {
+                Some(w) => format!("the last step is {w}: expected the steps to end at 100"),
+                None => "the last step is a header step: expected the steps to end at weight 100"
+                    .to_string(),
+            },
+        ),
+        _ => {}
     }
 }
 

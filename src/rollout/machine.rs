@@ -30,11 +30,16 @@
 //! - **Start.** A canary version that differs from the stable version (and from the version
 //!   this status already finished with) starts a rollout at step 0, unless the guard froze
 //!   deliveries.
-//! - **Steps.** A step advances only after a *full* `interval` at its weight, counted from
-//!   the moment its weights were confirmed, with a passing analysis. A restart resumes at the
-//!   same step and `requeue_after` is the time left in the interval; analysis windows that
-//!   start before the step or overlap the last judged window are ignored, so no step is ever
-//!   taken early.
+//! - **Steps.** A step advances only after a *full* `interval` at its weight (or its `hold`,
+//!   analysed every interval), counted from the moment its weights were confirmed, with a
+//!   passing analysis. A restart resumes at the same step and `requeue_after` is the time
+//!   left in the interval; the hold's end follows from `since` in the status (also stored as
+//!   `holdUntil`). Analysis windows that start before the step or overlap the last judged
+//!   window are ignored, so no step is ever taken early. A step's deadline is
+//!   `progressDeadline` beyond its hold.
+//! - **Header steps** set weight 0 and a header route to the canary (one routing write);
+//!   the next weighted step, the promotion and an abort remove it. The header route is part
+//!   of manual-change detection like the weights.
 //! - **Failure.** More than `failureLimit` failed intervals, more than `inconclusiveLimit`
 //!   inconclusive ones, a decisive failure (the sequential error-count test rejecting), or a
 //!   step not done by its `progressDeadline` ⇒ Aborting: weights to 0 (written
@@ -69,7 +74,7 @@ use super::status::{
     Verdict,
 };
 use crate::model::notify::Severity;
-use crate::model::traffic::Weights;
+use crate::model::traffic::{HeaderMatch, Routing, Weights};
 use crate::rollout::checks::{self, AnalysisWindow, IntervalObservation, Versions};
 use crate::slo::PromDuration;
 
@@ -91,6 +96,9 @@ pub struct Observations {
     /// The route's weights as read now, when read.
     #[serde(default)]
     pub weights: Option<Weights>,
+    /// slogate's header route on the route as read now (with `weights`; `None`: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header_match: Option<HeaderMatch>,
     /// The analysis of the interval [`analysis_window`] asked for.
     #[serde(default)]
     pub analysis: Option<IntervalObservation>,
@@ -156,8 +164,14 @@ pub struct EffectCompletion {
 pub enum EffectOutcome {
     /// SetWeights: written and read back.
     WeightsSet { weights: Weights },
-    /// SetWeights: not written because the route held other weights than expected.
-    ManualChange { found: Weights },
+    /// SetWeights: not written because the route held other weights (or another header
+    /// route) than expected.
+    ManualChange {
+        found: Weights,
+        /// slogate's header route found on the route.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        header_match: Option<HeaderMatch>,
+    },
     /// RevertCanary: reverted (or already reverted, or nothing to revert, or a pull request
     /// was opened); `sha` of the revert commit when there is one.
     Reverted {
@@ -184,6 +198,13 @@ pub enum Effect {
         key: String,
         weights: Weights,
         expected: Option<Weights>,
+        /// The header route to set ahead of the weighted one (a header step); `None`
+        /// removes slogate's header route if there is one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        header_match: Option<HeaderMatch>,
+        /// The header route the route must hold (with `expected`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expected_header_match: Option<HeaderMatch>,
     },
     /// Revert the GitOps commit that introduced `version` under the app's path
     /// (`key` is the revert's idempotency key, the GitOps port's `breach_id`).
@@ -222,6 +243,30 @@ pub enum Effect {
 }
 
 impl Effect {
+    /// SetWeights: the routing to set and the routing expected on the route.
+    pub fn routing(&self) -> Option<(Routing, Option<Routing>)> {
+        let Effect::SetWeights {
+            weights,
+            expected,
+            header_match,
+            expected_header_match,
+            ..
+        } = self
+        else {
+            return None;
+        };
+        Some((
+            Routing {
+                weights: *weights,
+                header_match: header_match.clone(),
+            },
+            expected.map(|w| Routing {
+                weights: w,
+                header_match: expected_header_match.clone(),
+            }),
+        ))
+    }
+
     pub fn key(&self) -> &str {
         match self {
             Effect::SetWeights { key, .. }
@@ -272,6 +317,21 @@ pub fn analysis_window(
     })
 }
 
+/// Time left at the current step before it may advance: its hold (or one interval) counted
+/// from the moment its weights took effect. `None` outside Progressing; zero once the hold
+/// has passed (the step then advances with the next passing interval).
+pub fn step_remaining(
+    rollout: &Rollout,
+    status: &RolloutStatus,
+    now: DateTime<Utc>,
+) -> Option<Duration> {
+    let Phase::Progressing { step, since, .. } = status.phase else {
+        return None;
+    };
+    let end = since + chrono_duration(rollout.spec.step_hold(step as usize));
+    Some(std_duration(end - now))
+}
+
 /// The versions to analyse (from the status: canary under rollout, stable at its start).
 pub fn versions(status: &RolloutStatus) -> Option<Versions> {
     Some(Versions {
@@ -305,14 +365,15 @@ fn std_duration(d: chrono::Duration) -> Duration {
     d.to_std().unwrap_or(Duration::ZERO)
 }
 
+/// `23h59m30s`, whole seconds.
+fn human(d: chrono::Duration) -> String {
+    PromDuration::from_secs(u64::try_from(d.num_seconds()).unwrap_or(0)).to_string()
+}
+
 /// Back-off before retry `attempts` (1-based): 5s, 10s, 20s… capped at 5m.
 fn backoff(attempts: u32) -> chrono::Duration {
     let secs = 5u64.saturating_mul(1u64 << attempts.saturating_sub(1).min(10));
     chrono::Duration::seconds(secs.min(300) as i64)
-}
-
-fn pct(w: Weights) -> String {
-    format!("{}/{} stable/canary", w.stable, w.canary)
 }
 
 /// Decide what to do next. See the module docs for the rules.
@@ -368,17 +429,46 @@ impl Machine<'_> {
         self.now + chrono_duration(self.r.spec.progress_deadline)
     }
 
+    /// Deadline of step `step` starting now: `progressDeadline` beyond its hold.
+    fn step_deadline(&self, step: u32) -> DateTime<Utc> {
+        let hold = self
+            .r
+            .spec
+            .step(step as usize)
+            .and_then(|s| s.hold)
+            .map(chrono_duration)
+            .unwrap_or_else(chrono::Duration::zero);
+        self.progress_deadline() + hold
+    }
+
+    /// Set the routing of step `step` (its weight, or weight 0 and its header route),
+    /// guarded by what slogate last set.
+    fn set_step(&mut self, step: u32) {
+        let weight = self.r.spec.step_weight(step as usize);
+        let header = self.r.spec.step_match(step as usize).cloned();
+        let expected = self.s.routing();
+        self.set_routing(weight, header, expected);
+    }
+
     fn steps(&self) -> usize {
         self.r.spec.steps.len()
     }
 
     fn step_label(&self, step: u32) -> String {
-        format!(
-            "step {}/{} ({}%)",
-            step + 1,
-            self.steps(),
-            self.r.spec.step_weight(step as usize)
-        )
+        match self.r.spec.step_match(step as usize) {
+            Some(m) => format!(
+                "step {}/{} (header {})",
+                step + 1,
+                self.steps(),
+                m.describe()
+            ),
+            None => format!(
+                "step {}/{} ({}%)",
+                step + 1,
+                self.steps(),
+                self.r.spec.step_weight(step as usize)
+            ),
+        }
     }
 
     fn transition(&mut self, phase: Phase, reason: impl Into<String>) {
@@ -434,16 +524,29 @@ impl Machine<'_> {
         });
     }
 
-    /// Issue a weight change; it replaces any weight change still pending.
-    fn set_weights(&mut self, canary: u32, expected: Option<Weights>) {
+    /// Issue a weight change with no header route; it replaces any weight change still
+    /// pending.
+    fn set_weights(&mut self, canary: u32, expected: Option<Routing>) {
+        self.set_routing(canary, None, expected);
+    }
+
+    /// Issue a routing change (weights and header route); it replaces any routing change
+    /// still pending.
+    fn set_routing(&mut self, canary: u32, header: Option<HeaderMatch>, expected: Option<Routing>) {
         self.s.pending.retain(|p| p.kind != PendingKind::SetWeights);
         let weights = Weights::canary(canary);
         let key = self.key("set-weights");
+        let (expected, expected_header_match) = match expected {
+            Some(r) => (Some(r.weights), r.header_match),
+            None => (None, None),
+        };
         self.s.pending.push(PendingEffect {
             key: key.clone(),
             kind: PendingKind::SetWeights,
             weights: Some(weights),
             expected,
+            header_match: header.clone(),
+            expected_header_match: expected_header_match.clone(),
             version: None,
             reason: None,
             issued_at: self.now,
@@ -456,6 +559,8 @@ impl Machine<'_> {
             key,
             weights,
             expected,
+            header_match: header,
+            expected_header_match,
         });
     }
 
@@ -469,6 +574,8 @@ impl Machine<'_> {
             kind: PendingKind::RevertCanary,
             weights: None,
             expected: None,
+            header_match: None,
+            expected_header_match: None,
             version: Some(version),
             reason: Some(reason.to_string()),
             issued_at: self.now,
@@ -492,6 +599,8 @@ impl Machine<'_> {
             kind: PendingKind::CommitPromotion,
             weights: None,
             expected: None,
+            header_match: None,
+            expected_header_match: None,
             version: Some(version),
             reason: None,
             issued_at: self.now,
@@ -508,6 +617,8 @@ impl Machine<'_> {
                 key: p.key.clone(),
                 weights: p.weights?,
                 expected: p.expected,
+                header_match: p.header_match.clone(),
+                expected_header_match: p.expected_header_match.clone(),
             },
             PendingKind::RevertCanary => Effect::RevertCanary {
                 key: p.key.clone(),
@@ -551,19 +662,46 @@ impl Machine<'_> {
             match (&c.outcome, p.kind) {
                 (EffectOutcome::WeightsSet { weights }, PendingKind::SetWeights) => {
                     self.s.pending.remove(idx);
-                    self.weights_confirmed(*weights, c.at);
+                    self.weights_confirmed(
+                        Routing {
+                            weights: *weights,
+                            header_match: p.header_match.clone(),
+                        },
+                        c.at,
+                    );
                 }
-                (EffectOutcome::ManualChange { found }, PendingKind::SetWeights) => {
+                (
+                    EffectOutcome::ManualChange {
+                        found,
+                        header_match,
+                    },
+                    PendingKind::SetWeights,
+                ) => {
                     self.s.pending.remove(idx);
-                    if Some(*found) == p.weights {
+                    let found = Routing {
+                        weights: *found,
+                        header_match: header_match.clone(),
+                    };
+                    let target = p.weights.map(|weights| Routing {
+                        weights,
+                        header_match: p.header_match.clone(),
+                    });
+                    if target.as_ref().is_some_and(|t| t.same(&found)) {
                         // The route already holds the target: an earlier attempt landed.
-                        self.weights_confirmed(*found, c.at);
+                        self.weights_confirmed(found, c.at);
                     } else if matches!(self.s.phase, Phase::Aborting { .. }) {
                         // Aborting writes unconditionally; try again without a guard.
-                        self.set_weights(p.weights.map(|w| w.canary).unwrap_or(0), None);
+                        self.set_routing(
+                            p.weights.map(|w| w.canary).unwrap_or(0),
+                            p.header_match.clone(),
+                            None,
+                        );
                     } else {
-                        let expected = p.expected;
-                        self.manual_change(expected, *found);
+                        let expected = p.expected.map(|weights| Routing {
+                            weights,
+                            header_match: p.expected_header_match.clone(),
+                        });
+                        self.manual_change(expected, found);
                     }
                 }
                 (EffectOutcome::Reverted { sha, detail }, PendingKind::RevertCanary) => {
@@ -606,8 +744,9 @@ impl Machine<'_> {
         }
     }
 
-    fn weights_confirmed(&mut self, weights: Weights, at: DateTime<Utc>) {
-        self.s.weights = Some(weights);
+    fn weights_confirmed(&mut self, routing: Routing, at: DateTime<Utc>) {
+        self.s.weights = Some(routing.weights);
+        self.s.header_match = routing.header_match;
         // The step's interval counts from the moment its weights took effect.
         if let Phase::Progressing { since, .. } = &mut self.s.phase {
             *since = at.min(self.now);
@@ -647,18 +786,18 @@ impl Machine<'_> {
         }
     }
 
-    fn manual_change(&mut self, expected: Option<Weights>, found: Weights) {
+    fn manual_change(&mut self, expected: Option<Routing>, found: Routing) {
         let Some(from) = self.pause_origin() else {
             return;
         };
         let step = self.s.phase.step();
         let expected_text = expected
-            .or(self.s.weights)
-            .map(pct)
+            .or(self.s.routing())
+            .map(|r| r.describe())
             .unwrap_or_else(|| "slogate's weights".into());
         let reason = format!(
             "weights changed outside slogate: expected {expected_text}, found {}; paused without overwriting them (resume to restore slogate's weights)",
-            pct(found)
+            found.describe()
         );
         self.transition(
             Phase::Paused {
@@ -668,7 +807,12 @@ impl Machine<'_> {
             },
             reason.clone(),
         );
-        self.record("pause", &reason, None, Some(json!({"found": found})));
+        self.record(
+            "pause",
+            &reason,
+            None,
+            Some(json!({"found": found.weights, "foundHeaderMatch": found.header_match})),
+        );
         self.notify(
             Severity::Warning,
             format!("Rollout {} paused: weights changed by hand", self.r.key()),
@@ -735,14 +879,13 @@ impl Machine<'_> {
                     ));
                 };
                 let next = step + 1;
-                let weight = self.r.spec.step_weight(next as usize);
                 let reason = format!("approved {by}: {} starts", self.step_label(next));
-                self.set_weights(weight, self.s.weights);
+                self.set_step(next);
                 self.transition(
                     Phase::Progressing {
                         step: next,
                         since: self.now,
-                        deadline: self.progress_deadline(),
+                        deadline: self.step_deadline(next),
                     },
                     reason.clone(),
                 );
@@ -811,10 +954,14 @@ impl Machine<'_> {
                 let Phase::Paused { from, step, .. } = self.s.phase.clone() else {
                     return Err(format!("the rollout is not paused (phase {phase})"));
                 };
-                // Write slogate's weights back if the route holds others (or is unknown).
-                if let Some(mine) = self.s.weights {
-                    if obs.weights != Some(mine) {
-                        self.set_weights(mine.canary, obs.weights);
+                // Write slogate's routing back if the route holds another (or is unknown).
+                if let Some(mine) = self.s.routing() {
+                    let seen = obs.weights.map(|weights| Routing {
+                        weights,
+                        header_match: obs.header_match.clone(),
+                    });
+                    if !seen.as_ref().is_some_and(|s| s.same(&mine)) {
+                        self.set_routing(mine.weights.canary, mine.header_match, seen);
                     }
                 }
                 let reason = format!("resumed {by}");
@@ -822,7 +969,7 @@ impl Machine<'_> {
                     PausedFrom::Progressing => Phase::Progressing {
                         step: step.unwrap_or(0),
                         since: self.now,
-                        deadline: self.progress_deadline(),
+                        deadline: self.step_deadline(step.unwrap_or(0)),
                     },
                     PausedFrom::WaitingForApproval => Phase::WaitingForApproval {
                         step: step.unwrap_or(0),
@@ -909,7 +1056,7 @@ impl Machine<'_> {
                         current.as_deref().unwrap_or("?")
                     );
                     self.s.pending.clear();
-                    self.set_weights(0, self.s.weights);
+                    self.set_weights(0, self.s.routing());
                     self.s.canary_version = None;
                     self.transition(Phase::Pending, reason.clone());
                     self.record("hold", &reason, None, None);
@@ -923,7 +1070,6 @@ impl Machine<'_> {
 
     fn start(&mut self, canary: &str, stable: &str, action: &str) {
         let previous = self.s.canary_version.clone();
-        let expected = self.s.weights;
         self.s.attempt += 1;
         self.s.seq = 0;
         self.s.canary_version = Some(canary.to_string());
@@ -937,7 +1083,7 @@ impl Machine<'_> {
         self.s.pending.clear();
         self.s.promotion_commit = None;
         self.s.revert_commit = None;
-        self.set_weights(self.r.spec.step_weight(0), expected);
+        self.set_step(0);
         let reason = match (action, previous) {
             ("restart", Some(p)) => format!(
                 "new canary version {canary} replaced {p} during the rollout: analysis restarts at {}",
@@ -952,7 +1098,7 @@ impl Machine<'_> {
             Phase::Progressing {
                 step: 0,
                 since: self.now,
-                deadline: self.progress_deadline(),
+                deadline: self.step_deadline(0),
             },
             reason.clone(),
         );
@@ -973,8 +1119,12 @@ impl Machine<'_> {
     }
 
     fn check_manual_weights(&mut self, obs: &Observations) {
-        let (Some(seen), Some(mine)) = (obs.weights, self.s.weights) else {
+        let (Some(seen), Some(mine)) = (obs.weights, self.s.routing()) else {
             return;
+        };
+        let seen = Routing {
+            weights: seen,
+            header_match: obs.header_match.clone(),
         };
         if self.s.has_pending(PendingKind::SetWeights) {
             // A write of ours is in flight: a route already holding its target confirms it.
@@ -983,14 +1133,19 @@ impl Machine<'_> {
                 .pending
                 .iter()
                 .find(|p| p.kind == PendingKind::SetWeights)
-                .and_then(|p| p.weights);
-            if target == Some(seen) {
+                .and_then(|p| {
+                    Some(Routing {
+                        weights: p.weights?,
+                        header_match: p.header_match.clone(),
+                    })
+                });
+            if target.is_some_and(|t| t.same(&seen)) {
                 self.s.pending.retain(|p| p.kind != PendingKind::SetWeights);
                 self.weights_confirmed(seen, self.now);
             }
             return;
         }
-        if seen != mine && self.pause_origin().is_some() {
+        if !seen.same(&mine) && self.pause_origin().is_some() {
             self.manual_change(Some(mine), seen);
         }
     }
@@ -1148,6 +1303,14 @@ impl Machine<'_> {
                         None,
                         Some(details),
                     );
+                } else if let Some(left) = self.hold_left(step, w.end) {
+                    let reason = format!(
+                        "{label}: interval passed; holding for {} more (hold {})",
+                        human(left),
+                        self.r.spec.step_hold(step as usize)
+                    );
+                    self.s.reason = reason.clone();
+                    self.record("analysis", &reason, None, Some(details));
                 } else if let Some(why) = &obs.freeze {
                     let reason = format!("{label}: interval passed but held: deliveries are frozen by the error-budget guard: {why}");
                     self.s.reason = reason.clone();
@@ -1198,6 +1361,17 @@ impl Machine<'_> {
         }
     }
 
+    /// Time left in step `step`'s hold at `end` (the end of the interval just judged), when
+    /// the hold has not passed. Plain steps hold one interval, which any full window after
+    /// the step started covers.
+    fn hold_left(&self, step: u32, end: DateTime<Utc>) -> Option<chrono::Duration> {
+        let Phase::Progressing { since, .. } = self.s.phase else {
+            return None;
+        };
+        let hold_end = since + chrono_duration(self.r.spec.step_hold(step as usize));
+        (end < hold_end).then(|| hold_end - end)
+    }
+
     fn advance(&mut self, step: u32, why: &str, details: serde_json::Value) {
         let last = self.steps().saturating_sub(1) as u32;
         if step >= last {
@@ -1239,12 +1413,12 @@ impl Machine<'_> {
             self.step_label(step),
             self.step_label(next)
         );
-        self.set_weights(weight, self.s.weights);
+        self.set_step(next);
         self.transition(
             Phase::Progressing {
                 step: next,
                 since: self.now,
-                deadline: self.progress_deadline(),
+                deadline: self.step_deadline(next),
             },
             reason.clone(),
         );
@@ -1281,8 +1455,9 @@ impl Machine<'_> {
                 .retain(|p| p.kind != PendingKind::CommitPromotion);
             let weights_pending = self.s.has_pending(PendingKind::SetWeights);
             let on_stable = self.s.weights.is_some_and(|w| w.canary == 0);
+            let on_stable = on_stable && self.s.header_match.is_none();
             if !weights_pending && !on_stable {
-                self.set_weights(0, self.s.weights);
+                self.set_weights(0, self.s.routing());
                 self.s.reason = format!(
                     "stable runs {}: all traffic back to stable",
                     version.as_deref().unwrap_or("?")
@@ -1409,7 +1584,19 @@ impl Machine<'_> {
         std_duration(next - self.now)
     }
 
-    fn finish(self) -> Decision {
+    fn finish(mut self) -> Decision {
+        self.s.hold_until = match self.s.phase {
+            Phase::Progressing { step, since, .. }
+                if self
+                    .r
+                    .spec
+                    .step(step as usize)
+                    .is_some_and(|s| s.hold.is_some()) =>
+            {
+                Some(since + chrono_duration(self.r.spec.step_hold(step as usize)))
+            }
+            _ => None,
+        };
         let requeue_after = self.requeue_after();
         Decision {
             next: self.s,

@@ -18,8 +18,8 @@ pub mod spec;
 pub mod status;
 
 pub use machine::{
-    analysis_window, decide, CommandAction, Decision, Effect, EffectCompletion, EffectOutcome,
-    Observations, OperatorCommand, Rejection,
+    analysis_window, decide, step_remaining, CommandAction, Decision, Effect, EffectCompletion,
+    EffectOutcome, Observations, OperatorCommand, Rejection,
 };
 pub use spec::Rollout;
 pub use status::{Phase, PhaseName, RolloutStatus, Verdict};

@@ -26,7 +26,9 @@
 use serde_json::{json, Map as JsonMap, Value as Json};
 use serde_yaml::Value as Yaml;
 
-use super::spec::{RolloutSpec, API_VERSION, DURATION_PATTERN, GROUP, KIND, VERSION};
+use super::spec::{
+    RolloutSpec, API_VERSION, DURATION_PATTERN, GROUP, KIND, STEP_DESCRIPTION, VERSION,
+};
 use super::RolloutStatus;
 use crate::slo::suggest::closest;
 
@@ -307,8 +309,15 @@ pub fn check(schema: &Json, value: &Yaml, path: &str, out: &mut Vec<SchemaProble
                 }
             }
             if let Some(item_schema) = schema.get("items") {
+                let steps =
+                    item_schema.get("description").and_then(Json::as_str) == Some(STEP_DESCRIPTION);
                 for (i, item) in items.iter().enumerate() {
-                    check(item_schema, item, &format!("{path}[{i}]"), out);
+                    let at = format!("{path}[{i}]");
+                    if steps {
+                        check_step(item, &at, out);
+                    } else {
+                        check(item_schema, item, &at, out);
+                    }
                 }
             }
         }
@@ -370,6 +379,76 @@ pub fn check(schema: &Json, value: &Yaml, path: &str, out: &mut Vec<SchemaProble
             problem(format!("expected true or false, found {}", describe(value)));
         }
         _ => {}
+    }
+}
+
+/// Check one item of `spec.steps`: a canary weight (1 to 100), or a mapping `{weight, hold}`
+/// or `{match: {headers: …}, hold}` ([`check`] calls it for the items of `spec.steps`,
+/// recognised by their description). The CRD cannot type a number-or-object item (see
+/// [`super::spec::Step`]), so this does what the schema does for other fields. The rules
+/// between fields (weight or match, holds, order) are checked after deserializing.
+pub fn check_step(value: &Yaml, path: &str, out: &mut Vec<SchemaProblem>) {
+    let value = match value {
+        Yaml::Tagged(t) => &t.value,
+        v => v,
+    };
+    let weight = json!({"type": "integer", "minimum": 1, "maximum": 100});
+    match value {
+        Yaml::Mapping(m) => {
+            let object = json!({
+                "type": "object",
+                "properties": {
+                    "weight": weight,
+                    "hold": {"type": "string", "pattern": DURATION_PATTERN, "minLength": 2},
+                    "match": {
+                        "type": "object",
+                        "required": ["headers"],
+                        "properties": {"headers": {"type": "object"}},
+                    },
+                },
+            });
+            check(&object, value, path, out);
+            let headers = m
+                .get("match")
+                .and_then(|x| x.get("headers"))
+                .and_then(Yaml::as_mapping);
+            let header_value = json!({
+                "type": "object",
+                "properties": {
+                    "prefix": {"type": "string", "minLength": 1},
+                    "regex": {"type": "string", "minLength": 1},
+                },
+                "oneOf": [{"required": ["prefix"]}, {"required": ["regex"]}],
+            });
+            for (k, v) in headers.into_iter().flatten() {
+                let at = format!("{path}.match.headers.{}", k.as_str().unwrap_or("?"));
+                match v {
+                    Yaml::String(_) => {}
+                    Yaml::Mapping(_) => check(&header_value, v, &at, out),
+                    other => out.push(SchemaProblem {
+                        path: at,
+                        message: format!(
+                            "expected a string (an exact match) or {{prefix: …}} or {{regex: …}}, found {}{}",
+                            describe(other),
+                            if matches!(other, Yaml::Number(_) | Yaml::Bool(_)) {
+                                " (quote it to make it a string)"
+                            } else {
+                                ""
+                            }
+                        ),
+                    }),
+                }
+            }
+        }
+        Yaml::Number(_) | Yaml::Null => check(&weight, value, path, out),
+        Yaml::String(x) if x.trim().parse::<f64>().is_ok() => check(&weight, value, path, out),
+        other => out.push(SchemaProblem {
+            path: path.to_string(),
+            message: format!(
+                "expected a canary weight (1 to 100) or a mapping such as {{weight: 10, hold: 24h}} or {{match: {{headers: {{x-canary: \"true\"}}}}, hold: 30m}}, found {}",
+                describe(other)
+            ),
+        }),
     }
 }
 
@@ -601,6 +680,7 @@ mod tests {
             "pattern",
             "format",
             "oneOf",
+            "x-kubernetes-preserve-unknown-fields",
         ];
         for k in &found {
             assert!(allowed.contains(&k.as_str()), "keyword {k} in the schema");

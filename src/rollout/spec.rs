@@ -18,15 +18,19 @@
 //! `analysis.errorCounts.alpha: 0.02`, and for `compare`: `direction: either`,
 //! `tolerance: 0.25`, `confidence: 0.98`, `effectSize: meanRatio`, `minSamples: 3`.
 //!
-//! `progressDeadline` is **per step**: a step (or the promotion) that has not completed this
-//! long after it started aborts the rollout (a promotion that does not land is held and
-//! reported instead, see [`super::machine`]). The whole rollout is therefore bounded by
+//! `steps` are plain weights (one interval each), weights that hold (`{weight: 10, hold: 24h}`)
+//! or header steps (`{match: {headers: …}, hold: 30m}`), see [`Step`].
+//!
+//! `progressDeadline` is **per step, beyond its hold**: a step (or the promotion) that has
+//! not completed this long after its hold (or, without one, after it started) aborts the
+//! rollout (a promotion that does not land is held and reported instead, see
+//! [`super::machine`]). The whole rollout is therefore bounded by the holds plus
 //! `steps × progressDeadline` plus the approval deadline.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::model::traffic::{BackendRef, IstioDestinations, TrafficTarget};
+use crate::model::traffic::{BackendRef, HeaderMatch, IstioDestinations, TrafficTarget};
 use crate::slo::PromDuration;
 
 /// `apiVersion` of the Rollout resource.
@@ -89,10 +93,14 @@ pub struct RolloutSpec {
     pub traffic: Traffic,
     /// The stable and canary workloads, and how the canary's version is told.
     pub workloads: Workloads,
-    /// Canary weights in percent, strictly increasing, each in 1..=100, ending at 100.
+    /// The steps, in order. Each is a plain canary weight in percent (`10`: lasts one
+    /// interval), a weight that holds (`{weight: 10, hold: 24h}`: analysed every interval,
+    /// advances once the hold has passed), or a header step before the weighted ones
+    /// (`{match: {headers: {x-canary: "true"}}, hold: 30m}`: only matching requests go to the
+    /// canary). Weights strictly increase, each in 1..=100, and the last is 100.
     #[serde(default = "default_steps")]
-    #[schemars(length(min = 1), inner(range(min = 1, max = 100)))]
-    pub steps: Vec<u32>,
+    #[schemars(length(min = 1))]
+    pub steps: Vec<Step>,
     /// How long each analysis interval lasts (a Prometheus duration, e.g. 30s). A step
     /// advances only after a full interval at its weight with a passing analysis.
     #[serde(default = "default_interval")]
@@ -125,6 +133,109 @@ pub struct RolloutSpec {
     /// Ids (`<service>-<slo>`) of the SLOs whose error-budget guard applies to this rollout.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub slos: Vec<String>,
+}
+
+/// One step of a rollout (see [`RolloutSpec::steps`]). Written as a plain number when it is
+/// only a weight, as `{weight, hold}` or `{match, hold}` otherwise, so documents written
+/// before holds existed read and write the same.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// Canary weight in percent; `None` for a header step (weight 0 plus the header route).
+    pub weight: Option<u32>,
+    /// A header step's match.
+    pub header_match: Option<HeaderMatch>,
+    /// How long the step lasts at least; one interval when absent.
+    pub hold: Option<PromDuration>,
+}
+
+impl Step {
+    /// A plain weight step.
+    pub fn weight(w: u32) -> Self {
+        Step {
+            weight: Some(w),
+            header_match: None,
+            hold: None,
+        }
+    }
+}
+
+/// A plain weight step equals its weight.
+impl PartialEq<u32> for Step {
+    fn eq(&self, w: &u32) -> bool {
+        *self == Step::weight(*w)
+    }
+}
+
+impl From<u32> for Step {
+    fn from(w: u32) -> Self {
+        Step::weight(w)
+    }
+}
+
+/// The object form of a step.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StepObject {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    weight: Option<u32>,
+    #[serde(default, rename = "match", skip_serializing_if = "Option::is_none")]
+    header_match: Option<HeaderMatch>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    hold: Option<PromDuration>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StepForm {
+    Plain(u32),
+    Object(StepObject),
+}
+
+impl Serialize for Step {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match (self.weight, &self.header_match, &self.hold) {
+            (Some(w), None, None) => s.serialize_u32(w),
+            _ => StepObject {
+                weight: self.weight,
+                header_match: self.header_match.clone(),
+                hold: self.hold,
+            }
+            .serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Step {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(match StepForm::deserialize(d)? {
+            StepForm::Plain(w) => Step::weight(w),
+            StepForm::Object(o) => Step {
+                weight: o.weight,
+                header_match: o.header_match,
+                hold: o.hold,
+            },
+        })
+    }
+}
+
+/// Description of a step in the CRD (also how [`super::schema::check`] recognises the step
+/// schema).
+pub const STEP_DESCRIPTION: &str = "A canary weight in percent (1 to 100, one interval), or an object: {weight: 10, hold: 24h} (a weight held at least that long, analysed every interval), or a header step {match: {headers: {x-canary: \"true\"}}, hold: 30m} (only matching requests go to the canary; a string is an exact match, {prefix: ...} or {regex: ...} the others). Checked by slogate.";
+
+/// In the CRD a step is a number or an object: structural schemas cannot say "one of two
+/// types" (except int-or-string), so the item keeps unknown fields and slogate checks it
+/// itself ([`super::schema::check_step`]) wherever it reads a Rollout.
+impl JsonSchema for Step {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Step".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": STEP_DESCRIPTION,
+            "x-kubernetes-preserve-unknown-fields": true
+        })
+    }
 }
 
 /// Exactly one traffic backend.
@@ -435,8 +546,11 @@ pub(crate) struct DurationSchema(
 pub const DURATION_PATTERN: &str =
     "^(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?$";
 
-pub(crate) fn default_steps() -> Vec<u32> {
-    vec![10, 25, 50, 75, 100]
+pub(crate) fn default_steps() -> Vec<Step> {
+    [10, 25, 50, 75, 100]
+        .into_iter()
+        .map(Step::weight)
+        .collect()
 }
 pub(crate) fn default_interval() -> PromDuration {
     PromDuration::from_secs(30)
@@ -505,13 +619,27 @@ impl RolloutSpec {
         }
     }
 
-    /// Canary weight of step `index` (the last step when out of range; 0 with no steps).
+    /// Step `index` (the last step when out of range).
+    pub fn step(&self, index: usize) -> Option<&Step> {
+        self.steps.get(index).or(self.steps.last())
+    }
+
+    /// Canary weight of step `index` (the last step when out of range; 0 with no steps and
+    /// for header steps).
     pub fn step_weight(&self, index: usize) -> u32 {
-        self.steps
-            .get(index)
-            .or(self.steps.last())
-            .copied()
-            .unwrap_or(0)
+        self.step(index).and_then(|s| s.weight).unwrap_or(0)
+    }
+
+    /// Header match of step `index`, for header steps.
+    pub fn step_match(&self, index: usize) -> Option<&HeaderMatch> {
+        self.step(index).and_then(|s| s.header_match.as_ref())
+    }
+
+    /// How long step `index` lasts at least: its hold, or one interval.
+    pub fn step_hold(&self, index: usize) -> PromDuration {
+        self.step(index)
+            .and_then(|s| s.hold)
+            .map_or(self.interval, |h| h.max(self.interval))
     }
 }
 
@@ -543,7 +671,8 @@ mod tests {
         let s = parse(&spec_yaml(
             "  httpRoute: {name: r, stableBackend: {name: s}, canaryBackend: {name: c, port: 80}}",
         ));
-        assert_eq!(s.steps, vec![10, 25, 50, 75, 100]);
+        assert_eq!(s.steps, default_steps());
+        assert_eq!(s.step_weight(1), 25);
         assert_eq!(s.interval, PromDuration::from_secs(30));
         assert_eq!(s.failure_limit, 2);
         assert_eq!(s.inconclusive_limit, 3);

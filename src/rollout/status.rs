@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::model::traffic::Weights;
+use crate::model::traffic::{HeaderMatch, Routing, Weights};
 
 /// Where a rollout is. Serialized flat into the status: `phase` names the variant and the
 /// variant's fields sit next to it.
@@ -229,6 +229,12 @@ pub struct PendingEffect {
     /// unconditionally).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expected: Option<Weights>,
+    /// SetWeights: the header route to set (a header step); none removes slogate's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header_match: Option<HeaderMatch>,
+    /// SetWeights: the header route the route must hold for the write to go ahead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_header_match: Option<HeaderMatch>,
     /// RevertCanary / CommitPromotion: the canary version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
@@ -270,6 +276,14 @@ pub struct RolloutStatus {
     /// (with no write of slogate's pending) were changed by hand.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weights: Option<Weights>,
+    /// The header route slogate last set and saw confirmed (during a header step), with
+    /// `weights`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header_match: Option<HeaderMatch>,
+    /// Progressing at a step with a `hold`: when the hold ends (the step's start plus its
+    /// hold). The step advances with the first passing interval from then on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_until: Option<DateTime<Utc>>,
     /// Failed analysis intervals in this rollout.
     #[serde(default)]
     pub failures: u32,
@@ -313,6 +327,14 @@ impl RolloutStatus {
         self.pending.iter().find(|p| p.key == key)
     }
 
+    /// The routing slogate last set and saw confirmed: `weights` and `headerMatch`.
+    pub fn routing(&self) -> Option<Routing> {
+        self.weights.map(|weights| Routing {
+            weights,
+            header_match: self.header_match.clone(),
+        })
+    }
+
     /// True when an effect of this kind is pending.
     pub fn has_pending(&self, kind: PendingKind) -> bool {
         self.pending.iter().any(|p| p.kind == kind)
@@ -337,6 +359,27 @@ struct WeightsSchema {
     canary: u32,
 }
 
+/// Schema of [`HeaderMatch`]: the header values are strings or `{prefix}`/`{regex}`
+/// objects, which a structural schema cannot type, so the map keeps them as they are.
+#[allow(dead_code)]
+struct HeaderMatchSchema;
+
+impl JsonSchema for HeaderMatchSchema {
+    fn schema_name() -> Cow<'static, str> {
+        "HeaderMatch".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "object",
+            "description": "Requests with all these headers go to the canary: {headers: {x-canary: \"true\"}}.",
+            "properties": {
+                "headers": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}
+            }
+        })
+    }
+}
+
 /// Schema of [`PendingEffect`].
 #[derive(JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -347,6 +390,8 @@ struct PendingEffectSchema {
     kind: PendingKind,
     weights: Option<WeightsSchema>,
     expected: Option<WeightsSchema>,
+    header_match: Option<HeaderMatchSchema>,
+    expected_header_match: Option<HeaderMatchSchema>,
     version: Option<String>,
     reason: Option<String>,
     issued_at: DateTime<Utc>,
@@ -382,6 +427,10 @@ struct StatusSchema {
     stable_version: Option<String>,
     /// The weights slogate last set and saw confirmed.
     weights: Option<WeightsSchema>,
+    /// The header route slogate last set and saw confirmed (a header step).
+    header_match: Option<HeaderMatchSchema>,
+    /// When the current step's hold ends.
+    hold_until: Option<DateTime<Utc>>,
     /// Failed analysis intervals.
     failures: Option<u32>,
     /// Inconclusive analysis intervals.

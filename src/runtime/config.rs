@@ -806,13 +806,15 @@ impl Config {
             file: name.clone(),
             message,
         };
-        let text =
-            std::fs::read_to_string(file).map_err(|e| invalid(format!("cannot read: {e}")))?;
-        check_top_level_keys(&text).map_err(invalid)?;
+        let text = crate::slo::spec::read_capped(file, MAX_CONFIG_FILE_BYTES, "configuration")
+            .map_err(invalid)?;
         let format = match file.extension().and_then(|e| e.to_str()) {
             Some("toml") => config::FileFormat::Toml,
             _ => config::FileFormat::Yaml,
         };
+        if format == config::FileFormat::Yaml {
+            check_top_level_keys(&text).map_err(invalid)?;
+        }
         let mut envsrc = config::Environment::with_prefix("SLOGATE")
             .prefix_separator("_")
             .separator("__")
@@ -1096,10 +1098,18 @@ impl Config {
     }
 }
 
+/// The largest configuration file read (1 MiB; the shipped one is a few KB).
+pub const MAX_CONFIG_FILE_BYTES: u64 = 1 << 20;
+
+/// The top-level keys of a YAML configuration, checked first. It is also what refuses a
+/// document whose aliases expand beyond serde_yaml's budget ("billion laughs"): the config
+/// crate's YAML reader (yaml-rust2) would expand them without a limit.
 fn check_top_level_keys(text: &str) -> Result<(), String> {
-    // TOML or empty files are checked by deserialisation only.
-    let Ok(serde_yaml::Value::Mapping(m)) = serde_yaml::from_str::<serde_yaml::Value>(text) else {
-        return Ok(());
+    let m = match serde_yaml::from_str::<serde_yaml::Value>(text) {
+        Ok(serde_yaml::Value::Mapping(m)) => m,
+        // Empty, or not a mapping: the deserialisation that follows says what is expected.
+        Ok(_) => return Ok(()),
+        Err(e) => return Err(format!("not valid YAML: {e}")),
     };
     for k in m.keys() {
         let k = k.as_str().unwrap_or("<non-string key>");

@@ -28,7 +28,7 @@ use crate::ports::gitops::{
 use crate::ports::notify::{notify_all, Notification, Notifier};
 use crate::ports::state::{DecisionRecord, StateError, StateStore};
 use crate::ports::sync::SyncTrigger;
-use crate::ports::traffic::{TrafficError, TrafficRouter, Weights};
+use crate::ports::traffic::{Routing, TrafficError, TrafficRouter, Weights};
 
 /// An effect on the outside world.
 pub enum Effect {
@@ -223,18 +223,31 @@ impl Executor {
         }
     }
 
+    /// Set the weights and slogate's header route: the routing read back after the write.
+    pub async fn set_routing(
+        &self,
+        expected: Option<&Routing>,
+        routing: &Routing,
+    ) -> Result<Routing, EffectError> {
+        let router = self
+            .router
+            .as_ref()
+            .ok_or(EffectError::Missing("traffic router"))?;
+        let write = router.set_routing(expected, routing);
+        Ok(bounded(self.router_timeout, "setting the weights", write).await??)
+    }
+
     /// [`Effect::SetWeights`]: the weights read back after the write.
     pub async fn set_weights(
         &self,
         expected: Option<Weights>,
         weights: Weights,
     ) -> Result<Weights, EffectError> {
-        let router = self
-            .router
-            .as_ref()
-            .ok_or(EffectError::Missing("traffic router"))?;
-        let write = router.set_weights(expected, weights);
-        Ok(bounded(self.router_timeout, "setting the weights", write).await??)
+        let expected = expected.map(Routing::weights);
+        let read = self
+            .set_routing(expected.as_ref(), &Routing::weights(weights))
+            .await?;
+        Ok(read.weights)
     }
 
     /// [`Effect::Revert`].
@@ -323,16 +336,16 @@ mod tests {
 
     #[async_trait]
     impl TrafficRouter for SlowRouter {
-        async fn weights(&self) -> Result<Weights, TrafficError> {
-            Ok(Weights::canary(0))
+        async fn routing(&self) -> Result<Routing, TrafficError> {
+            Ok(Weights::canary(0).into())
         }
-        async fn set_weights(
+        async fn set_routing(
             &self,
-            _expected: Option<Weights>,
-            weights: Weights,
-        ) -> Result<Weights, TrafficError> {
+            _expected: Option<&Routing>,
+            routing: &Routing,
+        ) -> Result<Routing, TrafficError> {
             tokio::time::sleep(Duration::from_secs(60)).await;
-            Ok(weights)
+            Ok(routing.clone())
         }
     }
 

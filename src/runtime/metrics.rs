@@ -592,6 +592,9 @@ pub struct RolloutMetrics {
     pub phase: Family<PhaseLabels, Gauge>,
     /// Index into `spec.steps` of the step in effect (the last step while promoting).
     pub step: Family<RolloutLabels, Gauge>,
+    /// Seconds left at the current step before it may advance (its hold, or one interval);
+    /// 0 outside Progressing.
+    pub step_remaining: Family<RolloutLabels, Gauge>,
     /// Checks judged, by metric and result.
     pub analysis_result: Family<AnalysisResultLabels, Counter>,
     /// The last p-value of a comparative metric or of the sequential error-count test.
@@ -631,6 +634,11 @@ impl RolloutMetrics {
             "slogate_rollout_step",
             "Index into spec.steps of the step a rollout is at",
             self.step.clone(),
+        );
+        registry.register(
+            "slogate_rollout_step_remaining_seconds",
+            "Seconds left at the current step of a rollout before it may advance (its hold, or one interval); 0 outside Progressing",
+            self.step_remaining.clone(),
         );
         registry.register(
             "slogate_analysis_result",
@@ -701,6 +709,7 @@ impl RolloutMetrics {
         };
         self.weight.remove(&l);
         self.step.remove(&l);
+        self.step_remaining.remove(&l);
         for p in all_phases {
             self.phase.remove(&PhaseLabels {
                 namespace: namespace.to_string(),
@@ -742,6 +751,15 @@ impl RolloutMetrics {
                 })
                 .set(i64::from(*p == current));
         }
+    }
+
+    /// Publish the seconds left at a rollout's current step (0 when it is not progressing).
+    pub fn set_step_remaining(&self, namespace: &str, rollout: &str, seconds: i64) {
+        let l = RolloutLabels {
+            namespace: namespace.to_string(),
+            rollout: rollout.to_string(),
+        };
+        self.step_remaining.get_or_create(&l).set(seconds);
     }
 
     /// Count one judged check, and record its p-value when it has one.

@@ -47,6 +47,28 @@
 //!
 //! After a successful patch the object is read again and the weights compared with what was
 //! written ([`TrafficError::ReadBack`] if a webhook or controller changed them).
+//!
+//! # Header routes (header steps)
+//!
+//! A header step sends only the requests that carry given headers to the canary. slogate
+//! writes a copy of the weighted entry **just ahead of it** in the same list, in the same
+//! guarded JSON patch as the weights (`add` at the weighted entry's index; `replace` when the
+//! match changes; `remove` with the next weighted step, on promotion and on abort):
+//!
+//! - VirtualService: a route named `<route>-slogate-canary` (found again by that name) whose
+//!   `match` is the named route's (each entry, or one empty entry) with the step's headers
+//!   added as `exact`, `prefix` or `regex`, and whose `route` is the canary destination alone
+//!   at weight 100. Other fields (retries, timeout, rewrite…) are copied.
+//! - HTTPRoute: a rule whose `matches` are the weighted rule's with the step's headers added
+//!   to each (`type: Exact`, or `RegularExpression` for regexes; a **prefix** `p` is written as
+//!   the regex `^<p escaped>.*`, which means "starts with p" under both full-match (Envoy)
+//!   and search semantics), and whose `backendRefs` hold the canary backend alone. It is found
+//!   again as the one rule whose only backendRef is the canary and whose every match has
+//!   headers. More header matches make a Gateway API rule take precedence over the weighted
+//!   one whatever their order.
+//!
+//! The header route is part of what is compared for manual changes and read back: a header
+//! route removed, added or changed by someone else is a [`TrafficError::ManualChange`].
 
 use std::time::Duration;
 
@@ -57,7 +79,8 @@ use serde_json::{json, Value};
 
 use super::{call, CallError, DEFAULT_CALL_TIMEOUT, FIELD_MANAGER};
 use crate::ports::traffic::{
-    BackendRef, IstioDestinations, TrafficError, TrafficRouter, TrafficTarget, Weights,
+    BackendRef, HeaderMatch, HeaderValue, IstioDestinations, Routing, TrafficError, TrafficRouter,
+    TrafficTarget, Weights,
 };
 
 /// Default number of patch attempts on resourceVersion conflicts.
@@ -220,7 +243,7 @@ impl KubeTrafficRouter {
 
 #[async_trait]
 impl TrafficRouter for KubeTrafficRouter {
-    async fn weights(&self) -> Result<Weights, TrafficError> {
+    async fn routing(&self) -> Result<Routing, TrafficError> {
         let (_, located) = self.read().await?;
         let w = located.weights();
         if w.stable + w.canary == 0 {
@@ -229,47 +252,48 @@ impl TrafficRouter for KubeTrafficRouter {
                 located.stable.pointer, located.canary.pointer
             )));
         }
-        Ok(w)
+        Ok(located.routing())
     }
 
-    async fn set_weights(
+    async fn set_routing(
         &self,
-        expected: Option<Weights>,
-        weights: Weights,
-    ) -> Result<Weights, TrafficError> {
+        expected: Option<&Routing>,
+        routing: &Routing,
+    ) -> Result<Routing, TrafficError> {
+        let weights = routing.weights;
         if weights.stable + weights.canary != 100 {
             return Err(self.shape_error(format!(
                 "asked to set {weights:?}: stable + canary must be 100"
             )));
         }
-        // What the weights must still be when re-read after a conflict: what slogate last
+        // What the routing must still be when re-read after a conflict: what slogate last
         // set, or else what the first read found.
-        let mut baseline = expected;
+        let mut baseline = expected.cloned();
         let mut attempt = 0;
         loop {
             attempt += 1;
             let (obj, located) = self.read().await?;
-            let found = located.weights();
-            match baseline {
-                Some(b) if b != found => {
+            let found = located.routing();
+            match &baseline {
+                Some(b) if !b.same(&found) => {
                     return Err(TrafficError::ManualChange {
                         target: self.label.clone(),
-                        expected: b,
+                        expected: b.clone(),
                         found,
                     })
                 }
                 Some(_) => {}
-                None => baseline = Some(found),
+                None => baseline = Some(found.clone()),
             }
-            if located.holds(weights) {
+            if located.holds(routing) {
                 return Ok(found);
             }
             let rv = obj.metadata.resource_version.clone().ok_or_else(|| {
                 self.shape_error("the object as read has no metadata.resourceVersion".into())
             })?;
-            let patch = weight_patch(&rv, &located, weights);
+            let patch = routing_patch(&rv, &located, routing);
             let patch = Patch::Json::<()>(serde_json::from_value(patch).map_err(|e| {
-                // Unreachable for the ops built by `weight_patch`; reported, not panicked.
+                // Unreachable for the ops built by `routing_patch`; reported, not panicked.
                 self.shape_error(format!("building the JSON patch: {e}"))
             })?);
             let params = PatchParams {
@@ -292,15 +316,16 @@ impl TrafficRouter for KubeTrafficRouter {
             }
         }
         let (_, located) = self.read().await?;
-        if !located.holds(weights) {
+        if !located.holds(routing) {
             return Err(TrafficError::ReadBack {
                 target: self.label.clone(),
-                wrote: weights,
-                read: located.weights(),
+                wrote: routing.clone(),
+                read: located.routing(),
             });
         }
-        tracing::info!(target = %self.label, stable = weights.stable, canary = weights.canary, "weights set");
-        Ok(weights)
+        tracing::info!(target = %self.label, stable = weights.stable, canary = weights.canary,
+            header_route = routing.header_match.is_some(), "routing set");
+        Ok(routing.clone())
     }
 }
 
@@ -311,13 +336,43 @@ pub struct Slot {
     pub weight: Option<u64>,
 }
 
-/// The stable and canary weights found in an object.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The stable and canary weights found in an object, and where slogate's header route is or
+/// would go.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Located {
     pub stable: Slot,
     pub canary: Slot,
     /// What an omitted weight means.
     pub default_weight: u64,
+    pub header: HeaderSite,
+}
+
+/// Which API's header-match syntax a list uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HeaderDialect {
+    /// VirtualService `match[].headers: {name: {exact|prefix|regex: value}}`.
+    #[default]
+    Istio,
+    /// HTTPRoute `matches[].headers: [{type: Exact|RegularExpression, name, value}]`.
+    GatewayApi,
+}
+
+/// The weighted entry of a route list and slogate's header route next to it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HeaderSite {
+    pub dialect: HeaderDialect,
+    /// JSON pointer of the list: `/spec/http` or `/spec/rules`.
+    pub list: String,
+    /// Index of the weighted entry in the list.
+    pub index: usize,
+    /// The weighted entry as read.
+    pub entry: Value,
+    /// The canary's destination (or backendRef) in it, as read.
+    pub canary_item: Value,
+    /// Name of slogate's header route (VirtualService only).
+    pub name: Option<String>,
+    /// slogate's header route, when there is one: its index and the headers it matches.
+    pub existing: Option<(usize, HeaderMatch)>,
 }
 
 impl Located {
@@ -350,14 +405,234 @@ impl Located {
     }
 
     /// Whether the object holds exactly these weights, explicitly written.
-    pub fn holds(&self, w: Weights) -> bool {
+    pub fn holds_weights(&self, w: Weights) -> bool {
         self.stable.weight == Some(u64::from(w.stable))
             && self.canary.weight == Some(u64::from(w.canary))
     }
+
+    /// Whether the object holds these weights, explicitly written, and this header route
+    /// (or none).
+    pub fn holds(&self, r: &Routing) -> bool {
+        self.holds_weights(r.weights)
+            && self.header.existing.as_ref().map(|(_, h)| h.canonical())
+                == r.header_match.as_ref().map(HeaderMatch::canonical)
+    }
+
+    /// The weights in percent and slogate's header route.
+    pub fn routing(&self) -> Routing {
+        Routing {
+            weights: self.weights(),
+            header_match: self.header.existing.as_ref().map(|(_, h)| h.clone()),
+        }
+    }
+}
+
+/// The JSON patch that sets the weights and slogate's header route, guarded by
+/// `resource_version` (module doc). The weight ops come first: their indexes are those read,
+/// before the header route is added or removed.
+pub fn routing_patch(resource_version: &str, located: &Located, r: &Routing) -> Value {
+    let mut ops = weight_patch(resource_version, located, r.weights);
+    let site = &located.header;
+    let op = match (&r.header_match, &site.existing) {
+        (Some(h), None) => Some(
+            json!({"op": "add", "path": format!("{}/{}", site.list, site.index),
+            "value": site.build(h)}),
+        ),
+        (Some(h), Some((j, found))) if found.canonical() != h.canonical() => Some(
+            json!({"op": "replace", "path": format!("{}/{j}", site.list), "value": site.build(h)}),
+        ),
+        (None, Some((j, _))) => Some(json!({"op": "remove", "path": format!("{}/{j}", site.list)})),
+        _ => None,
+    };
+    if let (Some(op), Some(list)) = (op, ops.as_array_mut()) {
+        list.push(op);
+    }
+    ops
+}
+
+/// Istio's header value: `{exact: v}`, `{prefix: p}` or `{regex: r}`.
+fn istio_header_value(v: &HeaderValue) -> Value {
+    match v {
+        HeaderValue::Exact(x) => json!({"exact": x}),
+        HeaderValue::Prefix { prefix } => json!({"prefix": prefix}),
+        HeaderValue::Regex { regex } => json!({"regex": regex}),
+    }
+}
+
+/// Gateway API's header match: `{type: Exact, name, value}` or `RegularExpression` (prefixes
+/// as `^<escaped>.*`).
+fn gateway_header(name: &str, v: &HeaderValue) -> Value {
+    match v {
+        HeaderValue::Exact(x) => json!({"type": "Exact", "name": name, "value": x}),
+        other => json!({"type": "RegularExpression", "name": name, "value": other.as_regex()}),
+    }
+}
+
+impl HeaderSite {
+    /// The header route for `h`: the weighted entry with `h` added to each of its matches,
+    /// sending everything to the canary alone.
+    pub fn build(&self, h: &HeaderMatch) -> Value {
+        let mut entry = self.entry.clone();
+        let (match_key, target_key) = match self.dialect {
+            HeaderDialect::Istio => ("match", "route"),
+            HeaderDialect::GatewayApi => ("matches", "backendRefs"),
+        };
+        let mut matches: Vec<Value> = entry
+            .get(match_key)
+            .and_then(Value::as_array)
+            .filter(|m| !m.is_empty())
+            .cloned()
+            .unwrap_or_else(|| vec![json!({})]);
+        for m in &mut matches {
+            let Some(obj) = m.as_object_mut() else {
+                continue;
+            };
+            match self.dialect {
+                HeaderDialect::Istio => {
+                    let headers = obj.entry("headers").or_insert_with(|| json!({}));
+                    if let Some(map) = headers.as_object_mut() {
+                        for (k, v) in &h.headers {
+                            map.insert(k.clone(), istio_header_value(v));
+                        }
+                    }
+                }
+                HeaderDialect::GatewayApi => {
+                    let mut list: Vec<Value> = obj
+                        .get("headers")
+                        .and_then(Value::as_array)
+                        .cloned()
+                        .unwrap_or_default();
+                    list.retain(|x| {
+                        str_at(x, "name")
+                            .is_none_or(|n| !h.headers.contains_key(&n.to_ascii_lowercase()))
+                    });
+                    list.extend(h.headers.iter().map(|(k, v)| gateway_header(k, v)));
+                    obj.insert("headers".into(), Value::Array(list));
+                }
+            }
+        }
+        let mut canary = self.canary_item.clone();
+        if let Some(obj) = entry.as_object_mut() {
+            obj.insert(match_key.into(), Value::Array(matches));
+            match self.dialect {
+                HeaderDialect::Istio => {
+                    canary["weight"] = json!(100);
+                    if let Some(name) = &self.name {
+                        obj.insert("name".into(), json!(name));
+                    }
+                }
+                HeaderDialect::GatewayApi => {
+                    if let Some(c) = canary.as_object_mut() {
+                        c.remove("weight");
+                    }
+                    obj.remove("name");
+                }
+            }
+            obj.insert(target_key.into(), json!([canary]));
+        }
+        entry
+    }
+}
+
+/// slogate's header route: the one entry of `entries` at the indexes `ours` (none: no header
+/// route; more: an error from `many`), with the headers it matches.
+fn header_entry(
+    dialect: HeaderDialect,
+    entries: &[Value],
+    ours: &[usize],
+    weighted: usize,
+    at: impl Fn(usize) -> String,
+    many: impl FnOnce(&[usize]) -> String,
+) -> Result<Option<(usize, HeaderMatch)>, String> {
+    match ours {
+        [] => Ok(None),
+        [j] => {
+            let h = decode_headers(dialect, &entries[*j], &entries[weighted], &at(*j))?;
+            Ok(Some((*j, h)))
+        }
+        more => Err(many(more)),
+    }
+}
+
+/// The headers a header route matches on top of the weighted entry's own (its first match).
+fn decode_headers(
+    dialect: HeaderDialect,
+    header_entry: &Value,
+    weighted: &Value,
+    at: &str,
+) -> Result<HeaderMatch, String> {
+    let key = match dialect {
+        HeaderDialect::Istio => "match",
+        HeaderDialect::GatewayApi => "matches",
+    };
+    let first = |v: &Value| {
+        v.get(key)
+            .and_then(|m| m.get(0))
+            .and_then(|m| m.get("headers"))
+            .cloned()
+    };
+    let own = first(weighted);
+    let found = first(header_entry).ok_or_else(|| format!("{at} has no {key}[0].headers"))?;
+    let mut headers = std::collections::BTreeMap::new();
+    match dialect {
+        HeaderDialect::Istio => {
+            let map = found
+                .as_object()
+                .ok_or_else(|| format!("{at}.{key}[0].headers is not a mapping"))?;
+            for (k, v) in map {
+                if own.as_ref().and_then(|o| o.get(k)) == Some(v) {
+                    continue;
+                }
+                let value = if let Some(x) = str_at(v, "exact") {
+                    HeaderValue::Exact(x.into())
+                } else if let Some(x) = str_at(v, "prefix") {
+                    HeaderValue::Prefix { prefix: x.into() }
+                } else if let Some(x) = str_at(v, "regex") {
+                    HeaderValue::Regex { regex: x.into() }
+                } else {
+                    return Err(format!(
+                        "{at}.{key}[0].headers.{k} is {v}; expected exact, prefix or regex"
+                    ));
+                };
+                headers.insert(k.clone(), value);
+            }
+        }
+        HeaderDialect::GatewayApi => {
+            let list = found
+                .as_array()
+                .ok_or_else(|| format!("{at}.{key}[0].headers is not a list"))?;
+            let own: Vec<Value> = own.and_then(|o| o.as_array().cloned()).unwrap_or_default();
+            for h in list {
+                if own.contains(h) {
+                    continue;
+                }
+                let (Some(name), Some(value)) = (str_at(h, "name"), str_at(h, "value")) else {
+                    return Err(format!(
+                        "{at}.{key}[0].headers has {h}; expected a name and a value"
+                    ));
+                };
+                let value = match str_at(h, "type").unwrap_or("Exact") {
+                    "Exact" => HeaderValue::Exact(value.into()),
+                    _ => HeaderValue::Regex {
+                        regex: value.into(),
+                    }
+                    .canonical(),
+                };
+                headers.insert(name.to_ascii_lowercase(), value);
+            }
+        }
+    }
+    Ok(HeaderMatch { headers })
 }
 
 /// The JSON patch that sets the two weights, guarded by `resource_version` (module doc).
 pub fn weight_patch(resource_version: &str, located: &Located, w: Weights) -> Value {
+    // Weights already written need no ops (a header route changing alone).
+    if located.holds_weights(w) {
+        return json!([
+            {"op": "replace", "path": "/metadata/resourceVersion", "value": resource_version},
+        ]);
+    }
     let op = |slot: &Slot| {
         if slot.weight.is_some() {
             "replace"
@@ -452,10 +727,39 @@ pub fn locate_istio(
         (&is_canary, &canary_desc),
         0,
     )?;
+    let header_name = format!("{route}-slogate-canary");
+    let ours: Vec<usize> = (0..http.len())
+        .filter(|&j| str_at(&http[j], "name") == Some(header_name.as_str()))
+        .collect();
+    let existing = header_entry(
+        HeaderDialect::Istio,
+        http,
+        &ours,
+        i,
+        |j| format!("spec.http[{j}] (`{header_name}`)"),
+        |many| {
+            format!(
+                "spec.http{many:?} are all named `{header_name}` (slogate's header route); expected at most one"
+            )
+        },
+    )?;
     Ok(Located {
         stable,
         canary,
         default_weight: 0,
+        header: HeaderSite {
+            dialect: HeaderDialect::Istio,
+            list: "/spec/http".into(),
+            index: i,
+            entry: http[i].clone(),
+            canary_item: dests
+                .iter()
+                .find(|d| is_canary(d))
+                .cloned()
+                .unwrap_or_default(),
+            name: Some(header_name),
+            existing,
+        },
     })
 }
 
@@ -537,10 +841,53 @@ pub fn locate_http_route(
         (&is_canary, &canary_desc),
         1,
     )?;
+    // slogate's header rule: the canary alone, every match with headers.
+    let ours: Vec<usize> = (0..rules.len())
+        .filter(|&j| {
+            let refs = rules[j].get("backendRefs").and_then(Value::as_array);
+            let matches = rules[j].get("matches").and_then(Value::as_array);
+            j != i
+                && refs.is_some_and(|r| r.len() == 1 && is_canary(&r[0]))
+                && matches.is_some_and(|m| {
+                    !m.is_empty()
+                        && m.iter().all(|x| {
+                            x.get("headers")
+                                .and_then(Value::as_array)
+                                .is_some_and(|h| !h.is_empty())
+                        })
+                })
+        })
+        .collect();
+    let existing = header_entry(
+        HeaderDialect::GatewayApi,
+        rules,
+        &ours,
+        i,
+        |j| format!("spec.rules[{j}]"),
+        |many| {
+            format!(
+                "spec.rules{many:?} all send only header-matched requests to {canary_desc}; \
+                 expected at most one (slogate's header rule)"
+            )
+        },
+    )?;
     Ok(Located {
         stable,
         canary,
         default_weight: 1,
+        header: HeaderSite {
+            dialect: HeaderDialect::GatewayApi,
+            list: "/spec/rules".into(),
+            index: i,
+            entry: rules[i].clone(),
+            canary_item: refs
+                .iter()
+                .find(|r| is_canary(r))
+                .cloned()
+                .unwrap_or_default(),
+            name: None,
+            existing,
+        },
     })
 }
 
@@ -626,7 +973,7 @@ mod tests {
                 canary: 10
             }
         );
-        assert!(l.holds(Weights::canary(10)));
+        assert!(l.holds_weights(Weights::canary(10)));
     }
 
     #[test]
@@ -774,6 +1121,7 @@ mod tests {
                 weight: c,
             },
             default_weight: 0,
+            header: HeaderSite::default(),
         };
         assert_eq!(
             l(Some(2), Some(1)).weights(),
@@ -790,6 +1138,6 @@ mod tests {
             }
         );
         assert_eq!(l(Some(0), Some(7)).weights(), Weights::canary(100));
-        assert!(!l(Some(9), Some(1)).holds(Weights::canary(10)));
+        assert!(!l(Some(9), Some(1)).holds_weights(Weights::canary(10)));
     }
 }

@@ -58,7 +58,7 @@ use crate::ports::gitops::{
 use crate::ports::metrics::MetricsSource;
 use crate::ports::notify::{Incident, Notification, Notifier, Severity};
 use crate::ports::state::{DecisionKind, DecisionRecord, StateError, StateStore};
-use crate::ports::traffic::{TrafficError, TrafficRouter, Weights};
+use crate::ports::traffic::{Routing, TrafficError, TrafficRouter, Weights};
 use crate::ports::versions::{VersionSource, WorkloadVersions};
 use crate::rollout::checks::{self, IntervalObservation};
 use crate::rollout::status::Verdict;
@@ -447,7 +447,7 @@ impl RolloutController {
             .map_err(|e| self.state_err(e))?;
         let queued: Vec<OperatorCommand> =
             queue.pending.iter().map(|q| q.command.clone()).collect();
-        let weights = self.read_weights(&mut report.notes).await;
+        let routing = self.read_routing(&mut report.notes).await;
         let versions = self.read_versions(&mut report.notes).await;
         let freeze = self.freeze(&mut report.notes).await;
         let analysis = match (
@@ -476,7 +476,8 @@ impl RolloutController {
         let mut obs = Observations {
             canary_version: versions.canary.clone(),
             stable_version: versions.stable.clone(),
-            weights,
+            weights: routing.as_ref().map(|r| r.weights),
+            header_match: routing.and_then(|r| r.header_match),
             analysis,
             commands: queued.clone(),
             completions: Vec::new(),
@@ -536,7 +537,7 @@ impl RolloutController {
             }
             status = d.next;
             requeue = d.requeue_after;
-            self.publish(&status);
+            self.publish(&status, now);
             if d.effects.is_empty() {
                 break;
             }
@@ -562,6 +563,7 @@ impl RolloutController {
                 // The weights read before the writes are stale now; the completions say
                 // what the route holds.
                 weights: None,
+                header_match: None,
                 analysis: None,
                 commands: Vec::new(),
                 completions,
@@ -649,8 +651,15 @@ impl RolloutController {
         report.commands = results;
     }
 
-    /// Publish phase, step and weight.
-    fn publish(&self, s: &RolloutStatus) {
+    /// Publish phase, step, weight and the time left at the step.
+    fn publish(&self, s: &RolloutStatus, now: DateTime<Utc>) {
+        let remaining = crate::rollout::step_remaining(&self.rollout, s, now)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        self.deps.metrics_registry.set_step_remaining(
+            self.rollout.namespace(),
+            &self.rollout.metadata.name,
+            remaining,
+        );
         let last = self.rollout.spec.steps.len().saturating_sub(1) as i64;
         let step = match &s.phase {
             Phase::Progressing { step, .. } | Phase::WaitingForApproval { step, .. } => {
@@ -676,9 +685,9 @@ impl RolloutController {
         );
     }
 
-    async fn read_weights(&self, notes: &mut Vec<String>) -> Option<Weights> {
+    async fn read_routing(&self, notes: &mut Vec<String>) -> Option<Routing> {
         let t = self.deps.settings.router_timeout;
-        match tokio::time::timeout(t, self.deps.router.weights()).await {
+        match tokio::time::timeout(t, self.deps.router.routing()).await {
             Ok(Ok(w)) => Some(w),
             Ok(Err(TrafficError::NotFound { .. })) => None,
             Ok(Err(e)) => {
@@ -778,15 +787,21 @@ impl RolloutController {
         report: &mut ReconcileReport,
     ) -> Option<EffectCompletion> {
         match effect {
-            Effect::SetWeights {
-                key,
-                weights,
-                expected,
-            } => {
-                let outcome = match self.exec.set_weights(expected, weights).await {
-                    Ok(read) => EffectOutcome::WeightsSet { weights: read },
+            Effect::SetWeights { ref key, .. } => {
+                let key = key.clone();
+                let Some((routing, expected)) = effect.routing() else {
+                    // `routing()` is Some for every SetWeights.
+                    return None;
+                };
+                let outcome = match self.exec.set_routing(expected.as_ref(), &routing).await {
+                    Ok(read) => EffectOutcome::WeightsSet {
+                        weights: read.weights,
+                    },
                     Err(EffectError::Traffic(TrafficError::ManualChange { found, .. })) => {
-                        EffectOutcome::ManualChange { found }
+                        EffectOutcome::ManualChange {
+                            found: found.weights,
+                            header_match: found.header_match,
+                        }
                     }
                     Err(e) => EffectOutcome::Failed {
                         error: e.to_string(),

@@ -117,6 +117,41 @@ pub fn parse_str(file: &Path, text: &str) -> LoadReport {
     loader.finish()
 }
 
+/// The largest SLO spec file read (16 MiB): a 100-SLO file is about 65 KB, and parsing and
+/// generating rules for a 50 MB file took gigabytes.
+pub const MAX_SPEC_FILE_BYTES: u64 = 16 << 20;
+
+/// Read a text file of at most `limit` bytes (`what` names the kind of file in the error),
+/// checked on its size and again while reading, so a file that grows is cut off too.
+pub fn read_capped(file: &Path, limit: u64, what: &str) -> Result<String, String> {
+    use std::io::Read;
+    let too_big = |size: String| {
+        format!(
+            "the file is {size}; {what} files are limited to {} MiB",
+            limit >> 20
+        )
+    };
+    let f = std::fs::File::open(file).map_err(|e| format!("cannot read the file: {e}"))?;
+    if let Ok(m) = f.metadata() {
+        if m.len() > limit {
+            return Err(too_big(format!("{} bytes", m.len())));
+        }
+    }
+    let mut bytes = Vec::new();
+    f.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read the file: {e}"))?;
+    if bytes.len() as u64 > limit {
+        return Err(too_big(format!("more than {limit} bytes")));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        format!(
+            "not a UTF-8 text file (invalid byte at offset {}): expected YAML",
+            e.utf8_error().valid_up_to()
+        )
+    })
+}
+
 /// Read and parse files; directories are searched recursively for `*.yml`/`*.yaml` files
 /// (see [`expand_paths`]). Also reports duplicate SLO ids across all files and resolves
 /// OpenSLO `indicatorRef`s across all files.
@@ -127,18 +162,9 @@ pub fn load_paths(paths: &[PathBuf]) -> LoadReport {
         ..Loader::default()
     };
     for file in &files {
-        match std::fs::read(file) {
-            Err(e) => loader.file_error(file, format!("cannot read the file: {e}")),
-            Ok(bytes) => match String::from_utf8(bytes) {
-                Ok(text) => loader.add_text(file, &text),
-                Err(e) => loader.file_error(
-                    file,
-                    format!(
-                        "not a UTF-8 text file (invalid byte at offset {}): expected a YAML SLO spec",
-                        e.utf8_error().valid_up_to()
-                    ),
-                ),
-            },
+        match read_capped(file, MAX_SPEC_FILE_BYTES, "SLO spec") {
+            Ok(text) => loader.add_text(file, &text),
+            Err(message) => loader.file_error(file, message),
         }
     }
     loader.finish()
