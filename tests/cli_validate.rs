@@ -264,7 +264,7 @@ fn oversized_files_and_alias_bombs_are_refused() {
     // Rollout files as the daemon's `rollouts.source: files` reads them.
     let rollout = tmp.path().join("huge-rollout.yml");
     big(&rollout, 1 << 20);
-    let report = slogate::rollout::load::load_paths(&[rollout.clone()]);
+    let report = slogate::rollout::load::load_paths(std::slice::from_ref(&rollout));
     let err = format!("{:?}", report.errors);
     assert!(
         err.contains("huge-rollout.yml") && err.contains("limited to 1 MiB"),
