@@ -127,6 +127,11 @@ fn commit_at(remote: &GitRemote, content: &str, msg: &str, when: i64) -> String 
 }
 
 fn config(s: &Setup) -> std::path::PathBuf {
+    config_with(s, "")
+}
+
+/// The configuration, with `extra_gitops` appended to the `gitops` section.
+fn config_with(s: &Setup, extra_gitops: &str) -> std::path::PathBuf {
     let slos = s.work.join("slos");
     std::fs::create_dir_all(&slos).unwrap();
     std::fs::write(slos.join("checkout.yml"), SLO).unwrap();
@@ -141,7 +146,7 @@ state:
 gitops:
   url: {remote}
   workdir: {workdir}
-guard:
+{extra_gitops}guard:
   apps:
     - name: checkout
       path: apps/checkout/overlays/prod
@@ -344,4 +349,69 @@ fn a_burn_without_a_deploy_in_its_window_only_notifies() {
         1,
         "{log:#?}"
     );
+}
+
+/// The same bad deploy with `gitops.mode: pull-request` on a (fake) GitHub: verification
+/// opens exactly one pull request, from a branch named after the deploy's revert key, whose
+/// head reverts the deploy; a second run (the deploy still on the branch, the pull request
+/// not merged yet) opens no other one.
+#[test]
+fn a_bad_deploy_in_pull_request_mode_opens_one_pull_request() {
+    use common::forge::{FakeForge, Kind};
+    let end = now();
+    let deploy = end - 20 * 60;
+    let Some(s) = setup(end, |t| if t > deploy { 0.02 } else { BASE }) else {
+        return;
+    };
+    let bad = commit_at(
+        &s.remote,
+        &kustomization("checkout", "v2"),
+        "checkout v2: smaller DB pool",
+        deploy,
+    );
+    let token = s.work.join("forge-token");
+    std::fs::write(&token, "forge-token-for-the-verify-test").unwrap();
+    let forge = FakeForge::start(
+        Kind::Github,
+        s.remote.remote.clone(),
+        "forge-token-for-the-verify-test",
+    );
+    let cfg = config_with(
+        &s,
+        &format!("  mode: pull-request\n{}", forge.config(&token)),
+    );
+    let summary = run_once(&cfg);
+    assert!(summary["guard_errors"].is_null(), "{summary}");
+
+    // Nothing reverted on the branch itself: the revert waits in one pull request.
+    assert!(reverts(&s.remote).is_empty(), "{:?}", reverts(&s.remote));
+    assert_eq!(s.remote.show(PROD), kustomization("checkout", "v2"));
+    let prs = forge.prs();
+    assert_eq!(prs.len(), 1, "{prs:?}");
+    assert_eq!(prs[0].state, "open");
+    assert!(
+        prs[0].head.starts_with("slogate/revert-"),
+        "{}",
+        prs[0].head
+    );
+    assert!(prs[0].body.contains(&bad), "{}", prs[0].body);
+    // The decision log: the verification's decision, then the revert's outcome.
+    let log = decisions(&s.work.join("state"));
+    assert!(
+        log.iter().any(|d| d["action"] == "deploy-revert"),
+        "{log:#?}"
+    );
+    let opened: Vec<&serde_json::Value> = log
+        .iter()
+        .filter(|d| {
+            d["outcome"]
+                .as_str()
+                .is_some_and(|o| o.starts_with("pull_request_opened"))
+        })
+        .collect();
+    assert_eq!(opened.len(), 1, "{log:#?}");
+
+    run_once(&cfg);
+    assert_eq!(forge.prs().len(), 1, "{:?}", forge.prs());
+    assert_eq!(forge.open_requests(), 1);
 }
