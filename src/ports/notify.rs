@@ -28,12 +28,3 @@ pub trait Notifier: Send + Sync {
     /// Deliver one notification (with the adapter's own retries).
     async fn notify(&self, n: &Notification) -> Result<(), NotifyError>;
 }
-
-/// Sends to several notifiers; returns every error (an empty list when all succeeded).
-pub async fn notify_all(
-    notifiers: &[std::sync::Arc<dyn Notifier>],
-    n: &Notification,
-) -> Vec<NotifyError> {
-    let results = futures::future::join_all(notifiers.iter().map(|x| x.notify(n))).await;
-    results.into_iter().filter_map(Result::err).collect()
-}

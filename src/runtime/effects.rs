@@ -25,7 +25,7 @@ use async_trait::async_trait;
 use crate::ports::gitops::{
     CommitOutcome, EditFn, GitOpsError, GitOpsRepo, RevertOutcome, RevertRequest,
 };
-use crate::ports::notify::{notify_all, Notification, Notifier};
+use crate::ports::notify::{Notification, Notifier, NotifyError};
 use crate::ports::state::{DecisionRecord, StateError, StateStore};
 use crate::ports::sync::SyncTrigger;
 use crate::ports::traffic::{Routing, TrafficError, TrafficRouter, Weights};
@@ -324,6 +324,15 @@ async fn bounded<T>(
             .map_err(|_| EffectError::Timeout { what, after }),
         None => Ok(f.await),
     }
+}
+
+/// Sends to several notifiers; returns every error (an empty list when all succeeded).
+pub async fn notify_all(
+    notifiers: &[std::sync::Arc<dyn Notifier>],
+    n: &Notification,
+) -> Vec<NotifyError> {
+    let results = futures::future::join_all(notifiers.iter().map(|x| x.notify(n))).await;
+    results.into_iter().filter_map(Result::err).collect()
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@
 //!   wrong and repeating it cannot help.
 //!
 //! The result is the port's [`NotifyError`], and callers go on whatever it is: a failing
-//! notifier never blocks or undoes a revert ([`crate::ports::notify::notify_all`] delivers to
+//! notifier never blocks or undoes a revert (`runtime::effects::notify_all` delivers to
 //! all notifiers concurrently).
 //!
 //! # Secrets
