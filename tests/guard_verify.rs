@@ -219,19 +219,26 @@ fn num(trailers: &[slogate::ports::gitops::Trailer], key: &str) -> f64 {
         .unwrap_or_else(|e| panic!("{key}: {e}"))
 }
 
-#[test]
-fn a_bad_deploy_twenty_minutes_ago_is_reverted_by_one_run_once() {
+/// 30 days at 0.05% errors, then a deploy 20 minutes ago (committed then) after which 2% of
+/// requests fail; the deploy's sha.
+fn bad_deploy_twenty_minutes_ago() -> Option<(Setup, String)> {
     let end = now();
     let deploy = end - 20 * 60;
-    let Some(s) = setup(end, |t| if t > deploy { 0.02 } else { BASE }) else {
-        return;
-    };
+    let s = setup(end, |t| if t > deploy { 0.02 } else { BASE })?;
     let bad = commit_at(
         &s.remote,
         &kustomization("checkout", "v2"),
         "checkout v2: smaller DB pool",
         deploy,
     );
+    Some((s, bad))
+}
+
+#[test]
+fn a_bad_deploy_twenty_minutes_ago_is_reverted_by_one_run_once() {
+    let Some((s, bad)) = bad_deploy_twenty_minutes_ago() else {
+        return;
+    };
     let cfg = config(&s);
     let summary = run_once(&cfg);
     assert!(summary["guard_errors"].is_null(), "{summary}");
@@ -358,17 +365,9 @@ fn a_burn_without_a_deploy_in_its_window_only_notifies() {
 #[test]
 fn a_bad_deploy_in_pull_request_mode_opens_one_pull_request() {
     use common::forge::{FakeForge, Kind};
-    let end = now();
-    let deploy = end - 20 * 60;
-    let Some(s) = setup(end, |t| if t > deploy { 0.02 } else { BASE }) else {
+    let Some((s, bad)) = bad_deploy_twenty_minutes_ago() else {
         return;
     };
-    let bad = commit_at(
-        &s.remote,
-        &kustomization("checkout", "v2"),
-        "checkout v2: smaller DB pool",
-        deploy,
-    );
     let token = s.work.join("forge-token");
     std::fs::write(&token, "forge-token-for-the-verify-test").unwrap();
     let forge = FakeForge::start(
