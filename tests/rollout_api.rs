@@ -448,12 +448,14 @@ async fn the_daemon_runs_the_rollouts_of_its_config() {
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap();
-    // The controller starts the rollout on its first reconcile.
+    // The controller starts the rollout on its first reconcile. Its status is stored before
+    // its weights are written: wait for both.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let list = loop {
         if let Ok(r) = client.get(format!("{base}/api/v1/rollouts")).send().await {
             let v: Value = r.json().await.unwrap_or(Value::Null);
-            if v[0]["status"]["phase"] == "Progressing" {
+            if v[0]["status"]["phase"] == "Progressing" && p("weights/shop/checkout.json").exists()
+            {
                 break v;
             }
         }
