@@ -17,12 +17,13 @@ use serde_json::json;
 use crate::guard::decide::{self, AppGuard, DeployObservation, Effect, Observation, Trigger};
 use crate::guard::state::{self as gstate, AppGuardState, KnownGood, Override};
 use crate::guard::verify::{self, field_name, OnRegression, PageBurn};
+use crate::model::notify::{Incident, Notification, Severity};
 use crate::ports::gitops::{GitOpsError, GitOpsRepo, RevertOutcome};
 use crate::ports::metrics::MetricsSource;
-use crate::ports::notify::{Incident, Notification, Notifier, Severity};
+use crate::ports::notify::Notifier;
 use crate::ports::state::{DecisionKind, DecisionRecord, StateError, StateStore, Versioned};
 use crate::ports::sync::SyncTrigger;
-use crate::runtime::effects::{Executor, StoreLog};
+use crate::runtime::effects::{store_state, Executor, StoreLog, Stored};
 use crate::runtime::evaluator::Target;
 use crate::runtime::metrics::{AppLabels, AppSloLabels, GuardMetrics};
 use crate::slo::budget::BudgetReport;
@@ -34,8 +35,12 @@ pub enum GuardError {
     UnknownApp(String),
     #[error("guard state: {0}")]
     State(#[from] StateError),
-    #[error("state document `{key}` is not a guard state: {message}")]
-    Decode { key: String, message: String },
+    #[error("state document `{key}` is not a guard state: {source}")]
+    Decode {
+        key: String,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("GitOps repository: {0}")]
     Git(#[from] GitOpsError),
     #[error("guard state of `{0}` kept changing concurrently; gave up")]
@@ -221,7 +226,7 @@ impl GuardRuntime {
             .collect();
         let mut open_window;
         let mut attempt = 0;
-        let decision = loop {
+        let (decision, stored) = loop {
             attempt += 1;
             let (state, version) = self.state(app).await?;
             let since = state.breach.as_ref().and_then(|b| b.base.clone());
@@ -241,16 +246,13 @@ impl GuardRuntime {
                 pages: &pages,
             };
             let d = decide::decide(&cfg, &state, &obs, now);
-            if d.next == state {
-                break d;
+            if let Some(stored) = Stored::unchanged(&state, &d.next, version) {
+                break (d, stored);
             }
-            // State first, effects after.
-            match self
-                .store
-                .put(&gstate::key(app), to_json(&d.next), version)
-                .await
-            {
-                Ok(_) => break d,
+            // State first, effects after: the effects below need the proof it returns.
+            let key = gstate::key(app);
+            match store_state(self.store.as_ref(), &key, to_json(&d.next), version).await {
+                Ok(stored) => break (d, stored),
                 Err(StateError::Conflict { .. }) if attempt < CAS_ATTEMPTS => continue,
                 Err(StateError::Conflict { .. }) => {
                     return Err(GuardError::Contended(app.to_string()))
@@ -275,8 +277,16 @@ impl GuardRuntime {
         // Every revert during a breach belongs to its incident.
         let breach = decision.next.breach.as_ref().map(|b| b.id.clone());
         for effect in decision.effects {
-            self.apply(&cfg, effect, &trigger, breach.as_deref(), now, &mut report)
-                .await;
+            self.apply(
+                &stored,
+                &cfg,
+                effect,
+                &trigger,
+                breach.as_deref(),
+                now,
+                &mut report,
+            )
+            .await;
         }
         let labels = AppLabels {
             app: app.to_string(),
@@ -316,7 +326,7 @@ impl GuardRuntime {
         &self,
         cfg: &AppGuard,
         state: &AppGuardState,
-        commits: &[crate::ports::gitops::CommitInfo],
+        commits: &[crate::model::commit::CommitInfo],
         targets: &[&Target],
         pages: &[PageBurn],
         now: DateTime<Utc>,
@@ -418,17 +428,19 @@ impl GuardRuntime {
         Ok(out)
     }
 
-    async fn record(&self, rec: DecisionRecord, report: &mut RunReport) {
+    async fn record(&self, stored: &Stored, rec: DecisionRecord, report: &mut RunReport) {
         report.actions.push(rec.action.clone());
-        self.exec.record(&rec).await;
+        self.exec.record(stored, &rec).await;
     }
 
-    async fn notify(&self, n: &Notification) {
-        self.exec.notify(n.clone(), false).await;
+    async fn notify(&self, stored: &Stored, n: &Notification) {
+        self.exec.notify(stored, n.clone(), false).await;
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn apply(
         &self,
+        stored: &Stored,
         app: &AppGuard,
         effect: Effect,
         trigger: &Trigger,
@@ -455,12 +467,12 @@ impl GuardRuntime {
                 if let Trigger::Operator { actor } = trigger {
                     rec.actor = Some(actor.clone());
                 }
-                self.record(rec, report).await;
+                self.record(stored, rec, report).await;
             }
-            Effect::Notify(n) => self.notify(&n).await,
+            Effect::Notify(n) => self.notify(stored, &n).await,
             Effect::Revert { request, action } => {
                 let key = request.breach_id.clone();
-                let result = self.exec.revert(&request).await;
+                let result = self.exec.revert(stored, &request).await;
                 let (outcome, sha, reverted) = match &result {
                     Ok(o) => describe(o),
                     Err(e) => (format!("error: {e}"), None, Vec::new()),
@@ -501,9 +513,11 @@ impl GuardRuntime {
                 {
                     rec.observed[field_name(&t.key)] = json!(t.value);
                 }
-                self.record(rec, report).await;
+                self.record(stored, rec, report).await;
                 if matches!(result, Ok(RevertOutcome::Reverted { .. })) {
-                    self.exec.request_sync(&app.app, sha.as_deref()).await;
+                    self.exec
+                        .request_sync(stored, &app.app, sha.as_deref())
+                        .await;
                 }
                 // A rollback and a rollback that could not be made (conflict, error) are
                 // equally urgent; only "nothing to revert" is informational.
@@ -538,14 +552,17 @@ impl GuardRuntime {
                     for t in &request.extra_trailers {
                         fields.insert(field_name(&t.key), t.value.clone());
                     }
-                    self.notify(&Notification {
-                        severity,
-                        subject: app.app.clone(),
-                        title: format!("{}: {action} {outcome}", app.app),
-                        text: request.reason.clone(),
-                        fields,
-                        incident: Some(Incident::trigger(breach.unwrap_or(&key))),
-                    })
+                    self.notify(
+                        stored,
+                        &Notification {
+                            severity,
+                            subject: app.app.clone(),
+                            title: format!("{}: {action} {outcome}", app.app),
+                            text: request.reason.clone(),
+                            fields,
+                            incident: Some(Incident::trigger(breach.unwrap_or(&key))),
+                        },
+                    )
                     .await;
                 }
                 if let Ok(o) = result {
@@ -594,26 +611,27 @@ impl GuardRuntime {
             true
         })
         .await
+        .map(drop)
     }
 
     /// Read-modify-write of an app's state with compare-and-swap retries. `f` returns
-    /// whether it changed anything.
+    /// whether it changed anything. The proof of the stored state (or of the state read,
+    /// when `f` changed nothing) is what the effects that follow ask for.
     async fn modify(
         &self,
         app: &str,
         f: impl Fn(&mut AppGuardState) -> bool,
-    ) -> Result<(), GuardError> {
+    ) -> Result<Stored, GuardError> {
         for _ in 0..CAS_ATTEMPTS {
             let (mut s, version) = self.state(app).await?;
+            let read = s.clone();
             if !f(&mut s) {
-                return Ok(());
+                if let Some(stored) = Stored::unchanged(&read, &s, version) {
+                    return Ok(stored);
+                }
             }
-            match self
-                .store
-                .put(&gstate::key(app), to_json(&s), version)
-                .await
-            {
-                Ok(_) => return Ok(()),
+            match store_state(self.store.as_ref(), &gstate::key(app), to_json(&s), version).await {
+                Ok(stored) => return Ok(stored),
                 Err(StateError::Conflict { .. }) => continue,
                 Err(e) => return Err(e.into()),
             }
@@ -639,11 +657,12 @@ impl GuardRuntime {
             actor: actor.to_string(),
             at: now,
         };
-        self.modify(app, |s| {
-            s.pending_override = Some(o.clone());
-            true
-        })
-        .await?;
+        let stored = self
+            .modify(app, |s| {
+                s.pending_override = Some(o.clone());
+                true
+            })
+            .await?;
         let mut rec = DecisionRecord::new(
             now,
             DecisionKind::Operator,
@@ -654,7 +673,7 @@ impl GuardRuntime {
         );
         rec.actor = Some(actor.to_string());
         let mut r = RunReport::default();
-        self.record(rec, &mut r).await;
+        self.record(&stored, rec, &mut r).await;
         Ok(true)
     }
 
@@ -672,15 +691,16 @@ impl GuardRuntime {
             since: now,
             how: how.to_string(),
         };
-        self.modify(app, |s| {
-            if s.known_good.as_ref().is_some_and(|k| k.sha == sha) {
-                return false;
-            }
-            s.known_good = Some(kg.clone());
-            s.candidate = None;
-            true
-        })
-        .await?;
+        let stored = self
+            .modify(app, |s| {
+                if s.known_good.as_ref().is_some_and(|k| k.sha == sha) {
+                    return false;
+                }
+                s.known_good = Some(kg.clone());
+                s.candidate = None;
+                true
+            })
+            .await?;
         let mut rec = DecisionRecord::new(
             now,
             DecisionKind::KnownGood,
@@ -691,7 +711,7 @@ impl GuardRuntime {
         );
         rec.commits = vec![sha.to_string()];
         let mut r = RunReport::default();
-        self.record(rec, &mut r).await;
+        self.record(&stored, rec, &mut r).await;
         Ok(())
     }
 }
@@ -706,10 +726,7 @@ pub async fn read_state(
         None => Ok((AppGuardState::default(), None)),
         Some(Versioned { version, value }) => serde_json::from_value(value)
             .map(|s| (s, Some(version)))
-            .map_err(|e| GuardError::Decode {
-                key,
-                message: e.to_string(),
-            }),
+            .map_err(|source| GuardError::Decode { key, source }),
     }
 }
 
