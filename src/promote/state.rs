@@ -173,10 +173,14 @@ mod tests {
             .put("guard/checkout", serde_json::json!({"breach": 3}), None)
             .await
             .unwrap();
-        let e = st.guard("checkout").await.unwrap_err().to_string();
+        let err = st.guard("checkout").await.unwrap_err();
+        let e = err.to_string();
         assert!(
             e.contains("guard/checkout") && e.contains("guard state"),
             "{e}"
         );
+        // The decoding error is kept as the source.
+        let source = std::error::Error::source(&err).expect("a source");
+        assert!(source.is::<serde_json::Error>(), "{source:?}");
     }
 }
