@@ -9,7 +9,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use chrono::{TimeZone, Utc};
-use slogate::ports::traffic::Weights;
+use slogate::model::traffic::Weights;
 use slogate::rollout::checks::{
     check_threshold, AnalysisWindow, ErrorCountSample, IntervalObservation,
 };

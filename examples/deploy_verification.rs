@@ -31,10 +31,9 @@ use rand::rngs::Xoshiro256PlusPlus;
 use slogate::adapters::state::MemoryStore;
 use slogate::guard::decide::{AppGuard, Trigger};
 use slogate::guard::verify::VerifyPolicy;
-use slogate::ports::gitops::{
-    CommitInfo, CommitOutcome, EditFn, GitOpsError, GitOpsRepo, RevertOutcome, RevertRequest, Sha,
-    Trailer,
-};
+use slogate::model::commit::{CommitInfo, RevertRequest, Sha};
+use slogate::model::trailers::Trailer;
+use slogate::ports::gitops::{CommitOutcome, EditFn, GitOpsError, GitOpsRepo, RevertOutcome};
 use slogate::ports::metrics::{MetricsError, MetricsSource, Sample, Series};
 use slogate::runtime::evaluator::{self, Target};
 use slogate::runtime::guard::GuardRuntime;

@@ -7,15 +7,19 @@
 //! - `slo`, `analysis`, `rollout`, `guard`: the pure core. Plain data in, decisions (next
 //!   state and effects) out; no I/O, no clock.
 //! - `ports`: one trait per I/O port (metrics, traffic, GitOps, sync, notify, state, leader
-//!   election, rollout and version sources, the loaded SLO ids) with its error type.
+//!   election, rollout and version sources, the loaded SLO ids, promote's state) with its
+//!   error type; the data they speak is imported from `model`, never re-exported.
 //! - `adapters`: the implementations of those ports (Prometheus, kube, git and forges,
-//!   Argo CD, notifiers, state stores, files) and the leadership handle.
+//!   Argo CD, notifiers, state stores, files, promote's state over the daemon's API) and
+//!   the leadership handle.
 //! - `runtime`: the loops and services over the ports: configuration, the SLO evaluation
-//!   loop, alert intake, the guard and rollout runtimes, the state sweep, the HTTP server,
-//!   self-metrics.
+//!   loop, alert intake, the guard and rollout runtimes, the one effect executor (whose
+//!   effects need the proof that the next state is stored), the state sweep, the HTTP
+//!   server, self-metrics.
 //! - `promote`: the promote use case (gates through Prometheus and the state, the
-//!   kustomization edit, the commit through git), approvals, the daemon's API for them (axum
-//!   handlers) and the CLI's HTTP client of that API. Not pure.
+//!   kustomization edit, the commit and the decision record through the effect executor),
+//!   approvals, its state on a state store and the daemon's API for them (axum handlers).
+//!   Not pure.
 //! - `daemon`: the composition root of `slogate run`.
 //! - `demo`: the demo scenario; `cli`: the command-line front end (`main.rs` only calls
 //!   `cli::main`).

@@ -39,7 +39,7 @@ use common::git::{git, kustomization, GitRemote};
 use common::{free_port, slogate};
 use serde_json::Value;
 use slogate::adapters::state::FileStore;
-use slogate::ports::gitops::{parse_trailers, trailer_values};
+use slogate::model::trailers::{parse_trailers, trailer_values};
 use slogate::ports::state::{DecisionQuery, StateStore};
 use slogate::runtime::failpoint::{self, marker, ENV};
 

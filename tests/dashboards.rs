@@ -15,7 +15,9 @@
 //! - `istio_requests_total` and `istio_request_duration_milliseconds` for the checkout
 //!   workload's versions (stable v1, canary v2 promoted, canary v3 aborted) and for search;
 //! - slogate's own `slogate_*` series of two replicas (leadership moves from one to the
-//!   other), including the rollout, analysis, webhook, guard and decision series;
+//!   other), including the rollout, analysis, webhook, guard and decision series, the
+//!   failures by kind of guard runs and rollout reconciles, the HTTP listener's connections
+//!   and the coalesced and dropped alert triggers;
 //! - `ALERTS` for the checkout SLO's burn-rate alerts (Prometheus writes `ALERTS` only while it
 //!   evaluates alert rules live, which a backfill cannot do).
 //!
@@ -482,6 +484,15 @@ fn dashboards_show_what_they_promise() {
         "slogate_decisions_total",
         "slogate_rollouts{",
         "slogate_rollout_source_errors_total",
+        "slogate_guard_failures_total",
+        "slogate_rollout_reconcile_failures_total",
+        "slogate_http_connections{",
+        "slogate_http_connections_accepted_total",
+        "slogate_http_connections_evicted_total",
+        "slogate_http_connections_refused_total",
+        "slogate_http_header_timeouts_total",
+        "slogate_alert_triggers_coalesced_total",
+        "slogate_webhook_triggers_dropped_total",
     ] {
         assert!(daemon.contains(s), "slogate dashboard queries {s}");
     }
@@ -938,8 +949,68 @@ fn slogate_history(om: &mut OpenMetrics, tl: &Timeline, start: i64, end: i64) {
                 om.gauge("slogate_guard_frozen", &lab(&[("app", app)]), f, t);
             }
 
+            // The HTTP listener: Prometheus, the probes and Alertmanager hold a few connections
+            // and open a few a minute; now and then a slow client times out on its request
+            // head, a burst evicts an idle connection, and once a busy moment refuses one.
+            let open = 2.0 + (minute + n as i64).rem_euclid(4) as f64;
+            om.gauge("slogate_http_connections", &il, open, t);
+            let accepted = 3.0 + f64::from(u8::from(post));
+            let ac = totals.add(&format!("{inst}ha"), accepted);
+            om.counter("slogate_http_connections_accepted", &il, ac, t);
+            for (family, hit) in [
+                (
+                    "slogate_http_connections_evicted",
+                    minute.rem_euclid(45) == 13 && n == 0,
+                ),
+                (
+                    "slogate_http_connections_refused",
+                    minute.rem_euclid(120) == 31 && n == 1,
+                ),
+                (
+                    "slogate_http_header_timeouts",
+                    (minute + 7 * n as i64).rem_euclid(20) == 3,
+                ),
+            ] {
+                let v = totals.add(&format!("{inst}{family}"), f64::from(u8::from(hit)));
+                om.counter(family, &il, v, t);
+            }
+            // Alert intake: a repeated alert while an evaluation of its SLO waits is folded
+            // into it; once in three hours the queue is full and a trigger is dropped.
+            let coalesced = post && minute.rem_euclid(30) < 10;
+            let co = totals.add(&format!("{inst}co"), f64::from(u8::from(coalesced)));
+            om.counter("slogate_alert_triggers_coalesced", &il, co, t);
+            let dropped = minute.rem_euclid(180) == 17 && n == 0;
+            let dr = totals.add(&format!("{inst}dr"), f64::from(u8::from(dropped)));
+            om.counter("slogate_webhook_triggers_dropped", &il, dr, t);
+
             if !is_leader {
                 continue;
+            }
+            // Only the leader runs the guard and the rollouts: a guard run fails reading the
+            // state once, on the rejected push before the rollback and on a contended state
+            // document after it; reconciles fail on a state read, a status conflict and the
+            // v3 analysis template.
+            let r = tl.rel(t);
+            for (kind, at) in [
+                ("state", -200 * MIN),
+                ("git", -58 * MIN),
+                ("contended", -30 * MIN),
+            ] {
+                let v = totals.add(&format!("{inst}gf{kind}"), f64::from(u8::from(r == at)));
+                om.counter("slogate_guard_failures", &lab(&[("kind", kind)]), v, t);
+            }
+            for (kind, at) in [
+                ("state", -140 * MIN),
+                ("conflict", -100 * MIN),
+                ("template", -75 * MIN),
+            ] {
+                let v = totals.add(&format!("{inst}rf{kind}"), f64::from(u8::from(r == at)));
+                om.counter(
+                    "slogate_rollout_reconcile_failures",
+                    &lab(&[("kind", kind)]),
+                    v,
+                    t,
+                );
             }
             // Only the leader decides, drives the rollout and records the analysis.
             let decisions = tl.decisions(t);

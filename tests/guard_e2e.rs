@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use common::git::{kustomization, GitRemote};
 use common::{free_port, http, require_bin, slogate, Prometheus};
-use slogate::ports::gitops::{parse_trailers, trailer_values};
+use slogate::model::trailers::{parse_trailers, trailer_values};
 
 const PROD: &str = "apps/checkout/overlays/prod/kustomization.yaml";
 const TOKEN: &str = "e2e-webhook-token-0123456789";
@@ -109,7 +109,7 @@ fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) ->
     }
 }
 
-fn reverts(remote: &GitRemote) -> Vec<(String, Vec<slogate::ports::gitops::Trailer>)> {
+fn reverts(remote: &GitRemote) -> Vec<(String, Vec<slogate::model::trailers::Trailer>)> {
     remote
         .log()
         .into_iter()

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use common::git::{kustomization, GitRemote};
 use common::*;
-use slogate::ports::gitops::{parse_trailers, trailer_values};
+use slogate::model::trailers::{parse_trailers, trailer_values};
 
 const PROD: &str = "apps/checkout/overlays/prod/kustomization.yaml";
 const RPS: f64 = 50.0;
@@ -198,7 +198,7 @@ fn decisions(state_dir: &Path) -> Vec<serde_json::Value> {
         .unwrap_or_else(|e| panic!("{e}: {out}"))
 }
 
-fn reverts(remote: &GitRemote) -> Vec<(String, Vec<slogate::ports::gitops::Trailer>)> {
+fn reverts(remote: &GitRemote) -> Vec<(String, Vec<slogate::model::trailers::Trailer>)> {
     remote
         .log()
         .into_iter()
@@ -211,7 +211,7 @@ fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-fn num(trailers: &[slogate::ports::gitops::Trailer], key: &str) -> f64 {
+fn num(trailers: &[slogate::model::trailers::Trailer], key: &str) -> f64 {
     trailer_values(trailers, key)
         .first()
         .unwrap_or_else(|| panic!("no {key} in {trailers:?}"))

@@ -554,7 +554,7 @@ async fn a_command_sent_to_the_follower_is_seen_by_the_leader() {
     let now = Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap();
 
     // The HTTP API on the follower queues an abort, then one on the leader a pause.
-    let abort = commands::enqueue(
+    let (abort, _) = commands::enqueue(
         &follower,
         "shop",
         "checkout",
@@ -566,7 +566,7 @@ async fn a_command_sent_to_the_follower_is_seen_by_the_leader() {
     )
     .await
     .unwrap();
-    let pause = commands::enqueue(
+    let (pause, _) = commands::enqueue(
         &leader,
         "shop",
         "checkout",

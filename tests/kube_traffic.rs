@@ -11,10 +11,10 @@ use std::time::Duration;
 use common::{conflict, finish, not_found, serve, status, Exchange, JSON_PATCH};
 use serde_json::{json, Value};
 use slogate::adapters::kube::KubeTrafficRouter;
-use slogate::ports::traffic::{
-    BackendRef, HeaderMatch, IstioDestinations, Routing, TrafficError, TrafficRouter,
-    TrafficTarget, Weights,
+use slogate::model::traffic::{
+    BackendRef, HeaderMatch, IstioDestinations, Routing, TrafficTarget, Weights,
 };
+use slogate::ports::traffic::{TrafficError, TrafficRouter};
 
 const VS: &str = "/apis/networking.istio.io/v1/namespaces/shop/virtualservices/checkout";
 const VS_PATCH: &str =

@@ -125,6 +125,49 @@ fn walk(tokens: TokenStream, out: &mut BTreeSet<String>) {
     }
 }
 
+/// The `pub use` items of a file that re-export something of `crate::model` (`pub use
+/// crate::model::x::Y;`, `pub(crate) use crate::{model::x, …}`), as text.
+fn model_reexports(text: &str) -> Result<Vec<String>, String> {
+    let tokens = TokenStream::from_str(text).map_err(|e| format!("cannot tokenize: {e}"))?;
+    let mut out = Vec::new();
+    walk_reexports(tokens, &mut out);
+    Ok(out)
+}
+
+fn walk_reexports(tokens: TokenStream, out: &mut Vec<String>) {
+    let tokens: Vec<TokenTree> = tokens.into_iter().collect();
+    let mut i = 0;
+    while i < tokens.len() {
+        if let TokenTree::Group(g) = &tokens[i] {
+            walk_reexports(g.stream(), out);
+        }
+        let is_pub = matches!(&tokens[i], TokenTree::Ident(id) if id == "pub");
+        if !is_pub {
+            i += 1;
+            continue;
+        }
+        // `pub(crate)`, `pub(super)`: skip the restriction.
+        let mut j = i + 1;
+        if matches!(tokens.get(j), Some(TokenTree::Group(g)) if g.delimiter() == Delimiter::Parenthesis)
+        {
+            j += 1;
+        }
+        if !matches!(tokens.get(j), Some(TokenTree::Ident(id)) if id == "use") {
+            i += 1;
+            continue;
+        }
+        let end = tokens[j..]
+            .iter()
+            .position(|t| matches!(t, TokenTree::Punct(p) if p.as_char() == ';'))
+            .map_or(tokens.len(), |k| j + k);
+        let item: TokenStream = tokens[i..end].iter().cloned().collect();
+        if crate_edges(&item.to_string()).is_ok_and(|e| e.contains("model")) {
+            out.push(item.to_string());
+        }
+        i = end;
+    }
+}
+
 /// The top-level module of a file under `src/`: `src/runtime/x.rs` and `src/model.rs` give
 /// `runtime` and `model`; `lib.rs` and `main.rs` belong to none.
 fn module_of(rel: &Path) -> Option<String> {
@@ -331,5 +374,54 @@ fn a_forbidden_edge_and_a_cycle_are_reported() {
     assert!(
         cyc[0].starts_with("import cycle between model, runtime, slo"),
         "{cyc:?}"
+    );
+}
+
+/// `ports/` holds traits only (with their error enums and I/O vocabulary): the model's
+/// data types are imported from `crate::model`, never re-exported through a port.
+#[test]
+fn ports_do_not_reexport_model_types() {
+    let ports = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/ports");
+    let mut files = Vec::new();
+    rust_files(&ports, &mut files);
+    assert!(
+        files.len() > 5,
+        "only {} files under src/ports",
+        files.len()
+    );
+    let mut problems = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for item in model_reexports(&text).unwrap_or_else(|e| panic!("{}: {e}", f.display())) {
+            problems.push(format!(
+                "{}: `{item}` re-exports model types through a port: import them from \
+                 `crate::model` where they are used",
+                f.display()
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// The re-export check can fail: each form of `pub use` of the model is found, and a
+/// private `use` or a re-export of something else is not.
+#[test]
+fn a_model_reexport_is_reported() {
+    let text = "//! `pub use crate::model::x;` in a comment is none.\n\
+                use crate::model::traffic::Weights;\n\
+                pub use metrics::{MetricsError, MetricsSource};\n\
+                pub use crate::model::commit::{CommitInfo, Sha};\n\
+                pub(crate) use crate::{ports::state::StateStore, model::trailers::*};\n\
+                mod inner { pub use crate::model::notify::Severity; }\n\
+                pub fn f() -> &'static str { \"pub use crate::model::y;\" }\n";
+    let found = model_reexports(text).unwrap();
+    assert_eq!(found.len(), 3, "{found:?}");
+    assert!(found[0].contains("commit"), "{found:?}");
+    assert!(found[1].contains("StateStore"), "{found:?}");
+    assert!(found[2].contains("Severity"), "{found:?}");
+    assert!(
+        model_reexports("use crate::model::x::Y;\npub use self::a::B;\n")
+            .unwrap()
+            .is_empty()
     );
 }

@@ -29,7 +29,7 @@ use common::daemon::{port, remote_with_bad_deploy, Burning, Daemon, PROD};
 use common::forge::{FakeForge, Kind};
 use common::git::{kustomization, GitRemote};
 use common::slogate;
-use slogate::ports::gitops::{parse_trailers, trailer_values};
+use slogate::model::trailers::{parse_trailers, trailer_values};
 
 /// The keys whose values are modes of the daemon.
 const MODE_KEYS: [&str; 4] = [

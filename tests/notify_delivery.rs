@@ -12,7 +12,8 @@ use slogate::adapters::notify::{
     build_notifiers, NotifierConfig, NotifierKind, PagerDutyNotifier, RetryPolicy, SlackNotifier,
     UrlSource, WebhookNotifier,
 };
-use slogate::ports::notify::{Incident, Notification, Notifier, NotifyError, Severity};
+use slogate::model::notify::{Incident, Notification, Severity};
+use slogate::ports::notify::{Notifier, NotifyError};
 use slogate::runtime::effects::notify_all;
 use wiremock::matchers::{body_json, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};

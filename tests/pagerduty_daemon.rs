@@ -10,7 +10,7 @@ mod common;
 use common::daemon::{port, Burning, Daemon, PROD};
 use common::git::{kustomization, GitRemote};
 use serde_json::{json, Value};
-use slogate::ports::gitops::{parse_trailers, trailer_values};
+use slogate::model::trailers::{parse_trailers, trailer_values};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 

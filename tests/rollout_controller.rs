@@ -28,14 +28,14 @@ use slogate::adapters::leader::leadership_channel;
 use slogate::adapters::state::FileStore;
 use slogate::adapters::traffic_file::FileRouter;
 use slogate::guard::decide::AppGuard;
-use slogate::ports::gitops::{
-    parse_trailers, trailer_values, CommitInfo, CommitOutcome, EditFn, GitOpsError, GitOpsRepo,
-    RevertOutcome, RevertRequest, Sha, Trailer,
-};
+use slogate::model::commit::{CommitInfo, RevertRequest, Sha};
+use slogate::model::notify::Notification;
+use slogate::model::traffic::Weights;
+use slogate::model::trailers::{parse_trailers, trailer_values, Trailer};
+use slogate::ports::gitops::{CommitOutcome, EditFn, GitOpsError, GitOpsRepo, RevertOutcome};
 use slogate::ports::metrics::{MetricsError, MetricsSource, Sample, Series};
-use slogate::ports::notify::{Notification, Notifier, NotifyError};
+use slogate::ports::notify::{Notifier, NotifyError};
 use slogate::ports::state::{DecisionKind, DecisionQuery, StateStore};
-use slogate::ports::traffic::Weights;
 use slogate::rollout::load::from_yaml_str;
 use slogate::rollout::{CommandAction, PhaseName, Rollout};
 use slogate::runtime::guard::GuardRuntime;
@@ -475,7 +475,7 @@ async fn a_failing_canary_goes_to_zero_and_its_commit_is_reverted_once() {
     }
     let notes = s.notes.0.lock().unwrap();
     let abort = notes.iter().find(|n| n.title.contains("aborted")).unwrap();
-    assert_eq!(abort.severity, slogate::ports::notify::Severity::Critical);
+    assert_eq!(abort.severity, slogate::model::notify::Severity::Critical);
     assert_eq!(abort.subject, KEY);
 }
 

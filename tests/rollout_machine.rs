@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use slogate::ports::traffic::{HeaderMatch, Weights};
+use slogate::model::traffic::{HeaderMatch, Weights};
 use slogate::rollout::checks::{
     check_threshold, AnalysisWindow, ErrorCountSample, IntervalObservation,
 };

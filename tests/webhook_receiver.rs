@@ -444,13 +444,13 @@ impl StateStore for BrokenStore {
     async fn put(&self, _: &str, _: Value, _: Option<u64>) -> Result<u64, StateError> {
         Err(StateError::Io {
             path: "/var/lib/slogate".into(),
-            message: "disk full".into(),
+            source: std::io::Error::other("disk full"),
         })
     }
     async fn delete(&self, _: &str, _: u64) -> Result<(), StateError> {
         Err(StateError::Io {
             path: "/var/lib/slogate".into(),
-            message: "read-only file system".into(),
+            source: std::io::Error::other("read-only file system"),
         })
     }
     async fn list(&self, _: &str) -> Result<Vec<String>, StateError> {

@@ -1,6 +1,6 @@
 //! The one client of a running daemon's HTTP API (`/api/v1/…`), used by
 //! `slogate decisions --url`, `slogate rollout … --url` and, for `promote` and `approve`
-//! with `--slogate-url`, by [`crate::promote::client::ApiClient`].
+//! with `--slogate-url`, by [`crate::adapters::promote_api::ApiClient`].
 //!
 //! - The base URL must be http(s) without credentials; a path prefix is kept
 //!   (`http://gw/slogate` → `http://gw/slogate/api/v1/…`), and path segments are

@@ -10,6 +10,7 @@ pub mod kube;
 pub mod leader;
 pub mod notify;
 pub mod prometheus;
+pub mod promote_api;
 pub mod rollout_files;
 pub mod state;
 pub mod traffic_file;

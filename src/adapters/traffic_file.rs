@@ -20,7 +20,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
-use crate::ports::traffic::{HeaderMatch, Routing, TrafficError, TrafficRouter, Weights};
+use crate::model::traffic::{HeaderMatch, Routing, Weights};
+use crate::ports::traffic::{TrafficError, TrafficRouter};
 
 /// Weights in a local JSON file.
 #[derive(Debug)]

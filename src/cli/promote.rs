@@ -15,13 +15,14 @@ use chrono::{DateTime, Utc};
 
 use super::{CliError, ExitStatus, WindowArgs};
 use crate::adapters::git::{Auth, SecretSource};
+use crate::adapters::promote_api::ApiClient;
 use crate::adapters::state::FileStore;
+use crate::ports::promote::PromoteState;
 use crate::ports::state::{validate_key, StateStore};
 use crate::promote::approval::normalize_target;
-use crate::promote::client::ApiClient;
 use crate::promote::gate::{self, PromoteReport};
 use crate::promote::image;
-use crate::promote::state::{PromoteState, StoreState};
+use crate::promote::state::StoreState;
 use crate::promote::usecase::{self, GitRequest, PromoteError, Request, SloCheck, Verdict};
 use crate::runtime::evaluator::Target;
 use crate::slo::PromDuration;

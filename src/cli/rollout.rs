@@ -358,7 +358,7 @@ async fn local(
 ) -> Result<CommandResult, CliError> {
     let store = open_state(dir)?;
     let now = chrono::Utc::now();
-    let cmd = commands::enqueue(
+    let (cmd, _stored) = commands::enqueue(
         &store,
         ns,
         name,

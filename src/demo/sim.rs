@@ -16,8 +16,8 @@ use rand::{RngExt, SeedableRng};
 use statrs::distribution::{ContinuousCDF, LogNormal};
 
 use super::promql::{self, CounterStore, Labels, Value};
+use crate::model::traffic::Weights;
 use crate::ports::metrics::{MetricsError, MetricsSource, Sample, Series};
-use crate::ports::traffic::Weights;
 
 /// Istio's default duration buckets (ms), up to 10 s, then +Inf.
 const BUCKETS: [f64; 13] = [

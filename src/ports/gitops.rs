@@ -12,8 +12,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-pub use crate::model::commit::{CommitInfo, RevertRequest, Sha};
-pub use crate::model::trailers::*;
+use crate::model::commit::{CommitInfo, RevertRequest, Sha};
+use crate::model::trailers::{is_trailer_key, override_reason, Trailer};
 
 /// What [`GitOpsRepo::revert`] did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,8 +105,12 @@ pub enum GitOpsError {
     #[error("`git {command}` timed out after {timeout:?} and was killed")]
     Timeout { command: String, timeout: Duration },
     /// Git could not be started.
-    #[error("`git {command}` could not be run: {message}")]
-    Spawn { command: String, message: String },
+    #[error("`git {command}` could not be run: {source}")]
+    Spawn {
+        command: String,
+        #[source]
+        source: std::io::Error,
+    },
     /// The push kept being rejected as non-fast-forward.
     #[error("push to `{branch}` rejected as non-fast-forward {attempts} times; gave up")]
     PushRejected { branch: String, attempts: u32 },
@@ -127,10 +131,19 @@ pub enum GitOpsError {
     Edit { path: String, message: String },
     #[error("pull request: {0}")]
     PullRequest(#[from] PullRequestError),
+    /// Something read from git that is not what was expected (the message says what).
     #[error("i/o: {0}")]
     Io(String),
+    /// Reading or writing a file of the work tree.
+    #[error("i/o: {what}: {source}")]
+    File {
+        /// What was done, with the path: `writing apps/x/kustomization.yaml`.
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("background task failed: {0}")]
-    Task(String),
+    Task(#[source] tokio::task::JoinError),
 }
 
 /// The GitOps repository port.

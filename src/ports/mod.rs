@@ -5,6 +5,7 @@ pub mod gitops;
 pub mod leader;
 pub mod metrics;
 pub mod notify;
+pub mod promote;
 pub mod rollouts;
 pub mod slo_index;
 pub mod state;

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 
-pub use crate::model::notify::{Incident, IncidentAction, Notification, Severity};
+use crate::model::notify::Notification;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NotifyError {

@@ -47,8 +47,23 @@ pub enum StateError {
     /// A stored document or log line could not be decoded.
     #[error("state `{key}` is corrupt: {message}")]
     Corrupt { key: String, message: String },
-    #[error("state store i/o on `{path}`: {message}")]
-    Io { path: String, message: String },
+    #[error("state store i/o on `{path}`: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A failure of the store's backend (e.g. the Kubernetes API), kept as the source.
+    #[error("state store: {source}")]
+    Api {
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A blocking task of the store (file I/O off the async threads) panicked or was
+    /// cancelled.
+    #[error("state store: state task failed: {0}")]
+    Task(#[source] tokio::task::JoinError),
+    /// A failure of the store's own logic (no underlying error): the message says what.
     #[error("state store: {0}")]
     Backend(String),
 }

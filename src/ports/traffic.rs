@@ -8,9 +8,7 @@
 
 use async_trait::async_trait;
 
-pub use crate::model::traffic::{
-    BackendRef, HeaderMatch, HeaderValue, IstioDestinations, Routing, TrafficTarget, Weights,
-};
+use crate::model::traffic::{Routing, Weights};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TrafficError {

@@ -26,8 +26,9 @@ use axum::{Extension, Json, Router};
 use serde_json::json;
 
 use super::approval::{self, ApprovalRequest};
-use super::state::{PromoteState, PromoteStateError, StoreState};
+use super::state::StoreState;
 use crate::adapters::git::SecretSource;
+use crate::ports::promote::{PromoteState, PromoteStateError};
 use crate::ports::state::{validate_key, DecisionKind, DecisionRecord, StateStore};
 
 /// Largest accepted request body.
@@ -370,5 +371,110 @@ mod tests {
             .unwrap();
         assert_eq!(r.status(), 500);
         h.abort();
+    }
+}
+
+#[cfg(test)]
+mod client_tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use crate::adapters::git::SecretSource;
+    use crate::adapters::promote_api::ApiClient;
+    use crate::adapters::state::MemoryStore;
+    use crate::model::approval::{Change, ImageRef};
+    use crate::ports::promote::{PromoteState, PromoteStateError};
+    use crate::ports::state::{DecisionKind, DecisionQuery, DecisionRecord, StateStore};
+
+    /// The daemon-API client (`adapters::promote_api`) against the real router on a loopback port.
+    #[tokio::test]
+    async fn client_and_router_agree() {
+        let dir = tempfile::tempdir().unwrap();
+        let token_file = dir.path().join("token");
+        std::fs::write(&token_file, "s3cret\n").unwrap();
+        let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
+        let app = super::router_with_token(store.clone(), SecretSource::File(token_file.clone()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let base = format!("http://{addr}/");
+        let client = ApiClient::new(
+            &base,
+            SecretSource::File(token_file.clone()),
+            Duration::from_secs(5),
+        )
+        .unwrap();
+
+        assert_eq!(client.guard("checkout").await.unwrap(), None);
+        let change = Change::new(
+            "/srv/gitops.git",
+            "overlays/prod",
+            "checkout",
+            ImageRef::Tag("v2".into()),
+        )
+        .unwrap();
+        assert_eq!(client.approval(&change.key()).await.unwrap(), None);
+        let a = client.approve(&change, "alice", None).await.unwrap();
+        assert!(a.created);
+        assert_eq!(a.approval.key, change.key());
+        let b = client.approve(&change, "bob", None).await.unwrap();
+        assert!(!b.created);
+        assert_eq!(b.approval.actor, "alice");
+        assert_eq!(
+            client.approval(&change.key()).await.unwrap().unwrap().actor,
+            "alice"
+        );
+
+        let mut rec = DecisionRecord::new(
+            chrono::Utc::now(),
+            DecisionKind::Promote,
+            "prod",
+            "cli",
+            "promote",
+            "ok",
+        );
+        rec.commits = vec!["abc".into()];
+        client.record(&rec).await.unwrap();
+        let log = store.decisions(&DecisionQuery::default()).await.unwrap();
+        assert_eq!(
+            log.iter().map(|r| r.action.as_str()).collect::<Vec<_>>(),
+            ["approve", "promote"]
+        );
+        assert_eq!(log[0].trigger, "api");
+
+        // A wrong token is a 401 that names no secret.
+        let wrong = dir.path().join("wrong");
+        std::fs::write(&wrong, "nope").unwrap();
+        let bad = ApiClient::new(&base, SecretSource::File(wrong), Duration::from_secs(5)).unwrap();
+        let e = bad.guard("checkout").await.unwrap_err().to_string();
+        assert!(
+            e.contains("HTTP 401") && !e.contains("s3cret") && !e.contains("nope"),
+            "{e}"
+        );
+        server.abort();
+
+        // Nobody listening: a transport error, quickly.
+        let gone = ApiClient::new(
+            &base,
+            SecretSource::File(token_file),
+            Duration::from_secs(2),
+        )
+        .unwrap();
+        assert!(matches!(
+            gone.guard("x").await,
+            Err(PromoteStateError::Transport { .. })
+        ));
+        assert!(ApiClient::new(
+            "ftp://x",
+            SecretSource::Env("T".into()),
+            Duration::from_secs(1)
+        )
+        .is_err());
+        assert!(ApiClient::new(
+            "http://u:p@x",
+            SecretSource::Env("T".into()),
+            Duration::from_secs(1)
+        )
+        .is_err());
     }
 }

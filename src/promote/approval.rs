@@ -13,20 +13,10 @@
 use std::path::{Component, Path};
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 
 use super::image::{self, ImageRef};
 
-pub use crate::model::approval::{Approval, PREFIX};
-
-/// One exact change to a target overlay.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Change {
-    pub repo: String,
-    pub target: String,
-    pub image: String,
-    pub to: ImageRef,
-}
+pub use crate::model::approval::{Approval, ApprovalRequest, Change, PREFIX};
 
 impl Change {
     /// Build a change from user input, normalising the repository and the target.
@@ -89,22 +79,6 @@ impl Approval {
             comment: comment.map(str::to_string),
         }
     }
-}
-
-/// The body of `POST /api/v1/approvals`, and what `slogate approve` sends.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ApprovalRequest {
-    /// The GitOps repository URL, as given to `promote --repo`.
-    pub repo: String,
-    /// The target overlay directory, as given to `promote --target`.
-    pub target: String,
-    /// `NAME=TAG` or `NAME@DIGEST`.
-    pub image: String,
-    /// Who approves.
-    pub actor: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub comment: Option<String>,
 }
 
 impl ApprovalRequest {

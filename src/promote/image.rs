@@ -8,38 +8,8 @@ use std::fmt;
 use std::sync::OnceLock;
 
 use regex::Regex;
-use serde::{Deserialize, Serialize};
 
-/// What an image is moved to: a tag (`newTag`) or a digest (`digest`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(tag = "kind", content = "value", rename_all = "snake_case")]
-pub enum ImageRef {
-    Tag(String),
-    Digest(String),
-}
-
-impl ImageRef {
-    /// The tag or the digest.
-    pub fn value(&self) -> &str {
-        match self {
-            ImageRef::Tag(t) | ImageRef::Digest(t) => t,
-        }
-    }
-
-    /// The Kustomize field that holds it.
-    pub fn field(&self) -> &'static str {
-        match self {
-            ImageRef::Tag(_) => "newTag",
-            ImageRef::Digest(_) => "digest",
-        }
-    }
-}
-
-impl fmt::Display for ImageRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.value())
-    }
-}
+pub use crate::model::approval::ImageRef;
 
 /// A parsed `--image` value.
 #[derive(Debug, Clone, PartialEq, Eq)]

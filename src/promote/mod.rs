@@ -9,14 +9,15 @@
 //! - `gate`: the gates (input, SLOs of the source, freeze of the target, approval) and the
 //!   report printed as text or JSON;
 //! - `approval`: the key of one exact change, and the approval document;
-//! - `state`: where freezes and approvals are read from and approvals written to, either a
-//!   `StateStore` (shared with a local daemon) or the daemon's HTTP API (`client`);
+//! - `state`: the `PromoteState` port (`crate::ports::promote`: where freezes and approvals
+//!   are read from and approvals written to) on a `StateStore` shared with a local daemon;
+//!   its other implementation, over the daemon's HTTP API, is
+//!   `crate::adapters::promote_api`;
 //! - `api`: the daemon's endpoints for the CLI (`GET /api/v1/guard/{app}`,
 //!   `GET`/`POST /api/v1/approvals`, `POST /api/v1/promotions`).
 
 pub mod api;
 pub mod approval;
-pub mod client;
 pub mod gate;
 pub mod image;
 pub mod kustomize;

@@ -1,6 +1,6 @@
-//! Where `promote` and `approve` read freezes and approvals and write approvals and
-//! decisions: a [`StateStore`] (a `FileStore` directory shared with a local daemon) or
-//! the daemon's HTTP API ([`super::client::ApiClient`]). Both implement [`PromoteState`].
+//! [`PromoteState`] on a [`StateStore`] (a `FileStore` directory shared with a local
+//! daemon, or the daemon's own store). The other implementation, over the daemon's HTTP
+//! API, is `crate::adapters::promote_api::ApiClient`.
 //!
 //! The `StateStore` implementation is also what the API handlers call, so an approval made
 //! through the CLI and one made through the API are the same document and the same
@@ -13,69 +13,9 @@ use chrono::Utc;
 
 use super::approval::{Approval, Change};
 use crate::guard::{self, AppGuardState};
+use crate::ports::promote::{Approved, PromoteState, PromoteStateError};
 use crate::ports::state::{DecisionKind, DecisionQuery, DecisionRecord, StateError, StateStore};
 use crate::runtime::failpoint::{self as fp, hit};
-
-/// Errors reading or writing promote state. Never carries a token.
-#[derive(Debug, thiserror::Error)]
-pub enum PromoteStateError {
-    #[error(transparent)]
-    Store(#[from] StateError),
-    /// A stored document that does not decode.
-    #[error("state `{key}` is not a valid {what}: {message}")]
-    Decode {
-        key: String,
-        what: &'static str,
-        message: String,
-    },
-    /// The request could not be made or got no answer in time.
-    #[error("slogate API {url}: {message}")]
-    Transport { url: String, message: String },
-    /// The API answered with an error status.
-    #[error("slogate API {url} answered HTTP {status}: {message}")]
-    Status {
-        url: String,
-        status: u16,
-        message: String,
-    },
-    /// The API token could not be read.
-    #[error("slogate API token: {0}")]
-    Token(String),
-    /// The request itself is invalid (a field, named in the message).
-    #[error("{0}")]
-    Invalid(String),
-}
-
-/// The result of recording an approval.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Approved {
-    pub approval: Approval,
-    /// False when an approval for this change already existed (it is kept as it was).
-    pub created: bool,
-}
-
-/// Freezes, approvals and the decision log, as `promote` needs them.
-#[async_trait]
-pub trait PromoteState: Send + Sync {
-    /// The guard's state of an app; `None` when the guard has none.
-    async fn guard(&self, app: &str) -> Result<Option<AppGuardState>, PromoteStateError>;
-    /// The approval with this key, if any.
-    async fn approval(&self, key: &str) -> Result<Option<Approval>, PromoteStateError>;
-    /// Record an approval of `change` by `actor` (idempotent: the first one is kept).
-    async fn approve(
-        &self,
-        change: &Change,
-        actor: &str,
-        comment: Option<&str>,
-    ) -> Result<Approved, PromoteStateError>;
-    /// Append a `Promote` decision record.
-    async fn record(&self, record: &DecisionRecord) -> Result<(), PromoteStateError>;
-    /// The most recent `Promote` decision records of `subject` (at most 100, oldest first).
-    async fn promote_records(
-        &self,
-        subject: &str,
-    ) -> Result<Vec<DecisionRecord>, PromoteStateError>;
-}
 
 /// [`PromoteState`] on a [`StateStore`].
 #[derive(Clone)]
@@ -96,10 +36,10 @@ fn decode<T: serde::de::DeserializeOwned>(
     what: &'static str,
     value: serde_json::Value,
 ) -> Result<T, PromoteStateError> {
-    serde_json::from_value(value).map_err(|e| PromoteStateError::Decode {
+    serde_json::from_value(value).map_err(|source| PromoteStateError::Decode {
         key: key.to_string(),
         what,
-        message: e.to_string(),
+        source,
     })
 }
 
@@ -155,11 +95,12 @@ impl PromoteState for StoreState {
         }
         let now = Utc::now();
         let approval = Approval::new(change, actor, comment, now);
-        let value = serde_json::to_value(&approval).map_err(|e| PromoteStateError::Decode {
-            key: key.clone(),
-            what: "approval",
-            message: e.to_string(),
-        })?;
+        let value =
+            serde_json::to_value(&approval).map_err(|source| PromoteStateError::Decode {
+                key: key.clone(),
+                what: "approval",
+                source,
+            })?;
         hit(fp::APPROVAL_STATE_BEFORE);
         match self.store.put(&key, value.clone(), None).await {
             Ok(_) => hit(fp::APPROVAL_STATE_AFTER),
@@ -280,10 +221,14 @@ mod tests {
             .put("guard/checkout", serde_json::json!({"breach": 3}), None)
             .await
             .unwrap();
-        let e = st.guard("checkout").await.unwrap_err().to_string();
+        let err = st.guard("checkout").await.unwrap_err();
+        let e = err.to_string();
         assert!(
             e.contains("guard/checkout") && e.contains("guard state"),
             "{e}"
         );
+        // The decoding error is kept as the source.
+        let source = std::error::Error::source(&err).expect("a source");
+        assert!(source.is::<serde_json::Error>(), "{source:?}");
     }
 }

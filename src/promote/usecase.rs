@@ -25,12 +25,13 @@ use super::approval::{Change, KUSTOMIZATION_FILES};
 use super::gate::{self, Gate, PromoteReport};
 use super::image::{self, ImageRef};
 use super::kustomize::{self, ImageEdit};
-use super::state::PromoteState;
 use crate::adapters::git::{redact_url_userinfo, Auth, GitCli, RepoConfig};
 use crate::adapters::prometheus::Prometheus;
-use crate::ports::gitops::{CommitOutcome, EditFn, GitOpsRepo, TRAILER_OVERRIDE};
+use crate::model::trailers::TRAILER_OVERRIDE;
+use crate::ports::gitops::{CommitOutcome, EditFn, GitOpsRepo};
+use crate::ports::promote::PromoteState;
 use crate::ports::state::{DecisionKind, DecisionRecord};
-use crate::runtime::effects::Executor;
+use crate::runtime::effects::{DecisionLog, Executor, Stored};
 use crate::runtime::evaluator::{self, Target};
 use crate::runtime::failpoint::{self as fp, hit};
 
@@ -370,14 +371,26 @@ pub async fn run(req: &Request, report: &mut PromoteReport) -> Result<Verdict, P
         }),
     ));
     let subject = req.app.clone().unwrap_or_else(|| target.to_string());
+    // Every effect goes through the effect executor, as the guard's and the rollouts': the
+    // commit (no bound on the commit itself: the git adapter bounds each git command) and
+    // the decision record, to the promote state when there is one. Promote keeps no state
+    // document of its own: its proof for the executor is `Stored::no_state`.
+    let repo: Arc<dyn GitOpsRepo> = Arc::new(git);
+    let mut exec = Executor::new().with_repo(Some(repo.clone()), None);
+    if let Some(st) = &state {
+        exec = exec.with_log(Arc::new(PromoteLog(st.clone())));
+    }
+    let stored = Stored::no_state();
 
     if edited == target_text {
         report.commit = Some(head.clone());
         report.reason = format!("{target_file} already has {name} at {to}: nothing to promote");
         if !req.dry_run {
             record_unrecorded(
-                &git,
+                repo.as_ref(),
                 state.as_deref(),
+                &exec,
+                &stored,
                 &subject,
                 &target_file,
                 &name,
@@ -385,7 +398,7 @@ pub async fn run(req: &Request, report: &mut PromoteReport) -> Result<Verdict, P
                 report,
             )
             .await;
-            record(state.as_deref(), &subject, "none", report, None).await;
+            record(&exec, &stored, &subject, "none", report, None).await;
         }
         return Ok(Verdict::Success);
     }
@@ -435,7 +448,7 @@ pub async fn run(req: &Request, report: &mut PromoteReport) -> Result<Verdict, P
     if report.gates.iter().any(|g| !g.passed) {
         report.reason = PromoteReport::failures(&report.gates);
         if !req.dry_run {
-            record(state.as_deref(), &subject, "refuse", report, None).await;
+            record(&exec, &stored, &subject, "refuse", report, None).await;
         }
         return Ok(Verdict::Rejected);
     }
@@ -450,11 +463,10 @@ pub async fn run(req: &Request, report: &mut PromoteReport) -> Result<Verdict, P
     // Commit and push; on a concurrent push the edit is re-applied to the new head.
     let message = commit_message(req, source, &name, &from, &to, target, &report.gates);
     let edit_fn = image_edit_fn(target_file.clone(), edit);
-    // Through the effect executor, as the guard's and the rollouts' commits; no bound on
-    // the commit itself: the git adapter bounds each git command.
-    let repo: Arc<dyn GitOpsRepo> = Arc::new(git);
-    let exec = Executor::new().with_repo(Some(repo), None);
-    match exec.commit_edit(&target_file, edit_fn, &message).await {
+    match exec
+        .commit_edit(&stored, &target_file, edit_fn, &message)
+        .await
+    {
         Ok(CommitOutcome::Pushed { sha }) => {
             report.promoted = true;
             report.commit = Some(sha.clone());
@@ -464,7 +476,8 @@ pub async fn run(req: &Request, report: &mut PromoteReport) -> Result<Verdict, P
                 cfg.branch
             );
             record(
-                state.as_deref(),
+                &exec,
+                &stored,
                 &subject,
                 "promote",
                 report,
@@ -478,14 +491,15 @@ pub async fn run(req: &Request, report: &mut PromoteReport) -> Result<Verdict, P
             report.reason = format!(
                 "{target_file} already has {name} at {to} (changed concurrently): nothing to promote"
             );
-            record(state.as_deref(), &subject, "none", report, None).await;
+            record(&exec, &stored, &subject, "none", report, None).await;
             Ok(Verdict::Success)
         }
         Err(e) => {
             let msg = format!("commit or push to {repo_shown} failed: {e}");
             report.reason = msg.clone();
             record(
-                state.as_deref(),
+                &exec,
+                &stored,
                 &subject,
                 "promote",
                 report,
@@ -542,9 +556,12 @@ fn commit_message(
 /// of this very change (the newest commit touching the target file) and no `promote` record
 /// names that commit, a run that pushed it stopped before recording it: record it now
 /// (found by tests/crash_injection.rs). Failures are reported on stderr.
+#[allow(clippy::too_many_arguments)] // one call site; the promote run's context, passed as it is
 async fn record_unrecorded(
     git: &dyn GitOpsRepo,
     state: Option<&dyn PromoteState>,
+    exec: &Executor,
+    stored: &Stored,
     subject: &str,
     target_file: &str,
     name: &str,
@@ -580,7 +597,8 @@ async fn record_unrecorded(
                 commit.sha
             );
             record(
-                state,
+                exec,
+                stored,
                 subject,
                 "promote",
                 &found,
@@ -594,14 +612,27 @@ async fn record_unrecorded(
 
 /// Append a `Promote` decision record. A failure is reported on stderr; it never changes
 /// the outcome (the commit, if any, is already pushed).
+/// The promote state as the executor's decision log.
+struct PromoteLog(Arc<dyn PromoteState>);
+
+#[async_trait::async_trait]
+impl DecisionLog for PromoteLog {
+    async fn append(&self, record: &DecisionRecord) -> Result<(), String> {
+        self.0.record(record).await.map_err(|e| e.to_string())
+    }
+}
+
+/// Append a `Promote` decision record through the executor (nowhere when there is no
+/// promote state). A failure is reported on stderr; it never changes the outcome (the
+/// commit, if any, is already pushed).
 async fn record(
-    state: Option<&dyn PromoteState>,
+    exec: &Executor,
+    stored: &Stored,
     subject: &str,
     action: &str,
     report: &PromoteReport,
     outcome: Option<String>,
 ) {
-    let Some(state) = state else { return };
     let mut rec = DecisionRecord::new(
         Utc::now(),
         DecisionKind::Promote,
@@ -619,7 +650,7 @@ async fn record(
     rec.commits = report.commit.iter().cloned().collect();
     rec.outcome = outcome;
     hit(fp::PROMOTE_RECORD_BEFORE);
-    if let Err(e) = state.record(&rec).await {
+    if let Err(e) = exec.try_record(stored, &rec).await {
         eprintln!("warning: cannot record the decision: {e}");
     }
     hit(fp::PROMOTE_RECORD_AFTER);

@@ -15,6 +15,12 @@
 //!   weights is written again with the same weights);
 //! - `RequestSync`, `Notify`, `Record`: repeatable; their failures are logged and never
 //!   undo or block what came before.
+//!
+//! The rule is enforced by the types: every method of the [`Executor`] that touches the
+//! outside world takes a [`Stored`], and only the state-store write [`store_state`] (or
+//! [`Stored::unchanged`], when the decision's next state is the one read, or
+//! [`Stored::no_state`] for a use case with no state document) makes one. Applying an
+//! effect before the state is stored does not compile.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,14 +28,65 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::ports::gitops::{
-    CommitOutcome, EditFn, GitOpsError, GitOpsRepo, RevertOutcome, RevertRequest,
-};
-use crate::ports::notify::{Notification, Notifier, NotifyError};
+use crate::model::commit::RevertRequest;
+use crate::model::notify::Notification;
+use crate::model::traffic::{Routing, Weights};
+use crate::ports::gitops::{CommitOutcome, EditFn, GitOpsError, GitOpsRepo, RevertOutcome};
+use crate::ports::notify::{Notifier, NotifyError};
 use crate::ports::state::{DecisionRecord, StateError, StateStore};
 use crate::ports::sync::SyncTrigger;
-use crate::ports::traffic::{Routing, TrafficError, TrafficRouter, Weights};
+use crate::ports::traffic::{TrafficError, TrafficRouter};
 use crate::runtime::failpoint::{self as fp, hit};
+
+/// Proof that a decision's next state is stored: what every [`Executor`] method that
+/// applies an effect asks for. It has no public constructor other than [`store_state`],
+/// [`Stored::unchanged`] and [`Stored::no_state`], and it is neither `Clone` nor
+/// `Default`: a caller lends it (`&Stored`) to each effect of the decision it proves.
+///
+/// Outside this module a proof cannot be made up:
+///
+/// ```compile_fail
+/// let proof = slogate::runtime::effects::Stored { version: None };
+/// ```
+#[derive(Debug)]
+#[must_use = "a stored state is the proof the effects of its decision ask for"]
+pub struct Stored {
+    version: Option<u64>,
+}
+
+impl Stored {
+    /// The state read at `version` is already the decision's next state (`read == next`):
+    /// there is nothing to store, and its effects may be applied. `None` when they differ.
+    pub fn unchanged<T: PartialEq>(read: &T, next: &T, version: Option<u64>) -> Option<Stored> {
+        (read == next).then_some(Stored { version })
+    }
+
+    /// A use case that keeps no state document of its own (`promote`: its gates read the
+    /// guard's state and the approvals, its one commit is idempotent on the file's content
+    /// and its decision record is the trace).
+    pub fn no_state() -> Stored {
+        Stored { version: None }
+    }
+
+    /// The version of the stored state document (`None` for [`Stored::no_state`]).
+    pub fn version(&self) -> Option<u64> {
+        self.version
+    }
+}
+
+/// Store a decision's next state (compare-and-swap on `expected`, see
+/// [`StateStore::put`]): the proof its effects ask for.
+pub async fn store_state(
+    store: &dyn StateStore,
+    key: &str,
+    value: serde_json::Value,
+    expected: Option<u64>,
+) -> Result<Stored, StateError> {
+    let version = store.put(key, value, expected).await?;
+    Ok(Stored {
+        version: Some(version),
+    })
+}
 
 /// An effect on the outside world.
 pub enum Effect {
@@ -179,23 +236,23 @@ impl Executor {
     }
 
     /// Apply `effects` in order, each after the previous one finished.
-    pub async fn apply_all(&self, effects: Vec<Effect>) -> Vec<Outcome> {
+    pub async fn apply_all(&self, stored: &Stored, effects: Vec<Effect>) -> Vec<Outcome> {
         let mut out = Vec::with_capacity(effects.len());
         for e in effects {
-            out.push(self.apply(e).await);
+            out.push(self.apply(stored, e).await);
         }
         out
     }
 
     /// Apply one effect.
-    pub async fn apply(&self, effect: Effect) -> Outcome {
+    pub async fn apply(&self, stored: &Stored, effect: Effect) -> Outcome {
         match effect {
             Effect::SetWeights { expected, weights } => self
-                .set_weights(expected, weights)
+                .set_weights(stored, expected, weights)
                 .await
                 .map_or_else(Outcome::Failed, Outcome::WeightsSet),
             Effect::Revert(request) => self
-                .revert(&request)
+                .revert(stored, &request)
                 .await
                 .map_or_else(Outcome::Failed, Outcome::Reverted),
             Effect::CommitEdit {
@@ -203,22 +260,22 @@ impl Executor {
                 edit,
                 message,
             } => self
-                .commit_edit(&path, edit, &message)
+                .commit_edit(stored, &path, edit, &message)
                 .await
                 .map_or_else(Outcome::Failed, Outcome::Committed),
             Effect::RequestSync { app, revision } => {
-                self.request_sync(&app, revision.as_deref()).await;
+                self.request_sync(stored, &app, revision.as_deref()).await;
                 Outcome::Done
             }
             Effect::Notify {
                 notification,
                 background,
             } => {
-                self.notify(notification, background).await;
+                self.notify(stored, notification, background).await;
                 Outcome::Done
             }
             Effect::Record(record) => {
-                self.record(&record).await;
+                self.record(stored, &record).await;
                 Outcome::Done
             }
         }
@@ -227,6 +284,7 @@ impl Executor {
     /// Set the weights and slogate's header route: the routing read back after the write.
     pub async fn set_routing(
         &self,
+        _stored: &Stored,
         expected: Option<&Routing>,
         routing: &Routing,
     ) -> Result<Routing, EffectError> {
@@ -244,18 +302,23 @@ impl Executor {
     /// [`Effect::SetWeights`]: the weights read back after the write.
     pub async fn set_weights(
         &self,
+        stored: &Stored,
         expected: Option<Weights>,
         weights: Weights,
     ) -> Result<Weights, EffectError> {
         let expected = expected.map(Routing::weights);
         let read = self
-            .set_routing(expected.as_ref(), &Routing::weights(weights))
+            .set_routing(stored, expected.as_ref(), &Routing::weights(weights))
             .await?;
         Ok(read.weights)
     }
 
     /// [`Effect::Revert`].
-    pub async fn revert(&self, request: &RevertRequest) -> Result<RevertOutcome, EffectError> {
+    pub async fn revert(
+        &self,
+        _stored: &Stored,
+        request: &RevertRequest,
+    ) -> Result<RevertOutcome, EffectError> {
         let repo = self
             .repo
             .as_ref()
@@ -269,6 +332,7 @@ impl Executor {
     /// [`Effect::CommitEdit`].
     pub async fn commit_edit(
         &self,
+        _stored: &Stored,
         path: &str,
         edit: EditFn,
         message: &str,
@@ -285,7 +349,7 @@ impl Executor {
     }
 
     /// [`Effect::RequestSync`]: a failure is logged.
-    pub async fn request_sync(&self, app: &str, revision: Option<&str>) {
+    pub async fn request_sync(&self, _stored: &Stored, app: &str, revision: Option<&str>) {
         if let Some(sync) = self.syncs.get(app) {
             hit(fp::SYNC_BEFORE);
             if let Err(e) = sync.request_sync(revision).await {
@@ -296,7 +360,7 @@ impl Executor {
     }
 
     /// [`Effect::Notify`]: failures are logged.
-    pub async fn notify(&self, notification: Notification, background: bool) {
+    pub async fn notify(&self, _stored: &Stored, notification: Notification, background: bool) {
         if self.notifiers.is_empty() {
             return;
         }
@@ -317,13 +381,26 @@ impl Executor {
     }
 
     /// [`Effect::Record`]: a failure is logged.
-    pub async fn record(&self, record: &DecisionRecord) {
-        if let Some(log) = &self.log {
-            hit(fp::RECORD_BEFORE);
-            if let Err(e) = log.append(record).await {
-                tracing::error!(subject = %record.subject, action = %record.action, "cannot write the decision log: {e}");
+    pub async fn record(&self, stored: &Stored, record: &DecisionRecord) {
+        if let Err(e) = self.try_record(stored, record).await {
+            tracing::error!(subject = %record.subject, action = %record.action, "cannot write the decision log: {e}");
+        }
+    }
+
+    /// [`Effect::Record`], for a caller that reports a failure itself (`promote` prints it).
+    pub async fn try_record(
+        &self,
+        _stored: &Stored,
+        record: &DecisionRecord,
+    ) -> Result<(), String> {
+        match &self.log {
+            Some(log) => {
+                hit(fp::RECORD_BEFORE);
+                let result = log.append(record).await;
+                hit(fp::RECORD_AFTER);
+                result
             }
-            hit(fp::RECORD_AFTER);
+            None => Ok(()),
         }
     }
 }
@@ -374,6 +451,32 @@ mod tests {
         }
     }
 
+    /// The proof comes from the state-store write (with the version written), or from a
+    /// decision whose next state is the one read; a failed write gives none.
+    #[tokio::test]
+    async fn only_a_stored_or_unchanged_state_is_a_proof() {
+        let store = MemoryStore::new();
+        let first = store_state(&store, "guard/a", serde_json::json!({"n": 1}), None)
+            .await
+            .unwrap();
+        assert_eq!(first.version(), Some(1));
+        let conflict = store_state(&store, "guard/a", serde_json::json!({"n": 2}), None).await;
+        assert!(
+            matches!(conflict, Err(StateError::Conflict { .. })),
+            "{conflict:?}"
+        );
+        let second = store_state(&store, "guard/a", serde_json::json!({"n": 2}), Some(1))
+            .await
+            .unwrap();
+        assert_eq!(second.version(), Some(2));
+        assert_eq!(
+            Stored::unchanged(&"next", &"next", Some(2)).map(|s| s.version()),
+            Some(Some(2))
+        );
+        assert!(Stored::unchanged(&"read", &"next", Some(2)).is_none());
+        assert_eq!(Stored::no_state().version(), None);
+    }
+
     #[tokio::test(start_paused = true)]
     async fn applies_in_order_bounds_writes_and_reports_missing_ports() {
         let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
@@ -390,25 +493,36 @@ mod tests {
                 "test",
             )
         };
+        let stored = store_state(
+            store.as_ref(),
+            "rollout/shop/checkout",
+            serde_json::json!({}),
+            None,
+        )
+        .await
+        .unwrap();
         let out = exec
-            .apply_all(vec![
-                Effect::Record(rec("first")),
-                Effect::SetWeights {
-                    expected: None,
-                    weights: Weights::canary(10),
-                },
-                Effect::Revert(RevertRequest {
-                    app_path: "apps/x".into(),
-                    known_good: None,
-                    reason: "r".into(),
-                    slo_id: None,
-                    budget_consumed: None,
-                    breach_id: "b-1".into(),
-                    extra_trailers: Vec::new(),
-                    reason_code: None,
-                }),
-                Effect::Record(rec("second")),
-            ])
+            .apply_all(
+                &stored,
+                vec![
+                    Effect::Record(rec("first")),
+                    Effect::SetWeights {
+                        expected: None,
+                        weights: Weights::canary(10),
+                    },
+                    Effect::Revert(RevertRequest {
+                        app_path: "apps/x".into(),
+                        known_good: None,
+                        reason: "r".into(),
+                        slo_id: None,
+                        budget_consumed: None,
+                        breach_id: "b-1".into(),
+                        extra_trailers: Vec::new(),
+                        reason_code: None,
+                    }),
+                    Effect::Record(rec("second")),
+                ],
+            )
             .await;
         assert!(matches!(out[0], Outcome::Done));
         match &out[1] {

@@ -19,12 +19,13 @@ use serde_json::json;
 use crate::guard::decide::{self, AppGuard, DeployObservation, Effect, Observation, Trigger};
 use crate::guard::state::{self as gstate, AppGuardState, KnownGood, Override};
 use crate::guard::verify::{self, field_name, OnRegression, PageBurn};
+use crate::model::notify::{Incident, Notification, Severity};
 use crate::ports::gitops::{GitOpsError, GitOpsRepo, RevertOutcome};
 use crate::ports::metrics::MetricsSource;
-use crate::ports::notify::{Incident, Notification, Notifier, Severity};
+use crate::ports::notify::Notifier;
 use crate::ports::state::{DecisionKind, DecisionRecord, StateError, StateStore, Versioned};
 use crate::ports::sync::SyncTrigger;
-use crate::runtime::effects::{Executor, StoreLog};
+use crate::runtime::effects::{store_state, Executor, StoreLog, Stored};
 use crate::runtime::evaluator::Target;
 use crate::runtime::failpoint::{self as fp, hit};
 use crate::runtime::metrics::{AppLabels, AppSloLabels, GuardMetrics};
@@ -38,8 +39,12 @@ pub enum GuardError {
     UnknownApp(String),
     #[error("guard state: {0}")]
     State(#[from] StateError),
-    #[error("state document `{key}` is not a guard state: {message}")]
-    Decode { key: String, message: String },
+    #[error("state document `{key}` is not a guard state: {source}")]
+    Decode {
+        key: String,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("GitOps repository: {0}")]
     Git(#[from] GitOpsError),
     #[error("guard state of `{0}` kept changing concurrently; gave up")]
@@ -227,12 +232,15 @@ impl GuardRuntime {
         let mut attempt = 0;
         // A run that stopped after storing its state left its decision records here.
         let outbox = Outbox::new(self.store.clone(), &gstate::key(app));
-        let (_, current) = self.state(app).await?;
-        if let Err(e) = outbox.flush(current, &self.exec).await {
-            tracing::warn!(app = %app, "cannot flush the decision outbox: {e}");
+        let (current_state, current) = self.state(app).await?;
+        // The state read is the stored one: the proof the staged records' writes ask for.
+        if let Some(proof) = Stored::unchanged(&current_state, &current_state, current) {
+            if let Err(e) = outbox.flush(&proof, &self.exec).await {
+                tracing::warn!(app = %app, "cannot flush the decision outbox: {e}");
+            }
         }
         let mut staged = false;
-        let decision = loop {
+        let (decision, stored) = loop {
             attempt += 1;
             let (state, version) = self.state(app).await?;
             let since = state.breach.as_ref().and_then(|b| b.base.clone());
@@ -252,8 +260,8 @@ impl GuardRuntime {
                 pages: &pages,
             };
             let d = decide::decide(&cfg, &state, &obs, now);
-            if d.next == state {
-                break d;
+            if let Some(stored) = Stored::unchanged(&state, &d.next, version) {
+                break (d, stored);
             }
             // The decision's records, where a crash after the state is stored cannot lose
             // them; then the state; the effects after.
@@ -270,14 +278,12 @@ impl GuardRuntime {
                 }
             };
             hit(fp::GUARD_STATE_BEFORE);
-            match self
-                .store
-                .put(&gstate::key(app), to_json(&d.next), version)
-                .await
-            {
-                Ok(_) => {
+            // State first, effects after: the effects below need the proof it returns.
+            let key = gstate::key(app);
+            match store_state(self.store.as_ref(), &key, to_json(&d.next), version).await {
+                Ok(stored) => {
                     hit(fp::GUARD_STATE_AFTER);
-                    break d;
+                    break (d, stored);
                 }
                 Err(StateError::Conflict { .. }) if attempt < CAS_ATTEMPTS => continue,
                 Err(StateError::Conflict { .. }) => {
@@ -303,8 +309,16 @@ impl GuardRuntime {
         // Every revert during a breach belongs to its incident.
         let breach = decision.next.breach.as_ref().map(|b| b.id.clone());
         for effect in decision.effects {
-            self.apply(&cfg, effect, &trigger, breach.as_deref(), now, &mut report)
-                .await;
+            self.apply(
+                &stored,
+                &cfg,
+                effect,
+                &trigger,
+                breach.as_deref(),
+                now,
+                &mut report,
+            )
+            .await;
         }
         if staged {
             if let Err(e) = outbox.clear().await {
@@ -349,7 +363,7 @@ impl GuardRuntime {
         &self,
         cfg: &AppGuard,
         state: &AppGuardState,
-        commits: &[crate::ports::gitops::CommitInfo],
+        commits: &[crate::model::commit::CommitInfo],
         targets: &[&Target],
         pages: &[PageBurn],
         now: DateTime<Utc>,
@@ -451,17 +465,19 @@ impl GuardRuntime {
         Ok(out)
     }
 
-    async fn record(&self, rec: DecisionRecord, report: &mut RunReport) {
+    async fn record(&self, stored: &Stored, rec: DecisionRecord, report: &mut RunReport) {
         report.actions.push(rec.action.clone());
-        self.exec.record(&rec).await;
+        self.exec.record(stored, &rec).await;
     }
 
-    async fn notify(&self, n: &Notification) {
-        self.exec.notify(n.clone(), false).await;
+    async fn notify(&self, stored: &Stored, n: &Notification) {
+        self.exec.notify(stored, n.clone(), false).await;
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn apply(
         &self,
+        stored: &Stored,
         app: &AppGuard,
         effect: Effect,
         trigger: &Trigger,
@@ -472,13 +488,13 @@ impl GuardRuntime {
         match effect {
             e @ Effect::Record { .. } => {
                 if let Some(rec) = record_of(app, &e, trigger, now) {
-                    self.record(rec, report).await;
+                    self.record(stored, rec, report).await;
                 }
             }
-            Effect::Notify(n) => self.notify(&n).await,
+            Effect::Notify(n) => self.notify(stored, &n).await,
             Effect::Revert { request, action } => {
                 let key = request.breach_id.clone();
-                let result = self.exec.revert(&request).await;
+                let result = self.exec.revert(stored, &request).await;
                 let (outcome, sha, reverted) = match &result {
                     Ok(o) => describe(o),
                     Err(e) => (format!("error: {e}"), None, Vec::new()),
@@ -516,7 +532,7 @@ impl GuardRuntime {
                 // The record before the outcome is stored: a crash in between repeats the
                 // (idempotent) revert and its record at the next run instead of losing the
                 // record (found by tests/crash_injection.rs).
-                self.record(rec, report).await;
+                self.record(stored, rec, report).await;
                 if let Err(e) = self
                     .update_revert(&app.app, &key, &outcome, sha.clone(), reverted.clone())
                     .await
@@ -524,7 +540,9 @@ impl GuardRuntime {
                     tracing::error!(app = %app.app, breach = %key, "cannot store the revert outcome: {e}");
                 }
                 if matches!(result, Ok(RevertOutcome::Reverted { .. })) {
-                    self.exec.request_sync(&app.app, sha.as_deref()).await;
+                    self.exec
+                        .request_sync(stored, &app.app, sha.as_deref())
+                        .await;
                 }
                 // A rollback and a rollback that could not be made (conflict, error) are
                 // equally urgent; only "nothing to revert" is informational.
@@ -559,14 +577,17 @@ impl GuardRuntime {
                     for t in &request.extra_trailers {
                         fields.insert(field_name(&t.key), t.value.clone());
                     }
-                    self.notify(&Notification {
-                        severity,
-                        subject: app.app.clone(),
-                        title: format!("{}: {action} {outcome}", app.app),
-                        text: request.reason.clone(),
-                        fields,
-                        incident: Some(Incident::trigger(breach.unwrap_or(&key))),
-                    })
+                    self.notify(
+                        stored,
+                        &Notification {
+                            severity,
+                            subject: app.app.clone(),
+                            title: format!("{}: {action} {outcome}", app.app),
+                            text: request.reason.clone(),
+                            fields,
+                            incident: Some(Incident::trigger(breach.unwrap_or(&key))),
+                        },
+                    )
                     .await;
                 }
                 if let Ok(o) = result {
@@ -615,29 +636,30 @@ impl GuardRuntime {
             true
         })
         .await
+        .map(drop)
     }
 
     /// Read-modify-write of an app's state with compare-and-swap retries. `f` returns
-    /// whether it changed anything.
+    /// whether it changed anything. The proof of the stored state (or of the state read,
+    /// when `f` changed nothing) is what the effects that follow ask for.
     async fn modify(
         &self,
         app: &str,
         f: impl Fn(&mut AppGuardState) -> bool,
-    ) -> Result<(), GuardError> {
+    ) -> Result<Stored, GuardError> {
         for _ in 0..CAS_ATTEMPTS {
             let (mut s, version) = self.state(app).await?;
+            let read = s.clone();
             if !f(&mut s) {
-                return Ok(());
+                if let Some(stored) = Stored::unchanged(&read, &s, version) {
+                    return Ok(stored);
+                }
             }
             hit(fp::GUARD_STATE_BEFORE);
-            match self
-                .store
-                .put(&gstate::key(app), to_json(&s), version)
-                .await
-            {
-                Ok(_) => {
+            match store_state(self.store.as_ref(), &gstate::key(app), to_json(&s), version).await {
+                Ok(stored) => {
                     hit(fp::GUARD_STATE_AFTER);
-                    return Ok(());
+                    return Ok(stored);
                 }
                 Err(StateError::Conflict { .. }) => continue,
                 Err(e) => return Err(e.into()),
@@ -664,11 +686,12 @@ impl GuardRuntime {
             actor: actor.to_string(),
             at: now,
         };
-        self.modify(app, |s| {
-            s.pending_override = Some(o.clone());
-            true
-        })
-        .await?;
+        let stored = self
+            .modify(app, |s| {
+                s.pending_override = Some(o.clone());
+                true
+            })
+            .await?;
         let mut rec = DecisionRecord::new(
             now,
             DecisionKind::Operator,
@@ -679,7 +702,7 @@ impl GuardRuntime {
         );
         rec.actor = Some(actor.to_string());
         let mut r = RunReport::default();
-        self.record(rec, &mut r).await;
+        self.record(&stored, rec, &mut r).await;
         Ok(true)
     }
 
@@ -697,15 +720,16 @@ impl GuardRuntime {
             since: now,
             how: how.to_string(),
         };
-        self.modify(app, |s| {
-            if s.known_good.as_ref().is_some_and(|k| k.sha == sha) {
-                return false;
-            }
-            s.known_good = Some(kg.clone());
-            s.candidate = None;
-            true
-        })
-        .await?;
+        let stored = self
+            .modify(app, |s| {
+                if s.known_good.as_ref().is_some_and(|k| k.sha == sha) {
+                    return false;
+                }
+                s.known_good = Some(kg.clone());
+                s.candidate = None;
+                true
+            })
+            .await?;
         let mut rec = DecisionRecord::new(
             now,
             DecisionKind::KnownGood,
@@ -716,7 +740,7 @@ impl GuardRuntime {
         );
         rec.commits = vec![sha.to_string()];
         let mut r = RunReport::default();
-        self.record(rec, &mut r).await;
+        self.record(&stored, rec, &mut r).await;
         Ok(())
     }
 }
@@ -731,10 +755,7 @@ pub async fn read_state(
         None => Ok((AppGuardState::default(), None)),
         Some(Versioned { version, value }) => serde_json::from_value(value)
             .map(|s| (s, Some(version)))
-            .map_err(|e| GuardError::Decode {
-                key,
-                message: e.to_string(),
-            }),
+            .map_err(|source| GuardError::Decode { key, source }),
     }
 }
 

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::ports::state::{DecisionRecord, StateError, StateStore};
-use crate::runtime::effects::Executor;
+use crate::runtime::effects::{Executor, Stored};
 
 /// The outbox of one state document.
 pub struct Outbox {
@@ -77,7 +77,8 @@ impl Outbox {
 
     /// Before a run on the state whose version is now `current`: write the records a
     /// crashed run staged for a state it did store, and drop the outbox.
-    pub async fn flush(&self, current: Option<u64>, exec: &Executor) -> Result<(), StateError> {
+    pub async fn flush(&self, stored: &Stored, exec: &Executor) -> Result<(), StateError> {
+        let current = stored.version();
         let Some(staged) = self.store.get(&self.key).await? else {
             return Ok(());
         };
@@ -85,7 +86,7 @@ impl Outbox {
             Ok(s) if s.before != current => {
                 tracing::warn!(key = %self.key, records = s.records.len(), "writing the decision records of a run that stopped after storing its state");
                 for r in &s.records {
-                    exec.record(r).await;
+                    exec.record(stored, r).await;
                 }
             }
             Ok(_) => {

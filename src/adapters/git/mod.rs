@@ -100,9 +100,11 @@ pub use config::{Auth, RepoConfig, RevertMode, Secret, SecretSource};
 pub use pr::{ForgeConfig, ForgeKind, GitHubPulls, GitLabMergeRequests, GiteaPulls};
 pub use runner::redact_url_userinfo;
 
+use crate::model::commit::{CommitInfo, RevertRequest, Sha};
+use crate::model::trailers::Trailer;
 use crate::ports::gitops::{
-    CommitInfo, CommitOutcome, EditFn, ExistingPullRequest, GitOpsError, GitOpsRepo,
-    PullRequestApi, PullRequestError, PullRequestSpec, RevertOutcome, RevertRequest, Sha, Trailer,
+    CommitOutcome, EditFn, ExistingPullRequest, GitOpsError, GitOpsRepo, PullRequestApi,
+    PullRequestError, PullRequestSpec, RevertOutcome,
 };
 use repo::{BeforePushHook, FileEdit, PrPrepared, Prepared, Repo};
 use runner::GitRunner;
@@ -193,7 +195,7 @@ impl GitCli {
             f(&repo)
         })
         .await
-        .map_err(|e| GitOpsError::Task(e.to_string()))?
+        .map_err(GitOpsError::Task)?
     }
 
     /// Prepare a revert locally (fetch, idempotence check, one local commit) without

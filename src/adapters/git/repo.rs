@@ -10,12 +10,13 @@ use chrono::{DateTime, Utc};
 
 use crate::adapters::git::config::{RepoConfig, RevertMode};
 use crate::adapters::git::runner::{GitRunner, RunOpts};
-use crate::ports::gitops::{
+use crate::model::commit::{CommitInfo, RevertRequest, Sha};
+use crate::model::trailers::{
     format_trailers, is_slogate_revert, one_line, parse_trailer_lines, reverted_shas,
-    trailer_values, validate_trailer_key, CommitInfo, EditError, GitOpsError, RevertRequest,
-    RevertTrailers, Sha, Trailer, TRAILER_APP_PATH, TRAILER_BREACH, TRAILER_BUDGET,
+    trailer_values, RevertTrailers, Trailer, TRAILER_APP_PATH, TRAILER_BREACH, TRAILER_BUDGET,
     TRAILER_KNOWN_GOOD, TRAILER_REASON, TRAILER_REVERTS, TRAILER_SLO, TRAILER_UNREVERTED,
 };
+use crate::ports::gitops::{validate_trailer_key, EditError, GitOpsError};
 
 /// Called right before each push attempt with the attempt number (0-based). Lets tests
 /// inject a concurrent push; `None` in production.
@@ -228,8 +229,10 @@ impl Repo<'_> {
     fn ensure_repo(&self) -> Result<(), GitOpsError> {
         let wd = self.wd().to_path_buf();
         if !wd.join(".git").exists() {
-            fs::create_dir_all(&wd)
-                .map_err(|e| GitOpsError::Io(format!("creating {}: {e}", wd.display())))?;
+            fs::create_dir_all(&wd).map_err(|source| GitOpsError::File {
+                what: format!("creating {}", wd.display()),
+                source,
+            })?;
             self.git.run_opts(
                 &["init", "-q"],
                 RunOpts {
@@ -794,7 +797,12 @@ impl Repo<'_> {
                         message: "file is not UTF-8".into(),
                     })?),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-                    Err(e) => return Err(GitOpsError::Io(format!("reading {path}: {e}"))),
+                    Err(source) => {
+                        return Err(GitOpsError::File {
+                            what: format!("reading {path}"),
+                            source,
+                        })
+                    }
                 };
                 let new = edit(current.as_deref()).map_err(|e| GitOpsError::Edit {
                     path: path.clone(),
@@ -802,12 +810,15 @@ impl Repo<'_> {
                 })?;
                 if current.as_deref() != Some(new.as_str()) {
                     if let Some(dir) = full.parent() {
-                        fs::create_dir_all(dir).map_err(|e| {
-                            GitOpsError::Io(format!("creating dir for {path}: {e}"))
+                        fs::create_dir_all(dir).map_err(|source| GitOpsError::File {
+                            what: format!("creating dir for {path}"),
+                            source,
                         })?;
                     }
-                    fs::write(&full, new)
-                        .map_err(|e| GitOpsError::Io(format!("writing {path}: {e}")))?;
+                    fs::write(&full, new).map_err(|source| GitOpsError::File {
+                        what: format!("writing {path}"),
+                        source,
+                    })?;
                 }
             }
             let mut add: Vec<String> = vec!["add".into(), "-A".into(), "--".into()];

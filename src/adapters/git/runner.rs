@@ -283,9 +283,9 @@ impl GitRunner {
             use std::os::unix::process::CommandExt;
             cmd.process_group(0);
         }
-        let mut child = cmd.spawn().map_err(|e| GitOpsError::Spawn {
+        let mut child = cmd.spawn().map_err(|source| GitOpsError::Spawn {
             command: described.clone(),
-            message: e.to_string(),
+            source,
         })?;
         let stdin_thread = match (opts.stdin, child.stdin.take()) {
             (Some(data), Some(mut pipe)) => {
@@ -314,10 +314,10 @@ impl GitRunner {
             match child.try_wait() {
                 Ok(Some(status)) => break status,
                 Ok(None) => {}
-                Err(e) => {
+                Err(source) => {
                     return Err(GitOpsError::Spawn {
                         command: described,
-                        message: e.to_string(),
+                        source,
                     })
                 }
             }

@@ -14,9 +14,8 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 use super::repo::{pr_branch_name, Prepared};
 use super::runner::{GitRunner, RunOpts};
 use super::*;
-use crate::ports::gitops::{
-    reverted_shas, GitOpsRepo, RevertTrailers, TRAILER_BREACH, TRAILER_REVERTS,
-};
+use crate::model::trailers::{reverted_shas, RevertTrailers, TRAILER_BREACH, TRAILER_REVERTS};
+use crate::ports::gitops::GitOpsRepo;
 
 const CHECKOUT: &str = "apps/checkout/overlays/prod";
 const CHECKOUT_DEPLOY: &str = "apps/checkout/overlays/prod/deployment.yaml";

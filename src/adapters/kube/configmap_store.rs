@@ -115,7 +115,7 @@ pub fn configmap_name(key: &str) -> String {
 }
 
 /// Why a state ConfigMap could not be read or written. Converted into
-/// [`StateError::Backend`] with this message; conflicts are [`StateError::Conflict`] and
+/// [`StateError::Api`] (kept as its source); conflicts are [`StateError::Conflict`] and
 /// undecodable documents [`StateError::Corrupt`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigMapStoreError {
@@ -141,7 +141,9 @@ pub enum ConfigMapStoreError {
 
 impl From<ConfigMapStoreError> for StateError {
     fn from(e: ConfigMapStoreError) -> Self {
-        StateError::Backend(e.to_string())
+        StateError::Api {
+            source: Box::new(e),
+        }
     }
 }
 

@@ -78,10 +78,10 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 
 use super::{call, CallError, DEFAULT_CALL_TIMEOUT, FIELD_MANAGER};
-use crate::ports::traffic::{
-    BackendRef, HeaderMatch, HeaderValue, IstioDestinations, Routing, TrafficError, TrafficRouter,
-    TrafficTarget, Weights,
+use crate::model::traffic::{
+    BackendRef, HeaderMatch, HeaderValue, IstioDestinations, Routing, TrafficTarget, Weights,
 };
+use crate::ports::traffic::{TrafficError, TrafficRouter};
 
 /// Default number of patch attempts on resourceVersion conflicts.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;

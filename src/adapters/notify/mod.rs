@@ -42,7 +42,8 @@ use serde::Deserialize;
 
 use crate::adapters::git::{Secret, SecretSource};
 use crate::adapters::http;
-use crate::ports::notify::{Notification, Notifier, NotifyError, Severity};
+use crate::model::notify::{Notification, Severity};
+use crate::ports::notify::{Notifier, NotifyError};
 use crate::slo::PromDuration;
 
 pub use pagerduty::PagerDutyNotifier;

@@ -32,9 +32,8 @@ use serde_json::{json, Map, Value};
 
 use super::{Endpoint, RetryPolicy, UrlSource};
 use crate::adapters::git::SecretSource;
-use crate::ports::notify::{
-    Incident, IncidentAction, Notification, Notifier, NotifyError, Severity,
-};
+use crate::model::notify::{Incident, IncidentAction, Notification, Severity};
+use crate::ports::notify::{Notifier, NotifyError};
 
 /// PagerDuty's public Events API v2 endpoint.
 pub const DEFAULT_EVENTS_URL: &str = "https://events.pagerduty.com/v2/enqueue";

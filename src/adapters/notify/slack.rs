@@ -19,7 +19,8 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 
 use super::{Endpoint, RetryPolicy, UrlSource};
-use crate::ports::notify::{Notification, Notifier, NotifyError, Severity};
+use crate::model::notify::{Notification, Severity};
+use crate::ports::notify::{Notifier, NotifyError};
 
 #[derive(Debug)]
 pub struct SlackNotifier(Endpoint);

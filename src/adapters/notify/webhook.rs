@@ -20,7 +20,8 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
 
 use super::{Endpoint, RetryPolicy, UrlSource};
 use crate::adapters::git::SecretSource;
-use crate::ports::notify::{Notification, Notifier, NotifyError, Severity};
+use crate::model::notify::{Notification, Severity};
+use crate::ports::notify::{Notifier, NotifyError};
 
 pub struct WebhookNotifier {
     endpoint: Endpoint,

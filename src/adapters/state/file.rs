@@ -36,10 +36,10 @@ pub struct FileStore {
     root: Arc<PathBuf>,
 }
 
-fn io_err(path: &Path, e: impl std::fmt::Display) -> StateError {
+fn io_err(path: &Path, e: impl Into<std::io::Error>) -> StateError {
     StateError::Io {
         path: path.display().to_string(),
-        message: e.to_string(),
+        source: e.into(),
     }
 }
 
@@ -291,7 +291,7 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, StateError> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| StateError::Backend(format!("state task failed: {e}")))?
+        .map_err(StateError::Task)?
 }
 
 #[async_trait]
@@ -349,6 +349,18 @@ mod tests {
             "rollback",
             "budget 96% consumed",
         )
+    }
+
+    /// An I/O failure names the path and keeps the `io::Error` as its source.
+    #[test]
+    fn io_errors_keep_their_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("not-a-dir");
+        std::fs::write(&file, "x").unwrap();
+        let e = FileStore::open(&file).unwrap_err();
+        assert!(e.to_string().contains("not-a-dir"), "{e}");
+        let source = std::error::Error::source(&e).expect("a source");
+        assert!(source.is::<std::io::Error>(), "{source:?}");
     }
 
     #[tokio::test]

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::adapters::state::conflict_backoff;
 use crate::ports::state::{StateError, StateStore};
 use crate::rollout::{CommandAction, OperatorCommand, RolloutStatus};
+use crate::runtime::effects::{store_state, Stored};
 
 /// Results kept in the queue document (the most recent ones).
 pub const RESULTS_KEPT: usize = 32;
@@ -148,7 +149,7 @@ async fn modify_queue(
     namespace: &str,
     name: &str,
     mut f: impl FnMut(&mut CommandQueue) -> bool,
-) -> Result<CommandQueue, StateError> {
+) -> Result<(CommandQueue, Stored), StateError> {
     let key = commands_key(namespace, name);
     let mut last = None;
     for round in 0..CAS_ATTEMPTS {
@@ -156,11 +157,14 @@ async fn modify_queue(
             conflict_backoff(round as usize - 1).await;
         }
         let (mut q, version) = read_queue(store, namespace, name).await?;
+        let read = q.clone();
         if !f(&mut q) {
-            return Ok(q);
+            if let Some(stored) = Stored::unchanged(&read, &q, version) {
+                return Ok((q, stored));
+            }
         }
-        match store.put(&key, to_json(&key, &q)?, version).await {
-            Ok(_) => return Ok(q),
+        match store_state(store, &key, to_json(&key, &q)?, version).await {
+            Ok(stored) => return Ok((q, stored)),
             Err(e @ StateError::Conflict { .. }) => last = Some(e),
             Err(e) => return Err(e),
         }
@@ -168,7 +172,8 @@ async fn modify_queue(
     Err(last.unwrap_or_else(|| StateError::Backend(format!("`{key}` kept changing"))))
 }
 
-/// Queue a command for a rollout. Returns it (with its fresh id).
+/// Queue a command for a rollout. Returns it (with its fresh id) and the proof that the
+/// queue holding it is stored (what the effects of the request ask for).
 #[allow(clippy::too_many_arguments)]
 pub async fn enqueue(
     store: &dyn StateStore,
@@ -179,7 +184,7 @@ pub async fn enqueue(
     reason: Option<String>,
     via: &str,
     now: DateTime<Utc>,
-) -> Result<OperatorCommand, StateError> {
+) -> Result<(OperatorCommand, Stored), StateError> {
     let command = OperatorCommand {
         id: new_command_id(now),
         action,
@@ -191,12 +196,12 @@ pub async fn enqueue(
         at: now,
         via: via.to_string(),
     };
-    modify_queue(store, namespace, name, |q| {
+    let (_, stored) = modify_queue(store, namespace, name, |q| {
         q.pending.push(queued.clone());
         true
     })
     .await?;
-    Ok(command)
+    Ok((command, stored))
 }
 
 /// Move handled commands out of `pending` into `results`.
@@ -268,7 +273,8 @@ mod tests {
             now,
         )
         .await
-        .unwrap();
+        .unwrap()
+        .0;
         let b = enqueue(
             &store,
             "shop",
@@ -280,7 +286,8 @@ mod tests {
             now,
         )
         .await
-        .unwrap();
+        .unwrap()
+        .0;
         assert_ne!(a.id, b.id);
         assert_eq!(b.reason, None);
         let (q, v) = read_queue(&store, "shop", "checkout").await.unwrap();

@@ -52,13 +52,15 @@ use super::analysis::run_interval;
 use super::commands::{self, read_queue, read_status, status_key, CommandOutcome, CommandResult};
 use super::promotion::{manifest_file, promote_edit};
 use crate::adapters::leader::{AlwaysLeader, Leadership};
-use crate::ports::gitops::{
-    CommitOutcome, EditError, EditFn, GitOpsRepo, RevertOutcome, RevertRequest, Trailer,
-};
+use crate::model::commit::RevertRequest;
+use crate::model::notify::{Incident, Notification, Severity};
+use crate::model::traffic::{Routing, Weights};
+use crate::model::trailers::Trailer;
+use crate::ports::gitops::{CommitOutcome, EditError, EditFn, GitOpsRepo, RevertOutcome};
 use crate::ports::metrics::MetricsSource;
-use crate::ports::notify::{Incident, Notification, Notifier, Severity};
+use crate::ports::notify::Notifier;
 use crate::ports::state::{DecisionKind, DecisionRecord, StateError, StateStore};
-use crate::ports::traffic::{Routing, TrafficError, TrafficRouter, Weights};
+use crate::ports::traffic::{TrafficError, TrafficRouter};
 use crate::ports::versions::{VersionSource, WorkloadVersions};
 use crate::rollout::checks::{self, IntervalObservation};
 use crate::rollout::status::Verdict;
@@ -66,7 +68,7 @@ use crate::rollout::{
     analysis_window, decide, CommandAction, Effect, EffectCompletion, EffectOutcome, Observations,
     OperatorCommand, Phase, PhaseName, Rejection, Rollout, RolloutStatus,
 };
-use crate::runtime::effects::{EffectError, Executor, StoreLog};
+use crate::runtime::effects::{store_state, EffectError, Executor, StoreLog, Stored};
 use crate::runtime::failpoint::{self as fp, hit};
 use crate::runtime::guard::GuardRuntime;
 use crate::runtime::metrics::{KindLabels, RolloutMetrics};
@@ -333,7 +335,7 @@ impl RolloutController {
     ) -> Result<CommandResult, RolloutError> {
         let ns = self.rollout.namespace();
         let name = &self.rollout.metadata.name;
-        let cmd = commands::enqueue(
+        let (cmd, stored) = commands::enqueue(
             self.deps.store.as_ref(),
             ns,
             name,
@@ -371,7 +373,7 @@ impl RolloutController {
         );
         rec.actor = Some(actor.to_string());
         rec.observed = json!({"command": cmd.id, "reason": cmd.reason});
-        self.append(rec).await;
+        self.append(&stored, rec).await;
         Ok(CommandResult {
             id: cmd.id,
             action,
@@ -489,50 +491,56 @@ impl RolloutController {
         // ---- decide, store, apply, until no effects ---------------------------------------
         // A reconcile that stopped after storing a status left its decision records here.
         let outbox = Outbox::new(self.deps.store.clone(), &status_key(&ns, &name));
-        if let Err(e) = outbox.flush(version, &self.exec).await {
-            tracing::warn!(rollout = %self.key(), "cannot flush the decision outbox: {e}");
+        // The status read is the stored one: the proof the staged records' writes ask for.
+        if let Some(proof) = Stored::unchanged(&status, &status, version) {
+            if let Err(e) = outbox.flush(&proof, &self.exec).await {
+                tracing::warn!(rollout = %self.key(), "cannot flush the decision outbox: {e}");
+            }
         }
         let mut requeue = self.deps.settings.follower_requeue;
         'rounds: for round in 0..self.deps.settings.max_rounds {
             report.rounds = round + 1;
             let d = decide(&self.rollout, &status, &obs, now);
             let mut staged = false;
-            if d.next != status {
-                if !self.deps.leadership.is_leader() {
-                    report.stopped =
-                        Some("leadership lost before storing the next status".to_string());
-                    break;
-                }
-                let value = serde_json::to_value(&d.next).map_err(|e| RolloutError::State {
-                    rollout: self.key(),
-                    source: StateError::Corrupt {
-                        key: status_key(&ns, &name),
-                        message: e.to_string(),
-                    },
-                })?;
-                // The round's records first, where a crash after the status is stored
-                // cannot lose them.
-                let records = d
-                    .effects
-                    .iter()
-                    .filter_map(|e| self.record_of(e, &d.next, now))
-                    .collect();
-                staged = match outbox.stage(version, records).await {
-                    Ok(s) => s,
-                    Err(e) => {
-                        tracing::warn!(rollout = %self.key(), "cannot stage the decision records: {e}");
-                        false
+            let stored = match Stored::unchanged(&status, &d.next, version) {
+                Some(stored) => stored,
+                None => {
+                    if !self.deps.leadership.is_leader() {
+                        report.stopped =
+                            Some("leadership lost before storing the next status".to_string());
+                        break;
                     }
-                };
-                hit(fp::ROLLOUT_STATE_BEFORE);
-                version = Some(
-                    store
-                        .put(&status_key(&ns, &name), value, version)
+                    let value = serde_json::to_value(&d.next).map_err(|e| RolloutError::State {
+                        rollout: self.key(),
+                        source: StateError::Corrupt {
+                            key: status_key(&ns, &name),
+                            message: e.to_string(),
+                        },
+                    })?;
+                    // The round's records first, where a crash after the status is stored
+                    // cannot lose them.
+                    let records = d
+                        .effects
+                        .iter()
+                        .filter_map(|e| self.record_of(e, &d.next, now))
+                        .collect();
+                    staged = match outbox.stage(version, records).await {
+                        Ok(s) => s,
+                        Err(e) => {
+                            tracing::warn!(rollout = %self.key(), "cannot stage the decision records: {e}");
+                            false
+                        }
+                    };
+                    hit(fp::ROLLOUT_STATE_BEFORE);
+                    // State first: the effects below need the proof the write returns.
+                    let stored = store_state(store, &status_key(&ns, &name), value, version)
                         .await
-                        .map_err(|e| self.state_err(e))?,
-                );
-                hit(fp::ROLLOUT_STATE_AFTER);
-            }
+                        .map_err(|e| self.state_err(e))?;
+                    hit(fp::ROLLOUT_STATE_AFTER);
+                    version = stored.version();
+                    stored
+                }
+            };
             for n in &d.notes {
                 tracing::debug!(rollout = %self.key(), "{n}");
             }
@@ -574,7 +582,7 @@ impl RolloutController {
                     ));
                     break 'rounds;
                 }
-                if let Some(c) = self.apply(effect, &status, now, &mut report).await {
+                if let Some(c) = self.apply(&stored, effect, &status, now, &mut report).await {
                     completions.push(c);
                 }
             }
@@ -797,19 +805,20 @@ impl RolloutController {
         }
     }
 
-    async fn append(&self, rec: DecisionRecord) {
+    async fn append(&self, stored: &Stored, rec: DecisionRecord) {
         let kind = serde_json::to_value(rec.kind)
             .ok()
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_default();
         self.deps.metrics_registry.decision(&kind, &rec.action);
-        self.exec.record(&rec).await;
+        self.exec.record(stored, &rec).await;
     }
 
     /// Apply one effect; the completion to feed back to `decide`, for the effects that have
     /// one.
     async fn apply(
         &self,
+        stored: &Stored,
         effect: Effect,
         status: &RolloutStatus,
         now: DateTime<Utc>,
@@ -822,7 +831,11 @@ impl RolloutController {
                     // `routing()` is Some for every SetWeights.
                     return None;
                 };
-                let outcome = match self.exec.set_routing(expected.as_ref(), &routing).await {
+                let outcome = match self
+                    .exec
+                    .set_routing(stored, expected.as_ref(), &routing)
+                    .await
+                {
                     Ok(read) => EffectOutcome::WeightsSet {
                         weights: read.weights,
                     },
@@ -854,7 +867,7 @@ impl RolloutController {
                 reason,
                 ..
             } => {
-                let outcome = self.revert(&key, &path, &version, &reason).await;
+                let outcome = self.revert(stored, &key, &path, &version, &reason).await;
                 report.effects.push(AppliedEffect {
                     key: key.clone(),
                     effect: "revertCanary".into(),
@@ -870,7 +883,13 @@ impl RolloutController {
                 key, path, version, ..
             } => {
                 let outcome = self
-                    .commit_promotion(&key, &path, &version, status.stable_version.as_deref())
+                    .commit_promotion(
+                        stored,
+                        &key,
+                        &path,
+                        &version,
+                        status.stable_version.as_deref(),
+                    )
                     .await;
                 report.effects.push(AppliedEffect {
                     key: key.clone(),
@@ -928,7 +947,7 @@ impl RolloutController {
                     outcome: "sent in the background".into(),
                 });
                 // On a background task: a rollout never waits for the notifiers.
-                self.exec.notify(n, true).await;
+                self.exec.notify(stored, n, true).await;
                 None
             }
             Effect::RecordDecision {
@@ -943,7 +962,7 @@ impl RolloutController {
                     outcome: action.clone(),
                 });
                 if let Some(rec) = self.record_of(&effect, status, now) {
-                    self.append(rec).await;
+                    self.append(stored, rec).await;
                 }
                 None
             }
@@ -986,7 +1005,14 @@ impl RolloutController {
         Some(rec)
     }
 
-    async fn revert(&self, key: &str, path: &str, version: &str, reason: &str) -> EffectOutcome {
+    async fn revert(
+        &self,
+        stored: &Stored,
+        key: &str,
+        path: &str,
+        version: &str,
+        reason: &str,
+    ) -> EffectOutcome {
         if !self.exec.has_repo() {
             return EffectOutcome::Reverted {
                 sha: None,
@@ -1009,7 +1035,7 @@ impl RolloutController {
             ],
             reason_code: None,
         };
-        match self.exec.revert(&req).await {
+        match self.exec.revert(stored, &req).await {
             Ok(o) => match o {
                 RevertOutcome::Reverted { sha, reverted } => EffectOutcome::Reverted {
                     sha: Some(sha),
@@ -1049,6 +1075,7 @@ impl RolloutController {
 
     async fn commit_promotion(
         &self,
+        stored: &Stored,
         key: &str,
         path: &str,
         version: &str,
@@ -1073,7 +1100,7 @@ impl RolloutController {
             "slogate: promote {rollout} to {version}\n\nThe canary {version} of rollout {rollout} passed its analysis at every step; it becomes the stable version in {file}.\n\nSlogate-Rollout: {rollout}\nSlogate-Promotion: {key}\nSlogate-Version: {version}\n",
             rollout = self.key()
         );
-        match self.exec.commit_edit(&file, edit, &message).await {
+        match self.exec.commit_edit(stored, &file, edit, &message).await {
             Ok(CommitOutcome::Pushed { sha }) => EffectOutcome::PromotionCommitted { sha },
             Ok(CommitOutcome::Unchanged { head }) => {
                 EffectOutcome::PromotionCommitted { sha: head }

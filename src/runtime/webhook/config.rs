@@ -265,7 +265,7 @@ mod tests {
         assert_eq!(c.notifications.len(), 2);
         assert_eq!(
             c.notifications[0].min_severity,
-            crate::ports::notify::Severity::Critical
+            crate::model::notify::Severity::Critical
         );
         assert_eq!(c.notifications[1].headers["X-Team"], "sre");
         assert_eq!(c.notifications[1].max_attempts, 2);

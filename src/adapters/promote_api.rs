@@ -1,5 +1,5 @@
-//! [`PromoteState`] over the daemon's HTTP API (the endpoints of [`super::api`]), for CI
-//! jobs that do not share a state directory with the daemon.
+//! [`PromoteState`] over the daemon's HTTP API (the endpoints of `crate::promote::api`), for
+//! CI jobs that do not share a state directory with the daemon.
 //!
 //! The requests go through the daemon-API client ([`DaemonApi`]): every request has a
 //! timeout and a bearer token read from a file or an environment variable at each call.
@@ -11,11 +11,11 @@ use async_trait::async_trait;
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 
-use super::approval::{Approval, ApprovalRequest, Change};
-use super::state::{Approved, PromoteState, PromoteStateError};
 use crate::adapters::daemon_api::{DaemonApi, DaemonApiError, Reply};
 use crate::adapters::git::SecretSource;
 use crate::guard::AppGuardState;
+use crate::model::approval::{Approval, ApprovalRequest, Change, ImageRef};
+use crate::ports::promote::{Approved, PromoteState, PromoteStateError};
 use crate::ports::state::DecisionRecord;
 
 /// A client of the daemon's promote API.
@@ -125,8 +125,8 @@ impl PromoteState for ApiClient {
         comment: Option<&str>,
     ) -> Result<Approved, PromoteStateError> {
         let sep = match change.to {
-            super::image::ImageRef::Tag(_) => '=',
-            super::image::ImageRef::Digest(_) => '@',
+            ImageRef::Tag(_) => '=',
+            ImageRef::Digest(_) => '@',
         };
         let body = ApprovalRequest {
             repo: change.repo.clone(),
@@ -174,109 +174,5 @@ impl PromoteState for ApiClient {
             Some(r) => Ok(r),
             None => Err(Self::no_endpoint(&reply, "no decisions endpoint")),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::adapters::state::MemoryStore;
-    use crate::ports::state::{DecisionKind, DecisionQuery, StateStore};
-    use crate::promote::image::ImageRef;
-    use std::sync::Arc;
-
-    /// The client against the real router on a loopback port.
-    #[tokio::test]
-    async fn client_and_router_agree() {
-        let dir = tempfile::tempdir().unwrap();
-        let token_file = dir.path().join("token");
-        std::fs::write(&token_file, "s3cret\n").unwrap();
-        let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
-        let app = super::super::api::router_with_token(
-            store.clone(),
-            SecretSource::File(token_file.clone()),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let server = tokio::spawn(async move { axum::serve(listener, app).await });
-        let base = format!("http://{addr}/");
-        let client = ApiClient::new(
-            &base,
-            SecretSource::File(token_file.clone()),
-            Duration::from_secs(5),
-        )
-        .unwrap();
-
-        assert_eq!(client.guard("checkout").await.unwrap(), None);
-        let change = Change::new(
-            "/srv/gitops.git",
-            "overlays/prod",
-            "checkout",
-            ImageRef::Tag("v2".into()),
-        )
-        .unwrap();
-        assert_eq!(client.approval(&change.key()).await.unwrap(), None);
-        let a = client.approve(&change, "alice", None).await.unwrap();
-        assert!(a.created);
-        assert_eq!(a.approval.key, change.key());
-        let b = client.approve(&change, "bob", None).await.unwrap();
-        assert!(!b.created);
-        assert_eq!(b.approval.actor, "alice");
-        assert_eq!(
-            client.approval(&change.key()).await.unwrap().unwrap().actor,
-            "alice"
-        );
-
-        let mut rec = DecisionRecord::new(
-            chrono::Utc::now(),
-            DecisionKind::Promote,
-            "prod",
-            "cli",
-            "promote",
-            "ok",
-        );
-        rec.commits = vec!["abc".into()];
-        client.record(&rec).await.unwrap();
-        let log = store.decisions(&DecisionQuery::default()).await.unwrap();
-        assert_eq!(
-            log.iter().map(|r| r.action.as_str()).collect::<Vec<_>>(),
-            ["approve", "promote"]
-        );
-        assert_eq!(log[0].trigger, "api");
-
-        // A wrong token is a 401 that names no secret.
-        let wrong = dir.path().join("wrong");
-        std::fs::write(&wrong, "nope").unwrap();
-        let bad = ApiClient::new(&base, SecretSource::File(wrong), Duration::from_secs(5)).unwrap();
-        let e = bad.guard("checkout").await.unwrap_err().to_string();
-        assert!(
-            e.contains("HTTP 401") && !e.contains("s3cret") && !e.contains("nope"),
-            "{e}"
-        );
-        server.abort();
-
-        // Nobody listening: a transport error, quickly.
-        let gone = ApiClient::new(
-            &base,
-            SecretSource::File(token_file),
-            Duration::from_secs(2),
-        )
-        .unwrap();
-        assert!(matches!(
-            gone.guard("x").await,
-            Err(PromoteStateError::Transport { .. })
-        ));
-        assert!(ApiClient::new(
-            "ftp://x",
-            SecretSource::Env("T".into()),
-            Duration::from_secs(1)
-        )
-        .is_err());
-        assert!(ApiClient::new(
-            "http://u:p@x",
-            SecretSource::Env("T".into()),
-            Duration::from_secs(1)
-        )
-        .is_err());
     }
 }
