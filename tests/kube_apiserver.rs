@@ -808,14 +808,18 @@ fn rollouts_reaching_beyond_their_namespace_are_refused() {
         &format!("    virtualService:\n      name: checkout\n      namespace: {victim}\n"),
     );
     api.apply(&cross);
-    api.apply(&app_objects(&paths, Route::HttpRoute, "[10, 50, 100]", "3s"));
+    api.apply(&app_objects(
+        &paths,
+        Route::HttpRoute,
+        "[10, 50, 100]",
+        "3s",
+    ));
 
     let remote_url = remote.url();
     let lease = format!("slogate-{tenant}");
     let namespaces = format!("{tenant}, {paths}");
-    let scoping = format!(
-        "  gitops_paths:\n    {tenant}: [apps/checkout]\n    {paths}: [apps/other]\n"
-    );
+    let scoping =
+        format!("  gitops_paths:\n    {tenant}: [apps/checkout]\n    {paths}: [apps/other]\n");
     let mut setup = Setup::new(work.path(), &prom.url, &namespaces, &lease);
     setup.remote = Some(&remote_url);
     setup.rollouts_extra = &scoping;
@@ -843,20 +847,34 @@ fn rollouts_reaching_beyond_their_namespace_are_refused() {
     assert!(c["observedGeneration"].as_i64().is_some(), "{c}");
     let c = admitted(&paths);
     assert_eq!(c["reason"], "GitOpsPathNotAllowed", "{c}");
-    assert!(c["message"].as_str().unwrap().contains("spec.gitops.path"), "{c}");
+    assert!(
+        c["message"].as_str().unwrap().contains("spec.gitops.path"),
+        "{c}"
+    );
 
     // Long enough for the failing canary to have aborted had it run (two failed 3s
     // intervals), and for several resyncs and watch events (the status writes).
     std::thread::sleep(Duration::from_secs(12));
     daemon.alive();
-    assert_eq!(daemon.metric("slogate_rollouts{state=\"refused\"}"), Some(2.0));
-    assert_eq!(daemon.metric("slogate_rollouts{state=\"running\"}"), Some(0.0));
+    assert_eq!(
+        daemon.metric("slogate_rollouts{state=\"refused\"}"),
+        Some(2.0)
+    );
+    assert_eq!(
+        daemon.metric("slogate_rollouts{state=\"running\"}"),
+        Some(0.0)
+    );
     for (ns, resource) in [(&victim, "virtualservices"), (&paths, "httproutes")] {
         let writes = writes_by_slogate(api, ns, resource);
         assert!(writes.is_empty(), "{ns}/{resource}: {writes:?}");
     }
     assert_eq!(canary_weight(api, &victim, Route::VirtualService), Some(0));
-    assert_eq!(remote.log()[0].0, head, "nothing was committed: {:?}", remote.log());
+    assert_eq!(
+        remote.log()[0].0,
+        head,
+        "nothing was committed: {:?}",
+        remote.log()
+    );
     for ns in [&tenant, &paths] {
         let out = common::run_ok(common::slogate().args([
             "decisions",
@@ -876,15 +894,19 @@ fn rollouts_reaching_beyond_their_namespace_are_refused() {
 
     // Re-applied with its route in its own namespace: it runs on its own VirtualService.
     api.apply(&own);
-    wait_until("the tenant's Rollout to run", Duration::from_secs(120), || {
-        daemon.alive();
-        let w = canary_weight(api, &tenant, Route::VirtualService);
-        let c = admitted(&tenant);
-        if w == Some(10) && c["status"] == "True" {
-            return Ok(());
-        }
-        Err(format!("weight {w:?}, {c}\n{}", daemon.log()))
-    });
+    wait_until(
+        "the tenant's Rollout to run",
+        Duration::from_secs(120),
+        || {
+            daemon.alive();
+            let w = canary_weight(api, &tenant, Route::VirtualService);
+            let c = admitted(&tenant);
+            if w == Some(10) && c["status"] == "True" {
+                return Ok(());
+            }
+            Err(format!("weight {w:?}, {c}\n{}", daemon.log()))
+        },
+    );
     assert!(!route_patches(api, &tenant, Route::VirtualService).is_empty());
     assert!(writes_by_slogate(api, &victim, "virtualservices").is_empty());
     assert_eq!(canary_weight(api, &victim, Route::VirtualService), Some(0));

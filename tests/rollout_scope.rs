@@ -74,12 +74,18 @@ fn setup() -> Option<Setup> {
         "shop and payments v1",
     );
     remote.commit(&[(SHOP, &kustomization("shop", "v2"))], "shop v2");
-    remote.commit(&[(PAYMENTS, &kustomization("payments", "v2"))], "payments v2");
+    remote.commit(
+        &[(PAYMENTS, &kustomization("payments", "v2"))],
+        "payments v2",
+    );
     let rollouts = work.join("rollouts");
     std::fs::create_dir_all(&rollouts).unwrap();
     for (name, text) in [
         ("ok", rollout("ok", None, "apps/shop", true)),
-        ("cross", rollout("cross", Some("payments"), "apps/shop", false)),
+        (
+            "cross",
+            rollout("cross", Some("payments"), "apps/shop", false),
+        ),
         ("outside", rollout("outside", None, "apps/payments", true)),
     ] {
         std::fs::write(rollouts.join(format!("{name}.yaml")), text).unwrap();
@@ -156,13 +162,17 @@ fn out_of_scope_rollouts_are_refused_in_file_mode() {
     // Let a few resyncs (every second) pass before counting records.
     std::thread::sleep(Duration::from_secs(3));
     let metrics = d.metrics();
-    assert_eq!(metric(&metrics, "slogate_rollouts{state=\"refused\"}"), Some(2.0), "{metrics}");
-    assert_eq!(metric(&metrics, "slogate_rollouts{state=\"running\"}"), Some(1.0), "{metrics}");
-    assert!(
-        !d.log().contains("Rollouts are not scoped"),
-        "{}",
-        d.log()
+    assert_eq!(
+        metric(&metrics, "slogate_rollouts{state=\"refused\"}"),
+        Some(2.0),
+        "{metrics}"
     );
+    assert_eq!(
+        metric(&metrics, "slogate_rollouts{state=\"running\"}"),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert!(!d.log().contains("Rollouts are not scoped"), "{}", d.log());
     assert!(d.terminate().success());
 
     // Restarted over the same state: still refused, nothing recorded twice.
@@ -177,21 +187,32 @@ fn out_of_scope_rollouts_are_refused_in_file_mode() {
     assert!(!weights.join("cross.json").exists());
     assert!(!weights.join("outside.json").exists());
     assert!(s.reverts_of("outside").is_empty() && s.reverts_of("cross").is_empty());
-    let head_payments = s
-        .remote
-        .remote_git(&["log", "-1", "--format=%s", "main", "--", "apps/payments"]);
+    let head_payments =
+        s.remote
+            .remote_git(&["log", "-1", "--format=%s", "main", "--", "apps/payments"]);
     assert_eq!(head_payments.trim(), "payments v2");
     assert_eq!(s.reverts_of("ok").len(), 1);
 
     // Their status says why, and the decision log has one record each.
     let state = s.work().join("state");
     for (name, reason, field) in [
-        ("cross", "RouteOutsideNamespace", "spec.traffic.httpRoute.namespace"),
+        (
+            "cross",
+            "RouteOutsideNamespace",
+            "spec.traffic.httpRoute.namespace",
+        ),
         ("outside", "GitOpsPathNotAllowed", "spec.gitops.path"),
     ] {
         let v = json(
             slogate()
-                .args(["rollout", "status", &format!("shop/{name}"), "-o", "json", "--state-dir"])
+                .args([
+                    "rollout",
+                    "status",
+                    &format!("shop/{name}"),
+                    "-o",
+                    "json",
+                    "--state-dir",
+                ])
                 .arg(&state),
         );
         let c = &v["status"]["conditions"][0];
@@ -203,17 +224,37 @@ fn out_of_scope_rollouts_are_refused_in_file_mode() {
 
         let records = json(
             slogate()
-                .args(["decisions", "-o", "json", "--subject", &format!("shop/{name}"), "--state-dir"])
+                .args([
+                    "decisions",
+                    "-o",
+                    "json",
+                    "--subject",
+                    &format!("shop/{name}"),
+                    "--state-dir",
+                ])
                 .arg(&state),
         );
         let records = records.as_array().unwrap();
         assert_eq!(records.len(), 1, "{records:?}");
         let r = &records[0];
-        assert_eq!((r["kind"].as_str(), r["action"].as_str()), (Some("rollout"), Some("refuse")));
+        assert_eq!(
+            (r["kind"].as_str(), r["action"].as_str()),
+            (Some("rollout"), Some("refuse"))
+        );
         assert_eq!(r["observed"]["violations"][0]["field"], field, "{r}");
-        let rule = if name == "cross" { "rollouts.route_namespaces" } else { "rollouts.gitops_paths" };
+        let rule = if name == "cross" {
+            "rollouts.route_namespaces"
+        } else {
+            "rollouts.gitops_paths"
+        };
         assert_eq!(r["observed"]["violations"][0]["rule"], rule, "{r}");
-        assert!(r["reason"].as_str().unwrap().contains(&format!("shop/{name}")), "{r}");
+        assert!(
+            r["reason"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("shop/{name}")),
+            "{r}"
+        );
     }
 }
 

@@ -23,12 +23,12 @@ use common::Healthy;
 use slogate::adapters::state::FileStore;
 use slogate::adapters::traffic_file::FileRouter;
 use slogate::ports::rollouts::{RolloutSet, RolloutSource, RolloutSourceError};
-use slogate::rollout::load::from_yaml_str;
-use slogate::rollout::{PhaseName, Rollout, RolloutStatus};
-use slogate::runtime::metrics::{RolloutLabels, RolloutMetrics, SpecStateLabels};
 use slogate::ports::state::{DecisionQuery, DecisionRecord, StateStore};
+use slogate::rollout::load::from_yaml_str;
 use slogate::rollout::scope::Scope;
 use slogate::rollout::status::{ConditionStatus, ADMITTED};
+use slogate::rollout::{PhaseName, Rollout, RolloutStatus};
+use slogate::runtime::metrics::{RolloutLabels, RolloutMetrics, SpecStateLabels};
 use slogate::runtime::rollout::{
     weights_file, Admission, ControllerFactory, RolloutController, RolloutDeps, RolloutRegistry,
     RolloutSupervisor, StaticVersions, SyncReport,
@@ -335,7 +335,9 @@ async fn wait_for<T>(mut f: impl FnMut() -> Option<T>) -> T {
 /// A Rollout in `shop` whose route is in `route_ns` (none: its own) and whose GitOps path
 /// is `path`.
 fn scoped(name: &str, route_ns: Option<&str>, path: &str) -> Rollout {
-    let ns = route_ns.map(|n| format!(", namespace: {n}")).unwrap_or_default();
+    let ns = route_ns
+        .map(|n| format!(", namespace: {n}"))
+        .unwrap_or_default();
     from_yaml_str(&format!(
         r#"
 apiVersion: slogate.dev/v1alpha1
@@ -396,7 +398,9 @@ async fn out_of_scope_rollouts_are_refused_once_and_admitted_when_fixed() {
     assert_eq!(r.rejected, keys(&["shop/a", "shop/b"]), "{r:?}");
     assert!(f.registry.get("shop", "a").is_none() && f.registry.get("shop", "b").is_none());
     assert!(
-        r.problems.iter().any(|p| p.contains("Rollout shop/a: refused: spec.traffic.httpRoute.namespace")),
+        r.problems
+            .iter()
+            .any(|p| p.contains("Rollout shop/a: refused: spec.traffic.httpRoute.namespace")),
         "{r:?}"
     );
     let specs = |state: &str| {
@@ -413,7 +417,11 @@ async fn out_of_scope_rollouts_are_refused_once_and_admitted_when_fixed() {
     );
 
     for (name, reason, field) in [
-        ("a", "RouteOutsideNamespace", "spec.traffic.httpRoute.namespace"),
+        (
+            "a",
+            "RouteOutsideNamespace",
+            "spec.traffic.httpRoute.namespace",
+        ),
         ("b", "GitOpsPathNotAllowed", "spec.gitops.path"),
     ] {
         let s = stored(&store, name).await.unwrap();
@@ -424,7 +432,10 @@ async fn out_of_scope_rollouts_are_refused_once_and_admitted_when_fixed() {
         assert_eq!(s.phase.name(), PhaseName::Pending, "refused: nothing ran");
         let d = decisions(&store, name).await;
         assert_eq!(d.len(), 1, "{d:?}");
-        assert_eq!((d[0].action.as_str(), d[0].trigger.as_str()), ("refuse", "admission"));
+        assert_eq!(
+            (d[0].action.as_str(), d[0].trigger.as_str()),
+            ("refuse", "admission")
+        );
         assert_eq!(d[0].observed["violations"][0]["field"], field);
         assert!(d[0].observed["violations"][0]["rule"].is_string());
     }
@@ -446,7 +457,8 @@ async fn out_of_scope_rollouts_are_refused_once_and_admitted_when_fixed() {
 
     // Fixed: a starts, its condition turns True, and the admission is recorded.
     let fixed = scoped("a", None, "apps/shop/a");
-    f.source.set(Ok(reading(&[&fixed, &elsewhere, &fine], &[], &[])));
+    f.source
+        .set(Ok(reading(&[&fixed, &elsewhere, &fine], &[], &[])));
     let r = f.supervisor.sync_once().await.unwrap();
     assert_eq!(r.started, keys(&["shop/a"]), "{r:?}");
     assert_eq!(r.refused, keys(&["shop/b"]), "{r:?}");
@@ -456,7 +468,10 @@ async fn out_of_scope_rollouts_are_refused_once_and_admitted_when_fixed() {
     let d = decisions(&store, "a").await;
     // (The controller then records its own decisions, `start` first.)
     assert_eq!(
-        d.iter().map(|d| d.action.as_str()).take(2).collect::<Vec<_>>(),
+        d.iter()
+            .map(|d| d.action.as_str())
+            .take(2)
+            .collect::<Vec<_>>(),
         ["refuse", "admit"],
         "{d:?}"
     );

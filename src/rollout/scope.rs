@@ -397,8 +397,15 @@ mod tests {
         assert_eq!(v[0].field, "spec.traffic.virtualService.namespace");
         assert_eq!(v[0].value, "payments");
         assert_eq!(v[0].rule, ROUTE_NAMESPACES_KEY);
-        assert!(v[0].message.contains("may only shift routes in shop ("), "{}", v[0].message);
-        let v = check(&rollout("shop", route(Some("payments")), "a", "apps/a"), &none);
+        assert!(
+            v[0].message.contains("may only shift routes in shop ("),
+            "{}",
+            v[0].message
+        );
+        let v = check(
+            &rollout("shop", route(Some("payments")), "a", "apps/a"),
+            &none,
+        );
         assert_eq!(v[0].field, "spec.traffic.httpRoute.namespace");
 
         let scope = Scope {
@@ -418,11 +425,21 @@ mod tests {
             ("platform", "anything", true),
         ];
         for (rollout_ns, route_ns, ok) in table {
-            let v = check(&rollout(rollout_ns, route(Some(route_ns)), "a", "apps/a"), &scope);
+            let v = check(
+                &rollout(rollout_ns, route(Some(route_ns)), "a", "apps/a"),
+                &scope,
+            );
             assert_eq!(v.is_empty(), *ok, "{rollout_ns} → {route_ns}: {v:?}");
         }
-        let v = check(&rollout("shop", route(Some("payments")), "a", "apps/a"), &scope);
-        assert!(v[0].message.contains("in shop or mesh, gateways"), "{}", v[0].message);
+        let v = check(
+            &rollout("shop", route(Some("payments")), "a", "apps/a"),
+            &scope,
+        );
+        assert!(
+            v[0].message.contains("in shop or mesh, gateways"),
+            "{}",
+            v[0].message
+        );
     }
 
     #[test]
@@ -475,17 +492,27 @@ mod tests {
             )])),
             guarded_apps: BTreeMap::from([
                 ("shop".to_string(), "apps/shop/overlays/prod".to_string()),
-                ("payments".to_string(), "apps/payments/overlays/prod".to_string()),
+                (
+                    "payments".to_string(),
+                    "apps/payments/overlays/prod".to_string(),
+                ),
             ]),
             ..Scope::default()
         };
         assert!(check(&rollout("shop", route(None), "shop", "apps/shop"), &scope).is_empty());
         // An app the guard does not know reaches nothing.
         assert!(check(&rollout("shop", route(None), "other", "apps/shop"), &scope).is_empty());
-        let v = check(&rollout("shop", route(None), "payments", "apps/shop"), &scope);
+        let v = check(
+            &rollout("shop", route(None), "payments", "apps/shop"),
+            &scope,
+        );
         assert_eq!(reasons(&v), [ScopeReason::GitOpsAppNotAllowed]);
         assert_eq!(v[0].field, "spec.gitops.app");
-        assert!(v[0].message.contains("apps/payments/overlays/prod"), "{}", v[0].message);
+        assert!(
+            v[0].message.contains("apps/payments/overlays/prod"),
+            "{}",
+            v[0].message
+        );
         // Unscoped paths: apps are not scoped either.
         scope.gitops_paths = None;
         assert!(check(&rollout("shop", route(None), "payments", "apps/x"), &scope).is_empty());
@@ -498,7 +525,10 @@ mod tests {
             guarded_apps: BTreeMap::from([("payments".to_string(), "apps/p".to_string())]),
             ..Scope::default()
         };
-        let v = check(&rollout("shop", vs(Some("payments")), "payments", "apps/p"), &scope);
+        let v = check(
+            &rollout("shop", vs(Some("payments")), "payments", "apps/p"),
+            &scope,
+        );
         assert_eq!(
             reasons(&v),
             [

@@ -371,9 +371,7 @@ impl RolloutsConfig {
                     }
                     Ok(_) => {}
                     Err(e) => {
-                        return Err(format!(
-                            "{GITOPS_PATHS_KEY}.{ns}[{i}]: {e}, e.g. apps/{ns}"
-                        ))
+                        return Err(format!("{GITOPS_PATHS_KEY}.{ns}[{i}]: {e}, e.g. apps/{ns}"))
                     }
                 }
             }
@@ -1446,12 +1444,30 @@ mod shipped_config {
         assert!(c.rollouts.scope(&c.guard.apps).gitops_unscoped());
 
         for (rollouts, want) in [
-            ("gitops_paths: {shop: [../other]}", "rollouts.gitops_paths.shop[0]: \"../other\" contains `..`"),
-            ("gitops_paths: {shop: [apps/a, /etc]}", "rollouts.gitops_paths.shop[1]: \"/etc\" is absolute"),
-            ("gitops_paths: {shop: [\".\"]}", "rollouts.gitops_paths.shop[0]: expected a path prefix below the repository root"),
-            ("gitops_paths: {shop_1: [apps/a]}", "rollouts.gitops_paths: expected a Rollout namespace name as key, found \"shop_1\""),
-            ("route_namespaces: {shop: [Mesh]}", "rollouts.route_namespaces.shop[0]: expected a namespace name"),
-            ("route_namespaces: {\"a/b\": [mesh]}", "rollouts.route_namespaces: expected a Rollout namespace name or `*` as key"),
+            (
+                "gitops_paths: {shop: [../other]}",
+                "rollouts.gitops_paths.shop[0]: \"../other\" contains `..`",
+            ),
+            (
+                "gitops_paths: {shop: [apps/a, /etc]}",
+                "rollouts.gitops_paths.shop[1]: \"/etc\" is absolute",
+            ),
+            (
+                "gitops_paths: {shop: [\".\"]}",
+                "rollouts.gitops_paths.shop[0]: expected a path prefix below the repository root",
+            ),
+            (
+                "gitops_paths: {shop_1: [apps/a]}",
+                "rollouts.gitops_paths: expected a Rollout namespace name as key, found \"shop_1\"",
+            ),
+            (
+                "route_namespaces: {shop: [Mesh]}",
+                "rollouts.route_namespaces.shop[0]: expected a namespace name",
+            ),
+            (
+                "route_namespaces: {\"a/b\": [mesh]}",
+                "rollouts.route_namespaces: expected a Rollout namespace name or `*` as key",
+            ),
         ] {
             let e = load(&format!("{base}rollouts:\n  {rollouts}\n"), &[]).unwrap_err();
             assert!(e.contains(want), "{rollouts}: {e}");
