@@ -6,7 +6,8 @@
 //!   reverts its commit, which shows that reverts happen here; `cross` names an HTTPRoute in
 //!   `payments` and `outside` the path `apps/payments`: neither runs (no weights file, no
 //!   commit under `apps/payments`, although `outside`'s analysis would fail as `ok`'s does);
-//! - each refused one has `Admitted=False` with its reason in `slogate rollout status`, one
+//! - each refused one has `Admitted=False` with its reason in `slogate rollout status` (the
+//!   state directory, and the daemon's API), one
 //!   `refuse` record in `slogate decisions` naming the field and the rule (after several
 //!   resyncs and a restart), and `slogate_rollouts{state="refused"}` counts them;
 //! - without `rollouts.gitops_paths`, `slogate run` warns at start that Rollouts are not
@@ -173,6 +174,20 @@ fn out_of_scope_rollouts_are_refused_in_file_mode() {
         "{metrics}"
     );
     assert!(!d.log().contains("Rollouts are not scoped"), "{}", d.log());
+    // The daemon's API shows a refused Rollout too, with the condition.
+    let v = json(slogate().args([
+        "rollout",
+        "status",
+        "shop/cross",
+        "-o",
+        "json",
+        "--url",
+        &d.base,
+    ]));
+    assert_eq!(
+        v["status"]["conditions"][0]["reason"], "RouteOutsideNamespace",
+        "{v}"
+    );
     assert!(d.terminate().success());
 
     // Restarted over the same state: still refused, nothing recorded twice.

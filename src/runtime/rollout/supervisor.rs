@@ -284,11 +284,20 @@ impl RolloutSupervisor {
                 }
             }
         }
-        let refused_idle = report
+        let refused_idle: Vec<&String> = report
             .rejected
             .iter()
             .filter(|k| report.refused.contains(k))
-            .count();
+            .collect();
+        if let Some(store) = &self.admission.store {
+            self.registry.set_refused(
+                refused_idle
+                    .iter()
+                    .map(|k| ((*k).clone(), store.clone()))
+                    .collect(),
+            );
+        }
+        let refused_idle = refused_idle.len();
         self.metrics.set_rollout_specs(
             running.len(),
             report.rejected.len() - refused_idle,
