@@ -132,6 +132,8 @@ struct Setup<'a> {
     pod_namespace: &'a str,
     /// YAML appended to the configuration (a `guard` section).
     extra: &'a str,
+    /// YAML added to the `rollouts` section (its scoping keys), indented by two.
+    rollouts_extra: &'a str,
 }
 
 impl<'a> Setup<'a> {
@@ -146,6 +148,7 @@ impl<'a> Setup<'a> {
             resync: None,
             pod_namespace: "slogate",
             extra: "",
+            rollouts_extra: "",
         }
     }
 }
@@ -192,6 +195,13 @@ fn daemon_config(s: &Setup, name: &str) -> (PathBuf, u16) {
         "\n  name: slogate\n",
         &format!("\n  name: {}\n", s.lease),
     );
+    if !s.rollouts_extra.is_empty() {
+        c = replace_once(
+            &c,
+            "  resync_interval: 30s\n",
+            &format!("  resync_interval: 30s\n{}", s.rollouts_extra),
+        );
+    }
     if let Some(resync) = s.resync {
         c = replace_once(
             &c,
@@ -756,6 +766,154 @@ fn failing_canary_aborts_weights_back_to_stable_and_its_commit_reverted() {
     app().lock().unwrap().remove(&ns);
 }
 
+/// Tenant scoping (issue 16): a Rollout in namespace `tenant` naming the VirtualService of
+/// namespace `victim`, and a Rollout (in `paths`, with a failing canary) whose GitOps path is
+/// outside its namespace's `rollouts.gitops_paths`, are refused by the daemon running as
+/// deploy/'s ServiceAccount: the victim's VirtualService and the HTTPRoute are never
+/// written (the audit log), nothing is reverted, each Rollout's status has `Admitted=False`
+/// with its reason, and `slogate decisions` has one `refuse` record each. Re-applied with
+/// its route in its own namespace, the first one runs and turns `Admitted=True`, and the
+/// victim's route is still untouched.
+#[test]
+fn rollouts_reaching_beyond_their_namespace_are_refused() {
+    let _serial = serial();
+    let Some((api, _)) = cluster() else { return };
+    let work = tempfile::tempdir().unwrap();
+    let tenant = api.namespace("tenant");
+    let victim = api.namespace("victim");
+    let paths = api.namespace("paths");
+    // The `paths` canary fails: had it run, it would abort and revert its commit.
+    app().lock().unwrap().insert(paths.clone(), 0.2);
+    app().lock().unwrap().insert(tenant.clone(), 0.0);
+    let Some(prom) = prometheus(work.path()) else {
+        return;
+    };
+    let remote = gitops_remote();
+    let head = remote.log()[0].0.clone();
+    let kubeconfig = slogate_kubeconfig(api, work.path());
+
+    // The victim's VirtualService, at 100/0.
+    let victim_objects = app_objects(&victim, Route::VirtualService, "[10, 100]", "3s");
+    let victim_route: String = victim_objects
+        .split("---\n")
+        .filter(|d| d.contains("kind: VirtualService") || d.contains("kind: DestinationRule"))
+        .collect::<Vec<_>>()
+        .join("---\n");
+    api.apply(&victim_route);
+    // The tenant's Rollout names it.
+    let own = app_objects(&tenant, Route::VirtualService, "[10, 100]", "30s");
+    let cross = replace_once(
+        &own,
+        "    virtualService:\n      name: checkout\n",
+        &format!("    virtualService:\n      name: checkout\n      namespace: {victim}\n"),
+    );
+    api.apply(&cross);
+    api.apply(&app_objects(
+        &paths,
+        Route::HttpRoute,
+        "[10, 50, 100]",
+        "3s",
+    ));
+
+    let remote_url = remote.url();
+    let lease = format!("slogate-{tenant}");
+    let namespaces = format!("{tenant}, {paths}");
+    let scoping =
+        format!("  gitops_paths:\n    {tenant}: [apps/checkout]\n    {paths}: [apps/other]\n");
+    let mut setup = Setup::new(work.path(), &prom.url, &namespaces, &lease);
+    setup.remote = Some(&remote_url);
+    setup.rollouts_extra = &scoping;
+    let mut daemon = Daemon::start(&setup, "scoped", "slogate-scoped", &kubeconfig, "info");
+
+    let admitted = |ns: &str| rollout_status(api, ns)["conditions"][0].clone();
+    wait_until("both Rollouts refused", Duration::from_secs(120), || {
+        daemon.alive();
+        let (a, b) = (admitted(&tenant), admitted(&paths));
+        if a["status"] == "False" && b["status"] == "False" {
+            return Ok(());
+        }
+        Err(format!("{a}\n{b}\n{}", daemon.log()))
+    });
+    let c = admitted(&tenant);
+    assert_eq!(c["type"], "Admitted");
+    assert_eq!(c["reason"], "RouteOutsideNamespace", "{c}");
+    assert!(
+        c["message"]
+            .as_str()
+            .unwrap()
+            .contains("spec.traffic.virtualService.namespace"),
+        "{c}"
+    );
+    assert!(c["observedGeneration"].as_i64().is_some(), "{c}");
+    let c = admitted(&paths);
+    assert_eq!(c["reason"], "GitOpsPathNotAllowed", "{c}");
+    assert!(
+        c["message"].as_str().unwrap().contains("spec.gitops.path"),
+        "{c}"
+    );
+
+    // Long enough for the failing canary to have aborted had it run (two failed 3s
+    // intervals), and for several resyncs and watch events (the status writes).
+    std::thread::sleep(Duration::from_secs(12));
+    daemon.alive();
+    assert_eq!(
+        daemon.metric("slogate_rollouts{state=\"refused\"}"),
+        Some(2.0)
+    );
+    assert_eq!(
+        daemon.metric("slogate_rollouts{state=\"running\"}"),
+        Some(0.0)
+    );
+    for (ns, resource) in [(&victim, "virtualservices"), (&paths, "httproutes")] {
+        let writes = writes_by_slogate(api, ns, resource);
+        assert!(writes.is_empty(), "{ns}/{resource}: {writes:?}");
+    }
+    assert_eq!(canary_weight(api, &victim, Route::VirtualService), Some(0));
+    assert_eq!(
+        remote.log()[0].0,
+        head,
+        "nothing was committed: {:?}",
+        remote.log()
+    );
+    for ns in [&tenant, &paths] {
+        let out = common::run_ok(common::slogate().args([
+            "decisions",
+            "--url",
+            &daemon.url,
+            "--subject",
+            &format!("{ns}/checkout"),
+            "-o",
+            "json",
+        ]));
+        let records: Vec<Value> = serde_json::from_str(&out[out.find('[').unwrap()..]).unwrap();
+        let refusals: Vec<&Value> = records.iter().filter(|r| r["action"] == "refuse").collect();
+        assert_eq!(refusals.len(), 1, "{ns}: {records:?}");
+        assert_eq!(refusals[0]["kind"], "rollout");
+        assert!(refusals[0]["observed"]["violations"][0]["rule"].is_string());
+    }
+
+    // Re-applied with its route in its own namespace: it runs on its own VirtualService.
+    api.apply(&own);
+    wait_until(
+        "the tenant's Rollout to run",
+        Duration::from_secs(120),
+        || {
+            daemon.alive();
+            let w = canary_weight(api, &tenant, Route::VirtualService);
+            let c = admitted(&tenant);
+            if w == Some(10) && c["status"] == "True" {
+                return Ok(());
+            }
+            Err(format!("weight {w:?}, {c}\n{}", daemon.log()))
+        },
+    );
+    assert!(!route_patches(api, &tenant, Route::VirtualService).is_empty());
+    assert!(writes_by_slogate(api, &victim, "virtualservices").is_empty());
+    assert_eq!(canary_weight(api, &victim, Route::VirtualService), Some(0));
+    app().lock().unwrap().remove(&paths);
+    app().lock().unwrap().remove(&tenant);
+}
+
 /// `deploy/rbac.yaml` for ServiceAccount `ns/slogate`: namespaced objects in `ns`,
 /// cluster-scoped ones renamed `NAME-ns`, and without the rules `drop` matches.
 fn rbac_copy(ns: &str, drop: impl Fn(&Value) -> bool) -> String {
@@ -1114,6 +1272,7 @@ fn rollout_watch_lists_again_after_an_etcd_compaction() {
         resync: Some("1h"),
         pod_namespace: "slogate",
         extra: "",
+        rollouts_extra: "",
     };
     let kubeconfig = slogate_kubeconfig(api, work.path());
     let mut daemon = Daemon::start(

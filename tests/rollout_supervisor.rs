@@ -7,7 +7,10 @@
 //! - an invalid Rollout keeps its running controller, and a new invalid one is not started;
 //! - an incomplete reading or a failed one stops nothing;
 //! - a Rollout gone from a complete reading stops its controller, leaves the registry and
-//!   drops its gauges; `stop_all` ends every task.
+//!   drops its gauges; `stop_all` ends every task;
+//! - a Rollout out of its namespace's scope is refused: not started, `Admitted=False` in its
+//!   stored status and one `refuse` decision record per spec (not per resync, nor after a
+//!   restart); fixed, it starts and turns `Admitted=True`.
 
 mod common;
 
@@ -20,11 +23,14 @@ use common::Healthy;
 use slogate::adapters::state::FileStore;
 use slogate::adapters::traffic_file::FileRouter;
 use slogate::ports::rollouts::{RolloutSet, RolloutSource, RolloutSourceError};
+use slogate::ports::state::{DecisionQuery, DecisionRecord, StateStore};
 use slogate::rollout::load::from_yaml_str;
+use slogate::rollout::scope::Scope;
+use slogate::rollout::status::{ConditionStatus, ADMITTED};
 use slogate::rollout::{PhaseName, Rollout, RolloutStatus};
-use slogate::runtime::metrics::{RolloutLabels, RolloutMetrics};
+use slogate::runtime::metrics::{RolloutLabels, RolloutMetrics, SpecStateLabels};
 use slogate::runtime::rollout::{
-    weights_file, ControllerFactory, RolloutController, RolloutDeps, RolloutRegistry,
+    weights_file, Admission, ControllerFactory, RolloutController, RolloutDeps, RolloutRegistry,
     RolloutSupervisor, StaticVersions, SyncReport,
 };
 
@@ -101,8 +107,18 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
+    fixture_with(None, None)
+}
+
+/// A fixture whose supervisor checks `scope` and reports refusals in its store; `dir`
+/// reuses a state directory (a restarted daemon).
+fn fixture_with(scope: Option<Scope>, dir: Option<tempfile::TempDir>) -> Fixture {
+    let dir = dir.unwrap_or_else(|| tempfile::tempdir().unwrap());
     let store = Arc::new(FileStore::open(dir.path().join("state")).unwrap());
+    let admission = scope.map(|scope| Admission {
+        scope,
+        store: Some(store.clone() as Arc<dyn StateStore>),
+    });
     let versions = Arc::new(StaticVersions::new());
     for name in ["a", "b", "c"] {
         versions.set(&format!("shop/{name}"), "v1", "v2");
@@ -127,8 +143,11 @@ fn fixture() -> Fixture {
         tokio::sync::Notify::new(),
     ));
     let registry = Arc::new(RolloutRegistry::default());
-    let supervisor = RolloutSupervisor::new(source.clone(), factory, registry.clone())
+    let mut supervisor = RolloutSupervisor::new(source.clone(), factory, registry.clone())
         .with_metrics(metrics.clone());
+    if let Some(a) = admission {
+        supervisor = supervisor.with_admission(a);
+    }
     Fixture {
         _dir: dir,
         source,
@@ -311,4 +330,150 @@ async fn wait_for<T>(mut f: impl FnMut() -> Option<T>) -> T {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("condition never met");
+}
+
+/// A Rollout in `shop` whose route is in `route_ns` (none: its own) and whose GitOps path
+/// is `path`.
+fn scoped(name: &str, route_ns: Option<&str>, path: &str) -> Rollout {
+    let ns = route_ns
+        .map(|n| format!(", namespace: {n}"))
+        .unwrap_or_default();
+    from_yaml_str(&format!(
+        r#"
+apiVersion: slogate.dev/v1alpha1
+kind: Rollout
+metadata: {{name: {name}, namespace: shop}}
+spec:
+  traffic:
+    httpRoute: {{name: {name}{ns}, stableBackend: {{name: {name}}}, canaryBackend: {{name: {name}-canary}}}}
+  workloads: {{stable: {{name: {name}}}, canary: {{name: {name}-canary}}}}
+  interval: 30s
+  progressDeadline: 1h
+  analysis:
+    metrics:
+      - {{name: request-success-rate, min: 0.99}}
+  gitops: {{app: {name}, path: {path}}}
+"#
+    ))
+    .unwrap()
+}
+
+async fn stored(store: &FileStore, name: &str) -> Option<RolloutStatus> {
+    store
+        .get(&format!("rollout/shop/{name}"))
+        .await
+        .unwrap()
+        .map(|v| serde_json::from_value(v.value).unwrap())
+}
+
+async fn decisions(store: &FileStore, name: &str) -> Vec<DecisionRecord> {
+    store
+        .decisions(&DecisionQuery {
+            subject: Some(format!("shop/{name}")),
+            ..DecisionQuery::default()
+        })
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn out_of_scope_rollouts_are_refused_once_and_admitted_when_fixed() {
+    let scope = || Scope {
+        gitops_paths: Some(BTreeMap::from([(
+            "shop".to_string(),
+            vec!["apps/shop".to_string()],
+        )])),
+        ..Scope::default()
+    };
+    let f = fixture_with(Some(scope()), None);
+    let store = FileStore::open(f._dir.path().join("state")).unwrap();
+    let cross = scoped("a", Some("payments"), "apps/shop/a");
+    let elsewhere = scoped("b", None, "apps/payments");
+    let fine = scoped("c", Some("shop"), "apps/shop/c");
+    f.source
+        .set(Ok(reading(&[&cross, &elsewhere, &fine], &[], &[])));
+    let r = f.supervisor.sync_once().await.unwrap();
+    assert_eq!(r.started, keys(&["shop/c"]), "{r:?}");
+    assert_eq!(r.refused, keys(&["shop/a", "shop/b"]), "{r:?}");
+    assert_eq!(r.rejected, keys(&["shop/a", "shop/b"]), "{r:?}");
+    assert!(f.registry.get("shop", "a").is_none() && f.registry.get("shop", "b").is_none());
+    assert!(
+        r.problems
+            .iter()
+            .any(|p| p.contains("Rollout shop/a: refused: spec.traffic.httpRoute.namespace")),
+        "{r:?}"
+    );
+    let specs = |state: &str| {
+        f.metrics
+            .specs
+            .get(&SpecStateLabels {
+                state: state.into(),
+            })
+            .map(|g| g.get())
+    };
+    assert_eq!(
+        (specs("running"), specs("rejected"), specs("refused")),
+        (Some(1), Some(0), Some(2))
+    );
+
+    for (name, reason, field) in [
+        (
+            "a",
+            "RouteOutsideNamespace",
+            "spec.traffic.httpRoute.namespace",
+        ),
+        ("b", "GitOpsPathNotAllowed", "spec.gitops.path"),
+    ] {
+        let s = stored(&store, name).await.unwrap();
+        let c = s.condition(ADMITTED).unwrap();
+        assert_eq!(c.status, ConditionStatus::False, "{name}");
+        assert_eq!(c.reason, reason);
+        assert!(c.message.contains(field), "{}", c.message);
+        assert_eq!(s.phase.name(), PhaseName::Pending, "refused: nothing ran");
+        let d = decisions(&store, name).await;
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert_eq!(
+            (d[0].action.as_str(), d[0].trigger.as_str()),
+            ("refuse", "admission")
+        );
+        assert_eq!(d[0].observed["violations"][0]["field"], field);
+        assert!(d[0].observed["violations"][0]["rule"].is_string());
+    }
+    assert!(!f._dir.path().join("weights/shop/a.json").exists());
+
+    // A resync: nothing new is recorded.
+    f.supervisor.sync_once().await.unwrap();
+    assert_eq!(decisions(&store, "a").await.len(), 1);
+    f.supervisor.stop_all().await;
+
+    // A restarted daemon over the same state: the stored condition says it was reported.
+    let Fixture { _dir: dir, .. } = f;
+    let f = fixture_with(Some(scope()), Some(dir));
+    f.source
+        .set(Ok(reading(&[&cross, &elsewhere, &fine], &[], &[])));
+    let r = f.supervisor.sync_once().await.unwrap();
+    assert_eq!(r.refused, keys(&["shop/a", "shop/b"]), "{r:?}");
+    assert_eq!(decisions(&store, "a").await.len(), 1);
+
+    // Fixed: a starts, its condition turns True, and the admission is recorded.
+    let fixed = scoped("a", None, "apps/shop/a");
+    f.source
+        .set(Ok(reading(&[&fixed, &elsewhere, &fine], &[], &[])));
+    let r = f.supervisor.sync_once().await.unwrap();
+    assert_eq!(r.started, keys(&["shop/a"]), "{r:?}");
+    assert_eq!(r.refused, keys(&["shop/b"]), "{r:?}");
+    let a = f.registry.get("shop", "a").unwrap();
+    let s = progressing(&a).await;
+    assert_eq!(s.condition(ADMITTED).unwrap().status, ConditionStatus::True);
+    let d = decisions(&store, "a").await;
+    // (The controller then records its own decisions, `start` first.)
+    assert_eq!(
+        d.iter()
+            .map(|d| d.action.as_str())
+            .take(2)
+            .collect::<Vec<_>>(),
+        ["refuse", "admit"],
+        "{d:?}"
+    );
+    f.supervisor.stop_all().await;
 }

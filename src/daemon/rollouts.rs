@@ -14,7 +14,9 @@ use crate::runtime::config::Config;
 ///
 /// With `source: file`, an error in the files at start is fatal (exit 2), as a bad config
 /// file is; later ones, and every problem of cluster objects, are logged and leave the
-/// running controllers as they are.
+/// running controllers as they are. Every Rollout is checked against `rollouts.route_namespaces`
+/// and `rollouts.gitops_paths` before it runs (a refusal goes to its status and the decision
+/// log); without `gitops_paths` a warning says that GitOps paths are not scoped.
 pub(super) async fn build_rollouts(
     cfg: &Config,
     d: &Wired,
@@ -80,6 +82,7 @@ pub(super) async fn build_rollouts(
         settings.git_timeout = t.as_std();
     }
     settings.query_timeout = cfg.prometheus.timeout.as_std();
+    let admission_store = store.clone();
     let metrics = d.source.clone();
     let repo = d.repo.clone();
     let notifiers = d.notifiers.clone();
@@ -118,8 +121,19 @@ pub(super) async fn build_rollouts(
         Ok(Arc::new(RolloutController::new(r, deps)))
     });
     tracing::info!(source = %source.describe(), every = ?rc.resync(), "rollouts");
+    let scope = rc.scope(&cfg.guard.apps);
+    if scope.gitops_unscoped() && d.repo.is_some() {
+        tracing::warn!(
+            "rollouts.gitops_paths is not set: Rollouts are not scoped to GitOps paths, so a Rollout in any namespace may revert and commit under any path of the GitOps repository; list each namespace's paths to scope them"
+        );
+    }
+    let admission = crate::runtime::rollout::Admission {
+        scope,
+        store: Some(admission_store),
+    };
     Ok(Some(Arc::new(
         RolloutSupervisor::new(source, factory, registry)
-            .with_metrics(d.state.metrics.rollout.clone()),
+            .with_metrics(d.state.metrics.rollout.clone())
+            .with_admission(admission),
     )))
 }

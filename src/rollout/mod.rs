@@ -8,12 +8,15 @@
 //! - [`checks`]: one analysis interval: query templates and built-in Istio queries,
 //!   threshold, comparative (judge) and sequential error-count checks, and the interval's
 //!   verdict, where no data is inconclusive and never a pass;
-//! - [`machine`]: `decide(rollout, status, observations, now) -> Decision`, pure.
+//! - [`machine`]: `decide(rollout, status, observations, now) -> Decision`, pure;
+//! - [`scope`]: what a Rollout in one namespace may reach (routes, GitOps paths and apps),
+//!   checked against the daemon's scoping configuration before it runs.
 
 pub mod checks;
 pub mod load;
 pub mod machine;
 pub mod schema;
+pub mod scope;
 pub mod spec;
 pub mod status;
 

@@ -82,6 +82,10 @@ pub struct ObjectMeta {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
+    /// The spec's generation, in a cluster (the API server counts spec changes); absent in
+    /// files. The `observedGeneration` of the Rollout's `Admitted` condition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<i64>,
 }
 
 /// Desired behaviour of a canary rollout.

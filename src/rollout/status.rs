@@ -319,9 +319,73 @@ pub struct RolloutStatus {
     /// When this status last changed phase.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_transition_time: Option<DateTime<Utc>>,
+    /// Kubernetes-style conditions; today only [`ADMITTED`], written when a Rollout is
+    /// refused for reaching beyond its namespace (see [`super::scope`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
+/// The condition type that says whether the daemon runs the Rollout: `False` when its spec
+/// reaches beyond what its namespace may use ([`super::scope`]).
+pub const ADMITTED: &str = "Admitted";
+
+/// A condition's status, as Kubernetes spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ConditionStatus {
+    True,
+    False,
+    Unknown,
+}
+
+/// A Kubernetes-style status condition (`metav1.Condition`'s fields).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    /// The condition's type, e.g. `Admitted`.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// `True`, `False` or `Unknown`.
+    pub status: ConditionStatus,
+    /// Why, in one CamelCase word, e.g. `RouteOutsideNamespace`.
+    pub reason: String,
+    /// Why, in words: the field, the value and the rule.
+    pub message: String,
+    /// When the status last changed.
+    pub last_transition_time: DateTime<Utc>,
+    /// The Rollout's `metadata.generation` the condition is about (absent for files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
 }
 
 impl RolloutStatus {
+    /// The condition of this type.
+    pub fn condition(&self, type_: &str) -> Option<&Condition> {
+        self.conditions.iter().find(|c| c.type_ == type_)
+    }
+
+    /// Set a condition, replacing the one of its type. Its `lastTransitionTime` stays that
+    /// of the one it replaces when the status did not change. False when nothing changed
+    /// (the same status, reason, message and generation).
+    pub fn set_condition(&mut self, mut c: Condition) -> bool {
+        match self.conditions.iter_mut().find(|o| o.type_ == c.type_) {
+            Some(old) => {
+                if old.status == c.status
+                    && old.reason == c.reason
+                    && old.message == c.message
+                    && old.observed_generation == c.observed_generation
+                {
+                    return false;
+                }
+                if old.status == c.status {
+                    c.last_transition_time = old.last_transition_time;
+                }
+                *old = c;
+            }
+            None => self.conditions.push(c),
+        }
+        true
+    }
+
     /// The pending effect with this key.
     pub fn pending_effect(&self, key: &str) -> Option<&PendingEffect> {
         self.pending.iter().find(|p| p.key == key)
@@ -455,6 +519,9 @@ struct StatusSchema {
     revert_commit: Option<String>,
     /// When the status last changed phase.
     last_transition_time: Option<DateTime<Utc>>,
+    /// Conditions; `Admitted` is False when the Rollout is refused for reaching beyond its
+    /// namespace (a route in another namespace, a GitOps path or app not allowed for it).
+    conditions: Option<Vec<Condition>>,
 }
 
 impl JsonSchema for RolloutStatus {

@@ -4,6 +4,7 @@
 //! Environment variables win over the file. Every key has a default except
 //! `prometheus.url`; the README's configuration reference lists them all.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -12,6 +13,7 @@ use serde::Deserialize;
 
 use crate::guard::decide::AppGuard;
 use crate::rollout::load::is_dns_label;
+use crate::rollout::scope::{self, ANY, GITOPS_PATHS_KEY, ROUTE_NAMESPACES_KEY};
 
 use crate::slo::PromDuration;
 
@@ -271,6 +273,14 @@ pub struct RolloutsConfig {
     /// Bound on one revert or promotion commit (default 10m; each git command has
     /// `gitops.timeout` too).
     pub git_timeout: Option<PromDuration>,
+    /// Route namespaces a Rollout may use besides its own, by Rollout namespace (`*`: every
+    /// Rollout namespace; the value `*`: any namespace). Empty (the default): a Rollout's
+    /// route must be in its own namespace.
+    pub route_namespaces: BTreeMap<String, Vec<String>>,
+    /// GitOps path prefixes a Rollout may revert and commit under, by Rollout namespace. A
+    /// namespace not listed gets none. Absent: every path (`slogate run` warns at start that
+    /// Rollouts are not scoped).
+    pub gitops_paths: Option<BTreeMap<String, Vec<String>>>,
 }
 
 impl RolloutsConfig {
@@ -326,6 +336,59 @@ impl RolloutsConfig {
             }
         }
         Ok(())
+    }
+
+    /// `route_namespaces` and `gitops_paths`: namespaces are namespace names (or `*` where
+    /// allowed), prefixes are relative paths below the repository root without `..`.
+    fn check_scope(&self) -> Result<(), String> {
+        let ns_or_any = |s: &str| s == ANY || is_dns_label(s);
+        for (ns, list) in &self.route_namespaces {
+            if !ns_or_any(ns) {
+                return Err(format!(
+                    "{ROUTE_NAMESPACES_KEY}: expected a Rollout namespace name or `*` as key, found {ns:?}"
+                ));
+            }
+            for (i, n) in list.iter().enumerate() {
+                if !ns_or_any(n) {
+                    return Err(format!(
+                        "{ROUTE_NAMESPACES_KEY}.{ns}[{i}]: expected a namespace name (at most 63 of [a-z0-9-], starting and ending alphanumeric) or `*`, found {n:?}"
+                    ));
+                }
+            }
+        }
+        for (ns, list) in self.gitops_paths.iter().flatten() {
+            if !is_dns_label(ns) {
+                return Err(format!(
+                    "{GITOPS_PATHS_KEY}: expected a Rollout namespace name as key, found {ns:?}"
+                ));
+            }
+            for (i, p) in list.iter().enumerate() {
+                match scope::components(p) {
+                    Ok(c) if c.is_empty() => {
+                        return Err(format!(
+                            "{GITOPS_PATHS_KEY}.{ns}[{i}]: expected a path prefix below the repository root such as apps/{ns}, found {p:?} (the whole repository cannot be allowed; leave {GITOPS_PATHS_KEY} unset for that)"
+                        ));
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        return Err(format!("{GITOPS_PATHS_KEY}.{ns}[{i}]: {e}, e.g. apps/{ns}"))
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The scoping rules of Rollouts, with the guard's `apps` (name → path).
+    pub fn scope(&self, guard_apps: &[GuardAppConfig]) -> scope::Scope {
+        scope::Scope {
+            route_namespaces: self.route_namespaces.clone(),
+            gitops_paths: self.gitops_paths.clone(),
+            guarded_apps: guard_apps
+                .iter()
+                .map(|a| (a.name.clone(), a.path.clone()))
+                .collect(),
+        }
     }
 
     /// The weights directory, defaulting under the state directory.
@@ -1016,6 +1079,7 @@ impl Config {
         if let Some(a) = &self.argocd {
             a.check()?;
         }
+        self.rollouts.check_scope()?;
         self.rollouts.check_source().map_err(|e| {
             format!(
                 "{e} (rollouts.source from {})",
@@ -1345,6 +1409,70 @@ mod shipped_config {
         assert_eq!(le.leader_election.name, "slogate");
         assert_eq!(c.rollouts.state, RolloutStateKind::File);
         assert_eq!(c.rollouts.versions, VersionsKind::File);
+    }
+
+    #[test]
+    fn rollout_scoping_keys_load_and_bad_entries_name_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let load = |text: &str, _: &[()]| {
+            let f = dir.path().join("slogate.yaml");
+            std::fs::write(&f, text).unwrap();
+            Config::load_with_env(&f, Some(Default::default())).map_err(|e| e.to_string())
+        };
+        let base = "prometheus: {url: http://p:9090}\ngitops: {url: /tmp/repo.git}\nguard:\n  apps:\n    - {name: pay, path: apps/payments/prod, slos: [p-a]}\n";
+        let c = load(
+            &format!("{base}rollouts:\n  route_namespaces: {{shop: [mesh], \"*\": [gateways]}}\n  gitops_paths:\n    shop: [apps/shop, ./apps/checkout/]\n    payments: []\n"),
+            &[],
+        )
+        .unwrap();
+        let scope = c.rollouts.scope(&c.guard.apps);
+        assert_eq!(
+            scope.route_namespaces,
+            BTreeMap::from([
+                ("*".to_string(), vec!["gateways".to_string()]),
+                ("shop".to_string(), vec!["mesh".to_string()]),
+            ])
+        );
+        let paths = scope.gitops_paths.as_ref().unwrap();
+        assert_eq!(paths["shop"], ["apps/shop", "./apps/checkout/"]);
+        assert!(paths["payments"].is_empty());
+        assert_eq!(scope.guarded_apps["pay"], "apps/payments/prod");
+
+        // Absent: routes in the Rollout's own namespace, every GitOps path.
+        let c = load(base, &[]).unwrap();
+        assert!(c.rollouts.route_namespaces.is_empty());
+        assert!(c.rollouts.scope(&c.guard.apps).gitops_unscoped());
+
+        for (rollouts, want) in [
+            (
+                "gitops_paths: {shop: [../other]}",
+                "rollouts.gitops_paths.shop[0]: \"../other\" contains `..`",
+            ),
+            (
+                "gitops_paths: {shop: [apps/a, /etc]}",
+                "rollouts.gitops_paths.shop[1]: \"/etc\" is absolute",
+            ),
+            (
+                "gitops_paths: {shop: [\".\"]}",
+                "rollouts.gitops_paths.shop[0]: expected a path prefix below the repository root",
+            ),
+            (
+                "gitops_paths: {shop_1: [apps/a]}",
+                "rollouts.gitops_paths: expected a Rollout namespace name as key, found \"shop_1\"",
+            ),
+            (
+                "route_namespaces: {shop: [Mesh]}",
+                "rollouts.route_namespaces.shop[0]: expected a namespace name",
+            ),
+            (
+                "route_namespaces: {\"a/b\": [mesh]}",
+                "rollouts.route_namespaces: expected a Rollout namespace name or `*` as key",
+            ),
+        ] {
+            let e = load(&format!("{base}rollouts:\n  {rollouts}\n"), &[]).unwrap_err();
+            assert!(e.contains(want), "{rollouts}: {e}");
+            assert!(e.contains("slogate.yaml"), "{e}");
+        }
     }
 
     #[test]

@@ -697,7 +697,7 @@ impl RolloutMetrics {
         );
         registry.register(
             "slogate_rollouts",
-            "Rollouts by state: running (a controller runs it) or rejected (invalid spec, not running)",
+            "Rollouts by state: running (a controller runs it), rejected (invalid spec, not running) or refused (reaches beyond its namespace: a route or GitOps path it may not use)",
             self.specs.clone(),
         );
         registry.register(
@@ -713,8 +713,12 @@ impl RolloutMetrics {
     }
 
     /// Set `slogate_rollouts{state}`.
-    pub fn set_rollout_specs(&self, running: usize, rejected: usize) {
-        for (state, n) in [("running", running), ("rejected", rejected)] {
+    pub fn set_rollout_specs(&self, running: usize, rejected: usize, refused: usize) {
+        for (state, n) in [
+            ("running", running),
+            ("rejected", rejected),
+            ("refused", refused),
+        ] {
             self.specs
                 .get_or_create(&SpecStateLabels {
                     state: state.to_string(),

@@ -1,7 +1,8 @@
 //! The rollout endpoints of the JSON API, merged into the daemon's server:
 //!
-//! - `GET /api/v1/rollouts`: every rollout this daemon runs, with its status;
-//! - `GET /api/v1/rollouts/{ns}/{name}`: one rollout;
+//! - `GET /api/v1/rollouts`: every rollout this daemon runs, with its status, then the ones
+//!   it refuses for reaching beyond their namespace (their status has `Admitted=False`);
+//! - `GET /api/v1/rollouts/{ns}/{name}`: one rollout (running or refused);
 //! - `POST /api/v1/rollouts/{ns}/{name}/{promote|abort|pause|resume|approve}`: an operator's
 //!   command. Bearer authentication ([`crate::runtime::server::authorize`], which also names
 //!   the actor from `X-Slogate-Actor`); optional body `{"reason": "…"}`. The command is
@@ -31,15 +32,28 @@ use crate::runtime::server::{authorize_then_read, AppState, WRITE_BODY_LIMIT};
 
 /// The rollout controllers of this daemon, by `namespace/name`. The supervisor
 /// ([`super::supervisor`]) adds and removes them as Rollouts come and go; the API reads it.
-#[derive(Debug, Default)]
+/// It also names the Rollouts refused for reaching beyond their namespace, with the store
+/// of their status, so that the API shows their `Admitted=False` condition.
+#[derive(Default)]
 pub struct RolloutRegistry {
     controllers: RwLock<BTreeMap<String, Arc<RolloutController>>>,
+    refused: RwLock<BTreeMap<String, Arc<dyn StateStore>>>,
+}
+
+impl std::fmt::Debug for RolloutRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RolloutRegistry")
+            .field("controllers", &*self.read())
+            .field("refused", &self.refused_keys())
+            .finish()
+    }
 }
 
 impl RolloutRegistry {
     pub fn new(controllers: impl IntoIterator<Item = Arc<RolloutController>>) -> Self {
         RolloutRegistry {
             controllers: RwLock::new(controllers.into_iter().map(|c| (c.key(), c)).collect()),
+            refused: RwLock::default(),
         }
     }
 
@@ -78,6 +92,34 @@ impl RolloutRegistry {
 
     pub fn len(&self) -> usize {
         self.read().len()
+    }
+
+    /// The refused Rollouts not running (by `namespace/name`) and the store of their
+    /// status: replaces the previous set.
+    pub fn set_refused(&self, refused: BTreeMap<String, Arc<dyn StateStore>>) {
+        *self
+            .refused
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = refused;
+    }
+
+    /// The store holding the status of a refused Rollout that does not run.
+    pub fn refused(&self, namespace: &str, name: &str) -> Option<Arc<dyn StateStore>> {
+        self.refused
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&format!("{namespace}/{name}"))
+            .cloned()
+    }
+
+    /// The refused Rollouts that do not run, ordered by `namespace/name`.
+    pub fn refused_keys(&self) -> Vec<String> {
+        self.refused
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .keys()
+            .cloned()
+            .collect()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -159,17 +201,34 @@ async fn list(State(s): State<ApiState>) -> Response {
             Err(e) => return json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
         }
     }
+    // Refused Rollouts, with the condition that says why they do not run.
+    for key in s.registry.refused_keys() {
+        let Some((ns, name)) = key.split_once('/') else {
+            continue;
+        };
+        let Some(store) = s.registry.refused(ns, name) else {
+            continue;
+        };
+        match view(store.as_ref(), ns, name).await {
+            Ok(v) => out.push(v),
+            Err(e) => return json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        }
+    }
     Json(out).into_response()
 }
 
 async fn show(State(s): State<ApiState>, Path((ns, name)): Path<(String, String)>) -> Response {
-    let Some(c) = s.registry.get(&ns, &name) else {
-        return json_error(
-            StatusCode::NOT_FOUND,
-            &format!("unknown rollout {ns}/{name}"),
-        );
+    let store = match (s.registry.get(&ns, &name), s.registry.refused(&ns, &name)) {
+        (Some(c), _) => c.store().clone(),
+        (None, Some(store)) => store,
+        (None, None) => {
+            return json_error(
+                StatusCode::NOT_FOUND,
+                &format!("unknown rollout {ns}/{name}"),
+            )
+        }
     };
-    match view(c.store().as_ref(), &ns, &name).await {
+    match view(store.as_ref(), &ns, &name).await {
         Ok(v) => Json(v).into_response(),
         Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }

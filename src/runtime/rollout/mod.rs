@@ -34,7 +34,7 @@ pub use controller::{
     AppliedEffect, ControllerSettings, ReconcileReport, RolloutController, RolloutDeps,
     RolloutError,
 };
-pub use supervisor::{ControllerFactory, RolloutSupervisor, SyncReport};
+pub use supervisor::{Admission, ControllerFactory, RolloutSupervisor, SyncReport};
 
 /// The weights file of a rollout under the file router's directory:
 /// `<dir>/<namespace>/<name>.json`.

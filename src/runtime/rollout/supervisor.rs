@@ -11,6 +11,14 @@
 //!   interval);
 //! - **now invalid**: keeps running its last valid spec, and reports the problems; an
 //!   invalid Rollout with no controller is not started;
+//! - **out of scope** ([`crate::rollout::scope`]: a route in another namespace, a GitOps path
+//!   or app its namespace may not use): refused like an invalid one (not started; a running
+//!   controller keeps its last admitted spec). Its status gets the condition
+//!   `Admitted=False` with the reason and message, and the decision log a `refuse` record
+//!   naming the field and the rule, once per refused spec (the stored condition is the
+//!   memory across restarts and replicas); counted in `slogate_rollouts{state="refused"}`.
+//!   A Rollout admitted again gets `Admitted=True` (and an `admit` record) when its
+//!   controller starts;
 //! - **gone** (deleted object, removed file): stops its controller and drops its gauges.
 //!   The route's weights and the stored state stay as they were: deleting a Rollout
 //!   mid-rollout stops slogate from acting on it, it does not roll anything back. Only a
@@ -32,9 +40,12 @@ use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use super::api::RolloutRegistry;
+use super::commands::{read_status, status_key};
 use super::controller::RolloutController;
 use crate::ports::rollouts::{RolloutSet, RolloutSource, RolloutSourceError};
-use crate::rollout::status::PhaseName;
+use crate::ports::state::{DecisionKind, DecisionRecord, StateError, StateStore};
+use crate::rollout::scope::{self, Scope, Violation};
+use crate::rollout::status::{Condition, ConditionStatus, PhaseName, ADMITTED};
 use crate::rollout::Rollout;
 use crate::runtime::metrics::RolloutMetrics;
 
@@ -58,6 +69,9 @@ pub struct SyncReport {
     pub kept: Vec<String>,
     /// Invalid, or their controller could not be built; not running.
     pub rejected: Vec<String>,
+    /// Out of scope ([`crate::rollout::scope`]): refused (and in `rejected` when not
+    /// running, in `kept` when their last admitted spec runs).
+    pub refused: Vec<String>,
     /// Every problem of the reading, one line each.
     pub problems: Vec<String>,
     /// False when the reading had errors not tied to one Rollout: nothing was stopped.
@@ -79,6 +93,37 @@ pub struct RolloutSupervisor {
     running: Mutex<BTreeMap<String, Running>>,
     /// The problems last logged, to log only changes.
     logged: Mutex<Vec<String>>,
+    admission: Admission,
+    /// Refused Rollouts by key: the spec whose refusal is reported (its condition stored),
+    /// so that a resync does not report it again.
+    refused: Mutex<BTreeMap<String, Refusal>>,
+}
+
+/// What a Rollout may reach, and where a refusal is reported.
+pub struct Admission {
+    pub scope: Scope,
+    /// The store of the Rollouts' statuses (the `Admitted` condition) and of the decision
+    /// log; `None`: refusals are only logged and counted.
+    pub store: Option<Arc<dyn StateStore>>,
+}
+
+impl Default for Admission {
+    /// The default scope (routes in the Rollout's own namespace, every GitOps path), no store.
+    fn default() -> Self {
+        Admission {
+            scope: Scope::default(),
+            store: None,
+        }
+    }
+}
+
+/// How far a refusal has been reported.
+struct Refusal {
+    rollout: Rollout,
+    /// The decision record is appended.
+    recorded: bool,
+    /// The condition is stored (or there is nowhere to store it): nothing left to do.
+    done: bool,
 }
 
 impl std::fmt::Debug for RolloutSupervisor {
@@ -103,7 +148,16 @@ impl RolloutSupervisor {
             metrics: RolloutMetrics::default(),
             running: Mutex::new(BTreeMap::new()),
             logged: Mutex::new(Vec::new()),
+            admission: Admission::default(),
+            refused: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// Check every Rollout against `admission.scope` before it runs, and report refusals in
+    /// `admission.store` (default: the default scope, no store).
+    pub fn with_admission(mut self, admission: Admission) -> Self {
+        self.admission = admission;
+        self
     }
 
     /// Publish `slogate_rollouts` and drop a stopped rollout's gauges in `metrics` (the
@@ -157,6 +211,24 @@ impl RolloutSupervisor {
                 Some(_) => true,
                 None => false,
             };
+            let violations = scope::check(&rollout, &self.admission.scope);
+            if !violations.is_empty() {
+                for v in &violations {
+                    report
+                        .problems
+                        .push(format!("Rollout {key}: refused: {}", v.message));
+                }
+                report.refused.push(key.clone());
+                if changed {
+                    report.kept.push(key.clone());
+                } else {
+                    report.rejected.push(key.clone());
+                }
+                self.refuse(&rollout, &violations).await;
+                continue;
+            }
+            let was_refused = self.refused.lock().await.remove(&key).is_some();
+            let admitted = rollout.clone();
             let controller = match (self.factory)(rollout) {
                 Ok(c) => c,
                 Err(e) => {
@@ -173,6 +245,10 @@ impl RolloutSupervisor {
                     continue;
                 }
             };
+            if was_refused || !changed {
+                // Admitted now: a condition a refusal stored says so (also after a restart).
+                self.admit(&admitted).await;
+            }
             if let Some(old) = running.remove(&key) {
                 stop(old).await;
                 report.restarted.push(key.clone());
@@ -189,6 +265,10 @@ impl RolloutSupervisor {
             }
         }
         if report.complete {
+            self.refused
+                .lock()
+                .await
+                .retain(|k, _| defined.contains(k) && report.refused.contains(k));
             let gone: Vec<String> = running
                 .keys()
                 .filter(|k| !defined.contains(*k))
@@ -204,11 +284,160 @@ impl RolloutSupervisor {
                 }
             }
         }
-        self.metrics
-            .set_rollout_specs(running.len(), report.rejected.len());
+        let refused_idle: Vec<&String> = report
+            .rejected
+            .iter()
+            .filter(|k| report.refused.contains(k))
+            .collect();
+        if let Some(store) = &self.admission.store {
+            self.registry.set_refused(
+                refused_idle
+                    .iter()
+                    .map(|k| ((*k).clone(), store.clone()))
+                    .collect(),
+            );
+        }
+        let refused_idle = refused_idle.len();
+        self.metrics.set_rollout_specs(
+            running.len(),
+            report.rejected.len() - refused_idle,
+            report.refused.len(),
+        );
         report.kept.sort();
         report.rejected.sort();
+        report.refused.sort();
         report
+    }
+
+    /// Report the refusal of `rollout`: the decision record, then the `Admitted=False`
+    /// condition in its status, each once per refused spec. A failed write is tried again at
+    /// the next resync.
+    async fn refuse(&self, rollout: &Rollout, violations: &[Violation]) {
+        let key = rollout.key();
+        let mut refused = self.refused.lock().await;
+        if refused.get(&key).is_none_or(|r| &r.rollout != rollout) {
+            refused.insert(
+                key.clone(),
+                Refusal {
+                    rollout: rollout.clone(),
+                    recorded: false,
+                    done: false,
+                },
+            );
+        }
+        let Some(entry) = refused.get_mut(&key) else {
+            return; // inserted just above
+        };
+        if entry.done {
+            return;
+        }
+        let Some(store) = &self.admission.store else {
+            entry.done = true;
+            return;
+        };
+        let now = chrono::Utc::now();
+        let first = &violations[0];
+        let message: Vec<&str> = violations.iter().map(|v| v.message.as_str()).collect();
+        let condition = Condition {
+            type_: ADMITTED.to_string(),
+            status: ConditionStatus::False,
+            reason: first.reason.to_string(),
+            message: message.join("; "),
+            last_transition_time: now,
+            observed_generation: rollout.metadata.generation,
+        };
+        let (ns, name) = (rollout.namespace(), rollout.metadata.name.as_str());
+        let (mut status, version) = match read_status(store.as_ref(), ns, name).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(rollout = %key, "cannot read the status of a refused Rollout: {e}");
+                return;
+            }
+        };
+        if !status.set_condition(condition.clone()) {
+            // Already reported (before a restart, or by another replica).
+            entry.done = true;
+            return;
+        }
+        if !entry.recorded {
+            let mut rec = DecisionRecord::new(
+                now,
+                DecisionKind::Rollout,
+                &key,
+                "admission",
+                "refuse",
+                format!("Rollout {key} is not run: {}", condition.message),
+            );
+            rec.observed = serde_json::json!({
+                "condition": ADMITTED,
+                "reason": first.reason,
+                "generation": rollout.metadata.generation,
+                "violations": violations,
+            });
+            rec.outcome = Some("refused".into());
+            match store.append_decision(&rec).await {
+                Ok(()) => entry.recorded = true,
+                Err(e) => {
+                    tracing::warn!(rollout = %key, "cannot record the refusal: {e}");
+                    return;
+                }
+            }
+        }
+        match put_status(store.as_ref(), ns, name, &status, version).await {
+            Ok(()) => entry.done = true,
+            Err(e) => {
+                tracing::warn!(rollout = %key, "cannot store the Admitted condition of a refused Rollout (tried again at the next resync): {e}")
+            }
+        }
+    }
+
+    /// A Rollout about to run: if its status says it was refused, say it is admitted.
+    async fn admit(&self, rollout: &Rollout) {
+        let Some(store) = &self.admission.store else {
+            return;
+        };
+        let key = rollout.key();
+        let (ns, name) = (rollout.namespace(), rollout.metadata.name.as_str());
+        let (mut status, version) = match read_status(store.as_ref(), ns, name).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(rollout = %key, "cannot read the status before starting: {e}");
+                return;
+            }
+        };
+        if status
+            .condition(ADMITTED)
+            .is_none_or(|c| c.status == ConditionStatus::True)
+        {
+            return;
+        }
+        let now = chrono::Utc::now();
+        status.set_condition(Condition {
+            type_: ADMITTED.to_string(),
+            status: ConditionStatus::True,
+            reason: "WithinScope".into(),
+            message: "the Rollout reaches only what its namespace may use".into(),
+            last_transition_time: now,
+            observed_generation: rollout.metadata.generation,
+        });
+        match put_status(store.as_ref(), ns, name, &status, version).await {
+            Ok(()) => {
+                let rec = DecisionRecord::new(
+                    now,
+                    DecisionKind::Rollout,
+                    &key,
+                    "admission",
+                    "admit",
+                    format!("Rollout {key} was refused and is now within its scope: it runs"),
+                );
+                if let Err(e) = store.append_decision(&rec).await {
+                    tracing::warn!(rollout = %key, "cannot record the admission: {e}");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(rollout = %key, "cannot store the Admitted condition: {e}")
+            }
+        }
     }
 
     fn start(&self, controller: Arc<RolloutController>) -> Running {
@@ -313,6 +542,21 @@ impl RolloutSupervisor {
             }
         }
     }
+}
+
+/// Store `status` under the rollout's key, guarded by `version`.
+async fn put_status(
+    store: &dyn StateStore,
+    namespace: &str,
+    name: &str,
+    status: &crate::rollout::RolloutStatus,
+    version: Option<u64>,
+) -> Result<(), StateError> {
+    let value = serde_json::to_value(status).map_err(|e| StateError::Backend(e.to_string()))?;
+    store
+        .put(&status_key(namespace, name), value, version)
+        .await
+        .map(|_| ())
 }
 
 async fn stop(r: Running) {
