@@ -72,6 +72,8 @@ impl YamlError {
 pub fn budget() -> Option<serde_saphyr::Budget> {
     serde_saphyr::budget! {
         max_depth: MAX_DEPTH,
+        // The parser's own nesting limit for flow collections, met when it scans ahead.
+        flow_nesting_limit: MAX_DEPTH + 1,
         max_aliases: MAX_ALIASES,
         max_anchors: MAX_ALIASES,
         max_nodes: MAX_NODES,
@@ -104,46 +106,68 @@ fn at(e: &serde_saphyr::Error) -> String {
     }
 }
 
-/// An error of serde-saphyr as a [`YamlError`]; budget breaches name the limit.
-fn convert(e: serde_saphyr::Error) -> YamlError {
+/// The limit a serde-saphyr error reports, if it is a budget breach (also when it is
+/// wrapped in the alias that replayed it).
+fn limit_of(e: &serde_saphyr::Error) -> Option<String> {
     use serde_saphyr::Error as E;
-    let limit = |what: String| YamlError::Limit {
-        message: format!("{what}{}", at(&e)),
-    };
-    match e.without_snippet() {
-        E::Budget { breach, .. } => limit(match breach {
+    Some(match e.without_snippet() {
+        E::AliasError { error, .. } => return limit_of(error),
+        E::Budget { breach, .. } => match breach {
             BudgetBreach::Depth { .. } => {
                 format!("the YAML nests deeper than {MAX_DEPTH} levels (the depth limit)")
             }
-            BudgetBreach::Aliases { .. } => {
-                format!("the YAML uses more than {MAX_ALIASES} aliases (the alias limit)")
+            BudgetBreach::Aliases { .. } | BudgetBreach::AliasAnchorRatio { .. } => {
+                format!("the YAML uses more than {MAX_ALIASES} aliases, or too many per anchor (the alias limit)")
             }
+            BudgetBreach::RecordedAnchorEvents { .. }
+            | BudgetBreach::RecordedAnchorBytes { .. } => alias_expansion(),
             BudgetBreach::Anchors { .. } => {
                 format!("the YAML defines more than {MAX_ALIASES} anchors (the anchor limit)")
             }
-            BudgetBreach::Documents { .. } => {
-                format!("the file has more than {MAX_DOCUMENTS} YAML documents (the document limit)")
-            }
+            BudgetBreach::Documents { .. } => format!(
+                "the file has more than {MAX_DOCUMENTS} YAML documents (the document limit)"
+            ),
             BudgetBreach::Nodes { .. } | BudgetBreach::Events { .. } => {
                 format!("the YAML has more than {MAX_NODES} nodes (the node limit)")
             }
             other => format!("the YAML exceeds a parsing limit ({other:?})"),
-        }),
+        },
         E::AliasReplayLimitExceeded { .. }
         | E::AliasExpansionLimitExceeded { .. }
-        | E::AliasReplayStackDepthExceeded { .. } => limit(format!(
-            "the YAML's aliases expand to more than {MAX_ALIAS_REPLAYED_EVENTS} nodes (the alias expansion limit, against \"billion laughs\" documents)"
-        )),
-        _ => {
-            let text = e.to_string();
-            // The message without its source excerpt: the first line says it all.
-            let first = text.lines().next().unwrap_or_default().trim();
-            if first.contains(" line ") {
-                YamlError::invalid(first)
-            } else {
-                YamlError::invalid(format!("{first}{}", at(&e)))
-            }
-        }
+        | E::AliasReplayStackDepthExceeded { .. } => alias_expansion(),
+        _ => return None,
+    })
+}
+
+fn alias_expansion() -> String {
+    format!(
+        "the YAML's aliases expand to more than {MAX_ALIAS_REPLAYED_EVENTS} nodes (the alias expansion limit, against \"billion laughs\" documents)"
+    )
+}
+
+/// An error of serde-saphyr as a [`YamlError`]; budget breaches name the limit.
+fn convert(e: serde_saphyr::Error) -> YamlError {
+    if let Some(what) = limit_of(&e) {
+        return YamlError::Limit {
+            message: format!("{what}{}", at(&e)),
+        };
+    }
+    let text = e.to_string();
+    // The message without its source excerpt: the first line says it all.
+    let first = text.lines().next().unwrap_or_default().trim();
+    if first.contains("recursion limit exceeded") {
+        // The parser's nesting limit (`flow_nesting_limit` of the budget).
+        return YamlError::Limit {
+            message: format!(
+                "the YAML nests deeper than {MAX_DEPTH} levels (the depth limit){}",
+                at(&e)
+            ),
+        };
+    }
+    if first.contains(" line ") {
+        YamlError::invalid(first)
+    } else {
+        YamlError::invalid(format!("{first}{}", at(&e)))
     }
 }
 
@@ -1183,5 +1207,107 @@ impl serde::ser::SerializeStructVariant for VariantBuilder<MapBuilder> {
         let mut m = Mapping::new();
         m.insert(self.0, serde::ser::SerializeStruct::end(self.1)?);
         Ok(Value::Mapping(m))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Nine levels of ten aliases: 10^9 nodes once expanded, in a few hundred bytes.
+    pub(crate) fn billion_laughs() -> String {
+        let mut bomb = String::from("a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+        for (prev, name) in ["a", "b", "c", "d", "e", "f", "g", "h"]
+            .iter()
+            .zip(["b", "c", "d", "e", "f", "g", "h", "i"])
+        {
+            let refs = vec![format!("*{prev}"); 10].join(", ");
+            bomb.push_str(&format!("{name}: &{name} [{refs}]\n"));
+        }
+        bomb
+    }
+
+    #[test]
+    fn an_alias_bomb_is_refused_naming_the_limit() {
+        let e = from_str::<Value>(&billion_laughs()).unwrap_err();
+        assert!(e.is_limit(), "{e:?}");
+        assert!(e.to_string().contains("alias"), "{e}");
+        let s = parse_stream(&format!("a: 1\n---\n{}", billion_laughs()));
+        assert_eq!(s.documents.len(), 1);
+        let (doc, e) = s.error.unwrap();
+        assert_eq!(doc, 1);
+        assert!(e.is_limit() && e.to_string().contains("alias"), "{e}");
+        // A few aliases are fine.
+        let v: Value = from_str("a: &x {b: 1}\nc: *x\n").unwrap();
+        assert_eq!(v["c"]["b"].as_u64(), Some(1));
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_naming_the_depth_limit() {
+        for text in [
+            format!("{}{}", "[".repeat(200_000), "]".repeat(200_000)),
+            (0..MAX_DEPTH + 1)
+                .map(|i| format!("{}k:\n", "  ".repeat(i)))
+                .collect(),
+        ] {
+            let e = from_str::<Value>(&text).unwrap_err();
+            assert!(e.to_string().contains("depth limit"), "{e}");
+            let e = parse_stream(&text).error.unwrap().1;
+            assert!(e.to_string().contains("depth limit"), "{e}");
+        }
+    }
+
+    #[test]
+    fn documents_keep_their_index_in_the_file() {
+        let s = parse_stream("---\n---\na: 1\n---\n# only a comment\n---\nb: [1, 2\n");
+        assert_eq!(s.count, 4);
+        assert_eq!(s.documents.len(), 1);
+        assert_eq!(s.documents[0].index, 1);
+        assert_eq!(s.documents[0].value["a"].as_u64(), Some(1));
+        let (i, e) = s.error.unwrap();
+        assert_eq!(i, 3, "{e}");
+        assert!(!e.is_limit());
+        assert!(e.to_string().contains("line "), "{e}");
+        // A duplicate key is an error of its document.
+        let s = parse_stream("a: 1\n---\nb: 1\nb: 2\n");
+        assert_eq!(s.documents.len(), 1);
+        assert_eq!(s.error.unwrap().0, 1);
+    }
+
+    #[test]
+    fn values_read_as_yaml_1_2_and_keep_key_order() {
+        let v: Value = from_str("z: yes\ny: 0755\nx: 1.0\nw: .inf\n1: one\n").unwrap();
+        let keys: Vec<String> = v
+            .as_mapping()
+            .unwrap()
+            .keys()
+            .map(|k| match k {
+                Value::String(s) => s.clone(),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(keys, ["z", "y", "x", "w", "Number(PosInt(1))"]);
+        assert_eq!(v["z"], "yes");
+        assert_eq!(v["y"], "0755");
+        assert!(matches!(v["w"], Value::Number(Number::Float(f)) if f.is_infinite()));
+        assert_eq!(
+            match &v["x"] {
+                Value::Number(n) => n.to_string(),
+                _ => String::new(),
+            },
+            "1.0"
+        );
+    }
+
+    #[test]
+    fn writes_as_serde_yaml_did() {
+        let v: Value = from_str(
+            "a: 'true'\nb: '1.5'\nc: 0.1.0\nd: ''\ne: \"it's: x\"\nf: \"x\\ty\"\ng: |-\n  l1\n  l2\nh: [1, {i: j}]\nk: {}\nl: []\n",
+        )
+        .unwrap();
+        assert_eq!(
+            to_string(&v).unwrap(),
+            "a: 'true'\nb: '1.5'\nc: 0.1.0\nd: ''\ne: 'it''s: x'\nf: \"x\\ty\"\ng: |-\n  l1\n  l2\nh:\n- 1\n- i: j\nk: {}\nl: []\n"
+        );
     }
 }

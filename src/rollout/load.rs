@@ -213,12 +213,10 @@ fn add_text(report: &mut RolloutReport, file: &Path, text: &str) {
             doc: i,
             diags: Vec::new(),
         };
-        let what = if e.is_limit() {
-            "refused"
-        } else {
-            "not valid YAML"
-        };
-        ctx.error("", format!("{what}: {e}; the rest of the file is not read"));
+        ctx.error(
+            "",
+            format!("not valid YAML: {e}; the rest of the file is not read"),
+        );
         report.diags_extend(ctx.diags);
     }
 }

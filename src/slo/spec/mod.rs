@@ -320,12 +320,10 @@ impl Loader {
         if let Some((i, e)) = stream.error {
             non_empty += 1;
             let mut ctx = DocCtx::new(file, i);
-            let what = if e.is_limit() {
-                "refused"
-            } else {
-                "not valid YAML"
-            };
-            ctx.error("", format!("{what}: {e}; the rest of the file is not read"));
+            ctx.error(
+                "",
+                format!("not valid YAML: {e}; the rest of the file is not read"),
+            );
             self.diags.append(&mut ctx.diags);
         }
         if non_empty == 0 {
