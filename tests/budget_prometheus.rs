@@ -154,8 +154,9 @@ fn check_reports(reports: &serde_json::Value, source: &str) {
 /// The recording rules of a rule file for which `keep(record)` holds, all in one group (so
 /// that promtool's backfill writes one set of blocks rather than one per group).
 fn filter_rules(text: &str, keep: impl Fn(&str) -> bool) -> String {
-    let doc: serde_yaml::Value = serde_yaml::from_str(text).expect("rules YAML");
-    let rules: Vec<serde_yaml::Value> = doc["groups"]
+    let doc: slogate::model::yaml::Value =
+        slogate::model::yaml::from_str(text).expect("rules YAML");
+    let rules: Vec<slogate::model::yaml::Value> = doc["groups"]
         .as_sequence()
         .expect("groups")
         .iter()
@@ -164,7 +165,7 @@ fn filter_rules(text: &str, keep: impl Fn(&str) -> bool) -> String {
         .collect();
     assert!(!rules.is_empty(), "no rules kept");
     let out = serde_json::json!({"groups": [{"name": "backfill", "rules": rules}]});
-    serde_yaml::to_string(&out).expect("serialise rules")
+    slogate::model::yaml::to_string(&out).expect("serialise rules")
 }
 
 #[test]

@@ -1142,7 +1142,7 @@ fn alerts_history(om: &mut OpenMetrics, tl: &Timeline, end: i64) {
 /// The recording rules of rules/*.yml, in dependency layers: layer 0 reads raw series only,
 /// layer n reads rules of layers < n. promtool evaluates a backfill against what Prometheus
 /// already holds, so each layer needs the previous ones loaded.
-fn rule_layers() -> Vec<Vec<serde_yaml::Value>> {
+fn rule_layers() -> Vec<Vec<slogate::model::yaml::Value>> {
     let mut rules = Vec::new();
     let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("rules"))
         .expect("rules/")
@@ -1151,8 +1151,9 @@ fn rule_layers() -> Vec<Vec<serde_yaml::Value>> {
         .collect();
     files.sort();
     for f in files {
-        let doc: serde_yaml::Value =
-            serde_yaml::from_str(&std::fs::read_to_string(&f).expect("read rules")).expect("yaml");
+        let doc: slogate::model::yaml::Value =
+            slogate::model::yaml::from_str(&std::fs::read_to_string(&f).expect("read rules"))
+                .expect("yaml");
         for g in doc["groups"].as_sequence().expect("groups") {
             for r in g["rules"].as_sequence().expect("rules") {
                 if r["record"].is_string() {
@@ -1249,7 +1250,8 @@ fn prometheus_with_history(
         let file = work.join(format!("layer{i}.yml"));
         let doc =
             serde_json::json!({"groups": [{"name": format!("backfill-{i}"), "rules": layer}]});
-        std::fs::write(&file, serde_yaml::to_string(&doc).expect("yaml")).expect("write rules");
+        std::fs::write(&file, slogate::model::yaml::to_string(&doc).expect("yaml"))
+            .expect("write rules");
         backfill_rules(
             promtool,
             work,

@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use serde_yaml::Value;
+use slogate::model::yaml::Value;
 
 use common::{e2e_enabled, require_bin, run_ok};
 
@@ -97,13 +97,8 @@ fn python() -> Option<PathBuf> {
 }
 
 fn docs(text: &str) -> Vec<Value> {
-    serde_yaml::Deserializer::from_str(text)
-        .map(|d| Value::deserialize(d).expect("YAML document"))
-        .filter(|v| !v.is_null())
-        .collect()
+    slogate::model::yaml::documents(text).expect("YAML documents")
 }
-
-use serde::Deserialize;
 
 /// `kubectl kustomize deploy/`, parsed. `None` only when `SLOGATE_E2E=0` and kubectl is
 /// missing.
@@ -218,7 +213,12 @@ fn every_object_validates_against_its_schema() {
     let rendered = dir.path().join("rendered.yaml");
     let text: String = objects
         .iter()
-        .map(|o| format!("---\n{}", serde_yaml::to_string(o).expect("serialise")))
+        .map(|o| {
+            format!(
+                "---\n{}",
+                slogate::model::yaml::to_string(o).expect("serialise")
+            )
+        })
         .collect();
     std::fs::write(&rendered, text).expect("write rendered manifests");
     let extra = [
@@ -518,7 +518,8 @@ fn deployment_is_hardened_probed_and_highly_available() {
         assert!(!volume_at(p)["emptyDir"].is_null(), "{p} is an emptyDir");
     }
     // The image comes from the kustomization's `images:` entry.
-    let k: Value = serde_yaml::from_str(&read("deploy/kustomization.yaml")).expect("yaml");
+    let k: Value =
+        slogate::model::yaml::from_str(&read("deploy/kustomization.yaml")).expect("yaml");
     let image = seq(&k["images"])
         .iter()
         .find(|i| i["name"] == "slogate")
@@ -600,7 +601,8 @@ fn shipped_slo_specs_are_the_examples() {
         );
     }
     // And the kustomization lists every one of them.
-    let k: Value = serde_yaml::from_str(&read("deploy/kustomization.yaml")).expect("yaml");
+    let k: Value =
+        slogate::model::yaml::from_str(&read("deploy/kustomization.yaml")).expect("yaml");
     let gen = seq(&k["configMapGenerator"])
         .iter()
         .find(|g| g["name"] == "slogate-slos")
@@ -838,15 +840,15 @@ fn generate_prometheus_rule() -> String {
     assert!(!files.is_empty(), "rules/ has no rule files");
     let mut groups = Vec::new();
     for f in &files {
-        let doc: Value = serde_yaml::from_str(
+        let doc: Value = slogate::model::yaml::from_str(
             &std::fs::read_to_string(f).unwrap_or_else(|e| panic!("{}: {e}", f.display())),
         )
         .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
         groups.extend(seq(&doc["groups"]).iter().cloned());
     }
-    // serde_yaml's Mapping keeps insertion order, so rules read `record:`/`alert:` first as in
+    // slogate's YAML Mapping keeps insertion order, so rules read `record:`/`alert:` first as in
     // rules/.
-    let object: Value = serde_yaml::from_str(
+    let object: Value = slogate::model::yaml::from_str(
         "apiVersion: monitoring.coreos.com/v1\n\
          kind: PrometheusRule\n\
          metadata:\n  name: slogate-slos\n  labels:\n    app.kubernetes.io/name: slogate\n\
@@ -864,7 +866,7 @@ fn generate_prometheus_rule() -> String {
          # Regenerate after changing rules/: SLOGATE_BLESS=1 cargo test --test deploy_manifests\n\
          # The Sloth-compatible recording and burn-rate alert rules of the SLOs in slos/.\n{}",
         names.join(", "),
-        serde_yaml::to_string(&object).expect("serialise PrometheusRule")
+        slogate::model::yaml::to_string(&object).expect("serialise PrometheusRule")
     )
 }
 
@@ -884,7 +886,7 @@ fn prometheus_rule_is_the_rules_directory() {
     );
     // It carries every recording rule and alert of rules/, including the burn-rate alerts
     // that the Alertmanager receiver routes on.
-    let doc: Value = serde_yaml::from_str(&have).expect("yaml");
+    let doc: Value = slogate::model::yaml::from_str(&have).expect("yaml");
     let rules: Vec<&Value> = seq(&doc["spec"]["groups"])
         .iter()
         .flat_map(|g| seq(&g["rules"]))
@@ -903,7 +905,7 @@ fn prometheus_rule_is_the_rules_directory() {
 #[test]
 fn alertmanager_receiver_is_valid_and_targets_the_service() {
     let snippet: Value =
-        serde_yaml::from_str(&read("deploy/alertmanager/receiver.yaml")).expect("yaml");
+        slogate::model::yaml::from_str(&read("deploy/alertmanager/receiver.yaml")).expect("yaml");
     let receiver = &seq(&snippet["receivers"])[0];
     let hook = &seq(&receiver["webhook_configs"])[0];
     assert_eq!(
@@ -929,17 +931,22 @@ fn alertmanager_receiver_is_valid_and_targets_the_service() {
     let mut config = snippet.clone();
     config["route"]["receiver"] = Value::from("default");
     let mut receivers = seq(&snippet["receivers"]).clone();
-    receivers.push(serde_yaml::from_str("name: default").expect("yaml"));
+    receivers.push(slogate::model::yaml::from_str("name: default").expect("yaml"));
     config["receivers"] = Value::Sequence(receivers);
     let file = dir.path().join("alertmanager.yml");
-    std::fs::write(&file, serde_yaml::to_string(&config).expect("yaml")).expect("write");
+    std::fs::write(
+        &file,
+        slogate::model::yaml::to_string(&config).expect("yaml"),
+    )
+    .expect("write");
     let out = run_ok(Command::new(amtool).arg("check-config").arg(&file));
     assert!(out.contains("SUCCESS"), "{out}");
 }
 
 #[test]
 fn argocd_application_installs_deploy() {
-    let app: Value = serde_yaml::from_str(&read("deploy/argocd/application.yaml")).expect("yaml");
+    let app: Value =
+        slogate::model::yaml::from_str(&read("deploy/argocd/application.yaml")).expect("yaml");
     assert_eq!(kind(&app), "Application");
     assert_eq!(str_of(&app, &["spec", "source", "path"]), "deploy");
     assert_eq!(

@@ -148,14 +148,14 @@ fn a_page_from_a_real_alertmanager_reverts_the_deploy_in_its_window_once() {
     // period ratio of those averages the 5m ratio over the data Prometheus has, which here
     // is minutes. Without `sloth_slo_info` slogate evaluates the SLI queries itself, over
     // the 30 days of backfilled history below.
-    let mut doc: serde_yaml::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(&generated).unwrap()).unwrap();
+    let mut doc: slogate::model::yaml::Value =
+        slogate::model::yaml::from_str(&std::fs::read_to_string(&generated).unwrap()).unwrap();
     doc["groups"]
         .as_sequence_mut()
         .unwrap()
         .retain(|g| !g["name"].as_str().unwrap_or("").contains("-meta-"));
     let rule_file = work.join("prometheus-rules.yml");
-    std::fs::write(&rule_file, serde_yaml::to_string(&doc).unwrap()).unwrap();
+    std::fs::write(&rule_file, slogate::model::yaml::to_string(&doc).unwrap()).unwrap();
 
     // 30 days of history at 200 req/s and 0.05% errors, ending 65 minutes ago (so the page's
     // 1h window sees only the live app): 5% of the 30-day budget of a 99% SLO.

@@ -508,8 +508,8 @@ fn deploy_applies_to_a_real_api_server_with_the_third_party_crds() {
     // Every object `kubectl kustomize deploy/` renders was accepted.
     let rendered = api.kubectl_ok(&["kustomize", &repo_path("deploy").display().to_string()]);
     let mut objects = 0;
-    for doc in serde_yaml::Deserializer::from_str(&rendered) {
-        let v: Value = serde::Deserialize::deserialize(doc).unwrap();
+    for doc in slogate::model::yaml::documents(&rendered).unwrap() {
+        let v: Value = slogate::model::yaml::from_value(doc).unwrap();
         let kind = v["kind"].as_str().unwrap().to_lowercase();
         let name = v["metadata"]["name"].as_str().unwrap();
         let group = v["apiVersion"]
@@ -919,8 +919,8 @@ fn rollouts_reaching_beyond_their_namespace_are_refused() {
 fn rbac_copy(ns: &str, drop: impl Fn(&Value) -> bool) -> String {
     let text = std::fs::read_to_string(repo_path("deploy/rbac.yaml")).unwrap();
     let mut docs = Vec::new();
-    for doc in serde_yaml::Deserializer::from_str(&text) {
-        let mut v: Value = serde::Deserialize::deserialize(doc).unwrap();
+    for doc in slogate::model::yaml::documents(&text).unwrap() {
+        let mut v: Value = slogate::model::yaml::from_value(doc).unwrap();
         match v["kind"].as_str().unwrap() {
             "ClusterRole" | "ClusterRoleBinding" => {
                 let name = format!("{}-{ns}", v["metadata"]["name"].as_str().unwrap());

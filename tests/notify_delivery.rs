@@ -400,7 +400,7 @@ async fn built_from_config_with_severity_filter() {
          - type: webhook\n  name: generic\n  url: {}/generic\n  token_env: SLOGATE_TEST_NOTIFY_CFG_TOKEN\n  base_delay: 10ms\n",
         server.uri()
     );
-    let cfgs: Vec<NotifierConfig> = serde_yaml::from_str(&yaml).unwrap();
+    let cfgs: Vec<NotifierConfig> = slogate::model::yaml::from_str(&yaml).unwrap();
     assert_eq!(cfgs[0].kind, NotifierKind::Slack);
     let notifiers = build_notifiers(&cfgs).unwrap();
     assert_eq!(notifiers.len(), 2);

@@ -7,12 +7,12 @@ use std::path::Path;
 use std::process::Command;
 
 use regex::Regex;
-use serde_yaml::Value;
+use slogate::model::yaml::Value;
 
 fn load(rel: &str) -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{rel}: {e}"));
-    serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{rel}: invalid YAML: {e}"))
+    slogate::model::yaml::from_str(&text).unwrap_or_else(|e| panic!("{rel}: invalid YAML: {e}"))
 }
 
 /// The long flags `slogate promote --help` lists.
@@ -148,7 +148,7 @@ fn tekton_task() {
         })
         .expect("a step running slogate promote");
     // Every $(params.x), $(workspaces.x.path) and $(results.x.path) is declared.
-    let full = serde_yaml::to_string(spec).unwrap();
+    let full = slogate::model::yaml::to_string(spec).unwrap();
     for c in Regex::new(r"\$\(params\.([a-z0-9-]+)\)")
         .unwrap()
         .captures_iter(&full)
@@ -237,7 +237,7 @@ fn gitlab_ci_job() {
     // The gate's exit code is the job's: 1 (a gate said no) and 2 (bad input) fail it.
     assert!(script.contains("exit \"$rc\""), "{file}: {script}");
     // Secrets come from masked CI/CD variables: never defined in the file, only named.
-    let vars = serde_yaml::to_string(&job["variables"]).unwrap();
+    let vars = slogate::model::yaml::to_string(&job["variables"]).unwrap();
     for secret in ["GITOPS_TOKEN", "SLOGATE_API_TOKEN"] {
         assert!(
             !vars.contains(secret),

@@ -22,7 +22,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use serde_yaml::Value;
+use slogate::model::yaml::Value;
 use slogate::promote::image::ImageRef;
 use slogate::promote::kustomize::{self, ImageEdit};
 
@@ -98,7 +98,7 @@ fn run(cmd: &mut Command) -> (bool, String) {
 
 /// The `images` list of a kustomization text, as YAML.
 fn images_of(text: &str) -> Value {
-    let doc: Value = serde_yaml::from_str(text).expect("kustomization parses");
+    let doc: Value = slogate::model::yaml::from_str(text).expect("kustomization parses");
     doc.get("images").cloned().unwrap_or(Value::Null)
 }
 
@@ -127,7 +127,7 @@ fn rendered(kustomize: &Path, images: &Value, names: &[String]) -> Vec<String> {
     std::fs::write(dir.path().join("kustomization.yaml"), k.to_string()).unwrap();
     let (ok, out) = run(Command::new(kustomize).arg("build").arg(dir.path()));
     assert!(ok, "kustomize build: {out}");
-    let doc: Value = serde_yaml::from_str(&out).unwrap();
+    let doc: Value = slogate::model::yaml::from_str(&out).unwrap();
     doc["spec"]["template"]["spec"]["containers"]
         .as_sequence()
         .unwrap()
@@ -195,7 +195,7 @@ fn promote_edits_like_kustomize_edit_set_image() {
             .display()
             .to_string();
         let text = std::fs::read_to_string(input).unwrap();
-        let parsed: Result<Value, _> = serde_yaml::from_str(&text);
+        let parsed: Result<Value, _> = slogate::model::yaml::from_str(&text);
         let entry = parsed
             .as_ref()
             .ok()

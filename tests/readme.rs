@@ -1085,8 +1085,8 @@ fn every_configuration_example_loads() {
     let mut checked = 0;
     for b in blocks(&text).into_iter().filter(|b| b.lang == "yaml") {
         let body: String = b.lines.iter().map(|(_, l)| format!("{l}\n")).collect();
-        let Ok(serde_yaml::Value::Mapping(mut m)) =
-            serde_yaml::from_str::<serde_yaml::Value>(&body)
+        let Ok(slogate::model::yaml::Value::Mapping(mut m)) =
+            slogate::model::yaml::from_str::<slogate::model::yaml::Value>(&body)
         else {
             continue;
         };
@@ -1098,21 +1098,27 @@ fn every_configuration_example_loads() {
             continue; // an SLO spec, an Alertmanager snippet, …
         }
         // A part of a configuration: add what any configuration needs.
-        let key = |k: &str| serde_yaml::Value::String(k.to_string());
+        let key = |k: &str| slogate::model::yaml::Value::String(k.to_string());
         if !m.contains_key("prometheus") {
             m.insert(
                 key("prometheus"),
-                serde_yaml::from_str("{url: http://prometheus:9090}").unwrap(),
+                slogate::model::yaml::from_str::<slogate::model::yaml::Value>(
+                    "{url: http://prometheus:9090}",
+                )
+                .unwrap(),
             );
         }
         if m.contains_key("guard") && !m.contains_key("gitops") {
             m.insert(
                 key("gitops"),
-                serde_yaml::from_str("{url: /srv/gitops.git}").unwrap(),
+                slogate::model::yaml::from_str::<slogate::model::yaml::Value>(
+                    "{url: /srv/gitops.git}",
+                )
+                .unwrap(),
             );
         }
         let f: PathBuf = dir.path().join(format!("line-{}.yaml", b.start));
-        std::fs::write(&f, serde_yaml::to_string(&m).unwrap()).unwrap();
+        std::fs::write(&f, slogate::model::yaml::to_string(&m).unwrap()).unwrap();
         checked += 1;
         if let Err(e) = Config::load_with_env(&f, Some(HashMap::new())) {
             failures.push(format!(

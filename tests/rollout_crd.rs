@@ -46,7 +46,8 @@ fn deploy_crd_matches_slogate_crd() {
 
 #[test]
 fn crd_is_a_structural_v1_crd_with_status_and_defaults() {
-    let crd: serde_yaml::Value = serde_yaml::from_str(&crd_output()).expect("YAML");
+    let crd: slogate::model::yaml::Value =
+        slogate::model::yaml::from_str(&crd_output()).expect("YAML");
     assert_eq!(crd["apiVersion"].as_str(), Some("apiextensions.k8s.io/v1"));
     assert_eq!(crd["kind"].as_str(), Some("CustomResourceDefinition"));
     assert_eq!(crd["spec"]["group"].as_str(), Some("slogate.dev"));
@@ -60,13 +61,13 @@ fn crd_is_a_structural_v1_crd_with_status_and_defaults() {
         .as_sequence()
         .expect("steps default")
         .iter()
-        .filter_map(serde_yaml::Value::as_u64)
+        .filter_map(slogate::model::yaml::Value::as_u64)
         .collect();
     assert_eq!(steps, [10, 25, 50, 75, 100]);
     assert_eq!(spec["interval"]["default"].as_str(), Some("30s"));
     assert_eq!(spec["failureLimit"]["default"].as_u64(), Some(2));
     assert_eq!(spec["progressDeadline"]["default"].as_str(), Some("10m"));
-    let text = serde_yaml::to_string(schema).expect("YAML");
+    let text = slogate::model::yaml::to_string(schema).expect("YAML");
     for forbidden in [
         "$ref",
         "$schema",
@@ -82,7 +83,7 @@ fn crd_is_a_structural_v1_crd_with_status_and_defaults() {
         .as_sequence()
         .expect("phase enum")
         .iter()
-        .filter_map(serde_yaml::Value::as_str)
+        .filter_map(slogate::model::yaml::Value::as_str)
         .collect();
     assert_eq!(
         phases,

@@ -1315,7 +1315,7 @@ fn status_round_trips_through_json_for_every_phase() {
         let back: RolloutStatus = serde_json::from_value(json.clone()).unwrap();
         assert_eq!(back, status);
         // And the CRD's status schema accepts it.
-        let yaml: serde_yaml::Value = serde_yaml::to_value(&json).unwrap();
+        let yaml: slogate::model::yaml::Value = slogate::model::yaml::to_value(&json).unwrap();
         let mut problems = Vec::new();
         slogate::rollout::schema::check(
             &slogate::rollout::schema::status_schema(),

@@ -6,7 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use serde_yaml::Value;
+use slogate::model::yaml::Value;
 
 fn example(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -42,10 +42,7 @@ fn assert_code(o: &Output, code: i32) {
 }
 
 fn documents(text: &str) -> Vec<Value> {
-    serde_yaml::Deserializer::from_str(text)
-        .map(|d| <Value as serde::Deserialize>::deserialize(d).expect("valid YAML"))
-        .filter(|v| !v.is_null())
-        .collect()
+    slogate::model::yaml::documents(text).expect("valid YAML")
 }
 
 fn group_names(doc: &Value) -> Vec<String> {

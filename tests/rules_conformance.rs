@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use serde_yaml::Value;
+use slogate::model::yaml::Value;
 use slogate::slo::rules::{self, OutputFile, RuleOptions};
 use slogate::slo::spec;
 
@@ -68,10 +68,7 @@ fn generate_example(path: &Path) -> OutputFile {
 
 /// Every non-empty YAML document of a stream.
 fn documents(text: &str) -> Vec<Value> {
-    serde_yaml::Deserializer::from_str(text)
-        .map(|d| <Value as serde::Deserialize>::deserialize(d).expect("valid YAML document"))
-        .filter(|v| !v.is_null())
-        .collect()
+    slogate::model::yaml::documents(text).expect("valid YAML documents")
 }
 
 fn is_prometheus_rule(doc: &Value) -> bool {
@@ -91,7 +88,8 @@ fn str_map(v: &Value) -> BTreeMap<String, String> {
     if v.is_null() {
         return BTreeMap::new();
     }
-    serde_yaml::from_value(v.clone()).unwrap_or_else(|e| panic!("not a string map: {v:?}: {e}"))
+    slogate::model::yaml::from_value(v.clone())
+        .unwrap_or_else(|e| panic!("not a string map: {v:?}: {e}"))
 }
 
 fn rule_name(rule: &Value) -> String {
@@ -327,7 +325,7 @@ fn promtool_check(promtool: &Path, work: &Path, label: &str, rendered: &str) {
             doc.clone()
         };
         let file = work.join(format!("{label}-{i}.rules.yml"));
-        std::fs::write(&file, serde_yaml::to_string(&plain).unwrap()).unwrap();
+        std::fs::write(&file, slogate::model::yaml::to_string(&plain).unwrap()).unwrap();
         let out = Command::new(promtool)
             .args(["check", "rules"])
             .arg(&file)

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde::Deserialize;
-use serde_yaml::Value;
+use slogate::model::yaml::Value;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
@@ -82,7 +82,8 @@ struct Documented {
 
 fn documented() -> BTreeMap<(String, String), String> {
     let text = std::fs::read_to_string(fixtures().join("sloth/differences.yml")).unwrap();
-    let list: Vec<Documented> = serde_yaml::from_str(&text).expect("differences.yml parses");
+    let list: Vec<Documented> =
+        slogate::model::yaml::from_str(&text).expect("differences.yml parses");
     let mut out = BTreeMap::new();
     for d in list {
         assert!(
@@ -149,10 +150,7 @@ fn slogate_validate(path: &Path) -> Run {
 
 /// The YAML documents of a rule stream.
 fn docs(text: &str) -> Vec<Value> {
-    serde_yaml::Deserializer::from_str(text)
-        .map(|d| Value::deserialize(d).expect("generated YAML parses"))
-        .filter(|v| !v.is_null())
-        .collect()
+    slogate::model::yaml::documents(text).expect("generated YAML parses")
 }
 
 fn string_map(v: Option<&Value>) -> BTreeMap<String, String> {
@@ -162,7 +160,10 @@ fn string_map(v: Option<&Value>) -> BTreeMap<String, String> {
                 .map(|(k, v)| {
                     let s = |v: &Value| match v {
                         Value::String(s) => s.clone(),
-                        other => serde_yaml::to_string(other).unwrap().trim().to_string(),
+                        other => slogate::model::yaml::to_string(other)
+                            .unwrap()
+                            .trim()
+                            .to_string(),
                     };
                     (s(k), s(v))
                 })
@@ -174,7 +175,10 @@ fn string_map(v: Option<&Value>) -> BTreeMap<String, String> {
 fn text(v: Option<&Value>) -> Option<String> {
     v.map(|v| match v {
         Value::String(s) => s.clone(),
-        other => serde_yaml::to_string(other).unwrap().trim().to_string(),
+        other => slogate::model::yaml::to_string(other)
+            .unwrap()
+            .trim()
+            .to_string(),
     })
 }
 

@@ -57,7 +57,7 @@ impl FileVersions {
             Err(e) => return Err(err(e.to_string())),
         };
         all.insert(key.to_string(), versions.clone());
-        let text = serde_yaml::to_string(&all).map_err(|e| err(e.to_string()))?;
+        let text = crate::model::yaml::to_string(&all).map_err(|e| err(e.to_string()))?;
         let tmp = self.path.with_extension("tmp");
         std::fs::write(&tmp, text).map_err(|e| err(e.to_string()))?;
         std::fs::rename(&tmp, &self.path).map_err(|e| err(e.to_string()))
@@ -68,7 +68,7 @@ fn parse(text: &str) -> Result<BTreeMap<String, WorkloadVersions>, String> {
     if text.trim().is_empty() {
         return Ok(BTreeMap::new());
     }
-    serde_yaml::from_str(text).map_err(|e| {
+    crate::model::yaml::from_str(text).map_err(|e| {
         format!(
             "{e}; expected `<namespace>/<name>: {{stable: <version>, canary: <version>}}` entries"
         )

@@ -335,8 +335,8 @@ pub struct Deployed {
 
 /// Parse the production overlay (as the demo writes it; layout kept by slogate's edits).
 pub fn deployed(overlay: &str) -> Result<Deployed, String> {
-    let doc: serde_yaml::Value =
-        serde_yaml::from_str(overlay).map_err(|e| format!("{PROD}/kustomization.yaml: {e}"))?;
+    let doc: crate::model::yaml::Value = crate::model::yaml::from_str(overlay)
+        .map_err(|e| format!("{PROD}/kustomization.yaml: {e}"))?;
     let tag = |image: &str| -> Result<String, String> {
         doc.get("images")
             .and_then(|v| v.as_sequence())

@@ -5,10 +5,12 @@
 //! - [`traffic`]: stable/canary weights and the route they apply to;
 //! - [`notify`]: a message for humans and its severity;
 //! - [`commit`]: a commit as the guard sees it, and a revert request;
-//! - [`trailers`]: slogate's commit trailers, parsed and formatted.
+//! - [`trailers`]: slogate's commit trailers, parsed and formatted;
+//! - [`yaml`]: the YAML value tree and the one budgeted YAML reader and writer.
 
 pub mod approval;
 pub mod commit;
 pub mod notify;
 pub mod traffic;
 pub mod trailers;
+pub mod yaml;

@@ -4,7 +4,7 @@
 //! kustomization files are written (and reviewed) by humans. So the edit is done on the
 //! text, line by line, and a YAML parse guards it on both sides:
 //!
-//! 1. **Parse** the file with `serde_yaml` (invalid YAML is refused, and the parse is the
+//! 1. **Parse** the file with [`crate::model::yaml`] (invalid YAML is refused, and the parse is the
 //!    reference for what the file means).
 //! 2. **Scan** the text for the top-level `images:` block list and its entries: the lines
 //!    of each entry, the keys at the entry's key column, and the exact byte span of each
@@ -32,8 +32,8 @@
 //! the line: flow lists with entries (`images: [{name: a}]`), flow-mapping entries,
 //! anchors, aliases, tags and multi-line values in the fields that change.
 
+use crate::model::yaml::{self, Mapping, Value};
 use serde::Serialize;
-use serde_yaml::{Mapping, Value};
 
 use super::image::ImageRef;
 
@@ -249,7 +249,7 @@ fn verify(
 ) -> Result<(), KustomizeError> {
     let mut expected = doc.clone();
     apply_to_value(&mut expected, name, sets, removes);
-    let got = serde_yaml::from_str::<Value>(out).map_err(|e| KustomizeError::Verify {
+    let got = yaml::from_str::<Value>(out).map_err(|e| KustomizeError::Verify {
         file: file.into(),
         message: format!("the edited text is not valid YAML ({e})"),
     })?;
@@ -320,12 +320,11 @@ fn kind_of(v: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Sequence(_) => "a list",
         Value::Mapping(_) => "a mapping",
-        Value::Tagged(_) => "a tagged value",
     }
 }
 
 fn parse_doc(file: &str, body: &str) -> Result<Value, KustomizeError> {
-    let doc: Value = serde_yaml::from_str(body).map_err(|e| KustomizeError::Yaml {
+    let doc: Value = yaml::from_str(body).map_err(|e| KustomizeError::Yaml {
         file: file.into(),
         message: e.to_string(),
     })?;
@@ -499,9 +498,7 @@ fn cross_check(file: &str, parsed: &[ParsedEntry], scan: &Scan) -> Result<(), Ku
 /// The document with the intended change, to compare the edited text's parse against.
 fn apply_to_value(doc: &mut Value, name: &str, sets: &[(&str, String)], removes: &[&str]) {
     let Value::Mapping(root) = doc else { return };
-    let images = root
-        .entry(Value::String("images".into()))
-        .or_insert(Value::Null);
+    let images = root.entry("images");
     if images.is_null() {
         *images = Value::Sequence(Vec::new());
     }
@@ -517,12 +514,12 @@ fn apply_to_value(doc: &mut Value, name: &str, sets: &[(&str, String)], removes:
                 m.insert(Value::String((*k).into()), Value::String(v.clone()));
             }
             for k in removes {
-                m.remove(*k);
+                m.remove(k);
             }
         }
         _ => {
             let mut m = Mapping::new();
-            m.insert("name".into(), Value::String(name.into()));
+            m.insert("name", Value::String(name.into()));
             for (k, v) in sets {
                 m.insert(Value::String((*k).into()), Value::String(v.clone()));
             }
@@ -1077,7 +1074,7 @@ fn start_item(
 // ---------------------------------------------------------------------------------------
 
 /// True when `v` can be written as a plain scalar and reads back as that very string in
-/// YAML 1.1 and 1.2 (so neither serde_yaml nor kustomize's Go YAML sees a number, boolean,
+/// YAML 1.1 and 1.2 (so neither slogate's reader nor kustomize's Go YAML sees a number, boolean,
 /// null, timestamp or sexagesimal number).
 pub fn plain_safe(v: &str) -> bool {
     let Some(first) = v.chars().next() else {

@@ -23,8 +23,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
-use serde_yaml::Value as Yaml;
+use crate::model::yaml::{self, Value as Yaml};
 
 use super::schema::{self, describe};
 use super::spec::{Rollout, API_VERSION, BUILTIN_METRICS, GROUP, KIND};
@@ -204,24 +203,21 @@ fn add_value(report: &mut RolloutReport, file: &Path, doc: usize, v: &Yaml) {
 }
 
 fn add_text(report: &mut RolloutReport, file: &Path, text: &str) {
-    for (i, de) in serde_yaml::Deserializer::from_str(text).enumerate() {
+    let stream = yaml::parse_stream(text);
+    for doc in &stream.documents {
+        add_value(report, file, doc.index, &doc.value);
+    }
+    if let Some((i, e)) = stream.error {
         let mut ctx = Ctx {
             file,
             doc: i,
             diags: Vec::new(),
         };
-        match Yaml::deserialize(de) {
-            Ok(Yaml::Null) => {}
-            Ok(v) => add_value(report, file, i, &v),
-            Err(e) => {
-                ctx.error(
-                    "",
-                    format!("not valid YAML: {e}; the rest of the file is not read"),
-                );
-                report.diags_extend(ctx.diags);
-                break;
-            }
-        }
+        ctx.error(
+            "",
+            format!("not valid YAML: {e}; the rest of the file is not read"),
+        );
+        report.diags_extend(ctx.diags);
     }
 }
 
@@ -362,7 +358,6 @@ fn strip_nulls(v: Yaml) -> Yaml {
                 .collect(),
         ),
         Yaml::Sequence(s) => Yaml::Sequence(s.into_iter().map(strip_nulls).collect()),
-        Yaml::Tagged(t) => strip_nulls(t.value),
         other => other,
     }
 }

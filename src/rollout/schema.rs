@@ -23,8 +23,8 @@
 //! of" choices. `validate` runs it before deserializing, so serde never has to report an
 //! error without a path.
 
+use crate::model::yaml::{self, Mapping as YamlMapping, Value as Yaml};
 use serde_json::{json, Map as JsonMap, Value as Json};
-use serde_yaml::Value as Yaml;
 
 use super::spec::{
     RolloutSpec, API_VERSION, DURATION_PATTERN, GROUP, KIND, STEP_DESCRIPTION, VERSION,
@@ -119,8 +119,8 @@ pub fn crd() -> Json {
 
 /// [`crd`] as YAML, with a header comment; what `slogate crd` prints.
 pub fn crd_yaml() -> String {
-    let body = serde_yaml::to_string(&crd()).unwrap_or_else(|e| {
-        // serde_yaml serializes any serde_json::Value; this cannot happen.
+    let body = yaml::to_string(&crd()).unwrap_or_else(|e| {
+        // Any serde_json::Value serializes; this cannot happen.
         format!("# cannot serialize the CRD: {e}\n")
     });
     format!(
@@ -282,10 +282,6 @@ pub fn check(schema: &Json, value: &Yaml, path: &str, out: &mut Vec<SchemaProble
         }
         return;
     }
-    let value = match value {
-        Yaml::Tagged(t) => &t.value,
-        v => v,
-    };
     match schema.get("type").and_then(Json::as_str) {
         Some("object") => {
             let Yaml::Mapping(m) = value else {
@@ -388,10 +384,6 @@ pub fn check(schema: &Json, value: &Yaml, path: &str, out: &mut Vec<SchemaProble
 /// [`super::spec::Step`]), so this does what the schema does for other fields. The rules
 /// between fields (weight or match, holds, order) are checked after deserializing.
 pub fn check_step(value: &Yaml, path: &str, out: &mut Vec<SchemaProblem>) {
-    let value = match value {
-        Yaml::Tagged(t) => &t.value,
-        v => v,
-    };
     let weight = json!({"type": "integer", "minimum": 1, "maximum": 100});
     match value {
         Yaml::Mapping(m) => {
@@ -452,7 +444,7 @@ pub fn check_step(value: &Yaml, path: &str, out: &mut Vec<SchemaProblem>) {
     }
 }
 
-fn check_object(schema: &Json, m: &serde_yaml::Mapping, path: &str, out: &mut Vec<SchemaProblem>) {
+fn check_object(schema: &Json, m: &YamlMapping, path: &str, out: &mut Vec<SchemaProblem>) {
     let join = |k: &str| {
         if path.is_empty() {
             k.to_string()
@@ -628,7 +620,6 @@ pub(crate) fn describe(v: &Yaml) -> String {
         Yaml::String(s) => format!("the string {s:?}"),
         Yaml::Sequence(_) => "a list".to_string(),
         Yaml::Mapping(_) => "a mapping".to_string(),
-        Yaml::Tagged(t) => format!("a value tagged {}", t.tag),
     }
 }
 
@@ -714,7 +705,7 @@ mod tests {
     }
 
     fn problems(doc: &str) -> Vec<String> {
-        let v: Yaml = serde_yaml::from_str(doc).unwrap();
+        let v: Yaml = yaml::from_str(doc).unwrap();
         let mut out = Vec::new();
         check(&spec_schema(), &v, "spec", &mut out);
         out.iter()

@@ -658,9 +658,9 @@ impl Metric {
 mod tests {
     use super::*;
 
-    /// YAML → JSON → spec, as the loader does (serde_yaml 0.9 wants YAML tags for enums).
+    /// YAML → JSON → spec, as the loader does.
     fn parse(text: &str) -> RolloutSpec {
-        let v: serde_yaml::Value = serde_yaml::from_str(text).unwrap();
+        let v: crate::model::yaml::Value = crate::model::yaml::from_str(text).unwrap();
         serde_json::from_value(serde_json::to_value(v).unwrap()).unwrap()
     }
 

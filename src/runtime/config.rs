@@ -871,13 +871,13 @@ impl Config {
         };
         let text = crate::slo::spec::read_capped(file, MAX_CONFIG_FILE_BYTES, "configuration")
             .map_err(invalid)?;
-        let format = match file.extension().and_then(|e| e.to_str()) {
-            Some("toml") => config::FileFormat::Toml,
-            _ => config::FileFormat::Yaml,
+        let (text, format) = match file.extension().and_then(|e| e.to_str()) {
+            Some("toml") => (text, config::FileFormat::Toml),
+            _ => (
+                yaml_as_json(&text).map_err(invalid)?,
+                config::FileFormat::Json,
+            ),
         };
-        if format == config::FileFormat::Yaml {
-            check_top_level_keys(&text).map_err(invalid)?;
-        }
         let mut envsrc = config::Environment::with_prefix("SLOGATE")
             .prefix_separator("_")
             .separator("__")
@@ -1165,26 +1165,31 @@ impl Config {
 /// The largest configuration file read (1 MiB; the shipped one is a few KB).
 pub const MAX_CONFIG_FILE_BYTES: u64 = 1 << 20;
 
-/// The top-level keys of a YAML configuration, checked first. It is also what refuses a
-/// document whose aliases expand beyond serde_yaml's budget ("billion laughs"): the config
-/// crate's YAML reader (yaml-rust2) would expand them without a limit.
-fn check_top_level_keys(text: &str) -> Result<(), String> {
-    let m = match serde_yaml::from_str::<serde_yaml::Value>(text) {
-        Ok(serde_yaml::Value::Mapping(m)) => m,
-        // Empty, or not a mapping: the deserialisation that follows says what is expected.
-        Ok(_) => return Ok(()),
-        Err(e) => return Err(format!("not valid YAML: {e}")),
-    };
-    for k in m.keys() {
-        let k = k.as_str().unwrap_or("<non-string key>");
-        if !TOP_LEVEL_KEYS.contains(&k) {
-            return Err(format!(
-                "{k}: unknown key; expected one of {}",
-                TOP_LEVEL_KEYS.join(", ")
-            ));
+/// Read a YAML configuration within the budget of [`crate::model::yaml`] (a document whose
+/// aliases expand beyond it, "billion laughs", is refused here, before anything expands
+/// them), check its top-level keys, and give it to the config crate as JSON: the config
+/// crate's own YAML reader (yaml-rust2) expands aliases without a limit and is not built.
+fn yaml_as_json(text: &str) -> Result<String, String> {
+    use crate::model::yaml::{self, Value};
+    let value: Value = yaml::from_str(text).map_err(|e| format!("not valid YAML: {e}"))?;
+    match &value {
+        Value::Mapping(m) => {
+            for k in m.keys() {
+                let k = k.as_str().unwrap_or("<non-string key>");
+                if !TOP_LEVEL_KEYS.contains(&k) {
+                    return Err(format!(
+                        "{k}: unknown key; expected one of {}",
+                        TOP_LEVEL_KEYS.join(", ")
+                    ));
+                }
+            }
         }
+        // Empty: every key has its default (or the deserialisation says what is missing).
+        Value::Null => return Ok("{}".to_string()),
+        // Not a mapping: the deserialisation that follows says what is expected.
+        _ => {}
     }
-    Ok(())
+    serde_json::to_string(&value).map_err(|e| format!("cannot read the configuration: {e}"))
 }
 
 #[cfg(test)]

@@ -185,8 +185,8 @@ impl AlertWindows {
             file: file.to_string(),
             message,
         };
-        let doc: serde_yaml::Value =
-            serde_yaml::from_str(text).map_err(|e| invalid(format!("not valid YAML: {e}")))?;
+        let doc: crate::model::yaml::Value = crate::model::yaml::from_str(text)
+            .map_err(|e| invalid(format!("not valid YAML: {e}")))?;
         let api = doc.get("apiVersion").and_then(|v| v.as_str());
         let kind = doc.get("kind").and_then(|v| v.as_str());
         if api != Some("sloth.slok.dev/v1") || kind != Some("AlertWindows") {
@@ -201,7 +201,7 @@ impl AlertWindows {
             .cloned()
             .ok_or_else(|| invalid("spec: expected a mapping, found nothing".into()))?;
         let w: AlertWindows =
-            serde_yaml::from_value(spec).map_err(|e| invalid(format!("spec: {e}")))?;
+            crate::model::yaml::from_value(spec).map_err(|e| invalid(format!("spec: {e}")))?;
         w.check().map_err(invalid)?;
         Ok(w)
     }

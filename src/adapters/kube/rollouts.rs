@@ -350,9 +350,7 @@ impl RolloutSource for KubeRollouts {
                 o.metadata.name.as_deref().unwrap_or("")
             );
             let origin = PathBuf::from(format!("Rollout {key}"));
-            let value = serde_json::to_value(&o)
-                .map_err(|e| e.to_string())
-                .and_then(|j| serde_yaml::to_value(j).map_err(|e| e.to_string()));
+            let value = crate::model::yaml::to_value(&o).map_err(|e| e.to_string());
             let value = match value {
                 Ok(v) => v,
                 Err(e) => {

@@ -693,7 +693,7 @@ mod tests {
 
     #[test]
     fn yaml_shape() {
-        let c: Vec<NotifierConfig> = serde_yaml::from_str(
+        let c: Vec<NotifierConfig> = crate::model::yaml::from_str(
             "- type: slack\n  url_env: SLACK_URL\n  min_severity: warning\n  max_attempts: 3\n  base_delay: 250ms\n\
              - type: webhook\n  name: pager\n  url: https://example.com/hook\n  token_file: /t\n  headers: {X-Team: sre}\n",
         )
@@ -702,6 +702,9 @@ mod tests {
         assert_eq!(c[0].min_severity, Severity::Warning);
         assert_eq!(c[0].retry_policy().base_delay, Duration::from_millis(250));
         assert_eq!(c[1].headers["X-Team"], "sre");
-        assert!(serde_yaml::from_str::<Vec<NotifierConfig>>("- type: slack\n  urll: x\n").is_err());
+        assert!(
+            crate::model::yaml::from_str::<Vec<NotifierConfig>>("- type: slack\n  urll: x\n")
+                .is_err()
+        );
     }
 }

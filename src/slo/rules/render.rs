@@ -159,7 +159,7 @@ fn k8s_groups(groups: &[RuleGroup]) -> Vec<K8sGroup<'_>> {
 
 fn render_document(doc: &OutputDocument) -> String {
     let yaml = match &doc.k8s {
-        None => serde_yaml::to_string(&PlainFile {
+        None => crate::model::yaml::to_string(&PlainFile {
             groups: plain_groups(&doc.groups),
         }),
         Some(meta) => {
@@ -172,7 +172,7 @@ fn render_document(doc: &OutputDocument) -> String {
             ]);
             // Input labels win, as in Sloth.
             labels.extend(meta.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
-            serde_yaml::to_string(&PrometheusRuleK8s {
+            crate::model::yaml::to_string(&PrometheusRuleK8s {
                 api_version: "monitoring.coreos.com/v1",
                 kind: "PrometheusRule",
                 metadata: K8sMetadata {

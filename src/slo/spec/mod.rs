@@ -25,8 +25,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
-use serde_yaml::Value;
+use crate::model::yaml::Value;
 
 use crate::slo::{Origin, Sli, Slo};
 
@@ -307,30 +306,24 @@ impl Loader {
     }
 
     fn add_text(&mut self, file: &Path, text: &str) {
-        let mut docs = 0;
-        let mut non_empty = 0;
-        for (i, de) in serde_yaml::Deserializer::from_str(text).enumerate() {
-            docs += 1;
+        let stream = crate::model::yaml::parse_stream(text);
+        let docs = stream.count;
+        let mut non_empty = stream.documents.len();
+        for doc in stream.documents {
+            let mut ctx = DocCtx::new(file, doc.index);
+            let mut out = DocOutput::default();
+            parse_document(&mut ctx, &doc.value, &mut out);
+            self.candidates.extend(out.candidates);
+            self.slis.extend(out.slis);
+            self.diags.append(&mut ctx.diags);
+        }
+        if let Some((i, e)) = stream.error {
+            non_empty += 1;
             let mut ctx = DocCtx::new(file, i);
-            match Value::deserialize(de) {
-                Ok(Value::Null) => {}
-                Ok(v) => {
-                    non_empty += 1;
-                    let mut out = DocOutput::default();
-                    parse_document(&mut ctx, &v, &mut out);
-                    self.candidates.extend(out.candidates);
-                    self.slis.extend(out.slis);
-                }
-                Err(e) => {
-                    non_empty += 1;
-                    ctx.error(
-                        "",
-                        format!("not valid YAML: {e}; the rest of the file is not read"),
-                    );
-                    self.diags.append(&mut ctx.diags);
-                    break;
-                }
-            }
+            ctx.error(
+                "",
+                format!("not valid YAML: {e}; the rest of the file is not read"),
+            );
             self.diags.append(&mut ctx.diags);
         }
         if non_empty == 0 {

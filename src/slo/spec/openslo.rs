@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 
-use serde_yaml::Value;
+use crate::model::yaml::Value;
 
 use super::checks::{self, WindowRule};
 use super::yaml::{describe, index, join, quote, scalar_text, DocCtx, Map};

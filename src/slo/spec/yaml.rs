@@ -1,6 +1,6 @@
 //! Path-aware access to untyped YAML values.
 //!
-//! Every spec format is read from a `serde_yaml::Value` by hand instead of through
+//! Every spec format is read from a [`Value`] (see [`crate::model::yaml`]) by hand instead of through
 //! `#[derive(Deserialize)]`: that way each problem is reported with its exact field path
 //! (`slos[1].objective`), every problem of a document is reported (not just the first), unknown
 //! fields become warnings, and no input can make the parser panic.
@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use serde_yaml::{Mapping, Value};
+use crate::model::yaml::{Mapping, Value};
 
 use super::{Diagnostic, Severity};
 use crate::slo::suggest::closest;
@@ -80,7 +80,6 @@ pub(crate) fn describe(v: &Value) -> String {
         Value::String(s) => format!("the string {}", quote(s)),
         Value::Sequence(_) => "a list".to_string(),
         Value::Mapping(_) => "a mapping".to_string(),
-        Value::Tagged(t) => format!("a value tagged {}", t.tag),
     }
 }
 
