@@ -801,19 +801,34 @@ impl Config {
         env: Option<std::collections::HashMap<String, String>>,
         in_cluster: bool,
     ) -> Result<Config, ConfigError> {
+        let text = crate::slo::spec::read_capped(file, MAX_CONFIG_FILE_BYTES, "configuration")
+            .map_err(|message| ConfigError::Invalid {
+                file: file.display().to_string(),
+                message,
+            })?;
+        Self::parse_in(file, &text, env, in_cluster)
+    }
+
+    /// Like [`Config::load_in`], on text already read: `file` names it in errors and its
+    /// extension picks the format (`.toml`, else YAML). [`Config::load_in`] reads the file
+    /// (size-capped) and calls this; the fuzz target `config` calls it on arbitrary text.
+    pub fn parse_in(
+        file: &Path,
+        text: &str,
+        env: Option<std::collections::HashMap<String, String>>,
+        in_cluster: bool,
+    ) -> Result<Config, ConfigError> {
         let name = file.display().to_string();
         let invalid = |message: String| ConfigError::Invalid {
             file: name.clone(),
             message,
         };
-        let text = crate::slo::spec::read_capped(file, MAX_CONFIG_FILE_BYTES, "configuration")
-            .map_err(invalid)?;
         let format = match file.extension().and_then(|e| e.to_str()) {
             Some("toml") => config::FileFormat::Toml,
             _ => config::FileFormat::Yaml,
         };
         if format == config::FileFormat::Yaml {
-            check_top_level_keys(&text).map_err(invalid)?;
+            check_top_level_keys(text).map_err(invalid)?;
         }
         let mut envsrc = config::Environment::with_prefix("SLOGATE")
             .prefix_separator("_")
@@ -823,7 +838,7 @@ impl Config {
             envsrc = envsrc.source(env);
         }
         let built = config::Config::builder()
-            .add_source(config::File::from_str(&text, format))
+            .add_source(config::File::from_str(text, format))
             .add_source(envsrc)
             .build()
             .map_err(|e| invalid(e.to_string()))?;
