@@ -1135,7 +1135,49 @@ fn check_top_level_keys(text: &str) -> Result<(), String> {
             ));
         }
     }
+    for (k, v) in &m {
+        check_keys_are_text(v, k.as_str().unwrap_or_default())?;
+    }
     Ok(())
+}
+
+/// Every mapping key under `v` must be a string or an integer: the config crate's YAML
+/// reader panics (`unreachable!`) on any other key (`true:`, `1.5:`, `~:`, a `? [a]`
+/// complex key), which fuzzing found (`slogate run` died instead of exiting 2).
+fn check_keys_are_text(v: &serde_yaml::Value, path: &str) -> Result<(), String> {
+    use serde_yaml::Value;
+    match v {
+        Value::Mapping(m) => {
+            for (k, v) in m {
+                let key = match k {
+                    Value::String(s) => s.clone(),
+                    Value::Number(n) if n.is_i64() || n.is_u64() => n.to_string(),
+                    other => {
+                        let found = match other {
+                            Value::Null => "null".to_string(),
+                            Value::Bool(b) => format!("the boolean {b}"),
+                            Value::Number(n) => format!("the number {n}"),
+                            Value::Sequence(_) => "a list".to_string(),
+                            Value::Mapping(_) => "a mapping".to_string(),
+                            Value::Tagged(_) => "a tagged value".to_string(),
+                            Value::String(_) => unreachable!("strings are matched above"),
+                        };
+                        return Err(format!(
+                            "{path}: expected keys that are text, found {found}"
+                        ));
+                    }
+                };
+                check_keys_are_text(v, &format!("{path}.{key}"))?;
+            }
+            Ok(())
+        }
+        Value::Sequence(items) => items
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, v)| check_keys_are_text(v, &format!("{path}[{i}]"))),
+        Value::Tagged(t) => check_keys_are_text(&t.value, path),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -1152,6 +1194,35 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Config::load_with_env(&f, Some(env)).map_err(|e| e.to_string())
+    }
+
+    /// Fuzzing (fuzz target `config`) found these: the config crate's YAML reader panicked
+    /// on a mapping key that is not a string or an integer.
+    #[test]
+    fn keys_that_are_not_text_are_refused_not_a_panic() {
+        let crash = "guard:\n  apps:\n    - name: checkout\n      path: apps/checkout/overlays/prod\n      slos: [checkout-ectories availability]\n  ?   on_deploy_regression: revert   # revert | notify | off\n      verification:\n        window: 2h         e SLO's page factor\n        # ticket_factor: 3      .     # default: the SLO's tickct factor\n";
+        let e = load(crash, &[]).unwrap_err();
+        assert!(
+            e.contains("slogate.yaml: guard: expected keys that are text, found a mapping"),
+            "{e}"
+        );
+        for (text, field) in [
+            ("prometheus:\n  true: 1\n", "prometheus"),
+            (
+                "prometheus:\n  url: http://p:9090\nserver:\n  1.5: x\n",
+                "server",
+            ),
+            (
+                "prometheus:\n  url: http://p:9090\nguard:\n  apps:\n    - ~: x\n",
+                "guard.apps[0]",
+            ),
+        ] {
+            let e = load(text, &[]).unwrap_err();
+            assert!(
+                e.contains(&format!("{field}: expected keys that are text")),
+                "{text}: {e}"
+            );
+        }
     }
 
     #[test]
