@@ -571,6 +571,13 @@ fn indent(s: &str) -> usize {
 }
 
 /// Blank or comment-only: no structure.
+/// A document start marker: `---` alone or followed by a space or tab (`---apiVersion: x`
+/// is a key).
+fn is_document_start(s: &str) -> bool {
+    s.strip_prefix("---")
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t']))
+}
+
 fn is_noise(s: &str) -> bool {
     let t = s.trim_start_matches([' ', '\t']);
     t.is_empty() || t.starts_with('#')
@@ -867,7 +874,7 @@ fn scan(file: &str, lines: &[Line<'_>]) -> Result<Scan, KustomizeError> {
     // The top-level indentation: that of the first line with content.
     let top = lines
         .iter()
-        .find(|l| !is_noise(l.text) && !l.text.starts_with("---") && !l.text.starts_with('%'))
+        .find(|l| !is_noise(l.text) && !is_document_start(l.text) && !l.text.starts_with('%'))
         .map(|l| indent(l.text))
         .unwrap_or(0);
     let mut key_line = None;
@@ -889,8 +896,15 @@ fn scan(file: &str, lines: &[Line<'_>]) -> Result<Scan, KustomizeError> {
             }
         }
     }
+    // The callers scan only when the parse found `images`: not finding it here means the
+    // scanner misreads the layout.
     let Some(key_line) = key_line else {
-        return Err(KustomizeError::NoImages { file: file.into() });
+        return Err(unsupported(
+            file,
+            0,
+            "a layout where the top-level `images` key is not found line by line",
+            "`images:` at the indentation of the file's first key",
+        ));
     };
     let kl = lines[key_line].text;
     let (_, after_colon) = parse_key(kl, top)
@@ -1418,6 +1432,26 @@ mod tests {
             new_name: None,
             to: Some(ImageRef::Digest(d.into())),
         }
+    }
+
+    /// Fuzzing (fuzz target `kustomize`) found this: the scanner took `---apiVersion: …`
+    /// for a document marker, so an added `images` field could not be read back (and a file
+    /// with such a first line was reported as having no `images` field).
+    #[test]
+    fn a_key_starting_with_three_dashes_is_not_a_document_marker() {
+        let text = "---apiVersion: appsggggggggggggggggggggggggggggggggggggggggas in base/deployment.yaml\n   m/shop/payments:latest\n";
+        let edit = tag("registry.example.com/shop/checkout", "v2.0.1");
+        let out = set(text, &edit);
+        assert!(out.starts_with(text), "{out}");
+        let e = read_image(F, &out, "registry.example.com/shop/checkout").unwrap();
+        assert_eq!(e.current(), Some(ImageRef::Tag("v2.0.1".into())));
+        assert_eq!(set(&out, &edit), out);
+        // A real marker still is one.
+        let marked = "---\n  images:\n  - name: a\n    newTag: v1\n";
+        assert_eq!(
+            read_image(F, marked, "a").unwrap().new_tag.as_deref(),
+            Some("v1")
+        );
     }
 
     fn set(text: &str, edit: &ImageEdit) -> String {

@@ -864,17 +864,32 @@ impl Config {
         env: Option<std::collections::HashMap<String, String>>,
         in_cluster: bool,
     ) -> Result<Config, ConfigError> {
+        let text = crate::slo::spec::read_capped(file, MAX_CONFIG_FILE_BYTES, "configuration")
+            .map_err(|message| ConfigError::Invalid {
+                file: file.display().to_string(),
+                message,
+            })?;
+        Self::parse_in(file, &text, env, in_cluster)
+    }
+
+    /// Like [`Config::load_in`], on text already read: `file` names it in errors and its
+    /// extension picks the format (`.toml`, else YAML). [`Config::load_in`] reads the file
+    /// (size-capped) and calls this; the fuzz target `config` calls it on arbitrary text.
+    pub fn parse_in(
+        file: &Path,
+        text: &str,
+        env: Option<std::collections::HashMap<String, String>>,
+        in_cluster: bool,
+    ) -> Result<Config, ConfigError> {
         let name = file.display().to_string();
         let invalid = |message: String| ConfigError::Invalid {
             file: name.clone(),
             message,
         };
-        let text = crate::slo::spec::read_capped(file, MAX_CONFIG_FILE_BYTES, "configuration")
-            .map_err(invalid)?;
         let (text, format) = match file.extension().and_then(|e| e.to_str()) {
-            Some("toml") => (text, config::FileFormat::Toml),
+            Some("toml") => (text.to_string(), config::FileFormat::Toml),
             _ => (
-                yaml_as_json(&text).map_err(invalid)?,
+                yaml_as_json(text).map_err(invalid)?,
                 config::FileFormat::Json,
             ),
         };
@@ -1189,7 +1204,49 @@ fn yaml_as_json(text: &str) -> Result<String, String> {
         // Not a mapping: the deserialisation that follows says what is expected.
         _ => {}
     }
+    if let Value::Mapping(m) = &value {
+        for (k, v) in m {
+            check_keys_are_text(v, k.as_str().unwrap_or_default())?;
+        }
+    }
     serde_json::to_string(&value).map_err(|e| format!("cannot read the configuration: {e}"))
+}
+
+/// Every mapping key under `v` must be a string or an integer: the config crate's YAML
+/// reader panics (`unreachable!`) on any other key (`true:`, `1.5:`, `~:`, a `? [a]`
+/// complex key), which fuzzing found (`slogate run` died instead of exiting 2).
+fn check_keys_are_text(v: &crate::model::yaml::Value, path: &str) -> Result<(), String> {
+    use crate::model::yaml::Value;
+    match v {
+        Value::Mapping(m) => {
+            for (k, v) in m {
+                let key = match k {
+                    Value::String(s) => s.clone(),
+                    Value::Number(n) if n.is_i64() || n.is_u64() => n.to_string(),
+                    other => {
+                        let found = match other {
+                            Value::Null => "null".to_string(),
+                            Value::Bool(b) => format!("the boolean {b}"),
+                            Value::Number(n) => format!("the number {n}"),
+                            Value::Sequence(_) => "a list".to_string(),
+                            Value::Mapping(_) => "a mapping".to_string(),
+                            Value::String(s) => s.clone(),
+                        };
+                        return Err(format!(
+                            "{path}: expected keys that are text, found {found}"
+                        ));
+                    }
+                };
+                check_keys_are_text(v, &format!("{path}.{key}"))?;
+            }
+            Ok(())
+        }
+        Value::Sequence(items) => items
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, v)| check_keys_are_text(v, &format!("{path}[{i}]"))),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -1206,6 +1263,35 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Config::load_with_env(&f, Some(env)).map_err(|e| e.to_string())
+    }
+
+    /// Fuzzing (fuzz target `config`) found these: the config crate's YAML reader panicked
+    /// on a mapping key that is not a string or an integer.
+    #[test]
+    fn keys_that_are_not_text_are_refused_not_a_panic() {
+        let crash = "guard:\n  apps:\n    - name: checkout\n      path: apps/checkout/overlays/prod\n      slos: [checkout-ectories availability]\n  ?   on_deploy_regression: revert   # revert | notify | off\n      verification:\n        window: 2h         e SLO's page factor\n        # ticket_factor: 3      .     # default: the SLO's tickct factor\n";
+        let e = load(crash, &[]).unwrap_err();
+        assert!(
+            e.contains("slogate.yaml: guard: expected keys that are text, found a mapping"),
+            "{e}"
+        );
+        for (text, field) in [
+            ("prometheus:\n  true: 1\n", "prometheus"),
+            (
+                "prometheus:\n  url: http://p:9090\nserver:\n  1.5: x\n",
+                "server",
+            ),
+            (
+                "prometheus:\n  url: http://p:9090\nguard:\n  apps:\n    - ~: x\n",
+                "guard.apps[0]",
+            ),
+        ] {
+            let e = load(text, &[]).unwrap_err();
+            assert!(
+                e.contains(&format!("{field}: expected keys that are text")),
+                "{text}: {e}"
+            );
+        }
     }
 
     #[test]
