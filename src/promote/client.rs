@@ -159,6 +159,22 @@ impl PromoteState for ApiClient {
             None => Err(Self::no_endpoint(&reply, "no promotions endpoint")),
         }
     }
+
+    async fn promote_records(
+        &self,
+        subject: &str,
+    ) -> Result<Vec<DecisionRecord>, PromoteStateError> {
+        let mut url = self.api.url(&["api", "v1", "decisions"]);
+        url.query_pairs_mut()
+            .append_pair("subject", subject)
+            .append_pair("kind", "promote")
+            .append_pair("limit", "100");
+        let reply = self.api.get(url).await?;
+        match Self::answer::<Vec<DecisionRecord>>(&reply, &[StatusCode::OK])? {
+            Some(r) => Ok(r),
+            None => Err(Self::no_endpoint(&reply, "no decisions endpoint")),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -13,7 +13,8 @@ use chrono::Utc;
 
 use super::approval::{Approval, Change};
 use crate::guard::{self, AppGuardState};
-use crate::ports::state::{DecisionKind, DecisionRecord, StateError, StateStore};
+use crate::ports::state::{DecisionKind, DecisionQuery, DecisionRecord, StateError, StateStore};
+use crate::runtime::failpoint::{self as fp, hit};
 
 /// Errors reading or writing promote state. Never carries a token.
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +70,11 @@ pub trait PromoteState: Send + Sync {
     ) -> Result<Approved, PromoteStateError>;
     /// Append a `Promote` decision record.
     async fn record(&self, record: &DecisionRecord) -> Result<(), PromoteStateError>;
+    /// The most recent `Promote` decision records of `subject` (at most 100, oldest first).
+    async fn promote_records(
+        &self,
+        subject: &str,
+    ) -> Result<Vec<DecisionRecord>, PromoteStateError>;
 }
 
 /// [`PromoteState`] on a [`StateStore`].
@@ -124,6 +130,24 @@ impl PromoteState for StoreState {
         super::approval::check_actor(actor).map_err(PromoteStateError::Invalid)?;
         let key = change.state_key();
         if let Some(existing) = self.approval(&change.key()).await? {
+            // An approval stored by a run that stopped before its record was written gets
+            // the record now (found by tests/crash_injection.rs).
+            let outcome = format!("approval {}", existing.key);
+            let recorded = self
+                .store
+                .decisions(&DecisionQuery {
+                    subject: Some(change.target.clone()),
+                    kind: Some(DecisionKind::Operator),
+                    ..Default::default()
+                })
+                .await?
+                .iter()
+                .any(|r| r.action == "approve" && r.outcome.as_deref() == Some(&outcome));
+            if !recorded {
+                let value = serde_json::to_value(&existing).unwrap_or_default();
+                let rec = approve_record(change, &existing, value, self.trigger);
+                self.store.append_decision(&rec).await?;
+            }
             return Ok(Approved {
                 approval: existing,
                 created: false,
@@ -136,8 +160,9 @@ impl PromoteState for StoreState {
             what: "approval",
             message: e.to_string(),
         })?;
+        hit(fp::APPROVAL_STATE_BEFORE);
         match self.store.put(&key, value.clone(), None).await {
-            Ok(_) => {}
+            Ok(_) => hit(fp::APPROVAL_STATE_AFTER),
             Err(StateError::Conflict { .. }) => {
                 // Someone approved the same change at the same moment: theirs stands.
                 if let Some(existing) = self.approval(&change.key()).await? {
@@ -149,21 +174,10 @@ impl PromoteState for StoreState {
             }
             Err(e) => return Err(e.into()),
         }
-        let mut rec = DecisionRecord::new(
-            now,
-            DecisionKind::Operator,
-            change.target.clone(),
-            self.trigger,
-            "approve",
-            format!(
-                "{actor} approved promoting {} to {} in {} of {}",
-                change.image, change.to, change.target, change.repo
-            ),
-        );
-        rec.actor = Some(actor.to_string());
-        rec.observed = value;
-        rec.outcome = Some(format!("approval {}", approval.key));
+        let rec = approve_record(change, &approval, value, self.trigger);
+        hit(fp::APPROVAL_RECORD_BEFORE);
         self.store.append_decision(&rec).await?;
+        hit(fp::APPROVAL_RECORD_AFTER);
         Ok(Approved {
             approval,
             created: true,
@@ -173,6 +187,45 @@ impl PromoteState for StoreState {
     async fn record(&self, record: &DecisionRecord) -> Result<(), PromoteStateError> {
         Ok(self.store.append_decision(record).await?)
     }
+
+    async fn promote_records(
+        &self,
+        subject: &str,
+    ) -> Result<Vec<DecisionRecord>, PromoteStateError> {
+        Ok(self
+            .store
+            .decisions(&DecisionQuery {
+                subject: Some(subject.to_string()),
+                kind: Some(DecisionKind::Promote),
+                limit: Some(100),
+                ..Default::default()
+            })
+            .await?)
+    }
+}
+
+/// The `approve` decision record of an approval.
+fn approve_record(
+    change: &Change,
+    approval: &Approval,
+    value: serde_json::Value,
+    trigger: &'static str,
+) -> DecisionRecord {
+    let mut rec = DecisionRecord::new(
+        approval.at,
+        DecisionKind::Operator,
+        change.target.clone(),
+        trigger,
+        "approve",
+        format!(
+            "{} approved promoting {} to {} in {} of {}",
+            approval.actor, change.image, change.to, change.target, change.repo
+        ),
+    );
+    rec.actor = Some(approval.actor.clone());
+    rec.observed = value;
+    rec.outcome = Some(format!("approval {}", approval.key));
+    rec
 }
 
 #[cfg(test)]

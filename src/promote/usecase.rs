@@ -32,6 +32,7 @@ use crate::ports::gitops::{CommitOutcome, EditFn, GitOpsRepo, TRAILER_OVERRIDE};
 use crate::ports::state::{DecisionKind, DecisionRecord};
 use crate::runtime::effects::Executor;
 use crate::runtime::evaluator::{self, Target};
+use crate::runtime::failpoint::{self as fp, hit};
 
 /// A promotion whose flags are checked: overlays normalized, SLO targets loaded, the state
 /// opened.
@@ -374,6 +375,16 @@ pub async fn run(req: &Request, report: &mut PromoteReport) -> Result<Verdict, P
         report.commit = Some(head.clone());
         report.reason = format!("{target_file} already has {name} at {to}: nothing to promote");
         if !req.dry_run {
+            record_unrecorded(
+                &git,
+                state.as_deref(),
+                &subject,
+                &target_file,
+                &name,
+                &to,
+                report,
+            )
+            .await;
             record(state.as_deref(), &subject, "none", report, None).await;
         }
         return Ok(Verdict::Success);
@@ -527,6 +538,60 @@ fn commit_message(
     m
 }
 
+/// The target already has the version. When it was set by slogate's own promotion commit
+/// of this very change (the newest commit touching the target file) and no `promote` record
+/// names that commit, a run that pushed it stopped before recording it: record it now
+/// (found by tests/crash_injection.rs). Failures are reported on stderr.
+async fn record_unrecorded(
+    git: &dyn GitOpsRepo,
+    state: Option<&dyn PromoteState>,
+    subject: &str,
+    target_file: &str,
+    name: &str,
+    to: &ImageRef,
+    report: &PromoteReport,
+) {
+    let Some(st) = state else { return };
+    let newest = match git.commits_touching(target_file, None).await {
+        Ok(c) => c.into_iter().next(),
+        Err(e) => {
+            eprintln!("warning: cannot read the history of {target_file}: {e}");
+            return;
+        }
+    };
+    let to_text = to.to_string();
+    let Some(commit) = newest.filter(|c| {
+        let has = |k: &str, v: &str| c.trailers.iter().any(|t| t.key == k && t.value == v);
+        has("Slogate-Promote", name) && has("Slogate-Promote-To", &to_text)
+    }) else {
+        return;
+    };
+    match st.promote_records(subject).await {
+        Ok(records)
+            if records
+                .iter()
+                .any(|r| r.action == "promote" && r.commits.contains(&commit.sha)) => {}
+        Ok(_) => {
+            let mut found = report.clone();
+            found.promoted = true;
+            found.commit = Some(commit.sha.clone());
+            found.reason = format!(
+                "set {name} -> {to} in {target_file}; {} was pushed by an earlier run that stopped before recording it",
+                commit.sha
+            );
+            record(
+                state,
+                subject,
+                "promote",
+                &found,
+                Some(format!("pushed {}", commit.sha)),
+            )
+            .await;
+        }
+        Err(e) => eprintln!("warning: cannot read the decision log: {e}"),
+    }
+}
+
 /// Append a `Promote` decision record. A failure is reported on stderr; it never changes
 /// the outcome (the commit, if any, is already pushed).
 async fn record(
@@ -553,9 +618,11 @@ async fn record(
     });
     rec.commits = report.commit.iter().cloned().collect();
     rec.outcome = outcome;
+    hit(fp::PROMOTE_RECORD_BEFORE);
     if let Err(e) = state.record(&rec).await {
         eprintln!("warning: cannot record the decision: {e}");
     }
+    hit(fp::PROMOTE_RECORD_AFTER);
 }
 
 #[cfg(test)]

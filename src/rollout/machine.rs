@@ -1448,7 +1448,22 @@ impl Machine<'_> {
     fn promoting(&mut self, obs: &Observations, deadline: DateTime<Utc>) {
         let version = self.s.canary_version.clone();
         let stable_runs_it = version.is_some() && obs.stable_version == version;
-        if stable_runs_it {
+        // slogate's own promotion commit issued with no outcome seen yet: the process
+        // stopped between pushing it and storing its completion. The re-issued (idempotent)
+        // commit's outcome is awaited, so that the commit is recorded (found by
+        // tests/crash_injection.rs); once it failed, the promotion counts as landed anyway.
+        let unseen_commit = self.s.promotion_commit.is_none()
+            && self
+                .s
+                .pending
+                .iter()
+                .any(|p| p.kind == PendingKind::CommitPromotion && p.attempts == 0);
+        if stable_runs_it && unseen_commit {
+            self.notes.push(format!(
+                "stable runs {}: waiting for the outcome of the promotion commit",
+                version.as_deref().unwrap_or("?")
+            ));
+        } else if stable_runs_it {
             // The promotion landed, whoever committed it.
             self.s
                 .pending

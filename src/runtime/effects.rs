@@ -29,6 +29,7 @@ use crate::ports::notify::{Notification, Notifier, NotifyError};
 use crate::ports::state::{DecisionRecord, StateError, StateStore};
 use crate::ports::sync::SyncTrigger;
 use crate::ports::traffic::{Routing, TrafficError, TrafficRouter, Weights};
+use crate::runtime::failpoint::{self as fp, hit};
 
 /// An effect on the outside world.
 pub enum Effect {
@@ -233,8 +234,11 @@ impl Executor {
             .router
             .as_ref()
             .ok_or(EffectError::Missing("traffic router"))?;
+        hit(fp::SET_WEIGHTS_BEFORE);
         let write = router.set_routing(expected, routing);
-        Ok(bounded(self.router_timeout, "setting the weights", write).await??)
+        let read = bounded(self.router_timeout, "setting the weights", write).await??;
+        hit(fp::SET_WEIGHTS_AFTER);
+        Ok(read)
     }
 
     /// [`Effect::SetWeights`]: the weights read back after the write.
@@ -256,7 +260,10 @@ impl Executor {
             .repo
             .as_ref()
             .ok_or(EffectError::Missing("GitOps repository"))?;
-        Ok(bounded(self.git_timeout, "the revert", repo.revert(request)).await??)
+        hit(fp::REVERT_BEFORE);
+        let outcome = bounded(self.git_timeout, "the revert", repo.revert(request)).await??;
+        hit(fp::REVERT_AFTER);
+        Ok(outcome)
     }
 
     /// [`Effect::CommitEdit`].
@@ -270,16 +277,21 @@ impl Executor {
             .repo
             .as_ref()
             .ok_or(EffectError::Missing("GitOps repository"))?;
+        hit(fp::COMMIT_EDIT_BEFORE);
         let commit = repo.commit_edit(path, edit, message);
-        Ok(bounded(self.git_timeout, "the commit", commit).await??)
+        let outcome = bounded(self.git_timeout, "the commit", commit).await??;
+        hit(fp::COMMIT_EDIT_AFTER);
+        Ok(outcome)
     }
 
     /// [`Effect::RequestSync`]: a failure is logged.
     pub async fn request_sync(&self, app: &str, revision: Option<&str>) {
         if let Some(sync) = self.syncs.get(app) {
+            hit(fp::SYNC_BEFORE);
             if let Err(e) = sync.request_sync(revision).await {
                 tracing::warn!(app = %app, "sync request failed: {e}");
             }
+            hit(fp::SYNC_AFTER);
         }
     }
 
@@ -290,9 +302,11 @@ impl Executor {
         }
         let notifiers = self.notifiers.clone();
         let send = async move {
+            hit(fp::NOTIFY_BEFORE);
             for e in notify_all(&notifiers, &notification).await {
                 tracing::warn!(subject = %notification.subject, "notification failed: {e}");
             }
+            hit(fp::NOTIFY_AFTER);
         };
         if background {
             // Notifiers retry with their own bounded back-off; the caller never waits.
@@ -305,9 +319,11 @@ impl Executor {
     /// [`Effect::Record`]: a failure is logged.
     pub async fn record(&self, record: &DecisionRecord) {
         if let Some(log) = &self.log {
+            hit(fp::RECORD_BEFORE);
             if let Err(e) = log.append(record).await {
                 tracing::error!(subject = %record.subject, action = %record.action, "cannot write the decision log: {e}");
             }
+            hit(fp::RECORD_AFTER);
         }
     }
 }

@@ -6,7 +6,9 @@
 //! Runs for one app are serialised in this process by a per-app mutex; across processes and
 //! restarts the compare-and-swap on the state document and the revert's idempotency key
 //! (`Slogate-Breach` trailer, checked on the remote by the git adapter) make sure a breach
-//! is never reverted twice.
+//! is never reverted twice. The decision's records are staged in an outbox
+//! ([`super::outbox`]) before the state is stored, and a revert's result is recorded before
+//! its outcome is stored, so a crash at any point loses no decision record.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,7 +26,9 @@ use crate::ports::state::{DecisionKind, DecisionRecord, StateError, StateStore, 
 use crate::ports::sync::SyncTrigger;
 use crate::runtime::effects::{Executor, StoreLog};
 use crate::runtime::evaluator::Target;
+use crate::runtime::failpoint::{self as fp, hit};
 use crate::runtime::metrics::{AppLabels, AppSloLabels, GuardMetrics};
+use crate::runtime::outbox::Outbox;
 use crate::slo::budget::BudgetReport;
 use crate::slo::model::{expand_window, Sli};
 
@@ -221,6 +225,13 @@ impl GuardRuntime {
             .collect();
         let mut open_window;
         let mut attempt = 0;
+        // A run that stopped after storing its state left its decision records here.
+        let outbox = Outbox::new(self.store.clone(), &gstate::key(app));
+        let (_, current) = self.state(app).await?;
+        if let Err(e) = outbox.flush(current, &self.exec).await {
+            tracing::warn!(app = %app, "cannot flush the decision outbox: {e}");
+        }
+        let mut staged = false;
         let decision = loop {
             attempt += 1;
             let (state, version) = self.state(app).await?;
@@ -244,13 +255,30 @@ impl GuardRuntime {
             if d.next == state {
                 break d;
             }
-            // State first, effects after.
+            // The decision's records, where a crash after the state is stored cannot lose
+            // them; then the state; the effects after.
+            let records = d
+                .effects
+                .iter()
+                .filter_map(|e| record_of(&cfg, e, &trigger, now))
+                .collect();
+            staged = match outbox.stage(version, records).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(app = %app, "cannot stage the decision records: {e}");
+                    false
+                }
+            };
+            hit(fp::GUARD_STATE_BEFORE);
             match self
                 .store
                 .put(&gstate::key(app), to_json(&d.next), version)
                 .await
             {
-                Ok(_) => break d,
+                Ok(_) => {
+                    hit(fp::GUARD_STATE_AFTER);
+                    break d;
+                }
                 Err(StateError::Conflict { .. }) if attempt < CAS_ATTEMPTS => continue,
                 Err(StateError::Conflict { .. }) => {
                     return Err(GuardError::Contended(app.to_string()))
@@ -277,6 +305,11 @@ impl GuardRuntime {
         for effect in decision.effects {
             self.apply(&cfg, effect, &trigger, breach.as_deref(), now, &mut report)
                 .await;
+        }
+        if staged {
+            if let Err(e) = outbox.clear().await {
+                tracing::warn!(app = %app, "cannot clear the decision outbox: {e}");
+            }
         }
         let labels = AppLabels {
             app: app.to_string(),
@@ -437,25 +470,10 @@ impl GuardRuntime {
         report: &mut RunReport,
     ) {
         match effect {
-            Effect::Record {
-                action,
-                reason,
-                observed,
-                commits,
-            } => {
-                let kind = if action == "known-good" {
-                    DecisionKind::KnownGood
-                } else {
-                    DecisionKind::Guard
-                };
-                let mut rec =
-                    DecisionRecord::new(now, kind, &app.app, trigger.as_str(), action, reason);
-                rec.observed = observed;
-                rec.commits = commits;
-                if let Trigger::Operator { actor } = trigger {
-                    rec.actor = Some(actor.clone());
+            e @ Effect::Record { .. } => {
+                if let Some(rec) = record_of(app, &e, trigger, now) {
+                    self.record(rec, report).await;
                 }
-                self.record(rec, report).await;
             }
             Effect::Notify(n) => self.notify(&n).await,
             Effect::Revert { request, action } => {
@@ -465,12 +483,6 @@ impl GuardRuntime {
                     Ok(o) => describe(o),
                     Err(e) => (format!("error: {e}"), None, Vec::new()),
                 };
-                if let Err(e) = self
-                    .update_revert(&app.app, &key, &outcome, sha.clone(), reverted.clone())
-                    .await
-                {
-                    tracing::error!(app = %app.app, breach = %key, "cannot store the revert outcome: {e}");
-                }
                 let mut rec = DecisionRecord::new(
                     Utc::now(),
                     DecisionKind::Guard,
@@ -501,7 +513,16 @@ impl GuardRuntime {
                 {
                     rec.observed[field_name(&t.key)] = json!(t.value);
                 }
+                // The record before the outcome is stored: a crash in between repeats the
+                // (idempotent) revert and its record at the next run instead of losing the
+                // record (found by tests/crash_injection.rs).
                 self.record(rec, report).await;
+                if let Err(e) = self
+                    .update_revert(&app.app, &key, &outcome, sha.clone(), reverted.clone())
+                    .await
+                {
+                    tracing::error!(app = %app.app, breach = %key, "cannot store the revert outcome: {e}");
+                }
                 if matches!(result, Ok(RevertOutcome::Reverted { .. })) {
                     self.exec.request_sync(&app.app, sha.as_deref()).await;
                 }
@@ -608,12 +629,16 @@ impl GuardRuntime {
             if !f(&mut s) {
                 return Ok(());
             }
+            hit(fp::GUARD_STATE_BEFORE);
             match self
                 .store
                 .put(&gstate::key(app), to_json(&s), version)
                 .await
             {
-                Ok(_) => return Ok(()),
+                Ok(_) => {
+                    hit(fp::GUARD_STATE_AFTER);
+                    return Ok(());
+                }
                 Err(StateError::Conflict { .. }) => continue,
                 Err(e) => return Err(e.into()),
             }
@@ -716,6 +741,36 @@ pub async fn read_state(
 fn to_json(s: &AppGuardState) -> serde_json::Value {
     // Serialising plain data (strings, numbers, options, vectors) cannot fail.
     serde_json::to_value(s).unwrap_or(serde_json::Value::Null)
+}
+
+/// The decision-log entry of a `Record` effect (none for the other effects).
+fn record_of(
+    app: &AppGuard,
+    effect: &Effect,
+    trigger: &Trigger,
+    now: DateTime<Utc>,
+) -> Option<DecisionRecord> {
+    let Effect::Record {
+        action,
+        reason,
+        observed,
+        commits,
+    } = effect
+    else {
+        return None;
+    };
+    let kind = if *action == "known-good" {
+        DecisionKind::KnownGood
+    } else {
+        DecisionKind::Guard
+    };
+    let mut rec = DecisionRecord::new(now, kind, &app.app, trigger.as_str(), *action, reason);
+    rec.observed = observed.clone();
+    rec.commits = commits.clone();
+    if let Trigger::Operator { actor } = trigger {
+        rec.actor = Some(actor.clone());
+    }
+    Some(rec)
 }
 
 /// (outcome word, revert commit, reverted commits)

@@ -67,8 +67,10 @@ use crate::rollout::{
     OperatorCommand, Phase, PhaseName, Rejection, Rollout, RolloutStatus,
 };
 use crate::runtime::effects::{EffectError, Executor, StoreLog};
+use crate::runtime::failpoint::{self as fp, hit};
 use crate::runtime::guard::GuardRuntime;
 use crate::runtime::metrics::{KindLabels, RolloutMetrics};
+use crate::runtime::outbox::Outbox;
 
 /// Errors of one reconcile. Nothing after the failing step was applied; the next reconcile
 /// starts over from the stored status.
@@ -485,10 +487,16 @@ impl RolloutController {
         };
 
         // ---- decide, store, apply, until no effects ---------------------------------------
+        // A reconcile that stopped after storing a status left its decision records here.
+        let outbox = Outbox::new(self.deps.store.clone(), &status_key(&ns, &name));
+        if let Err(e) = outbox.flush(version, &self.exec).await {
+            tracing::warn!(rollout = %self.key(), "cannot flush the decision outbox: {e}");
+        }
         let mut requeue = self.deps.settings.follower_requeue;
         'rounds: for round in 0..self.deps.settings.max_rounds {
             report.rounds = round + 1;
             let d = decide(&self.rollout, &status, &obs, now);
+            let mut staged = false;
             if d.next != status {
                 if !self.deps.leadership.is_leader() {
                     report.stopped =
@@ -502,12 +510,28 @@ impl RolloutController {
                         message: e.to_string(),
                     },
                 })?;
+                // The round's records first, where a crash after the status is stored
+                // cannot lose them.
+                let records = d
+                    .effects
+                    .iter()
+                    .filter_map(|e| self.record_of(e, &d.next, now))
+                    .collect();
+                staged = match outbox.stage(version, records).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!(rollout = %self.key(), "cannot stage the decision records: {e}");
+                        false
+                    }
+                };
+                hit(fp::ROLLOUT_STATE_BEFORE);
                 version = Some(
                     store
                         .put(&status_key(&ns, &name), value, version)
                         .await
                         .map_err(|e| self.state_err(e))?,
                 );
+                hit(fp::ROLLOUT_STATE_AFTER);
             }
             for n in &d.notes {
                 tracing::debug!(rollout = %self.key(), "{n}");
@@ -552,6 +576,11 @@ impl RolloutController {
                 }
                 if let Some(c) = self.apply(effect, &status, now, &mut report).await {
                     completions.push(c);
+                }
+            }
+            if staged {
+                if let Err(e) = outbox.clear().await {
+                    tracing::warn!(rollout = %self.key(), "cannot clear the decision outbox: {e}");
                 }
             }
             if completions.is_empty() {
@@ -903,39 +932,58 @@ impl RolloutController {
                 None
             }
             Effect::RecordDecision {
-                key,
-                action,
-                reason,
-                actor,
-                mut observed,
+                ref key,
+                ref action,
+                ..
             } => {
-                let (kind, trigger) = match actor {
-                    Some(_) => (DecisionKind::Operator, "operator"),
-                    None => (DecisionKind::Rollout, "reconcile"),
-                };
-                if let Some(o) = observed.as_object_mut() {
-                    o.insert("effectKey".into(), json!(key));
-                }
-                let mut rec = DecisionRecord::new(now, kind, self.key(), trigger, &action, reason);
-                rec.observed = observed;
-                rec.actor = actor;
-                rec.commits = match action.as_str() {
-                    "reverted" => status.revert_commit.iter().cloned().collect(),
-                    "promotion-committed" | "promoted" => {
-                        status.promotion_commit.iter().cloned().collect()
-                    }
-                    _ => Vec::new(),
-                };
                 report.decisions.push(action.clone());
                 report.effects.push(AppliedEffect {
-                    key,
+                    key: key.clone(),
                     effect: "recordDecision".into(),
-                    outcome: action,
+                    outcome: action.clone(),
                 });
-                self.append(rec).await;
+                if let Some(rec) = self.record_of(&effect, status, now) {
+                    self.append(rec).await;
+                }
                 None
             }
         }
+    }
+
+    /// The decision-log entry of a `RecordDecision` effect (none for the other effects).
+    fn record_of(
+        &self,
+        effect: &Effect,
+        status: &RolloutStatus,
+        now: DateTime<Utc>,
+    ) -> Option<DecisionRecord> {
+        let Effect::RecordDecision {
+            key,
+            action,
+            reason,
+            actor,
+            observed,
+        } = effect
+        else {
+            return None;
+        };
+        let (kind, trigger) = match actor {
+            Some(_) => (DecisionKind::Operator, "operator"),
+            None => (DecisionKind::Rollout, "reconcile"),
+        };
+        let mut observed = observed.clone();
+        if let Some(o) = observed.as_object_mut() {
+            o.insert("effectKey".into(), json!(key));
+        }
+        let mut rec = DecisionRecord::new(now, kind, self.key(), trigger, action, reason.clone());
+        rec.observed = observed;
+        rec.actor = actor.clone();
+        rec.commits = match action.as_str() {
+            "reverted" => status.revert_commit.iter().cloned().collect(),
+            "promotion-committed" | "promoted" => status.promotion_commit.iter().cloned().collect(),
+            _ => Vec::new(),
+        };
+        Some(rec)
     }
 
     async fn revert(&self, key: &str, path: &str, version: &str, reason: &str) -> EffectOutcome {
