@@ -6,12 +6,17 @@
 //! binomial errors; a wobble shared by both arms; each arm drawing its own rate per
 //! interval from Beta(mean 0.5 %, concentration 100 / 500 / 5,000); 2 to 10,000 req/s;
 //! diurnal traffic (×0.2 to ×3); the canary share stepping 10 → 25 → 50 → 75 %; bursts; a
-//! stable-only spike. Latency: the scale-invariant mSPRT against repeated Mann-Whitney.
+//! stable-only spike. Latency: the scale-invariant mSPRT and the horizon test (60 looks
+//! known in advance, variance from the first 20) against repeated Mann-Whitney, and the
+//! Neyman-Pearson bound no level-α test can exceed (`scripts/latency_power_bound.py` computes
+//! it analytically and by simulation).
 //!
-//! Every rate is printed as `k/N = x% [95 % Wilson interval]`.
+//! Every rate is printed as `k/N = x% [95 % Wilson interval]`; the median delay counts
+//! undetected rollouts as "after 60".
 //!
 //! Run: `cargo run --release --example false_rollbacks` (about a minute on 2 cores;
-//! `ROLLOUTS=500` for a quicker, rougher run).
+//! `ROLLOUTS=500` for a quicker, rougher run; `SEED=N` adds `N` to every seed, for the same
+//! run on other rollouts: the README's A/A figures were confirmed with `SEED=1000000000`).
 
 #[path = "../tests/judge_common/sim.rs"]
 mod sim;
@@ -20,7 +25,8 @@ use rand::rngs::Xoshiro256PlusPlus;
 use sim::{Noise, Scenario, INTERVALS};
 use slogate::analysis::judge::{
     mann_whitney_u, normal_quantile, normal_sf, Alternative, ErrorBatch, ErrorRateSequentialTest,
-    ErrorRateTestConfig, Method, MsprtConfig, NormalMixtureSequentialTest, TauScale,
+    ErrorRateTestConfig, HorizonSequentialTest, HorizonTestConfig, Method, MsprtConfig,
+    NormalMixtureSequentialTest, TauScale,
 };
 
 const ALPHA: f64 = 0.02;
@@ -28,10 +34,16 @@ const LATENCY_MS: f64 = 100.0;
 const LATENCY_SD_MS: f64 = 10.0;
 
 fn rollouts() -> u64 {
-    std::env::var("ROLLOUTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2000)
+    env_u64("ROLLOUTS").unwrap_or(2000)
+}
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
+
+/// Added to every seed (`SEED=…`): the same run on other random rollouts.
+fn seed_offset() -> u64 {
+    env_u64("SEED").unwrap_or(0)
 }
 
 /// First interval (1-based) at which the new and the old test rejected.
@@ -79,19 +91,25 @@ fn median(firsts: &[Option<usize>]) -> String {
 
 fn run(sc: &Scenario, seed: u64, n: u64) -> (Vec<Option<usize>>, Vec<Option<usize>>) {
     (0..n)
-        .map(|run| error_rollout(&mut sim::rng(seed + run), sc))
+        .map(|run| error_rollout(&mut sim::rng(seed_offset() + seed + run), sc))
         .unzip()
 }
 
-fn latency_rollout(
-    rng: &mut Xoshiro256PlusPlus,
-    shift_ms: f64,
-    tau: f64,
-) -> (Option<usize>, Option<usize>) {
+/// First rejections of the mSPRT, repeated Mann-Whitney and the horizon test (60 looks,
+/// variance from the first 20).
+type LatencyFirsts = (Option<usize>, Option<usize>, Option<usize>);
+
+fn latency_rollout(rng: &mut Xoshiro256PlusPlus, shift_ms: f64, tau: f64) -> LatencyFirsts {
     let mut test = NormalMixtureSequentialTest::new(MsprtConfig {
         alpha: ALPHA,
         tau: TauScale::RelativeToSigma(tau),
         ..MsprtConfig::default()
+    })
+    .expect("valid config");
+    let mut horizon = HorizonSequentialTest::new(HorizonTestConfig {
+        alpha: ALPHA,
+        horizon: INTERVALS as u64,
+        ..HorizonTestConfig::default()
     })
     .expect("valid config");
     let mut canary = Vec::with_capacity(INTERVALS);
@@ -101,6 +119,7 @@ fn latency_rollout(
         let c = sim::normal(rng, LATENCY_MS + shift_ms, LATENCY_SD_MS);
         let s = sim::normal(rng, LATENCY_MS, LATENCY_SD_MS);
         test.update_pair(c, s).expect("finite");
+        horizon.update_pair(c, s).expect("finite");
         canary.push(c);
         stable.push(s);
         if mw.is_none() {
@@ -112,7 +131,9 @@ fn latency_rollout(
             }
         }
     }
-    (test.result().first_reject_look.map(|l| l as usize), mw)
+    let first =
+        |r: slogate::analysis::judge::SequentialResult| r.first_reject_look.map(|l| l as usize);
+    (first(test.result()), mw, first(horizon.result()))
 }
 
 fn main() {
@@ -266,27 +287,35 @@ fn main() {
         100.0 * bound
     );
     for tau in [0.5, 0.35, 0.25] {
+        let seed = seed_offset();
         let h0: Vec<_> = (0..n)
-            .map(|run| latency_rollout(&mut sim::rng(100_000 + run), 0.0, tau))
+            .map(|run| latency_rollout(&mut sim::rng(seed + 100_000 + run), 0.0, tau))
             .collect();
         let h1: Vec<_> = (0..n)
-            .map(|run| latency_rollout(&mut sim::rng(300_000 + run), 5.0, tau))
+            .map(|run| latency_rollout(&mut sim::rng(seed + 300_000 + run), 5.0, tau))
             .collect();
-        let count = |v: &[(Option<usize>, Option<usize>)], mw: bool| {
+        let count = |v: &[LatencyFirsts], which: usize| {
             v.iter()
-                .filter(|(s, m)| if mw { m.is_some() } else { s.is_some() })
+                .filter(|(s, m, h)| [s, m, h][which].is_some())
                 .count()
         };
+        let delays = |v: &[LatencyFirsts]| median(&v.iter().map(|f| f.2).collect::<Vec<_>>());
         println!(
             "  mSPRT tau = {tau} sd: false rollbacks {}  +5 ms detected {}",
-            rate(count(&h0, false), big),
-            rate(count(&h1, false), big)
+            rate(count(&h0, 0), big),
+            rate(count(&h1, 0), big)
         );
         if tau == 0.5 {
             println!(
                 "  repeated Mann-Whitney: false rollbacks {}  +5 ms detected {}",
-                rate(count(&h0, true), big),
-                rate(count(&h1, true), big)
+                rate(count(&h0, 1), big),
+                rate(count(&h1, 1), big)
+            );
+            println!(
+                "  horizon test (60 looks, variance from 20): false rollbacks {}  +5 ms detected {} median delay {}",
+                rate(count(&h0, 2), big),
+                rate(count(&h1, 2), big),
+                delays(&h1)
             );
         }
     }

@@ -5,15 +5,19 @@
 An independent implementation of the test as documented in that module's docs and in the
 README ("Error counts"), written from the formulas (not translated from the Rust code):
 the binomial likelihood ratio L_t(rho) = rho^a / (1 + s (rho - 1))^N, tempered by the
-predictable dispersion phi_t = 1 + s(1-s) n E[psi | earlier intervals], the canary count
+predictable dispersion phi_t = 1 + kappa s(1-s) n E[psi | earlier intervals] (kappa = 1.5, a
+safety factor on the estimated extra variance), the canary count
 clipped at s N + z sqrt(phi s(1-s) N), each interval's log-increment capped at c, mixed over
-a log-uniform prior on rho; psi's posterior (mass p0 at 0, the rest log-uniform) updated with
+a prior on rho log-uniform on two pieces; psi's posterior (mass p0 at 0, the rest log-uniform) updated with
 the Gaussian quasi-likelihoods of the residual a - theta_hat N and of stable's own count.
 The `binomial` cases are the previous test (Beta(1,1) prior on the canary's share of errors
 at share 1/2, 400 atoms, no tempering, no cap).
 
 Run from the crate root with numpy installed (`pip install numpy`); the script installs
-nothing itself. Python floats are IEEE doubles, so the Rust test compares to 1e-9.
+nothing itself:
+
+    python3 scripts/judge_counts_reference.py   # rewrites tests/fixtures/judge-counts/sequences.json
+ Python floats are IEEE doubles, so the Rust test compares to 1e-9.
 """
 import json
 import math
@@ -23,7 +27,9 @@ import numpy as np
 
 OUT = os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures", "judge-counts", "sequences.json")
 
-DEFAULT = dict(alpha=0.02, rho=(1.2, 5.0), K=40, cap=1.5, z=3.0, p0=0.5, psi=(1e-5, 0.1), J=40, estimated=True)
+# rho: log-uniform on [1.25, 2.5] with probability 0.7 (28 atoms), on [2.5, 10] with 0.3 (12 atoms)
+DEFAULT = dict(alpha=0.02, rho=(1.25, 2.5, 10.0), tail=0.3, K=40, cap=1.5, z=3.0, p0=0.9, psi=(1e-5, 0.05), J=40,
+               kappa=1.5, estimated=True)
 
 
 def logsumexp(v):
@@ -41,9 +47,12 @@ def run(batches, cfg):
         cap, z, estimated = math.inf, math.inf, False
     else:
         K = cfg["K"]
-        lo, hi = map(math.log, cfg["rho"])
-        lr = lo + (hi - lo) * (np.arange(K) + 0.5) / K
-        lw = np.full(K, -math.log(K))
+        lo, mid, hi = map(math.log, cfg["rho"])
+        K2 = min(max(round(K * cfg["tail"]), 1), K - 1)
+        K1 = K - K2
+        lr = np.concatenate([lo + (mid - lo) * (np.arange(K1) + 0.5) / K1, mid + (hi - mid) * (np.arange(K2) + 0.5) / K2])
+        lw = np.concatenate([np.full(K1, math.log(1 - cfg["tail"]) - math.log(K1)),
+                             np.full(K2, math.log(cfg["tail"]) - math.log(K2))])
         cap, z, estimated = cfg["cap"], cfg["z"], True
     J = cfg["J"]
     plo, phi_ = map(math.log, cfg["psi"])
@@ -70,7 +79,7 @@ def run(batches, cfg):
         est = estimated and n > 0
         if N > 0 and 0 < s < 1:
             spread = s * (1 - s) * req
-            phi = 1 + spread * psi_mean() if est else 1.0
+            phi = 1 + cfg["kappa"] * spread * psi_mean() if est else 1.0
             clipped = min(a, s * N + z * math.sqrt(phi * s * (1 - s) * N)) if math.isfinite(z) else a
             inc = (clipped * lr - N * np.log1p(s * np.expm1(lr))) / phi
             llr += np.minimum(inc, cap)

@@ -6,8 +6,8 @@ mod common;
 
 use common::sim;
 use slogate::analysis::judge::{
-    Alternative, ErrorBatch, ErrorRateSequentialTest, ErrorRateTestConfig, MsprtConfig,
-    NormalMixtureSequentialTest, RiskPrior, TauScale,
+    Alternative, ErrorBatch, ErrorRateSequentialTest, ErrorRateTestConfig, HorizonSequentialTest,
+    HorizonTestConfig, MsprtConfig, NormalMixtureSequentialTest, RiskPrior, TauScale,
 };
 
 const ALPHA: f64 = 0.02;
@@ -182,6 +182,56 @@ fn false_rollback_rate_with_peeking_is_at_most_alpha() {
     );
 }
 
+fn horizon_test() -> HorizonSequentialTest {
+    HorizonSequentialTest::new(HorizonTestConfig {
+        alpha: ALPHA,
+        horizon: LOOKS as u64,
+        ..HorizonTestConfig::default()
+    })
+    .expect("valid config")
+}
+
+/// Whether the horizon test and the mSPRT reject one seeded 60-look rollout whose canary p99
+/// is `shift_ms` slower (per-interval p99 N(100, 10²) ms per version).
+fn latency_rollout(seed: u64, shift_ms: f64) -> (bool, bool) {
+    let mut rng = sim::rng(seed);
+    let (mut horizon, mut mixture) = (horizon_test(), msprt());
+    let (mut h, mut m) = (false, false);
+    for _ in 0..LOOKS {
+        let c = sim::normal(&mut rng, 100.0 + shift_ms, 10.0);
+        let s = sim::normal(&mut rng, 100.0, 10.0);
+        h |= horizon.update_pair(c, s).expect("finite").reject;
+        m |= mixture.update_pair(c, s).expect("finite").reject;
+    }
+    (h, m)
+}
+
+#[test]
+fn horizon_test_keeps_alpha_and_finds_small_shifts_the_msprt_misses() {
+    // identical versions: at most α of the rollouts (exact bound; simulated ≈ 1.7 %)
+    let false_rollbacks = (0..RUNS as u64)
+        .filter(|&run| latency_rollout(3_000_000 + run, 0.0).0)
+        .count();
+    let limit = (ALPHA * RUNS as f64) as usize; // 10 of 500
+    assert!(
+        false_rollbacks <= limit,
+        "horizon test: {false_rollbacks}/{RUNS} false rollbacks"
+    );
+    // +5 ms = 0.35 sd of the difference: ≈ 63 % against the mSPRT's ≈ 43 % (README, "Latency")
+    let runs = 300;
+    let (mut horizon, mut mixture) = (0, 0);
+    for run in 0..runs {
+        let (h, m) = latency_rollout(4_000_000 + run, 5.0);
+        horizon += usize::from(h);
+        mixture += usize::from(m);
+    }
+    assert!(horizon >= 160, "horizon test detected {horizon}/{runs}");
+    assert!(
+        horizon >= mixture + 25,
+        "horizon test {horizon}/{runs} vs mSPRT {mixture}/{runs}"
+    );
+}
+
 #[test]
 fn two_sided_and_less_alternatives() {
     let mut rng = sim::rng(7);
@@ -320,7 +370,7 @@ fn overdispersed_false_rollbacks(config: ErrorRateTestConfig) -> usize {
 #[test]
 fn overdispersed_aa_rollouts_keep_alpha_where_the_binomial_test_does_not() {
     // 8 of 200 is twice α; a valid test expects about 4 at most (the default test's
-    // simulated rate here is about 1 %, so 8 or more has probability below 0.1 %).
+    // simulated rate here is below 1 %, so 8 or more has probability below 0.1 %).
     const BOUND: usize = 8;
     let default = overdispersed_false_rollbacks(ErrorRateTestConfig {
         alpha: ALPHA,

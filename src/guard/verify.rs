@@ -9,7 +9,7 @@
 //! `t_d`. After-slice `i` (`(t_d + (i−1)·step, t_d + i·step]`) is paired with its mirror
 //! before the deploy (`(t_d − i·step, t_d − (i−1)·step]`), so each pair compares adjacent
 //! traffic, and every pair is one interval of the judge's anytime-valid error-count test
-//! ([`ErrorRateSequentialTest`] with its default, dispersion-tempered configuration): the
+//! ([`ErrorRateSequentialTest`], dispersion-tempered, tuned for large regressions: [`ErrorRateTestConfig::large_regressions`]): the
 //! after-slice plays the canary and the before-slice the stable version. The partition is
 //! fixed by the deploy time, so each later evaluation sees the same sequence extended by
 //! the new slices: recomputing the test from the start at every evaluation is the same as
@@ -160,12 +160,11 @@ pub fn judge(
     before: &[Option<Counts>],
     after: &[Option<Counts>],
 ) -> Verdict {
-    let config = ErrorRateTestConfig {
-        alpha: policy.alpha,
-        ..ErrorRateTestConfig::default()
-    };
-    // The configuration is the judge's default with an alpha that config validation keeps
-    // in (0, 1); fall back to the default test rather than panic if it ever is not.
+    // Tuned for large regressions (a revert-worthy deploy is one), as before issue 14's
+    // power tuning of the rollout default.
+    let config = ErrorRateTestConfig::large_regressions(policy.alpha);
+    // The configuration is valid with an alpha that config validation keeps in (0, 1); fall
+    // back to the default test rather than panic if it ever is not.
     let mut test = ErrorRateSequentialTest::new(config).unwrap_or_else(|_| {
         ErrorRateSequentialTest::new(ErrorRateTestConfig::default())
             .unwrap_or_else(|_| unreachable!("the default configuration is valid"))

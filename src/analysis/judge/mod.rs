@@ -23,7 +23,8 @@
 //!   thresholds.
 //! * [`ErrorRateSequentialTest`] and [`NormalMixtureSequentialTest`]:
 //!   anytime-valid tests whose p-values may be looked at after every interval
-//!   without inflating the false-rollback rate.
+//!   without inflating the false-rollback rate; [`HorizonSequentialTest`]: the
+//!   same guarantee over a number of looks known in advance.
 
 mod classifier;
 mod exact;
@@ -49,8 +50,9 @@ pub use scorer::{
     score_canary, CanaryScore, GroupScore, MetricOutcome, ScoreClassification, ScoreThresholds,
 };
 pub use sequential::{
-    Dispersion, ErrorBatch, ErrorRateSequentialTest, ErrorRateTestConfig, MsprtConfig,
-    NormalMixtureSequentialTest, RiskPrior, SequentialResult, TauScale, VarianceMode,
+    Dispersion, ErrorBatch, ErrorRateSequentialTest, ErrorRateTestConfig, HorizonSequentialTest,
+    HorizonTestConfig, MsprtConfig, NormalMixtureSequentialTest, RiskPrior, SequentialResult,
+    TauScale, VarianceMode,
 };
 
 /// Errors of the judge. Every one of them is a problem with the input or the

@@ -22,13 +22,18 @@
 //!   binomial-only test).
 //! * [`NormalMixtureSequentialTest`]: the mixture SPRT of Johari et al. on
 //!   time-aligned differences of a continuous metric.
+//! * [`HorizonSequentialTest`]: the same differences when the number of looks is
+//!   known in advance (a rollout's steps × intervals): no e-value, but an exact
+//!   level-α boundary over those looks, with much more power than the mSPRT.
 
 mod error_counts;
+mod horizon;
 mod msprt;
 
 pub use error_counts::{
     Dispersion, ErrorBatch, ErrorRateSequentialTest, ErrorRateTestConfig, RiskPrior,
 };
+pub use horizon::{HorizonSequentialTest, HorizonTestConfig};
 pub use msprt::{MsprtConfig, NormalMixtureSequentialTest, TauScale, VarianceMode};
 
 use super::JudgeError;
@@ -41,9 +46,11 @@ pub struct SequentialResult {
     pub looks: u64,
     /// Number of updates that entered the test statistic (after burn-in).
     pub observations: u64,
-    /// ln Λ_n, the log of the current e-value.
+    /// ln Λ_n, the log of the current e-value (0 for [`HorizonSequentialTest`],
+    /// which has none).
     pub log_e_value: f64,
-    /// Anytime-valid p-value, `min(p_{n−1}, 1/Λ_n)`; never increases.
+    /// Anytime-valid p-value, `min(p_{n−1}, 1/Λ_n)` (for [`HorizonSequentialTest`]:
+    /// valid over its horizon); never increases.
     pub p_value: f64,
     /// Significance level of the decision.
     pub alpha: f64,
