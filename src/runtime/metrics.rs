@@ -909,8 +909,8 @@ mod tests {
             .any(|l| l.starts_with("slogate_slo_no_data") && l.ends_with(" 1")));
 
         // a fails twice: its values stay, its error counter counts.
-        m.publish(&[&b], &[la.clone()], &[la.clone(), lb.clone()]);
-        m.publish(&[&b], &[la.clone()], &[la.clone(), lb.clone()]);
+        m.publish(&[&b], std::slice::from_ref(&la), &[la.clone(), lb.clone()]);
+        m.publish(&[&b], std::slice::from_ref(&la), &[la.clone(), lb.clone()]);
         let now = lines(&m, "a");
         assert!(
             now.contains(&format!("slogate_slo_evaluation_errors_total{sel}}} 2")),
@@ -926,7 +926,7 @@ mod tests {
         assert!(now.contains(&format!("slogate_slo_burn_rate{sel},window=\"1h\"}} 1.5")));
 
         // a is no longer loaded: every series of it goes, the error counter too.
-        m.publish(&[&b], &[], &[lb.clone()]);
+        m.publish(&[&b], &[], std::slice::from_ref(&lb));
         assert!(lines(&m, "a").is_empty(), "{:?}", lines(&m, "a"));
         assert_eq!(lines(&m, "b").len(), 3);
         // The descriptors stay, as an empty family's did.
