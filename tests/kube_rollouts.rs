@@ -71,7 +71,7 @@ fn as_file(namespace: &str, name: &str) -> slogate::rollout::Rollout {
         r#"
 apiVersion: slogate.dev/v1alpha1
 kind: Rollout
-metadata: {{name: {name}, namespace: {namespace}}}
+metadata: {{name: {name}, namespace: {namespace}, generation: 2}}
 spec:
   traffic:
     httpRoute: {{name: {name}, stableBackend: {{name: {name}}}, canaryBackend: {{name: {name}-canary}}}}

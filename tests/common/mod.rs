@@ -48,7 +48,22 @@ pub fn require_bin(name: &str) -> Option<PathBuf> {
 }
 
 /// A free TCP port on 127.0.0.1 (bound and released; good enough for tests).
+///
+/// Picked at random *below* the kernel's ephemeral range (32768–60999 by default) and
+/// checked bindable: a port the kernel handed out (`bind :0`) and released can be given to
+/// another process's outgoing connection before the server that was meant to take it binds
+/// it (etcd once failed with "address already in use" that way while the suite ran). Ports
+/// below the range are never given to outgoing connections, so only another pick here can
+/// collide, with a chance of about (ports in use) / 12,000.
 pub fn free_port() -> u16 {
+    use rand::RngExt;
+    let mut rng = rand::rng();
+    for _ in 0..1000 {
+        let port: u16 = rng.random_range(20_000..32_000);
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
