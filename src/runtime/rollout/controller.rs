@@ -354,7 +354,19 @@ impl RolloutController {
                         self.wake();
                         return Ok(found);
                     }
-                    "the reconcile did not reach the command".to_string()
+                    // The controller's own loop may have handled it between the enqueue
+                    // and this reconcile: its outcome is then among the settled results.
+                    match commands::result_of(self.deps.store.as_ref(), ns, name, &cmd.id).await
+                    {
+                        Ok(Some(found)) => {
+                            self.wake();
+                            return Ok(found);
+                        }
+                        Ok(None) => "the reconcile did not reach the command".to_string(),
+                        Err(e) => format!(
+                            "the reconcile did not reach the command, and its result cannot be read ({e})"
+                        ),
+                    }
                 }
                 Err(e) => format!("the reconcile failed ({e}); the command stays queued"),
             }
