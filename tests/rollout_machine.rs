@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use slogate::model::traffic::{HeaderMatch, Weights};
 use slogate::rollout::checks::{
-    check_threshold, AnalysisWindow, ErrorCountSample, IntervalObservation,
+    check_comparative, check_threshold, AnalysisWindow, ErrorCountSample, IntervalObservation,
 };
 use slogate::rollout::load::from_yaml_str;
 use slogate::rollout::status::{AnalysisSummary, PausedFrom, PendingKind, Verdict};
@@ -467,6 +467,72 @@ fn a_decisive_sequential_failure_aborts_at_once() {
     assert_eq!(d.next.count_batches.len(), 5);
     assert_eq!(d.next.count_batches[4].requests, 10_000);
     assert!(d.next.reason.contains("error-counts"), "{}", d.next.reason);
+}
+
+#[test]
+fn a_sequential_comparative_metric_keeps_its_history_and_aborts_when_it_rejects() {
+    // Steps [10, 50, 100] hold one interval each: horizon 3, scale from the first 2.
+    let r = rollout_with(
+        "      - {name: latency, query: 'x{w=\"{{ workload }}\"}', compare: {direction: increase, sequential: {}}}",
+    );
+    let compare = r.spec.analysis.metrics[1].compare.clone().expect("compare");
+    let observe = |canary: f64| {
+        let mut a = interval(win(0, 30), V::Pass);
+        a.checks.push(check_comparative(
+            "latency",
+            &compare,
+            &[canary, canary + 1.0, canary + 2.0],
+            &[100.0, 101.0, 102.0],
+        ));
+        Observations {
+            analysis: Some(a),
+            ..seen(Some(w(10)))
+        }
+    };
+    // First interval: one difference kept, passing (no decision before the scale is known).
+    let d = decide(&r, &progressing(0, 0, 10), &observe(101.0), t(30));
+    assert_eq!(d.next.metric_differences.len(), 1);
+    assert_eq!(d.next.metric_differences[0].metric, "latency");
+    assert_eq!(d.next.metric_differences[0].differences, [1.0]);
+    assert_ne!(d.next.phase.name(), PhaseName::Aborting);
+    // With the scale from 1.0 and 1.2 (s ≈ 0.14), a third difference of 40 crosses the
+    // boundary √3 · s · t₁(0.99) ≈ 7.8 on the running sum: abort at once, before failureLimit.
+    let mut s = progressing(0, 0, 10);
+    s.differences_mut("latency").extend([1.0, 1.2]);
+    let d = decide(&r, &s, &observe(140.0), t(30));
+    assert_eq!(
+        d.next.phase.name(),
+        PhaseName::Aborting,
+        "{}",
+        d.next.reason
+    );
+    assert_eq!(d.next.failures, 1, "aborted before reaching failureLimit");
+    assert_eq!(d.next.metric_differences[0].differences, [1.0, 1.2, 40.0]);
+    assert!(d.next.reason.contains("latency"), "{}", d.next.reason);
+    // A small third difference keeps the sum under the boundary: the rollout goes on.
+    let mut s = progressing(0, 0, 10);
+    s.differences_mut("latency").extend([1.0, 1.2]);
+    s.failures = 0;
+    let d = decide(&r, &s, &observe(101.2), t(30));
+    assert_ne!(
+        d.next.phase.name(),
+        PhaseName::Aborting,
+        "{}",
+        d.next.reason
+    );
+    // A new canary version starts a new history.
+    let mut s = progressing(0, 0, 10);
+    s.differences_mut("latency").extend([1.0, 1.2]);
+    let obs = Observations {
+        canary_version: Some("v3".into()),
+        ..seen(Some(w(10)))
+    };
+    let d = decide(&r, &s, &obs, t(30));
+    assert!(
+        d.next.metric_differences.is_empty(),
+        "{:?}",
+        d.next.metric_differences
+    );
 }
 
 // ---- approval ------------------------------------------------------------------------------

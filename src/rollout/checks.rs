@@ -23,10 +23,14 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::judge::{
-    judge_metric, ClassifierConfig, Direction, EffectSizeMeasure, ErrorBatch,
-    ErrorRateSequentialTest, ErrorRateTestConfig, IntervalMode, Label,
+    judge_metric, Alternative, ClassifierConfig, Direction, EffectSizeMeasure, ErrorBatch,
+    ErrorRateSequentialTest, ErrorRateTestConfig, HorizonSequentialTest, HorizonTestConfig,
+    IntervalMode, Label,
 };
-use crate::rollout::spec::{Compare, CompareDirection, EffectSize, ErrorCounts, Metric, Rollout};
+use crate::rollout::spec::{
+    Compare, CompareDirection, EffectSize, ErrorCounts, Metric, Rollout, RolloutSpec,
+    SequentialCompare,
+};
 use crate::rollout::status::{CountBatch, Verdict};
 
 /// The template variables, in the order they are documented.
@@ -497,6 +501,20 @@ pub fn check_comparative(
         );
         return r;
     }
+    if compare.sequential.is_some() {
+        // One number per interval for the sequential test, which `decide` runs over the
+        // rollout's history ([`judge_sequential`]); alone, one interval cannot fail.
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        let d = mean(&c) - mean(&s);
+        r.value = Some(d);
+        r.verdict = Verdict::Pass;
+        r.reason = format!(
+            "{name}: canary mean minus stable mean {d:.4} over {} and {} samples (judged over the rollout)",
+            c.len(),
+            s.len()
+        );
+        return r;
+    }
     match judge_metric(&c, &s, &classifier_config(compare)) {
         Err(e) => {
             r.reason = format!("{name}: the judge could not compare the samples: {e}");
@@ -536,6 +554,85 @@ pub fn check_comparative(
         }
     }
     r
+}
+
+/// The sequential judgement of a comparative metric over the rollout (`compare.sequential`):
+/// `current` is this interval's [`check_comparative`] result, whose value is the interval's
+/// difference of means; `history` holds the earlier intervals' differences and gets this one.
+/// The exact horizon test ([`HorizonSequentialTest`]) fails the metric, decisively, once the
+/// running sum of differences crosses its boundary; an interval without a difference (too
+/// few samples, a failed query) stays inconclusive and adds nothing.
+pub fn judge_sequential(
+    current: &mut CheckResult,
+    cfg: &SequentialCompare,
+    direction: CompareDirection,
+    spec: &RolloutSpec,
+    history: &mut Vec<f64>,
+) {
+    let name = current.metric.clone();
+    let Some(d) = current.value.filter(|d| d.is_finite()) else {
+        return;
+    };
+    if current.verdict == Verdict::Inconclusive {
+        return;
+    }
+    let horizon = cfg.horizon_for(spec);
+    let variance_looks = cfg.variance_looks_for(horizon);
+    let config = HorizonTestConfig {
+        alpha: cfg.alpha,
+        horizon,
+        variance_looks: variance_looks as usize,
+        alternative: match direction {
+            CompareDirection::Increase => Alternative::Greater,
+            CompareDirection::Decrease => Alternative::Less,
+            CompareDirection::Either => Alternative::TwoSided,
+        },
+    };
+    let mut test = match HorizonSequentialTest::new(config) {
+        Ok(t) => t,
+        Err(e) => {
+            current.verdict = Verdict::Inconclusive;
+            current.reason = format!("{name}: invalid sequential configuration: {e}");
+            return;
+        }
+    };
+    history.push(d);
+    let mut last = None;
+    for &x in history.iter() {
+        // finite by construction: only finite differences are pushed
+        match test.update(x) {
+            Ok(res) => last = Some(res),
+            Err(e) => {
+                current.verdict = Verdict::Inconclusive;
+                current.reason = format!("{name}: inconsistent history: {e}");
+                return;
+            }
+        }
+    }
+    let p = last.map_or(1.0, |x| x.p_value);
+    current.p_value = Some(p);
+    current.first_reject_interval = last.and_then(|x| x.first_reject_look);
+    let looks = history.len();
+    if last.is_some_and(|x| x.reject) {
+        current.verdict = Verdict::Fail;
+        current.decisive = true;
+        current.reason = format!(
+            "{name}: the canary's mean differs from stable's in the failing direction over {looks} intervals (sequential p = {p:.4} <= alpha {}, first at interval {}; this interval {d:.4})",
+            cfg.alpha,
+            current.first_reject_interval.unwrap_or(looks as u64)
+        );
+    } else {
+        current.verdict = Verdict::Pass;
+        current.reason = if (looks as u64) < variance_looks {
+            format!(
+                "{name}: difference of means {d:.4}; interval {looks} of the first {variance_looks} that set the test's scale (horizon {horizon})"
+            )
+        } else {
+            format!(
+                "{name}: difference of means {d:.4}; no evidence of a regression over {looks} intervals (sequential p = {p:.4}, horizon {horizon})"
+            )
+        };
+    }
 }
 
 fn fmt_num(v: Option<f64>) -> String {

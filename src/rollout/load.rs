@@ -583,6 +583,40 @@ fn check_semantics(ctx: &mut Ctx, r: &Rollout) {
                     ),
                 );
             }
+            if let Some(q) = &c.sequential {
+                let at = format!("{path}.compare.sequential");
+                if !(q.alpha > 0.0 && q.alpha < 1.0) {
+                    ctx.error(
+                        &format!("{at}.alpha"),
+                        format!(
+                            "{}: expected a number strictly between 0 and 1, e.g. 0.02",
+                            q.alpha
+                        ),
+                    );
+                }
+                let horizon = q.horizon_for(spec);
+                let looks = q.variance_looks_for(horizon);
+                if horizon < 3 {
+                    let (key, what) = match q.horizon {
+                        Some(h) => (format!("{at}.horizon"), format!("{h}")),
+                        None => (
+                            at.clone(),
+                            format!(
+                                "the rollout makes {horizon} analysis interval(s) (one per plain step, hold ÷ interval per held step)"
+                            ),
+                        ),
+                    };
+                    ctx.error(
+                        &key,
+                        format!("{what}: the sequential test needs a horizon of at least 3 intervals: add steps or holds, or set horizon"),
+                    );
+                } else if looks < 2 || looks > horizon {
+                    ctx.error(
+                        &format!("{at}.varianceLooks"),
+                        format!("{looks}: expected at least 2 and at most the horizon ({horizon})"),
+                    );
+                }
+            }
         }
     }
     if let Some(ec) = &spec.analysis.error_counts {

@@ -1079,6 +1079,7 @@ impl Machine<'_> {
         self.s.passes = 0;
         self.s.last_analysis = None;
         self.s.count_batches.clear();
+        self.s.metric_differences.clear();
         self.s.p_value = None;
         self.s.pending.clear();
         self.s.promotion_commit = None;
@@ -1281,6 +1282,22 @@ impl Machine<'_> {
                 self.s.p_value = Some(self.s.p_value.map_or(p, |q| q.min(p)));
             }
             checks_run.push(r);
+        }
+        for m in &spec.analysis.metrics {
+            let Some((cfg, direction)) = m
+                .compare
+                .as_ref()
+                .and_then(|c| c.sequential.as_ref().map(|q| (q, c.direction)))
+            else {
+                continue;
+            };
+            if let Some(r) = checks_run
+                .iter_mut()
+                .find(|r| r.metric == m.name && r.kind == checks::CheckKind::Comparative)
+            {
+                let history = self.s.differences_mut(&m.name);
+                checks::judge_sequential(r, cfg, direction, spec, history);
+            }
         }
         let v = checks::combine(checks_run, a.canary_requests, spec.min_requests);
         self.s.last_analysis = Some(AnalysisSummary {

@@ -469,6 +469,58 @@ pub struct Compare {
     #[serde(default = "default_min_samples")]
     #[schemars(range(min = 1))]
     pub min_samples: u32,
+    /// Judge the metric over the whole rollout with an exact sequential test of the mean
+    /// per-interval difference (canary − stable) instead of interval by interval: its
+    /// chance of ever failing a canary that is no worse stays at most `alpha` over the
+    /// rollout's intervals, where a per-interval comparison repeated over many intervals
+    /// fails healthy canaries by chance. A failure aborts at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequential: Option<SequentialCompare>,
+}
+
+/// The sequential test of a comparative metric (`compare.sequential`); see
+/// [`crate::analysis::judge::HorizonSequentialTest`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SequentialCompare {
+    /// Chance, over the whole rollout, of failing a canary that is no worse. In (0, 1).
+    #[serde(default = "default_alpha")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub alpha: f64,
+    /// The most intervals the test judges (default: the rollout's analysis intervals, one
+    /// per plain step and hold ÷ interval per held step). At least 3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 3))]
+    pub horizon: Option<u32>,
+    /// The first intervals, whose spread scales the boundary; no failure before them
+    /// (default: a third of the horizon, 2 to 20). At least 2, at most the horizon.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 2))]
+    pub variance_looks: Option<u32>,
+}
+
+impl Default for SequentialCompare {
+    fn default() -> Self {
+        SequentialCompare {
+            alpha: default_alpha(),
+            horizon: None,
+            variance_looks: None,
+        }
+    }
+}
+
+impl SequentialCompare {
+    /// The horizon for `spec`: the configured one, or the rollout's analysis intervals.
+    pub fn horizon_for(&self, spec: &RolloutSpec) -> u64 {
+        self.horizon
+            .map_or_else(|| spec.analysis_intervals(), u64::from)
+    }
+
+    /// The variance looks for a horizon: the configured ones, or a third of it (2 to 20).
+    pub fn variance_looks_for(&self, horizon: u64) -> u64 {
+        self.variance_looks
+            .map_or_else(|| (horizon / 3).clamp(2, 20), u64::from)
+    }
 }
 
 impl Default for Compare {
@@ -481,6 +533,7 @@ impl Default for Compare {
             allowed_increase: None,
             allowed_decrease: None,
             min_samples: default_min_samples(),
+            sequential: None,
         }
     }
 }
@@ -637,6 +690,22 @@ impl RolloutSpec {
     /// Header match of step `index`, for header steps.
     pub fn step_match(&self, index: usize) -> Option<&HeaderMatch> {
         self.step(index).and_then(|s| s.header_match.as_ref())
+    }
+
+    /// Analysis intervals the rollout makes when every interval passes: one per plain step,
+    /// hold ÷ interval (at least one) per held step.
+    pub fn analysis_intervals(&self) -> u64 {
+        let every = self.interval.as_secs_f64();
+        (0..self.steps.len())
+            .map(|i| {
+                let hold = self.step_hold(i).as_secs_f64();
+                if every > 0.0 {
+                    ((hold / every).floor() as u64).max(1)
+                } else {
+                    1
+                }
+            })
+            .sum()
     }
 
     /// How long step `index` lasts at least: its hold, or one interval.

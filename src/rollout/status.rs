@@ -201,6 +201,36 @@ pub struct CountBatch {
     pub requests: u64,
 }
 
+/// One comparative metric's per-interval differences of means (canary − stable), the
+/// history of its sequential test (`compare.sequential`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricDifferences {
+    pub metric: String,
+    pub differences: Vec<f64>,
+}
+
+impl RolloutStatus {
+    /// The sequential history of `metric`, created empty on first use.
+    pub fn differences_mut(&mut self, metric: &str) -> &mut Vec<f64> {
+        let i = match self
+            .metric_differences
+            .iter()
+            .position(|m| m.metric == metric)
+        {
+            Some(i) => i,
+            None => {
+                self.metric_differences.push(MetricDifferences {
+                    metric: metric.to_string(),
+                    differences: Vec::new(),
+                });
+                self.metric_differences.len() - 1
+            }
+        };
+        &mut self.metric_differences[i].differences
+    }
+}
+
 fn is_zero(n: &u64) -> bool {
     *n == 0
 }
@@ -298,6 +328,10 @@ pub struct RolloutStatus {
     /// Error counts of every interval of this rollout (the sequential test's history).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub count_batches: Vec<CountBatch>,
+    /// Per comparative metric judged sequentially (`compare.sequential`): the difference of
+    /// the canary's and stable's mean in every interval of this rollout (the test's history).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metric_differences: Vec<MetricDifferences>,
     /// The sequential test's anytime-valid p-value (never increases within a rollout).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub p_value: Option<f64>,
@@ -505,6 +539,8 @@ struct StatusSchema {
     last_analysis: Option<AnalysisSummary>,
     /// Error counts per interval (the sequential test's history).
     count_batches: Option<Vec<CountBatch>>,
+    /// Per sequentially judged comparative metric: the per-interval differences of means.
+    metric_differences: Option<Vec<MetricDifferences>>,
     /// The sequential test's anytime-valid p-value.
     p_value: Option<f64>,
     /// Effects issued and not yet seen completed.
