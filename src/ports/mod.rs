@@ -14,3 +14,26 @@ pub mod traffic;
 pub mod versions;
 
 pub use metrics::{MetricsError, MetricsSource, Sample};
+
+/// An adapter's own error behind a port, kept as the `#[source]` of the port's error so
+/// that the chain survives the trait boundary.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// `error: cause: cause…`: an error with every `source()` below it, each text once.
+///
+/// Print an error with this wherever one of its variants keeps its cause only as a source
+/// (its own message is the context). Wrappers often repeat their cause's text in their own
+/// message; a cause whose text is already there is not repeated.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = cause.source();
+    }
+    out
+}
