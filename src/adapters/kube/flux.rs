@@ -101,7 +101,7 @@ impl FluxSync {
     fn err(&self, what: &str, e: CallError) -> SyncError {
         SyncError::Kube {
             app: self.app(),
-            message: format!("{what}: {e}"),
+            message: format!("{what}: {}", super::error_chain(&e)),
         }
     }
 
@@ -215,7 +215,7 @@ impl SyncTrigger for LazyFlux {
             .await
             .map_err(|e| SyncError::Kube {
                 app: format!("{}/{}", self.namespace, self.name),
-                message: e.to_string(),
+                message: super::error_chain(&e),
             })?;
         FluxSync::new(client, &self.namespace, &self.name)
             .request_sync(revision)

@@ -234,7 +234,7 @@ impl RolloutStatusStore {
             e => RolloutStatusError::Api {
                 op,
                 rollout: t.label(),
-                message: e.to_string(),
+                message: super::error_chain(&e),
             },
         }
     }
