@@ -628,8 +628,8 @@ struct PromoteLog(Arc<dyn PromoteState>);
 
 #[async_trait::async_trait]
 impl DecisionLog for PromoteLog {
-    async fn append(&self, record: &DecisionRecord) -> Result<(), String> {
-        self.0.record(record).await.map_err(|e| e.to_string())
+    async fn append(&self, record: &DecisionRecord) -> Result<(), BoxError> {
+        Ok(self.0.record(record).await?)
     }
 }
 
