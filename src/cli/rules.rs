@@ -168,7 +168,12 @@ pub fn run(args: Args) -> Result<ExitStatus, CliError> {
                     });
                 match written {
                     Ok(tmp) => staged.push((tmp, path)),
-                    Err(e) => write_error = Some(format!("{}: cannot write: {e}", path.display())),
+                    Err(e) => {
+                        write_error = Some(CliError::failed(
+                            format!("{}: cannot write", path.display()),
+                            e,
+                        ))
+                    }
                 }
             });
             if !errs.is_empty() {
@@ -177,7 +182,7 @@ pub fn run(args: Args) -> Result<ExitStatus, CliError> {
                 ));
             }
             if let Some(e) = write_error {
-                return Err(CliError::Runtime(e));
+                return Err(e);
             }
             for (tmp, path) in staged {
                 tmp.persist(&path).map_err(|e| {

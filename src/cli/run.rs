@@ -37,12 +37,12 @@ pub fn run(args: Args) -> Result<ExitStatus, CliError> {
     Ok(ExitStatus::Success)
 }
 
-/// The daemon's error with its causes (some keep theirs only as a source).
+/// A configuration problem is the user's input (exit 2), shown with its causes (some keep
+/// theirs only as a source); any other failure keeps the daemon's error.
 fn daemon_error(e: DaemonError) -> CliError {
-    let message = crate::ports::error_chain(&e);
     if e.is_config() {
-        CliError::Input(message)
+        CliError::Input(crate::ports::error_chain(&e))
     } else {
-        CliError::Runtime(message)
+        CliError::failure(e)
     }
 }
