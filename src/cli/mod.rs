@@ -290,6 +290,24 @@ mod tests {
     use super::*;
     use std::path::PathBuf;
 
+    /// A runtime failure keeps its cause as the source, and `main` prints both.
+    #[test]
+    fn a_runtime_failure_keeps_its_cause() {
+        let cause = serde_json::from_str::<u8>("x").unwrap_err();
+        let text = cause.to_string();
+        let e = CliError::failed("cannot encode JSON", cause);
+        assert_eq!(e.exit_code(), 1);
+        assert_eq!(error_chain(&e), format!("cannot encode JSON: {text}"));
+        let source = std::error::Error::source(&e).expect("a source");
+        assert!(source.is::<serde_json::Error>(), "{source:?}");
+        // A lower layer's error as it is: its own text, its own causes.
+        let e = CliError::failure(std::io::Error::other("disk full"));
+        assert_eq!(
+            (e.exit_code(), error_chain(&e)),
+            (1, "disk full".to_string())
+        );
+    }
+
     fn settings(period: Option<&str>, windows: Option<&str>) -> Result<(), String> {
         WindowArgs {
             period: period.map(|p| p.parse().unwrap()),

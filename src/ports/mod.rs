@@ -37,3 +37,35 @@ pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    enum Outer {
+        /// Context only: the cause is the source.
+        #[error("leader election: releasing the lease")]
+        Context(#[source] BoxError),
+        /// The cause's text in the message too.
+        #[error("state store: {0}")]
+        Shown(#[source] std::io::Error),
+    }
+
+    /// Each cause once, whether a message shows its source or not.
+    #[test]
+    fn the_chain_names_each_cause_once() {
+        let io = || std::io::Error::other("connection refused");
+        let e = Outer::Context(Box::new(Outer::Shown(io())));
+        assert_eq!(
+            error_chain(&e),
+            "leader election: releasing the lease: state store: connection refused"
+        );
+        let source = std::error::Error::source(&e).expect("a source");
+        assert!(source.is::<Outer>(), "{source:?}");
+        assert_eq!(
+            error_chain(&Outer::Shown(io())),
+            "state store: connection refused"
+        );
+    }
+}
