@@ -351,7 +351,7 @@ impl Executor {
         if let Some(sync) = self.syncs.get(app) {
             hit(fp::SYNC_BEFORE);
             if let Err(e) = sync.request_sync(revision).await {
-                tracing::warn!(app = %app, "sync request failed: {e}");
+                tracing::warn!(app = %app, "sync request failed: {}", crate::ports::error_chain(&e));
             }
             hit(fp::SYNC_AFTER);
         }
