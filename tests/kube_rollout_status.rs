@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
 use common::{conflict, finish, not_found, serve, status, Exchange, JSON_PATCH};
 use serde_json::{json, Value};
-use slogate::adapters::kube::RolloutStatusStore;
+use slogate::adapters::kube::{RolloutStatusError, RolloutStatusStore};
 use slogate::adapters::state::MemoryStore;
 use slogate::adapters::traffic_file::FileRouter;
 use slogate::ports::metrics::{MetricsError, MetricsSource, Sample, Series};
@@ -236,10 +236,21 @@ async fn a_missing_rollout_cannot_be_written_and_the_error_names_it() {
     drop(s);
     finish(verifier).await;
     match absent {
-        StateError::Backend(m) => assert!(
-            m.contains("Rollout shop/checkout not found") && m.contains("applied to the cluster"),
-            "{m}"
-        ),
+        StateError::Api { source } => {
+            let m = source.to_string();
+            assert!(
+                m.contains("Rollout shop/checkout not found")
+                    && m.contains("applied to the cluster"),
+                "{m}"
+            );
+            assert!(
+                matches!(
+                    source.downcast_ref::<RolloutStatusError>(),
+                    Some(RolloutStatusError::NotFound { .. })
+                ),
+                "{source:?}"
+            );
+        }
         e => panic!("expected a backend error, got {e}"),
     }
     assert!(

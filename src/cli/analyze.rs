@@ -236,7 +236,7 @@ pub fn run(args: Args) -> Result<ExitStatus, CliError> {
         Output::Json => println!(
             "{}",
             serde_json::to_string_pretty(&out)
-                .map_err(|e| CliError::Runtime(format!("cannot encode JSON: {e}")))?
+                .map_err(|e| CliError::failed("cannot encode JSON", e))?
         ),
         Output::Table => print!("{}", table(&out)),
     }

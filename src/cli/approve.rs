@@ -61,7 +61,7 @@ pub fn run(args: Args) -> Result<ExitStatus, CliError> {
     };
     let approved = super::runtime()?
         .block_on(state.approve(&change, &req.actor, req.comment.as_deref()))
-        .map_err(|e| CliError::Runtime(format!("cannot record the approval: {e}")))?;
+        .map_err(|e| CliError::failed("cannot record the approval", e))?;
     let a = &approved.approval;
     match args.output {
         Output::Json => {
@@ -69,7 +69,7 @@ pub fn run(args: Args) -> Result<ExitStatus, CliError> {
                 "created": approved.created,
                 "approval": a,
             }))
-            .map_err(|e| CliError::Runtime(format!("cannot encode JSON: {e}")))?;
+            .map_err(|e| CliError::failed("cannot encode JSON", e))?;
             println!("{json}");
         }
         Output::Text => {

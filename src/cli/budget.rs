@@ -73,7 +73,7 @@ pub fn run(args: Args) -> Result<ExitStatus, CliError> {
     match args.output {
         Output::Json => {
             let json = serde_json::to_string_pretty(&reports)
-                .map_err(|e| CliError::Runtime(format!("cannot encode JSON: {e}")))?;
+                .map_err(|e| CliError::failed("cannot encode JSON", e))?;
             println!("{json}");
         }
         Output::Table => print!("{}", table(&reports)),

@@ -82,7 +82,7 @@ pub fn run(args: Args) -> Result<ExitStatus, CliError> {
             let store = FileStore::open(dir)
                 .map_err(|e| CliError::Input(format!("--state-dir {}: {e}", dir.display())))?;
             rt.block_on(store.decisions(&query))
-                .map_err(|e| CliError::Runtime(e.to_string()))?
+                .map_err(CliError::failure)?
         }
         (None, Some(url)) => rt.block_on(fetch(url, &query))?,
         (None, None) => {
@@ -126,7 +126,7 @@ fn print(records: &[DecisionRecord], output: Output) -> Result<(), CliError> {
     match output {
         Output::Json => {
             let s = serde_json::to_string_pretty(records)
-                .map_err(|e| CliError::Runtime(format!("cannot encode JSON: {e}")))?;
+                .map_err(|e| CliError::failed("cannot encode JSON", e))?;
             println!("{s}");
         }
         Output::Table => {

@@ -49,11 +49,11 @@ pub fn run(args: Args) -> Result<ExitStatus, CliError> {
     let rt = super::runtime()?;
     let outcome = rt.block_on(scenario::run(opts, out)).map_err(|e| match e {
         DemoError::Setup(m) => CliError::Input(m),
-        other => CliError::Runtime(other.to_string()),
+        other => CliError::failure(other),
     })?;
     if json {
         let text = serde_json::to_string_pretty(&outcome)
-            .map_err(|e| CliError::Runtime(format!("cannot encode JSON: {e}")))?;
+            .map_err(|e| CliError::failed("cannot encode JSON", e))?;
         println!("{text}");
     }
     Ok(ExitStatus::Success)

@@ -140,8 +140,8 @@ pub fn run(args: Args) -> Result<ExitStatus, CliError> {
         IntervalMode::Exact
     };
     let result = judge_metric(&c, &b, &config).map_err(|e| CliError::Input(format!("{e}")))?;
-    let value = serde_json::to_value(&result)
-        .map_err(|e| CliError::Runtime(format!("cannot encode JSON: {e}")))?;
+    let value =
+        serde_json::to_value(&result).map_err(|e| CliError::failed("cannot encode JSON", e))?;
     print_value(
         &value,
         args.output,
@@ -289,7 +289,7 @@ fn print_value(value: &serde_json::Value, output: Output, keys: &[&str]) -> Resu
     match output {
         Output::Json => {
             let text = serde_json::to_string_pretty(value)
-                .map_err(|e| CliError::Runtime(format!("cannot encode JSON: {e}")))?;
+                .map_err(|e| CliError::failed("cannot encode JSON", e))?;
             println!("{text}");
         }
         Output::Table => {

@@ -7,6 +7,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::ports::{error_chain, BoxError};
+
 pub mod analyze;
 pub mod approve;
 pub mod budget;
@@ -29,7 +31,9 @@ pub enum ExitStatus {
     Rejected,
 }
 
-/// Errors that end a command. Every variant maps to an exit code.
+/// Errors that end a command. Every variant maps to an exit code. [`main`] prints the error
+/// with its causes ([`error_chain`]): a variant that keeps its cause as the source shows it
+/// there.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     /// Bad input (files, flags, queries that fail): exit 2. The message names the file, the
@@ -39,17 +43,43 @@ pub enum CliError {
     /// Several input problems, one per line: exit 2.
     #[error("{}", .0.join("\n"))]
     Inputs(Vec<String>),
-    /// A runtime failure of the daemon or an I/O operation that is not the user's input: exit 1.
+    /// A runtime failure of the daemon or an I/O operation that is not the user's input,
+    /// composed here with no underlying error: exit 1.
     #[error("{0}")]
     Runtime(String),
+    /// A runtime failure with its cause: exit 1. The message says what failed (`cannot
+    /// encode JSON`), the cause is the source.
+    #[error("{context}")]
+    Failed {
+        context: String,
+        #[source]
+        source: BoxError,
+    },
+    /// A runtime failure that is a lower layer's error as it is (the state store's, the
+    /// daemon API's): exit 1.
+    #[error(transparent)]
+    Failure(BoxError),
 }
 
 impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Input(_) | CliError::Inputs(_) => 2,
-            CliError::Runtime(_) => 1,
+            CliError::Runtime(_) | CliError::Failed { .. } | CliError::Failure(_) => 1,
         }
+    }
+
+    /// A runtime failure: `context` says what failed, `source` why.
+    pub fn failed(context: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        CliError::Failed {
+            context: context.into(),
+            source: source.into(),
+        }
+    }
+
+    /// A runtime failure that is `source` as it is.
+    pub fn failure(source: impl Into<BoxError>) -> Self {
+        CliError::Failure(source.into())
     }
 }
 
@@ -61,7 +91,7 @@ impl From<crate::adapters::daemon_api::DaemonApiError> for CliError {
         match e {
             E::Url { .. } | E::UrlCredentials => CliError::Input(format!("--url {e}")),
             E::Token(m) => CliError::Input(format!("--token-file: {m}")),
-            e => CliError::Runtime(e.to_string()),
+            e => CliError::failure(e),
         }
     }
 }
@@ -141,7 +171,7 @@ pub fn main() -> ExitCode {
         Ok(ExitStatus::Success) => ExitCode::SUCCESS,
         Ok(ExitStatus::Rejected) => ExitCode::from(1),
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", error_chain(&e));
             ExitCode::from(e.exit_code())
         }
     }
@@ -162,7 +192,7 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| CliError::Runtime(format!("cannot start the async runtime: {e}")))
+        .map_err(|e| CliError::failed("cannot start the async runtime", e))
 }
 
 /// `--period` and `--windows`, shared by the commands that need alert windows.
@@ -259,6 +289,24 @@ pub fn load_specs(paths: &[std::path::PathBuf]) -> Result<crate::slo::spec::Load
 mod tests {
     use super::*;
     use std::path::PathBuf;
+
+    /// A runtime failure keeps its cause as the source, and `main` prints both.
+    #[test]
+    fn a_runtime_failure_keeps_its_cause() {
+        let cause = serde_json::from_str::<u8>("x").unwrap_err();
+        let text = cause.to_string();
+        let e = CliError::failed("cannot encode JSON", cause);
+        assert_eq!(e.exit_code(), 1);
+        assert_eq!(error_chain(&e), format!("cannot encode JSON: {text}"));
+        let source = std::error::Error::source(&e).expect("a source");
+        assert!(source.is::<serde_json::Error>(), "{source:?}");
+        // A lower layer's error as it is: its own text, its own causes.
+        let e = CliError::failure(std::io::Error::other("disk full"));
+        assert_eq!(
+            (e.exit_code(), error_chain(&e)),
+            (1, "disk full".to_string())
+        );
+    }
 
     fn settings(period: Option<&str>, windows: Option<&str>) -> Result<(), String> {
         WindowArgs {

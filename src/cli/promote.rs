@@ -253,7 +253,7 @@ pub fn run(args: Args) -> Result<ExitStatus, CliError> {
     let result = super::runtime().and_then(|rt| rt.block_on(execute(&args, &mut report)));
     if let Err(e) = &result {
         report.promoted = false;
-        report.reason = e.to_string();
+        report.reason = crate::ports::error_chain(e);
         if matches!(e, CliError::Input(_) | CliError::Inputs(_))
             && !report.gates.iter().any(|g| g.name == "input")
         {
@@ -263,7 +263,7 @@ pub fn run(args: Args) -> Result<ExitStatus, CliError> {
     match output {
         Output::Json => match serde_json::to_string_pretty(&report) {
             Ok(s) => println!("{s}"),
-            Err(e) => return Err(CliError::Runtime(format!("cannot encode JSON: {e}"))),
+            Err(e) => return Err(CliError::failed("cannot encode JSON", e)),
         },
         // On an error `main` prints it; the text report would only repeat it.
         Output::Text if result.is_ok() => print!("{}", report.text()),
@@ -281,7 +281,7 @@ impl From<PromoteError> for CliError {
         match e {
             PromoteError::Input(m) => CliError::Input(m),
             PromoteError::Inputs(m) => CliError::Inputs(m),
-            PromoteError::Runtime(m) => CliError::Runtime(m),
+            PromoteError::Failed { context, source } => CliError::Failed { context, source },
         }
     }
 }

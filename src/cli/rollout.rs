@@ -149,14 +149,8 @@ async fn status(t: Target) -> Result<ExitStatus, CliError> {
         (Some(dir), _) => {
             let store = open_state(dir)?;
             let key = commands::status_key(&ns, &name);
-            let exists = store
-                .get(&key)
-                .await
-                .map_err(|e| CliError::Runtime(e.to_string()))?
-                .is_some();
-            let v = view(&store, &ns, &name)
-                .await
-                .map_err(|e| CliError::Runtime(e.to_string()))?;
+            let exists = store.get(&key).await.map_err(CliError::failure)?.is_some();
+            let v = view(&store, &ns, &name).await.map_err(CliError::failure)?;
             if !exists && v.pending_commands.is_empty() && v.command_results.is_empty() {
                 return Err(CliError::Input(format!(
                     "{ns}/{name}: no such rollout in {} (it has no stored status yet)",
@@ -189,8 +183,7 @@ async fn status(t: Target) -> Result<ExitStatus, CliError> {
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> Result<String, CliError> {
-    serde_json::to_string_pretty(v)
-        .map_err(|e| CliError::Runtime(format!("cannot encode JSON: {e}")))
+    serde_json::to_string_pretty(v).map_err(|e| CliError::failed("cannot encode JSON", e))
 }
 
 /// The status as aligned `key  value` lines.
@@ -369,7 +362,7 @@ async fn local(
         now,
     )
     .await
-    .map_err(|e| CliError::Runtime(e.to_string()))?;
+    .map_err(CliError::failure)?;
     let mut rec = DecisionRecord::new(
         now,
         DecisionKind::Operator,
@@ -390,12 +383,12 @@ async fn local(
     store
         .append_decision(&rec)
         .await
-        .map_err(|e| CliError::Runtime(e.to_string()))?;
+        .map_err(CliError::failure)?;
     let deadline = tokio::time::Instant::now() + c.wait.as_std();
     loop {
         if let Some(r) = commands::result_of(&store, ns, name, &cmd.id)
             .await
-            .map_err(|e| CliError::Runtime(e.to_string()))?
+            .map_err(CliError::failure)?
         {
             return Ok(r);
         }

@@ -107,7 +107,7 @@ pub fn run(args: Args) -> Result<ExitStatus, CliError> {
     // generated cleanly: a failing run writes nothing.
     match &args.out {
         None => {
-            let io = |e: std::io::Error| CliError::Runtime(format!("cannot write rules: {e}"));
+            let io = |e: std::io::Error| CliError::failed("cannot write rules", e);
             let mut spool = std::io::BufWriter::new(tempfile::tempfile().map_err(io)?);
             let mut write_error = None;
             let errs = rules::generate_each(&slos, &opts, |f| {
@@ -128,7 +128,7 @@ pub fn run(args: Args) -> Result<ExitStatus, CliError> {
             let mut stdout = std::io::stdout().lock();
             std::io::copy(&mut spool, &mut stdout)
                 .and_then(|_| stdout.flush())
-                .map_err(|e| CliError::Runtime(format!("cannot write to stdout: {e}")))?;
+                .map_err(|e| CliError::failed("cannot write to stdout", e))?;
         }
         Some(dir) => {
             let mut seen = HashSet::new();
@@ -148,7 +148,7 @@ pub fn run(args: Args) -> Result<ExitStatus, CliError> {
                 return Err(CliError::Inputs(dupes));
             }
             std::fs::create_dir_all(dir).map_err(|e| {
-                CliError::Runtime(format!("{}: cannot create directory: {e}", dir.display()))
+                CliError::failed(format!("{}: cannot create directory", dir.display()), e)
             })?;
             // Each file is written to a temporary file in DIR, renamed into place once all
             // generated cleanly (and removed otherwise).
@@ -168,7 +168,12 @@ pub fn run(args: Args) -> Result<ExitStatus, CliError> {
                     });
                 match written {
                     Ok(tmp) => staged.push((tmp, path)),
-                    Err(e) => write_error = Some(format!("{}: cannot write: {e}", path.display())),
+                    Err(e) => {
+                        write_error = Some(CliError::failed(
+                            format!("{}: cannot write", path.display()),
+                            e,
+                        ))
+                    }
                 }
             });
             if !errs.is_empty() {
@@ -177,11 +182,11 @@ pub fn run(args: Args) -> Result<ExitStatus, CliError> {
                 ));
             }
             if let Some(e) = write_error {
-                return Err(CliError::Runtime(e));
+                return Err(e);
             }
             for (tmp, path) in staged {
                 tmp.persist(&path).map_err(|e| {
-                    CliError::Runtime(format!("{}: cannot write: {e}", path.display()))
+                    CliError::failed(format!("{}: cannot write", path.display()), e)
                 })?;
                 eprintln!("wrote {}", path.display());
             }

@@ -24,7 +24,7 @@ pub fn run(args: Args) -> Result<ExitStatus, CliError> {
     if args.once {
         let summary = rt.block_on(daemon::run_once(&cfg)).map_err(daemon_error)?;
         let json = serde_json::to_string_pretty(&summary)
-            .map_err(|e| CliError::Runtime(format!("cannot encode JSON: {e}")))?;
+            .map_err(|e| CliError::failed("cannot encode JSON", e))?;
         println!("{json}");
         return Ok(if summary.errors.is_empty() {
             ExitStatus::Success
@@ -37,10 +37,12 @@ pub fn run(args: Args) -> Result<ExitStatus, CliError> {
     Ok(ExitStatus::Success)
 }
 
+/// A configuration problem is the user's input (exit 2), shown with its causes (some keep
+/// theirs only as a source); any other failure keeps the daemon's error.
 fn daemon_error(e: DaemonError) -> CliError {
     if e.is_config() {
-        CliError::Input(e.to_string())
+        CliError::Input(crate::ports::error_chain(&e))
     } else {
-        CliError::Runtime(e.to_string())
+        CliError::failure(e)
     }
 }

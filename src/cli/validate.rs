@@ -82,7 +82,7 @@ pub fn run(args: Args) -> Result<ExitStatus, CliError> {
         }
         Output::Json => {
             let json = serde_json::to_string_pretty(&diags)
-                .map_err(|e| CliError::Runtime(format!("cannot encode JSON: {e}")))?;
+                .map_err(|e| CliError::failed("cannot encode JSON", e))?;
             println!("{json}");
         }
     }

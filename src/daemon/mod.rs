@@ -391,7 +391,7 @@ pub async fn run_with_alerts(
         let stop = stop_rx.clone();
         tokio::spawn(async move {
             if let Err(e) = e.run(stop).await {
-                tracing::error!("leader election: {e}");
+                tracing::error!("leader election: {}", crate::ports::error_chain(&e));
             }
         })
     });

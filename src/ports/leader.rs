@@ -9,12 +9,23 @@
 use async_trait::async_trait;
 use tokio::sync::watch;
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+use super::BoxError;
+
+/// Why leader election could not start or stopped. Print it with
+/// [`error_chain`](super::error_chain): `Kube`'s message is what was being done, the API
+/// call's error is its source.
+#[derive(Debug, thiserror::Error)]
 pub enum LeaderError {
+    /// The message is the error: it names the setting at fault.
     #[error("leader election configuration: {0}")]
     Config(String),
-    #[error("leader election: {0}")]
-    Kube(String),
+    #[error("leader election: {what}")]
+    Kube {
+        /// What was being done: `releasing the lease`.
+        what: &'static str,
+        #[source]
+        source: BoxError,
+    },
 }
 
 #[async_trait]

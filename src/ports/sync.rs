@@ -3,7 +3,11 @@
 
 use async_trait::async_trait;
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+use super::BoxError;
+
+/// Why a sync could not be requested. `KubeCall` keeps the API call's error as its source:
+/// print it with [`error_chain`](super::error_chain).
+#[derive(Debug, thiserror::Error)]
 pub enum SyncError {
     #[error("sync of `{app}`: HTTP {status}: {body}")]
     Http {
@@ -13,8 +17,24 @@ pub enum SyncError {
     },
     #[error("sync of `{app}`: {message}")]
     Transport { app: String, message: String },
+    /// The controller's object is not what was expected (the message says what).
     #[error("sync of `{app}`: {message}")]
     Kube { app: String, message: String },
+    /// A call to the Kubernetes API failed: `what` is the call.
+    #[error("sync of `{app}`: {what}")]
+    KubeCall {
+        app: String,
+        what: String,
+        #[source]
+        source: BoxError,
+    },
+    /// The Kubernetes client could not be built.
+    #[error("sync of `{app}`")]
+    KubeClient {
+        app: String,
+        #[source]
+        source: BoxError,
+    },
     #[error("sync configuration: {0}")]
     Config(String),
 }

@@ -31,6 +31,7 @@ use crate::model::trailers::TRAILER_OVERRIDE;
 use crate::ports::gitops::{CommitOutcome, EditFn, GitOpsRepo};
 use crate::ports::promote::PromoteState;
 use crate::ports::state::{DecisionKind, DecisionRecord};
+use crate::ports::BoxError;
 use crate::runtime::effects::{DecisionLog, Executor, Stored};
 use crate::runtime::evaluator::{self, Target};
 use crate::runtime::failpoint::{self as fp, hit};
@@ -131,8 +132,9 @@ pub enum Verdict {
     Rejected,
 }
 
-/// Why a promotion could not be decided.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why a promotion could not be decided. `Failed` keeps its cause as the source: print
+/// it with [`error_chain`](crate::ports::error_chain).
+#[derive(Debug, thiserror::Error)]
 pub enum PromoteError {
     /// Bad input (a flag, file or field, named in the message).
     #[error("{0}")]
@@ -140,9 +142,14 @@ pub enum PromoteError {
     /// Several input problems, one per line.
     #[error("{}", .0.join("\n"))]
     Inputs(Vec<String>),
-    /// Git, the work tree or another runtime failure.
-    #[error("{0}")]
-    Runtime(String),
+    /// Git, the work tree or another runtime failure: `context` says what failed, the
+    /// source why.
+    #[error("{context}")]
+    Failed {
+        context: String,
+        #[source]
+        source: BoxError,
+    },
 }
 
 impl PromoteError {
@@ -150,7 +157,7 @@ impl PromoteError {
     pub fn exit_code(&self) -> u8 {
         match self {
             PromoteError::Input(_) | PromoteError::Inputs(_) => 2,
-            PromoteError::Runtime(_) => 1,
+            PromoteError::Failed { .. } => 1,
         }
     }
 }
@@ -177,7 +184,7 @@ pub async fn run_to_exit_code(req: &Request) -> (u8, PromoteReport) {
         Ok(Verdict::Success) => (0, report),
         Ok(Verdict::Rejected) => (1, report),
         Err(e) => {
-            report.reason = e.to_string();
+            report.reason = crate::ports::error_chain(&e);
             (e.exit_code(), report)
         }
     }
@@ -196,8 +203,9 @@ impl TempDir {
         let n: u64 = rand::rng().random_range(0..u64::MAX);
         let p =
             std::env::temp_dir().join(format!("slogate-promote-{}-{n:016x}", std::process::id()));
-        std::fs::create_dir(&p).map_err(|e| {
-            PromoteError::Runtime(format!("cannot create a work dir {}: {e}", p.display()))
+        std::fs::create_dir(&p).map_err(|e| PromoteError::Failed {
+            context: format!("cannot create a work dir {}", p.display()),
+            source: Box::new(e),
         })?;
         Ok(TempDir(p))
     }
@@ -495,8 +503,8 @@ pub async fn run(req: &Request, report: &mut PromoteReport) -> Result<Verdict, P
             Ok(Verdict::Success)
         }
         Err(e) => {
-            let msg = format!("commit or push to {repo_shown} failed: {e}");
-            report.reason = msg.clone();
+            let context = format!("commit or push to {repo_shown} failed");
+            report.reason = format!("{context}: {e}");
             record(
                 &exec,
                 &stored,
@@ -506,7 +514,10 @@ pub async fn run(req: &Request, report: &mut PromoteReport) -> Result<Verdict, P
                 Some(format!("error: {e}")),
             )
             .await;
-            Err(PromoteError::Runtime(msg))
+            Err(PromoteError::Failed {
+                context,
+                source: Box::new(e),
+            })
         }
     }
 }
@@ -617,8 +628,8 @@ struct PromoteLog(Arc<dyn PromoteState>);
 
 #[async_trait::async_trait]
 impl DecisionLog for PromoteLog {
-    async fn append(&self, record: &DecisionRecord) -> Result<(), String> {
-        self.0.record(record).await.map_err(|e| e.to_string())
+    async fn append(&self, record: &DecisionRecord) -> Result<(), BoxError> {
+        Ok(self.0.record(record).await?)
     }
 }
 

@@ -36,6 +36,7 @@ use crate::ports::notify::{Notifier, NotifyError};
 use crate::ports::state::{DecisionRecord, StateError, StateStore};
 use crate::ports::sync::SyncTrigger;
 use crate::ports::traffic::{TrafficError, TrafficRouter};
+use crate::ports::BoxError;
 use crate::runtime::failpoint::{self as fp, hit};
 
 /// Proof that a decision's next state is stored: what every [`Executor`] method that
@@ -159,10 +160,10 @@ impl EffectError {
 }
 
 /// Where `Record` effects go: the state store's decision log, or (for `promote`) the
-/// daemon's API.
+/// daemon's API. The error is the log's own, kept whole.
 #[async_trait]
 pub trait DecisionLog: Send + Sync {
-    async fn append(&self, record: &DecisionRecord) -> Result<(), String>;
+    async fn append(&self, record: &DecisionRecord) -> Result<(), BoxError>;
 }
 
 /// The decision log of a state store.
@@ -170,11 +171,8 @@ pub struct StoreLog(pub Arc<dyn StateStore>);
 
 #[async_trait]
 impl DecisionLog for StoreLog {
-    async fn append(&self, record: &DecisionRecord) -> Result<(), String> {
-        self.0
-            .append_decision(record)
-            .await
-            .map_err(|e: StateError| e.to_string())
+    async fn append(&self, record: &DecisionRecord) -> Result<(), BoxError> {
+        Ok(self.0.append_decision(record).await?)
     }
 }
 
@@ -353,7 +351,7 @@ impl Executor {
         if let Some(sync) = self.syncs.get(app) {
             hit(fp::SYNC_BEFORE);
             if let Err(e) = sync.request_sync(revision).await {
-                tracing::warn!(app = %app, "sync request failed: {e}");
+                tracing::warn!(app = %app, "sync request failed: {}", crate::ports::error_chain(&e));
             }
             hit(fp::SYNC_AFTER);
         }
@@ -392,7 +390,7 @@ impl Executor {
         &self,
         _stored: &Stored,
         record: &DecisionRecord,
-    ) -> Result<(), String> {
+    ) -> Result<(), BoxError> {
         match &self.log {
             Some(log) => {
                 hit(fp::RECORD_BEFORE);

@@ -353,15 +353,16 @@ where
     }
 }
 
-/// Why [`read_body`] gave up.
+/// Why [`read_body`] gave up. Print it with [`error_chain`](crate::ports::error_chain):
+/// `Read` keeps its cause as the source.
 #[derive(Debug, thiserror::Error)]
 pub enum BodyError {
     #[error("request body exceeds {0} bytes")]
     TooLarge(usize),
     #[error("the request body was not received within server.body_timeout")]
     Timeout,
-    #[error("cannot read the request body: {0}")]
-    Read(String),
+    #[error("cannot read the request body")]
+    Read(#[source] crate::ports::BoxError),
 }
 
 impl BodyError {
@@ -400,7 +401,7 @@ pub async fn read_body(
             if inner.is::<BodyTimeout>() {
                 BodyError::Timeout
             } else {
-                BodyError::Read(inner.to_string())
+                BodyError::Read(inner)
             }
         })?;
         if out.len() + chunk.len() > limit {

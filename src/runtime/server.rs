@@ -167,7 +167,10 @@ pub async fn authorize_then_read(
     let actor = authorize(s, headers)?;
     match super::serve::read_body(headers, body, limit).await {
         Ok(b) => Ok((actor, b)),
-        Err(e) => Err(Box::new(json_error(e.status(), &e.to_string()))),
+        Err(e) => Err(Box::new(json_error(
+            e.status(),
+            &crate::ports::error_chain(&e),
+        ))),
     }
 }
 

@@ -226,7 +226,7 @@ impl ConfigMapStore {
             op,
             key: d.key.to_string(),
             configmap: d.label.clone(),
-            message: e.to_string(),
+            message: super::error_chain(&e),
         }
     }
 
@@ -291,7 +291,7 @@ impl ConfigMapStore {
             Ok(cm) => Self::version_of(d, &cm).ok(),
             Err(CallError::NotFound) => None,
             Err(e) => {
-                tracing::debug!(configmap = %d.label, "reading the ConfigMap after a conflict: {e}");
+                tracing::debug!(configmap = %d.label, "reading the ConfigMap after a conflict: {}", super::error_chain(&e));
                 None
             }
         }
@@ -405,7 +405,7 @@ impl ConfigMapStore {
                     .await
                     .map_err(|e| ConfigMapStoreError::List {
                         namespace: self.namespace.clone(),
-                        message: e.to_string(),
+                        message: super::error_chain(&e),
                     })?;
             for cm in &page.items {
                 let key = cm

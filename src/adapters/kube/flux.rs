@@ -99,9 +99,10 @@ impl FluxSync {
     }
 
     fn err(&self, what: &str, e: CallError) -> SyncError {
-        SyncError::Kube {
+        SyncError::KubeCall {
             app: self.app(),
-            message: format!("{what}: {e}"),
+            what: what.to_string(),
+            source: Box::new(e),
         }
     }
 
@@ -211,12 +212,13 @@ impl LazyFlux {
 #[async_trait]
 impl SyncTrigger for LazyFlux {
     async fn request_sync(&self, revision: Option<&str>) -> Result<(), SyncError> {
-        let client = super::client(Duration::from_secs(30))
-            .await
-            .map_err(|e| SyncError::Kube {
-                app: format!("{}/{}", self.namespace, self.name),
-                message: e.to_string(),
-            })?;
+        let client =
+            super::client(Duration::from_secs(30))
+                .await
+                .map_err(|e| SyncError::KubeClient {
+                    app: format!("{}/{}", self.namespace, self.name),
+                    source: Box::new(e),
+                })?;
         FluxSync::new(client, &self.namespace, &self.name)
             .request_sync(revision)
             .await

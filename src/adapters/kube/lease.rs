@@ -362,8 +362,12 @@ impl LeaseElector {
         let lease = match read {
             Ok(lease) => Some(lease),
             Err(CallError::NotFound) => None,
-            Err(e) if leading => return self.step_down(format!("reading the lease: {e}")),
-            Err(e) => return Outcome::Failed(format!("reading the lease: {e}")),
+            Err(e) if leading => {
+                return self.step_down(format!("reading the lease: {}", super::error_chain(&e)))
+            }
+            Err(e) => {
+                return Outcome::Failed(format!("reading the lease: {}", super::error_chain(&e)))
+            }
         };
         let now = Instant::now();
         let record = lease.as_ref().map(LeaseRecord::from_lease);
@@ -436,7 +440,7 @@ impl LeaseElector {
                 tracing::info!(identity = %self.cfg.identity, "created the lease; leading");
                 Outcome::Created
             }
-            Err(e) => Outcome::Failed(format!("creating the lease: {e}")),
+            Err(e) => Outcome::Failed(format!("creating the lease: {}", super::error_chain(&e))),
         }
     }
 
@@ -472,10 +476,12 @@ impl LeaseElector {
                     Outcome::Renewed
                 }
             }
-            (Err(e), false) => self.step_down(format!("renewing the lease: {e}")),
+            (Err(e), false) => {
+                self.step_down(format!("renewing the lease: {}", super::error_chain(&e)))
+            }
             (Err(e), true) => {
                 self.signal.revoke();
-                Outcome::Failed(format!("acquiring the lease: {e}"))
+                Outcome::Failed(format!("acquiring the lease: {}", super::error_chain(&e)))
             }
         }
     }
@@ -487,7 +493,12 @@ impl LeaseElector {
         let mut lease = match call(timeout, self.api.get(&self.cfg.name)).await {
             Ok(lease) => lease,
             Err(CallError::NotFound) => return Ok(()),
-            Err(e) => return Err(LeaderError::Kube(format!("reading the lease: {e}"))),
+            Err(e) => {
+                return Err(LeaderError::Kube {
+                    what: "reading the lease",
+                    source: Box::new(e),
+                })
+            }
         };
         let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
         if spec.holder_identity.as_deref() != Some(self.cfg.identity.as_str()) {
@@ -502,7 +513,10 @@ impl LeaseElector {
         )
         .await
         .map(|_| tracing::info!(identity = %self.cfg.identity, "released the lease"))
-        .map_err(|e| LeaderError::Kube(format!("releasing the lease: {e}")))
+        .map_err(|e| LeaderError::Kube {
+            what: "releasing the lease",
+            source: Box::new(e),
+        })
     }
 }
 
@@ -682,7 +696,8 @@ mod tests {
     #[test]
     fn config_validation() {
         let ok = LeaseConfig::new("ns", "slogate", "pod-0");
-        assert_eq!(ok.validate(), Ok(()));
+        let valid = ok.validate();
+        assert!(matches!(valid, Ok(())), "{valid:?}");
         let bad = LeaseConfig {
             renew_period: Duration::from_secs(7),
             ..ok.clone()

@@ -224,7 +224,8 @@ pub fn covers(method: &str, uri: &str) -> bool {
     })
 }
 
-/// Why a client could not be built.
+/// Why a client could not be built. Print it with [`error_chain`]: `Build`'s cause is its
+/// source.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error(
@@ -232,9 +233,10 @@ pub enum ClientError {
          service account token) and no usable kubeconfig (KUBECONFIG or ~/.kube/config): {0}; \
          to run without a cluster, use the file router and the file state store"
     )]
+    // The cause sits inside the message, before the hint, so it stays text here.
     NoConfig(String),
-    #[error("building the Kubernetes client: {0}")]
-    Build(String),
+    #[error("building the Kubernetes client")]
+    Build(#[source] ::kube::Error),
 }
 
 /// Connect and write timeout of [`client`].
@@ -255,34 +257,36 @@ pub async fn client(read_timeout: Duration) -> Result<::kube::Client, ClientErro
     config.connect_timeout = Some(CONNECT_TIMEOUT);
     config.write_timeout = Some(CONNECT_TIMEOUT);
     config.read_timeout = Some(read_timeout);
-    ::kube::Client::try_from(config).map_err(|e| ClientError::Build(e.to_string()))
+    ::kube::Client::try_from(config).map_err(ClientError::Build)
 }
 
-/// What a failed call means to the adapters.
-#[derive(Debug)]
+/// What a failed call means to the adapters. Print it with [`error_chain`]: a transport
+/// failure's message is only the context, its cause (kube's error and the reasons below
+/// it, e.g. rustls') is the source.
+#[derive(Debug, thiserror::Error)]
 pub(crate) enum CallError {
+    #[error("not found")]
     NotFound,
-    /// 409: resourceVersion conflict on update/patch, or AlreadyExists on create.
+    /// 409: resourceVersion conflict on update/patch, or AlreadyExists on create. The
+    /// message is the API server's.
+    #[error("conflict: {0}")]
     Conflict(String),
+    #[error("timed out after {0:?}")]
     Timeout(Duration),
     /// The API server was not reached, or not trusted: connection refused, DNS, a TLS
-    /// handshake that failed. The message is the whole error chain (the rustls reason too).
-    Transport(String),
-    /// The API server answered with another error status (403 from RBAC, 422, 500, …), or
-    /// its answer could not be read.
-    Other(String),
-}
-
-impl std::fmt::Display for CallError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            CallError::NotFound => write!(f, "not found"),
-            CallError::Conflict(m) => write!(f, "conflict: {m}"),
-            CallError::Timeout(d) => write!(f, "timed out after {d:?}"),
-            CallError::Transport(m) => write!(f, "cannot reach the API server: {m}"),
-            CallError::Other(m) => write!(f, "{m}"),
-        }
-    }
+    /// handshake that failed.
+    #[error("cannot reach the API server")]
+    Transport(#[source] ::kube::Error),
+    /// The API server answered with another error status (403 from RBAC, 422, 500, …).
+    #[error("HTTP {code} {reason}: {message}")]
+    Status {
+        code: u16,
+        reason: String,
+        message: String,
+    },
+    /// Any other failure of the call, e.g. an answer that could not be read.
+    #[error(transparent)]
+    Other(::kube::Error),
 }
 
 impl CallError {
@@ -293,23 +297,7 @@ impl CallError {
     }
 }
 
-/// `error: cause: cause…`: an error with every `source()` below it. kube's own message for a
-/// failed connection is only `client error (Connect)`; the reason (e.g. rustls'
-/// `invalid peer certificate: Other(OtherError(CaUsedAsEndEntity))`) is further down.
-pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        // Wrappers often repeat their cause's text; say each thing once.
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = cause.source();
-    }
-    out
-}
+pub(crate) use crate::ports::error_chain;
 
 /// Run one API call under `timeout`, classifying its error.
 pub(crate) async fn call<T>(
@@ -322,12 +310,16 @@ pub(crate) async fn call<T>(
         Ok(Err(::kube::Error::Api(status))) => Err(match status.code {
             404 => CallError::NotFound,
             409 => CallError::Conflict(status.message.clone()),
-            code => CallError::Other(format!("HTTP {code} {}: {}", status.reason, status.message)),
+            code => CallError::Status {
+                code,
+                reason: status.reason.clone(),
+                message: status.message.clone(),
+            },
         }),
         Ok(Err(e @ (::kube::Error::HyperError(_) | ::kube::Error::Service(_)))) => {
-            Err(CallError::Transport(error_chain(&e)))
+            Err(CallError::Transport(e))
         }
-        Ok(Err(e)) => Err(CallError::Other(error_chain(&e))),
+        Ok(Err(e)) => Err(CallError::Other(e)),
     }
 }
 

@@ -81,7 +81,7 @@ pub fn rollout_resource() -> ApiResource {
 }
 
 /// Why a Rollout's status could not be read or written. Converted into
-/// [`StateError::Backend`] with this message; conflicts are [`StateError::Conflict`].
+/// [`StateError::Api`] (kept as its source); conflicts are [`StateError::Conflict`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RolloutStatusError {
     #[error(
@@ -121,7 +121,9 @@ pub enum RolloutStatusError {
 
 impl From<RolloutStatusError> for StateError {
     fn from(e: RolloutStatusError) -> Self {
-        StateError::Backend(e.to_string())
+        StateError::Api {
+            source: Box::new(e),
+        }
     }
 }
 
@@ -234,7 +236,7 @@ impl RolloutStatusStore {
             e => RolloutStatusError::Api {
                 op,
                 rollout: t.label(),
-                message: e.to_string(),
+                message: super::error_chain(&e),
             },
         }
     }

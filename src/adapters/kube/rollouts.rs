@@ -94,7 +94,7 @@ enum Session {
     /// The server ended the call (its `timeoutSeconds`): open it again.
     Ended,
     /// The connection broke: open it again.
-    Broken(String),
+    Broken(::kube::Error),
 }
 
 /// Lists the cluster's Rollout objects.
@@ -180,7 +180,8 @@ impl KubeRollouts {
                     "; check the kubeconfig's (or the in-cluster) server address and CA"
                 };
                 self.error(format!(
-                    "list slogate.dev/v1alpha1 rollouts {scope}: {e}{hint}"
+                    "list slogate.dev/v1alpha1 rollouts {scope}: {}{hint}",
+                    super::error_chain(&e)
                 ))
             })?;
             out.extend(page.items);
@@ -290,7 +291,7 @@ impl KubeRollouts {
                             tracing::debug!(code = status.code, reason = %status.message, "Rollout watch: list again");
                             return Session::Expired;
                         }
-                        Err(e) => return Session::Broken(super::error_chain(&e)),
+                        Err(e) => return Session::Broken(e),
                     }
                 }
                 Session::Ended
@@ -305,7 +306,7 @@ impl KubeRollouts {
                 }
                 Session::Ended => {}
                 Session::Broken(e) => {
-                    tracing::debug!(error = %e, "Rollout watch broke: opening it again")
+                    tracing::debug!(error = %super::error_chain(&e), "Rollout watch broke: opening it again")
                 }
             }
             tokio::time::sleep(WATCH_RETRY).await;

@@ -209,7 +209,7 @@ impl KubeTrafficRouter {
             },
             e => TrafficError::Api {
                 target: self.label.clone(),
-                message: format!("{what}: {e}"),
+                message: format!("{what}: {}", super::error_chain(&e)),
             },
         }
     }

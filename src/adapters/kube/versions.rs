@@ -98,13 +98,14 @@ impl KubeVersions {
                 return Err(VersionError::Backend {
                     rollout: rollout.key(),
                     message: format!(
-                        "get {:?} {namespace}/{} ({}): {e}",
+                        "get {:?} {namespace}/{} ({}): {}",
                         w.kind,
                         w.name,
                         match side {
                             Side::Stable => "stable",
                             Side::Canary => "canary",
-                        }
+                        },
+                        super::error_chain(&e)
                     ),
                 })
             }

@@ -552,7 +552,9 @@ async fn put_status(
     status: &crate::rollout::RolloutStatus,
     version: Option<u64>,
 ) -> Result<(), StateError> {
-    let value = serde_json::to_value(status).map_err(|e| StateError::Backend(e.to_string()))?;
+    let value = serde_json::to_value(status).map_err(|e| StateError::Api {
+        source: Box::new(e),
+    })?;
     store
         .put(&status_key(namespace, name), value, version)
         .await

@@ -351,13 +351,18 @@ impl Batcher {
                 return; // an earlier task took this request's alerts
             }
             let all: Vec<&Alert> = batch.iter().flat_map(|p| p.alerts.iter()).collect();
-            let result = commit(store.as_ref(), &slo, &all, Utc::now(), ttl, &mut cached).await;
+            // One error answers every request of the batch: each gets it as its source.
+            let result = commit(store.as_ref(), &slo, &all, Utc::now(), ttl, &mut cached)
+                .await
+                .map_err(Arc::new);
             let mut at = 0;
             for p in batch {
                 let n = p.alerts.len();
                 let mine = match &result {
                     Ok(answers) => Ok(answers[at..at + n].to_vec()),
-                    Err(e) => Err(StateError::Backend(e.to_string())),
+                    Err(e) => Err(StateError::Api {
+                        source: Box::new(Arc::clone(e)),
+                    }),
                 };
                 at += n;
                 // The requester may be gone; its answer is then not needed.

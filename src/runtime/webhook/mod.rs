@@ -293,7 +293,7 @@ async fn handle(s: &WebhookState, headers: &HeaderMap, body: Body) -> Response {
     // within server.body_timeout (408).
     let bytes = match super::serve::read_body(headers, body, s.max_body_bytes).await {
         Ok(b) => b,
-        Err(e) => return error(e.status(), &e.to_string()),
+        Err(e) => return error(e.status(), &crate::ports::error_chain(&e)),
     };
     let payload = match payload::parse(&bytes) {
         Ok(p) => p,
