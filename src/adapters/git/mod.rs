@@ -93,6 +93,7 @@ pub(crate) mod runner;
 pub(crate) mod tests;
 
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use async_trait::async_trait;
 
@@ -112,6 +113,9 @@ use runner::GitRunner;
 struct Inner {
     cfg: RepoConfig,
     lock: Mutex<()>,
+    /// When the last successful fetch started: a read asked for at `t` skips its fetch when
+    /// one that started at or after `t` succeeded (see `Repo::fetch_since`).
+    fetched: Mutex<Option<Instant>>,
     pull_requests: Option<Arc<dyn PullRequestApi>>,
     before_push: Option<BeforePushHook>,
 }
@@ -141,6 +145,7 @@ impl GitCli {
             inner: Arc::new(Inner {
                 cfg,
                 lock: Mutex::new(()),
+                fetched: Mutex::new(None),
                 pull_requests: None,
                 before_push: None,
             }),
@@ -164,6 +169,7 @@ impl GitCli {
             Err(shared) => Inner {
                 cfg: shared.cfg.clone(),
                 lock: Mutex::new(()),
+                fetched: Mutex::new(None),
                 pull_requests: shared.pull_requests.clone(),
                 before_push: shared.before_push.clone(),
             },
@@ -191,6 +197,7 @@ impl GitCli {
                 cfg: &inner.cfg,
                 git: GitRunner::new(&inner.cfg)?,
                 hook: inner.before_push.clone(),
+                fetched: &inner.fetched,
             };
             f(&repo)
         })
@@ -314,8 +321,11 @@ impl GitOpsRepo for GitCli {
     ) -> Result<Vec<CommitInfo>, GitOpsError> {
         let path = path.to_string();
         let since = since.map(str::to_string);
+        // History is read from the remote-tracking branch: a fetch suffices (no work-tree
+        // reset), and one that started after this call was made is shared.
+        let asked = Instant::now();
         self.blocking(move |r| {
-            r.sync()?;
+            r.fetch_since(asked)?;
             r.commits_touching(&path, since.as_deref())
         })
         .await
@@ -323,8 +333,9 @@ impl GitOpsRepo for GitCli {
 
     async fn read_trailers(&self, sha: &str) -> Result<Vec<Trailer>, GitOpsError> {
         let sha = sha.to_string();
+        let asked = Instant::now();
         self.blocking(move |r| {
-            r.sync()?;
+            r.fetch_since(asked)?;
             r.read_trailers(&sha)
         })
         .await

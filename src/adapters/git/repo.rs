@@ -4,7 +4,8 @@
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Component, Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 
@@ -82,6 +83,9 @@ pub(crate) struct Repo<'a> {
     pub cfg: &'a RepoConfig,
     pub git: GitRunner,
     pub hook: Option<BeforePushHook>,
+    /// When the last successful fetch of this work tree started (shared by the adapter's
+    /// clones, read and written under its work-tree lock).
+    pub fetched: &'a Mutex<Option<Instant>>,
 }
 
 pub(crate) fn is_hex_sha(s: &str) -> bool {
@@ -256,10 +260,10 @@ impl Repo<'_> {
         Ok(())
     }
 
-    /// Fetch, and reset the work tree to the remote branch head. Any local state (an
-    /// unpushed commit of a crashed run, a half-applied patch) is discarded.
-    pub(crate) fn sync(&self) -> Result<Sha, GitOpsError> {
+    /// Fetch the remote branch (no change to the work tree) and check it exists.
+    fn fetch(&self) -> Result<(), GitOpsError> {
         self.ensure_repo()?;
+        let started = Instant::now();
         self.git.run_opts(
             &["fetch", "--prune", "--no-tags", "--quiet", "origin"],
             self.net(),
@@ -279,6 +283,26 @@ impl Repo<'_> {
                 self.cfg.branch
             )));
         }
+        *self.fetched.lock().unwrap_or_else(|p| p.into_inner()) = Some(started);
+        Ok(())
+    }
+
+    /// Make the remote-tracking branch at least as fresh as the remote was at `asked`:
+    /// fetch, unless a fetch that started at or after `asked` already succeeded (it saw
+    /// everything pushed before then). For reads of history; the work tree is not touched.
+    pub(crate) fn fetch_since(&self, asked: Instant) -> Result<(), GitOpsError> {
+        let last = *self.fetched.lock().unwrap_or_else(|p| p.into_inner());
+        if last.is_some_and(|t| t >= asked) && self.wd().join(".git").exists() {
+            return Ok(());
+        }
+        self.fetch()
+    }
+
+    /// Fetch, and reset the work tree to the remote branch head. Any local state (an
+    /// unpushed commit of a crashed run, a half-applied patch) is discarded.
+    pub(crate) fn sync(&self) -> Result<Sha, GitOpsError> {
+        self.fetch()?;
+        let remote = self.remote_ref();
         self.reset_to(&remote)?;
         self.rev_parse("HEAD")
     }

@@ -738,6 +738,73 @@ async fn override_trailer_is_detected() {
 }
 
 #[tokio::test]
+async fn history_reads_see_every_push_made_before_the_call_and_share_later_fetches() {
+    let f = Fixture::new();
+    let cli = f.cli();
+    assert!(cli
+        .commits_touching(CHECKOUT, Some(&f.c0))
+        .await
+        .unwrap()
+        .is_empty());
+    // A push after the last read: the next read fetches and sees it.
+    let c1 = f.commit(&[(CHECKOUT_DEPLOY, &deploy("checkout", "v2", 3))], "c1");
+    let shas = |v: Vec<CommitInfo>| v.into_iter().map(|c| c.sha).collect::<Vec<_>>();
+    assert_eq!(
+        shas(cli.commits_touching(CHECKOUT, Some(&f.c0)).await.unwrap()),
+        std::slice::from_ref(&c1)
+    );
+    // Many reads at once, after another push: every one sees it (a read skips its fetch
+    // only when one that started after the read was asked for has succeeded).
+    let c2 = f.commit(&[(CHECKOUT_DEPLOY, &deploy("checkout", "v3", 3))], "c2");
+    let reads = (0..8).map(|_| {
+        let cli = cli.clone();
+        let c0 = f.c0.clone();
+        tokio::spawn(async move { cli.commits_touching(CHECKOUT, Some(&c0)).await })
+    });
+    for r in futures::future::join_all(reads).await {
+        assert_eq!(shas(r.unwrap().unwrap()), [c2.clone(), c1.clone()]);
+    }
+    // Reads leave the work tree alone: a revert still starts from the remote head.
+    let RevertOutcome::Reverted { .. } = cli
+        .revert(&request("b-history", Some(&f.c0)))
+        .await
+        .unwrap()
+    else {
+        panic!("expected a revert");
+    };
+    f.workdir_is_clean_at_remote_head();
+}
+
+#[test]
+fn a_read_skips_its_fetch_only_after_one_that_started_later() {
+    let f = Fixture::new();
+    let cfg = f.config();
+    let fetched = std::sync::Mutex::new(None);
+    let repo = super::repo::Repo {
+        cfg: &cfg,
+        git: super::runner::GitRunner::new(&cfg).unwrap(),
+        hook: None,
+        fetched: &fetched,
+    };
+    let listed =
+        |repo: &super::repo::Repo<'_>| repo.commits_touching(CHECKOUT, Some(&f.c0)).unwrap().len();
+    let asked = std::time::Instant::now();
+    repo.fetch_since(asked).unwrap();
+    assert_eq!(listed(&repo), 0);
+    let started = fetched.lock().unwrap().expect("a fetch was recorded");
+    assert!(started >= asked);
+    // A push now; a read asked for before that fetch started shares it, and so does not
+    // see the push (which it could not have been promised)...
+    f.commit(&[(CHECKOUT_DEPLOY, &deploy("checkout", "v2", 3))], "c1");
+    repo.fetch_since(asked).unwrap();
+    assert_eq!(listed(&repo), 0);
+    // ...while a read asked for after it fetches again and sees it.
+    repo.fetch_since(std::time::Instant::now()).unwrap();
+    assert_eq!(listed(&repo), 1);
+    assert!(fetched.lock().unwrap().unwrap() > started);
+}
+
+#[tokio::test]
 async fn slogate_reverts_are_never_reverted_again() {
     let f = Fixture::new();
     let c1 = f.commit(&[(CHECKOUT_DEPLOY, &deploy("checkout", "v2", 3))], "c1");
