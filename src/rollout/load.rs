@@ -119,10 +119,13 @@ pub fn load_paths(paths: &[PathBuf]) -> RolloutReport {
     for d in diags {
         report.push(d);
     }
-    for file in &files {
+    // Files are parsed independently on every core and merged in path order (the same
+    // report as a sequential load); `finish` then checks across them.
+    for part in crate::slo::spec::map_in_parallel(&files, |file| {
+        let mut part = RolloutReport::default();
         match crate::slo::spec::read_capped(file, MAX_ROLLOUT_FILE_BYTES, "Rollout") {
-            Ok(text) => add_text(&mut report, file, &text),
-            Err(message) => report.push(Diagnostic {
+            Ok(text) => add_text(&mut part, file, &text),
+            Err(message) => part.push(Diagnostic {
                 severity: Severity::Error,
                 file: file.clone(),
                 doc_index: None,
@@ -130,6 +133,12 @@ pub fn load_paths(paths: &[PathBuf]) -> RolloutReport {
                 message,
             }),
         }
+        part
+    }) {
+        report.rollouts.extend(part.rollouts);
+        report.errors.extend(part.errors);
+        report.warnings.extend(part.warnings);
+        report.documents.extend(part.documents);
     }
     finish(&mut report);
     report
