@@ -222,9 +222,13 @@ async fn answers_200_only_after_the_alert_is_stored() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(doc.value["slo_id"], "checkout-availability");
-    assert_eq!(doc.value["events"][0]["fingerprint"], "bdef0648ce50a622");
-    assert_eq!(doc.value["events"][0]["status"], "firing");
+    let doc = slogate::runtime::webhook::dedupe::AlertDoc::from_value(doc.value).unwrap();
+    assert_eq!(doc.slo_id, "checkout-availability");
+    assert_eq!(doc.events[0].fingerprint, "bdef0648ce50a622");
+    assert_eq!(
+        doc.events[0].status,
+        slogate::runtime::webhook::payload::AlertStatus::Firing
+    );
     r.next_trigger().await;
 }
 

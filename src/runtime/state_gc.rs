@@ -99,7 +99,11 @@ pub fn expired(
         let d: Received = serde_json::from_value(value.clone())
             .map_err(|e| decode_err("an alert dedupe record", e))?;
         let horizon = before(keep.dedupe_ttl);
-        let live = d.events.iter().any(|e| e.received_at >= horizon);
+        let live = d
+            .received()
+            .map_err(|e| decode_err("an alert dedupe record", e))?
+            .iter()
+            .any(|at| *at >= horizon);
         return Ok((!live).then_some(Kind::AlertRecord));
     }
     if let Some(rest) = key.strip_prefix(COMMANDS_PREFIX) {
@@ -287,6 +291,25 @@ mod tests {
         );
         assert_eq!(judge(al, &alert(&[at(80 * DAY), at(94 * DAY)])), None);
         assert_eq!(judge(al, &alert(&[])), Some(Kind::AlertRecord));
+        // The current form keeps the events as one JSON text.
+        let packed = |received: &[DateTime<Utc>]| {
+            let events = alert(received)["events"].to_string();
+            json!({"slo_id": "checkout-availability", "events_json": events})
+        };
+        let doc = "webhook/slo-alerts/checkout-availability";
+        assert_eq!(
+            judge(doc, &packed(&[at(80 * DAY), at(92 * DAY)])),
+            Some(Kind::AlertRecord)
+        );
+        assert_eq!(judge(doc, &packed(&[at(80 * DAY), at(94 * DAY)])), None);
+        assert!(expired(
+            doc,
+            &json!({"slo_id": "x", "events_json": "not json"}),
+            now,
+            keep(),
+            &none
+        )
+        .is_err());
         let q = "rollout-commands/shop/checkout";
         assert_eq!(
             judge(q, &queue(&[], &[at(60 * DAY)])),

@@ -87,19 +87,72 @@ pub struct Event {
     pub severity: Option<String>,
 }
 
-/// The document under `webhook/slo-alerts/<slo id>`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The document under `webhook/slo-alerts/<slo id>`, decoded.
+#[derive(Debug, Clone, PartialEq)]
 pub struct AlertDoc {
     pub slo_id: String,
     /// Oldest first.
     pub events: Vec<Event>,
 }
 
-/// What the state sweep reads of a dedupe document, of either layout: when its events were
+/// How an [`AlertDoc`] is stored: its events as **one JSON text** (`events_json`), so that a
+/// write of up to [`MAX_EVENTS`] events is one string for the store instead of a tree of
+/// about ten values per event (building, cloning and dropping that tree was three quarters
+/// of the receiver's work under a flood). Documents written before, with `events` as a JSON
+/// array, are still read.
+#[derive(Debug, Serialize, Deserialize)]
+struct StoredDoc {
+    slo_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    events_json: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    events: Vec<Event>,
+}
+
+impl AlertDoc {
+    /// The stored form.
+    pub fn to_value(&self) -> Result<serde_json::Value, serde_json::Error> {
+        serde_json::to_value(StoredDoc {
+            slo_id: self.slo_id.clone(),
+            events_json: Some(serde_json::to_string(&self.events)?),
+            events: Vec::new(),
+        })
+    }
+
+    /// A stored document, of either form.
+    pub fn from_value(value: serde_json::Value) -> Result<AlertDoc, serde_json::Error> {
+        let stored: StoredDoc = serde_json::from_value(value)?;
+        let mut events = stored.events;
+        if let Some(text) = stored.events_json {
+            events.extend(serde_json::from_str::<Vec<Event>>(&text)?);
+        }
+        Ok(AlertDoc {
+            slo_id: stored.slo_id,
+            events,
+        })
+    }
+}
+
+/// What the state sweep reads of a dedupe document, of any layout: when its events were
 /// received.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Received {
-    pub events: Vec<ReceivedAt>,
+    #[serde(default)]
+    events: Vec<ReceivedAt>,
+    #[serde(default)]
+    events_json: Option<String>,
+}
+
+impl Received {
+    /// When each event was received (an `events_json` that does not decode is an error).
+    pub fn received(&self) -> Result<Vec<DateTime<Utc>>, serde_json::Error> {
+        let mut at: Vec<DateTime<Utc>> = self.events.iter().map(|e| e.received_at).collect();
+        if let Some(text) = &self.events_json {
+            let packed: Vec<ReceivedAt> = serde_json::from_str(text)?;
+            at.extend(packed.into_iter().map(|e| e.received_at));
+        }
+        Ok(at)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -193,7 +246,24 @@ pub async fn record_all(
 /// else changed the document since (another replica, the sweep), and the next round reads.
 struct Cached {
     version: Option<u64>,
-    events: Vec<Event>,
+    events: Vec<Kept>,
+}
+
+/// An event with its JSON text, written once when it is recorded (or read): an event never
+/// changes, so a write joins the kept texts instead of formatting every event again (three
+/// timestamps each, which dominated the receiver's work).
+struct Kept {
+    event: Event,
+    json: String,
+}
+
+impl Kept {
+    fn new(event: Event) -> Result<Kept, serde_json::Error> {
+        Ok(Kept {
+            json: serde_json::to_string(&event)?,
+            event,
+        })
+    }
 }
 
 /// [`record_all`], starting from `cached` when given, which it leaves holding the document
@@ -221,12 +291,23 @@ async fn commit(
         let known = if round == 0 { cached.take() } else { None };
         *cached = None;
         let from_cache = known.is_some();
+        let corrupt = |e: serde_json::Error| StateError::Corrupt {
+            key: key.clone(),
+            message: e.to_string(),
+        };
         let (mut events, expected) = match known {
             Some(c) => (c.events, c.version),
             None => match store.get(&key).await? {
                 None => (Vec::new(), None),
-                Some(v) => match serde_json::from_value::<AlertDoc>(v.value) {
-                    Ok(doc) => (doc.events, Some(v.version)),
+                Some(v) => match AlertDoc::from_value(v.value) {
+                    Ok(doc) => (
+                        doc.events
+                            .into_iter()
+                            .map(Kept::new)
+                            .collect::<Result<Vec<_>, _>>()
+                            .map_err(corrupt)?,
+                        Some(v.version),
+                    ),
                     Err(e) => {
                         // Replaced, not fatal: losing the history only risks one extra trigger.
                         tracing::warn!(%key, "dedupe record is unreadable, replacing it: {e}");
@@ -235,11 +316,11 @@ async fn commit(
                 },
             },
         };
-        events.retain(|e| e.received_at >= horizon);
+        events.retain(|k| k.event.received_at >= horizon);
         let mut answers = Vec::with_capacity(alerts.len());
         for alert in alerts {
             let fp = fingerprint(alert);
-            let seen = events.iter().any(|e| {
+            let seen = events.iter().any(|Kept { event: e, .. }| {
                 e.fingerprint == fp && e.status == alert.status && e.starts_at == alert.starts_at
             });
             if seen {
@@ -247,15 +328,18 @@ async fn commit(
                 continue;
             }
             answers.push(Recorded::New);
-            events.push(Event {
-                fingerprint: fp,
-                status: alert.status,
-                starts_at: alert.starts_at,
-                ends_at: alert.ends_at,
-                received_at: now,
-                alertname: cut(alert.labels.get("alertname")),
-                severity: cut(severity(&alert.labels).as_ref()),
-            });
+            events.push(
+                Kept::new(Event {
+                    fingerprint: fp,
+                    status: alert.status,
+                    starts_at: alert.starts_at,
+                    ends_at: alert.ends_at,
+                    received_at: now,
+                    alertname: cut(alert.labels.get("alertname")),
+                    severity: cut(severity(&alert.labels).as_ref()),
+                })
+                .map_err(corrupt)?,
+            );
         }
         if !answers.contains(&Recorded::New) {
             if from_cache {
@@ -273,19 +357,29 @@ async fn commit(
         if events.len() > MAX_EVENTS {
             events.drain(..events.len() - MAX_EVENTS);
         }
-        let doc = AlertDoc {
-            slo_id: slo_id.to_string(),
-            events,
-        };
-        let value = serde_json::to_value(&doc).map_err(|e| StateError::Corrupt {
-            key: key.clone(),
-            message: e.to_string(),
-        })?;
+        let mut packed =
+            String::with_capacity(events.iter().map(|k| k.json.len() + 1).sum::<usize>() + 2);
+        packed.push('[');
+        for (i, k) in events.iter().enumerate() {
+            if i > 0 {
+                packed.push(',');
+            }
+            packed.push_str(&k.json);
+        }
+        packed.push(']');
+        // Built by hand (the fields of `StoredDoc`), so that the text is moved, not copied.
+        let mut doc = serde_json::Map::with_capacity(2);
+        doc.insert(
+            "slo_id".into(),
+            serde_json::Value::String(slo_id.to_string()),
+        );
+        doc.insert("events_json".into(), serde_json::Value::String(packed));
+        let value = serde_json::Value::Object(doc);
         match store.put(&key, value, expected).await {
             Ok(version) => {
                 *cached = Some(Cached {
                     version: Some(version),
-                    events: doc.events,
+                    events,
                 });
                 return Ok(answers);
             }
@@ -413,6 +507,50 @@ mod tests {
         assert_eq!(fingerprint(&b), "bdef0648ce50a622");
     }
 
+    /// The events are stored as one JSON text; a document of the previous form (`events`
+    /// as a JSON array) is still read, so an event it holds stays a duplicate.
+    #[tokio::test]
+    async fn events_are_stored_as_one_text_and_the_previous_form_is_read() {
+        let s = MemoryStore::new();
+        let ttl = Duration::from_secs(3600);
+        let now = Utc::now();
+        let a = alert();
+        assert_eq!(record(&s, &a, "x", now, ttl).await.unwrap(), Recorded::New);
+        let stored = s.get("webhook/slo-alerts/x").await.unwrap().unwrap().value;
+        assert!(stored.get("events").is_none(), "{stored}");
+        let text = stored["events_json"].as_str().expect("one JSON text");
+        let events: Vec<Event> = serde_json::from_str(text).unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].fingerprint, "bdef0648ce50a622");
+        assert_eq!(AlertDoc::from_value(stored).unwrap().events, events);
+
+        // The previous form, written by an older replica.
+        let old = MemoryStore::new();
+        let previous = serde_json::json!({"slo_id": "x", "events": events});
+        old.put("webhook/slo-alerts/x", previous, None)
+            .await
+            .unwrap();
+        assert_eq!(
+            record(&old, &a, "x", now, ttl).await.unwrap(),
+            Recorded::Duplicate
+        );
+        let mut again = a.clone();
+        again.starts_at += chrono::Duration::minutes(10);
+        assert_eq!(
+            record(&old, &again, "x", now, ttl).await.unwrap(),
+            Recorded::New
+        );
+        let doc = AlertDoc::from_value(
+            old.get("webhook/slo-alerts/x")
+                .await
+                .unwrap()
+                .unwrap()
+                .value,
+        )
+        .unwrap();
+        assert_eq!(doc.events.len(), 2, "the old event is kept: {doc:?}");
+    }
+
     #[tokio::test]
     async fn same_event_is_a_duplicate_new_status_or_episode_is_not() {
         let s = MemoryStore::new();
@@ -448,7 +586,7 @@ mod tests {
             Recorded::New
         );
         let doc: AlertDoc =
-            serde_json::from_value(s.get("webhook/slo-alerts/x").await.unwrap().unwrap().value)
+            AlertDoc::from_value(s.get("webhook/slo-alerts/x").await.unwrap().unwrap().value)
                 .unwrap();
         assert_eq!(doc.events.len(), 1, "expired events are pruned: {doc:?}");
         assert_eq!(doc.events[0].fingerprint, "bdef0648ce50a622");
@@ -501,7 +639,7 @@ mod tests {
                 .unwrap();
         }
         let doc: AlertDoc =
-            serde_json::from_value(s.get("webhook/slo-alerts/x").await.unwrap().unwrap().value)
+            AlertDoc::from_value(s.get("webhook/slo-alerts/x").await.unwrap().unwrap().value)
                 .unwrap();
         assert_eq!(doc.events.len(), MAX_EVENTS);
     }
@@ -541,7 +679,7 @@ mod tests {
         let v = s.get(&keys[0]).await.unwrap().unwrap().value;
         let size = serde_json::to_vec(&v).unwrap().len();
         assert!(size < 128 * 1024, "document of {size} bytes");
-        let doc: AlertDoc = serde_json::from_value(v).unwrap();
+        let doc = AlertDoc::from_value(v).unwrap();
         assert_eq!(doc.events.len(), MAX_EVENTS);
         assert_eq!(
             doc.events
@@ -611,7 +749,7 @@ mod tests {
             assert_eq!(t.await.unwrap().unwrap(), vec![Recorded::New]);
         }
         let doc: AlertDoc =
-            serde_json::from_value(store.get(&key("slo-a")).await.unwrap().unwrap().value).unwrap();
+            AlertDoc::from_value(store.get(&key("slo-a")).await.unwrap().unwrap().value).unwrap();
         assert_eq!(doc.events.len(), 40);
         let rounds = hooked.hook.0.load(std::sync::atomic::Ordering::SeqCst);
         assert!(
