@@ -194,53 +194,43 @@ spec:
     let (code, out) = validate(&good);
     assert_eq!(code, Some(0), "{out}");
 
+    // Exit 2, with every `want` in the output.
+    let refused = |name: &str, steps: &str, sequential: &str, want: &[&str]| {
+        let file = dir.path().join(name);
+        std::fs::write(&file, base(steps, sequential)).unwrap();
+        let (code, out) = validate(&file);
+        assert_eq!(code, Some(2), "{name}: {out}");
+        for w in want {
+            assert!(out.contains(w), "{name}: missing {w:?} in\n{out}");
+        }
+    };
+    const HELD: &str = "[{weight: 10, hold: 30m}, 100]";
     // The default steps make 5 intervals: enough. Two steps make 2: not.
-    let short = dir.path().join("short.yaml");
-    std::fs::write(&short, base("[50, 100]", "{}")).unwrap();
-    let (code, out) = validate(&short);
-    assert_eq!(code, Some(2), "{out}");
-    assert!(
-        out.contains("spec.analysis.metrics[0].compare.sequential: error: the rollout makes 2 analysis interval(s)")
-            && out.contains("needs a horizon of at least 3 intervals"),
-        "{out}"
+    refused(
+        "short.yaml",
+        "[50, 100]",
+        "{}",
+        &[
+            "spec.analysis.metrics[0].compare.sequential: error: the rollout makes 2 analysis interval(s)",
+            "needs a horizon of at least 3 intervals",
+        ],
     );
-
-    let bad = dir.path().join("bad.yaml");
-    std::fs::write(
-        &bad,
-        base(
-            "[{weight: 10, hold: 30m}, 100]",
-            "{horizon: 10, varianceLooks: 11}",
-        ),
-    )
-    .unwrap();
-    let (code, out) = validate(&bad);
-    assert_eq!(code, Some(2), "{out}");
-    assert!(
-        out.contains("spec.analysis.metrics[0].compare.sequential.varianceLooks: error: 11: expected at least 2 and at most the horizon (10)"),
-        "{out}"
+    refused(
+        "bad.yaml",
+        HELD,
+        "{horizon: 10, varianceLooks: 11}",
+        &["spec.analysis.metrics[0].compare.sequential.varianceLooks: error: 11: expected at least 2 and at most the horizon (10)"],
     );
-
-    let alpha = dir.path().join("alpha.yaml");
-    std::fs::write(
-        &alpha,
-        base("[{weight: 10, hold: 30m}, 100]", "{alpha: 1.5}"),
-    )
-    .unwrap();
-    let (code, out) = validate(&alpha);
-    assert_eq!(code, Some(2), "{out}");
-    assert!(
-        out.contains("spec.analysis.metrics[0].compare.sequential.alpha: error: 1.5 is out of range: expected a value from 0 to 1"),
-        "{out}"
+    refused(
+        "alpha.yaml",
+        HELD,
+        "{alpha: 1.5}",
+        &["spec.analysis.metrics[0].compare.sequential.alpha: error: 1.5 is out of range: expected a value from 0 to 1"],
     );
-
-    let typo = dir.path().join("typo.yaml");
-    std::fs::write(
-        &typo,
-        base("[{weight: 10, hold: 30m}, 100]", "{horizn: 10}"),
-    )
-    .unwrap();
-    let (code, out) = validate(&typo);
-    assert_eq!(code, Some(2), "{out}");
-    assert!(out.contains("did you mean `horizon`?"), "{out}");
+    refused(
+        "typo.yaml",
+        HELD,
+        "{horizn: 10}",
+        &["did you mean `horizon`?"],
+    );
 }
