@@ -25,6 +25,28 @@ const SAMPLES: usize = 10;
 const WOBBLE_MS: f64 = 4.0;
 const NOISE_MS: f64 = 3.0;
 
+/// A Rollout document with `steps` (30 s intervals) and a latency metric compared canary
+/// against stable with `compare`.
+fn rollout_yaml(steps: &str, compare: &str) -> String {
+    format!(
+        r#"apiVersion: slogate.dev/v1alpha1
+kind: Rollout
+metadata: {{name: checkout, namespace: shop}}
+spec:
+  traffic:
+    virtualService: {{name: checkout, route: primary, subset: {{host: checkout, stable: stable, canary: canary}}}}
+  workloads: {{stable: {{name: checkout}}, canary: {{name: checkout-canary}}}}
+  steps: {steps}
+  interval: 30s
+  progressDeadline: 1h
+  analysis:
+    metrics:
+      - {{name: request-duration, compare: {compare}}}
+  gitops: {{app: checkout, path: apps/checkout}}
+"#
+    )
+}
+
 /// A Rollout holding 10% for 30 minutes at 30 s intervals (60 analysis intervals) with a
 /// latency metric compared canary against stable; `sequential` adds `compare.sequential`.
 fn rollout(sequential: bool) -> Rollout {
@@ -33,23 +55,7 @@ fn rollout(sequential: bool) -> Rollout {
     } else {
         "{direction: increase}"
     };
-    let text = format!(
-        r#"apiVersion: slogate.dev/v1alpha1
-kind: Rollout
-metadata: {{name: checkout, namespace: shop}}
-spec:
-  traffic:
-    virtualService: {{name: checkout, route: primary, subset: {{host: checkout, stable: stable, canary: canary}}}}
-  workloads: {{stable: {{name: checkout}}, canary: {{name: checkout-canary}}}}
-  steps: [{{weight: 10, hold: 30m}}, 100]
-  interval: 30s
-  progressDeadline: 1h
-  analysis:
-    metrics:
-      - {{name: request-duration, compare: {compare}}}
-  gitops: {{app: checkout, path: apps/checkout}}
-"#
-    );
+    let text = rollout_yaml("[{weight: 10, hold: 30m}, 100]", compare);
     let v: slogate::model::yaml::Value = slogate::model::yaml::from_str(&text).expect("yaml");
     serde_json::from_value(serde_json::to_value(v).expect("json")).expect("a Rollout")
 }
@@ -172,21 +178,9 @@ fn validate(path: &Path) -> (Option<i32>, String) {
 fn slogate_validate_checks_the_sequential_keys() {
     let dir = tempfile::tempdir().expect("tempdir");
     let base = |steps: &str, sequential: &str| {
-        format!(
-            r#"apiVersion: slogate.dev/v1alpha1
-kind: Rollout
-metadata: {{name: checkout, namespace: shop}}
-spec:
-  traffic:
-    virtualService: {{name: checkout, route: primary, subset: {{host: checkout, stable: stable, canary: canary}}}}
-  workloads: {{stable: {{name: checkout}}, canary: {{name: checkout-canary}}}}
-  steps: {steps}
-  progressDeadline: 1h
-  analysis:
-    metrics:
-      - {{name: request-duration, compare: {{direction: increase, sequential: {sequential}}}}}
-  gitops: {{app: checkout, path: apps/checkout}}
-"#
+        rollout_yaml(
+            steps,
+            &format!("{{direction: increase, sequential: {sequential}}}"),
         )
     };
     let good = dir.path().join("good.yaml");
