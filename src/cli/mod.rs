@@ -91,6 +91,14 @@ impl CliError {
         }
     }
 
+    /// Bad input: `context` names it (`--prometheus`), `source` says what is wrong.
+    pub fn input_failed(context: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        CliError::InputFailed {
+            context: context.into(),
+            source: source.into(),
+        }
+    }
+
     /// A runtime failure that is `source` as it is.
     pub fn failure(source: impl Into<BoxError>) -> Self {
         CliError::Failure(source.into())
