@@ -18,7 +18,7 @@ use http::{Request, Response};
 use kube::client::Body;
 use serde_json::{json, Value};
 use slogate::adapters::kube::configmap_store::configmap_name;
-use slogate::adapters::kube::ConfigMapStore;
+use slogate::adapters::kube::{ConfigMapStore, ConfigMapStoreError};
 use slogate::adapters::state::MemoryStore;
 use slogate::ports::state::{
     DecisionKind, DecisionQuery, DecisionRecord, StateError, StateStore, Versioned,
@@ -325,14 +325,35 @@ async fn errors_name_the_key_and_the_configmap() {
         ),
     ]);
     let (s, _) = store(client);
-    let get = s.get(KEY).await.unwrap_err().to_string();
+    let get_error = s.get(KEY).await.unwrap_err();
+    let get = get_error.to_string();
     let put = s.put(KEY, freeze(), None).await.unwrap_err().to_string();
     let rv = s.get(KEY).await.unwrap_err().to_string();
     let collision = s.get(KEY).await.unwrap_err();
     let corrupt = s.get(KEY).await.unwrap_err();
-    let list = s.list("guard/").await.unwrap_err().to_string();
+    let list_error = s.list("guard/").await.unwrap_err();
+    let list = list_error.to_string();
     drop(s);
     finish(verifier).await;
+    // The call's error is kept as the source, and the chain prints it once.
+    for (e, text) in [(&get_error, &get), (&list_error, &list)] {
+        let source = std::error::Error::source(e).expect("a source");
+        let store_error = source
+            .downcast_ref::<ConfigMapStoreError>()
+            .expect("a ConfigMapStoreError");
+        assert!(
+            matches!(
+                store_error,
+                ConfigMapStoreError::Api { .. } | ConfigMapStoreError::List { .. }
+            ),
+            "{store_error:?}"
+        );
+        assert!(
+            std::error::Error::source(store_error).is_some(),
+            "the call's error is the source: {store_error:?}"
+        );
+        assert_eq!(&slogate::ports::error_chain(e), text);
+    }
     let cm = format!("slogate/{}", name());
     assert!(
         get.starts_with(&format!(

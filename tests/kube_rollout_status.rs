@@ -288,7 +288,8 @@ async fn api_errors_name_the_rollout() {
         Exchange::get(RO).respond(200, rollout("not-a-number", Some(progressing()))),
     ]);
     let (s, _) = store(client);
-    let get = s.get(KEY).await.unwrap_err().to_string();
+    let get_error = s.get(KEY).await.unwrap_err();
+    let get = get_error.to_string();
     let put = s
         .put(KEY, progressing(), Some(4))
         .await
@@ -297,6 +298,20 @@ async fn api_errors_name_the_rollout() {
     let rv = s.get(KEY).await.unwrap_err().to_string();
     drop(s);
     finish(verifier).await;
+    // The call's error is kept as the source, and the chain prints it once.
+    let source = std::error::Error::source(&get_error).expect("a source");
+    let api = source
+        .downcast_ref::<RolloutStatusError>()
+        .expect("a RolloutStatusError");
+    assert!(
+        matches!(api, RolloutStatusError::Api { op: "get", rollout, .. } if rollout == "shop/checkout"),
+        "{api:?}"
+    );
+    assert!(
+        std::error::Error::source(api).is_some(),
+        "the call's error is the source: {api:?}"
+    );
+    assert_eq!(slogate::ports::error_chain(&get_error), get);
     assert!(
         get.starts_with("state store: get Rollout shop/checkout: HTTP 403 Forbidden"),
         "{get}"

@@ -486,14 +486,25 @@ async fn an_invalid_patch_is_reported_not_retried() {
         .await;
     drop(router);
     finish(verifier).await;
+    // The call's error is the source; the message shows it after the operation.
+    let e = result.unwrap_err();
+    assert!(std::error::Error::source(&e).is_some(), "{e:?}");
     assert_eq!(
-        result,
-        Err(TrafficError::Api {
+        e,
+        TrafficError::Api {
             target: VS_TARGET.into(),
-            message: "patch: HTTP 422 Invalid: admission webhook \"validation.istio.io\" denied \
-                      the request"
+            what: "patch",
+            source: "HTTP 422 Invalid: admission webhook \"validation.istio.io\" denied the \
+                     request"
                 .into(),
-        })
+        }
+    );
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{VS_TARGET}: patch: HTTP 422 Invalid: admission webhook \"validation.istio.io\" \
+             denied the request"
+        )
     );
 }
 
@@ -526,12 +537,19 @@ async fn a_hung_api_server_times_out() {
     let router =
         KubeTrafficRouter::new(client, &subset_target()).with_timeout(Duration::from_millis(100));
     let result = router.weights().await;
+    let e = result.unwrap_err();
+    assert!(std::error::Error::source(&e).is_some(), "{e:?}");
     assert_eq!(
-        result,
-        Err(TrafficError::Api {
+        e,
+        TrafficError::Api {
             target: VS_TARGET.into(),
-            message: "get: timed out after 100ms".into(),
-        })
+            what: "get",
+            source: "timed out after 100ms".into(),
+        }
+    );
+    assert_eq!(
+        e.to_string(),
+        format!("{VS_TARGET}: get: timed out after 100ms")
     );
     holder.abort();
 }

@@ -22,6 +22,7 @@ use serde_json::{Map, Value};
 
 use crate::model::traffic::{HeaderMatch, Routing, Weights};
 use crate::ports::traffic::{TrafficError, TrafficRouter};
+use crate::ports::BoxError;
 
 /// Weights in a local JSON file.
 #[derive(Debug)]
@@ -67,10 +68,19 @@ impl FileRouter {
         }
     }
 
-    fn io(&self, what: &str, e: std::io::Error) -> TrafficError {
+    fn io(&self, what: &'static str, e: impl Into<BoxError>) -> TrafficError {
         TrafficError::Api {
             target: self.target(),
-            message: format!("{what}: {e}"),
+            what,
+            source: e.into(),
+        }
+    }
+
+    fn encode(&self, what: &'static str, source: serde_json::Error) -> TrafficError {
+        TrafficError::Encode {
+            target: self.target(),
+            what,
+            source,
         }
     }
 
@@ -132,16 +142,16 @@ impl FileRouter {
         rest.insert("canary".into(), routing.weights.canary.into());
         if let Some(h) = &routing.header_match {
             let v = serde_json::to_value(h)
-                .map_err(|e| self.shape(format!("serialising the header match: {e}")))?;
+                .map_err(|e| self.encode("serialising the header match", e))?;
             rest.insert(HEADER_KEY.into(), v);
         }
         let mut text = serde_json::to_string_pretty(&Value::Object(rest))
-            .map_err(|e| self.shape(format!("serialising: {e}")))?;
+            .map_err(|e| self.encode("serialising", e))?;
         text.push('\n');
         let path = self.path.clone();
         tokio::task::spawn_blocking(move || write_atomic(&path, text.as_bytes()))
             .await
-            .map_err(|e| self.io("write", std::io::Error::other(e)))?
+            .map_err(|e| self.io("write", e))?
             .map_err(|e| self.io("write", e))
     }
 }

@@ -16,6 +16,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
+use crate::model::yaml::YamlError;
 pub use crate::ports::versions::{VersionError, VersionSource, WorkloadVersions};
 use crate::rollout::Rollout;
 
@@ -47,49 +48,57 @@ impl FileVersions {
     /// Write the versions of one rollout into the file (creating it), keeping the others.
     /// For tests, the demo and scripts that play the deployer.
     pub fn write(&self, key: &str, versions: &WorkloadVersions) -> Result<(), VersionError> {
-        let err = |message: String| VersionError::File {
-            path: self.path.display().to_string(),
-            message,
+        let path = || self.path.display().to_string();
+        let io = |source| VersionError::File {
+            path: path(),
+            source,
         };
         let mut all = match std::fs::read_to_string(&self.path) {
-            Ok(text) => parse(&text).map_err(err)?,
+            Ok(text) => parse(&text).map_err(|source| VersionError::Format {
+                path: path(),
+                source,
+            })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
-            Err(e) => return Err(err(e.to_string())),
+            Err(e) => return Err(io(e)),
         };
         all.insert(key.to_string(), versions.clone());
-        let text = crate::model::yaml::to_string(&all).map_err(|e| err(e.to_string()))?;
+        let text = crate::model::yaml::to_string(&all).map_err(|source| VersionError::Encode {
+            path: path(),
+            source,
+        })?;
         let tmp = self.path.with_extension("tmp");
-        std::fs::write(&tmp, text).map_err(|e| err(e.to_string()))?;
-        std::fs::rename(&tmp, &self.path).map_err(|e| err(e.to_string()))
+        std::fs::write(&tmp, text).map_err(io)?;
+        std::fs::rename(&tmp, &self.path).map_err(io)
     }
 }
 
-fn parse(text: &str) -> Result<BTreeMap<String, WorkloadVersions>, String> {
+fn parse(text: &str) -> Result<BTreeMap<String, WorkloadVersions>, YamlError> {
     if text.trim().is_empty() {
         return Ok(BTreeMap::new());
     }
-    crate::model::yaml::from_str(text).map_err(|e| {
-        format!(
-            "{e}; expected `<namespace>/<name>: {{stable: <version>, canary: <version>}}` entries"
-        )
-    })
+    crate::model::yaml::from_str(text)
 }
 
 #[async_trait]
 impl VersionSource for FileVersions {
     async fn versions(&self, rollout: &Rollout) -> Result<WorkloadVersions, VersionError> {
-        let err = |message: String| VersionError::File {
-            path: self.path.display().to_string(),
-            message,
-        };
+        let path = || self.path.display().to_string();
         let text = match tokio::fs::read_to_string(&self.path).await {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(WorkloadVersions::default())
             }
-            Err(e) => return Err(err(e.to_string())),
+            Err(source) => {
+                return Err(VersionError::File {
+                    path: path(),
+                    source,
+                })
+            }
         };
-        let all = parse(&text).map_err(err)?;
+        let all = parse(&text).map_err(|source| VersionError::Format {
+            path: path(),
+            source,
+        })?;
         Ok(all.get(&rollout.key()).cloned().unwrap_or_default())
     }
 }
@@ -173,8 +182,23 @@ mod tests {
             WorkloadVersions::new("v2", "v2")
         );
         std::fs::write(f.path(), "shop/checkout: [1, 2]\n").unwrap();
-        let e = f.versions(&r).await.unwrap_err().to_string();
+        let err = f.versions(&r).await.unwrap_err();
+        let e = err.to_string();
         assert!(e.contains("versions.yaml") && e.contains("expected"), "{e}");
+        // The YAML error is the source, and its text is in the message once.
+        let source = std::error::Error::source(&err).expect("a source");
+        assert!(source.is::<YamlError>(), "{source:?}");
+        assert!(e.contains(&source.to_string()), "{e}");
+        assert_eq!(crate::ports::error_chain(&err), e);
+        // An unreadable file: the io::Error is the source.
+        let d = FileVersions::new(dir.path());
+        let err = d.versions(&r).await.unwrap_err();
+        let source = std::error::Error::source(&err).expect("a source");
+        assert!(source.is::<std::io::Error>(), "{source:?}");
+        assert_eq!(
+            err.to_string(),
+            format!("versions file {}: {source}", dir.path().display())
+        );
     }
 
     #[tokio::test]

@@ -178,7 +178,7 @@ pub fn run(args: Args) -> Result<ExitStatus, CliError> {
     }
     let timeout = Duration::from_millis(args.timeout.as_millis().max(1));
     let prom = Prometheus::new(&args.prometheus, timeout)
-        .map_err(|e| CliError::Input(format!("--prometheus: {e}")))?;
+        .map_err(|e| CliError::input_failed("--prometheus", e))?;
     let at = args.at.unwrap_or_else(Utc::now);
     let interval = chrono::Duration::milliseconds(
         i64::try_from(rollout.spec.interval.as_millis()).unwrap_or(i64::MAX / 2),

@@ -61,7 +61,7 @@ pub fn run(args: Args) -> Result<ExitStatus, CliError> {
         .map_err(CliError::Input)?;
     let timeout = Duration::from_millis(args.timeout.as_millis().max(1));
     let prom = Prometheus::new(&args.prometheus, timeout)
-        .map_err(|e| CliError::Input(format!("--prometheus: {e}")))?;
+        .map_err(|e| CliError::input_failed("--prometheus", e))?;
 
     let evaluation = super::runtime()?.block_on(evaluator::evaluate(&prom, &targets, args.at));
 

@@ -47,14 +47,55 @@ pub fn run(args: Args) -> Result<ExitStatus, CliError> {
         color: tty && std::env::var_os("NO_COLOR").is_none(),
     };
     let rt = super::runtime()?;
-    let outcome = rt.block_on(scenario::run(opts, out)).map_err(|e| match e {
-        DemoError::Setup(m) => CliError::Input(m),
-        other => CliError::failure(other),
-    })?;
+    let outcome = rt.block_on(scenario::run(opts, out)).map_err(cli_error)?;
     if json {
         let text = serde_json::to_string_pretty(&outcome)
             .map_err(|e| CliError::failed("cannot encode JSON", e))?;
         println!("{text}");
     }
     Ok(ExitStatus::Success)
+}
+
+/// A setup error is the user's (exit 2), printed without the `demo setup:` prefix; any
+/// other is a failure of the demo (exit 1). Causes stay sources.
+fn cli_error(e: DemoError) -> CliError {
+    match e {
+        DemoError::Setup(m) => CliError::Input(m),
+        DemoError::SetupFailed { context, source } => CliError::InputFailed { context, source },
+        DemoError::SetupFailure(source) => CliError::InputFailure(source),
+        other => CliError::failure(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::error_chain;
+
+    /// The setup errors exit 2 with the text printed before, and keep their cause.
+    #[test]
+    fn a_setup_error_is_input_and_keeps_its_cause() {
+        let e = cli_error(DemoError::Setup(
+            "--speed: expected a positive number".into(),
+        ));
+        assert_eq!(
+            (e.exit_code(), error_chain(&e)),
+            (2, "--speed: expected a positive number".to_string())
+        );
+        let e = cli_error(DemoError::SetupFailed {
+            context: "cannot create /x".into(),
+            source: Box::new(std::io::Error::other("read-only file system")),
+        });
+        assert_eq!(
+            (e.exit_code(), error_chain(&e)),
+            (2, "cannot create /x: read-only file system".to_string())
+        );
+        let source = std::error::Error::source(&e).expect("a source");
+        assert!(source.is::<std::io::Error>(), "{source:?}");
+        let windows =
+            crate::slo::windows::AlertWindows::from_yaml("w.yml", "[").expect_err("not YAML");
+        let text = windows.to_string();
+        let e = cli_error(DemoError::SetupFailure(Box::new(windows)));
+        assert_eq!((e.exit_code(), error_chain(&e)), (2, text));
+    }
 }

@@ -139,7 +139,7 @@ pub fn run(args: Args) -> Result<ExitStatus, CliError> {
     } else {
         IntervalMode::Exact
     };
-    let result = judge_metric(&c, &b, &config).map_err(|e| CliError::Input(format!("{e}")))?;
+    let result = judge_metric(&c, &b, &config).map_err(|e| CliError::InputFailure(Box::new(e)))?;
     let value =
         serde_json::to_value(&result).map_err(|e| CliError::failed("cannot encode JSON", e))?;
     print_value(
@@ -182,8 +182,8 @@ fn run_counts(args: &Args) -> Result<ExitStatus, CliError> {
         },
         DispersionArg::Binomial => ErrorRateTestConfig::binomial(args.alpha),
     };
-    let mut test = ErrorRateSequentialTest::new(config)
-        .map_err(|e| CliError::Input(format!("--alpha: {e}")))?;
+    let mut test =
+        ErrorRateSequentialTest::new(config).map_err(|e| CliError::input_failed("--alpha", e))?;
     let mut last = None;
     let (mut ce_sum, mut ct_sum, mut be_sum, mut bt_sum) = (0u64, 0u64, 0u64, 0u64);
     for (i, (c, b)) in args.counts.iter().zip(&args.baseline_counts).enumerate() {

@@ -40,6 +40,17 @@ pub enum CliError {
     /// field and what was expected.
     #[error("{0}")]
     Input(String),
+    /// Bad input with its cause: exit 2. The message says which input (a directory, a
+    /// flag), the cause is the source.
+    #[error("{context}")]
+    InputFailed {
+        context: String,
+        #[source]
+        source: BoxError,
+    },
+    /// Bad input that is a lower layer's error as it is (it names the file or flag): exit 2.
+    #[error(transparent)]
+    InputFailure(BoxError),
     /// Several input problems, one per line: exit 2.
     #[error("{}", .0.join("\n"))]
     Inputs(Vec<String>),
@@ -64,7 +75,10 @@ pub enum CliError {
 impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::Input(_) | CliError::Inputs(_) => 2,
+            CliError::Input(_)
+            | CliError::InputFailed { .. }
+            | CliError::InputFailure(_)
+            | CliError::Inputs(_) => 2,
             CliError::Runtime(_) | CliError::Failed { .. } | CliError::Failure(_) => 1,
         }
     }
@@ -72,6 +86,14 @@ impl CliError {
     /// A runtime failure: `context` says what failed, `source` why.
     pub fn failed(context: impl Into<String>, source: impl Into<BoxError>) -> Self {
         CliError::Failed {
+            context: context.into(),
+            source: source.into(),
+        }
+    }
+
+    /// Bad input: `context` names it (`--prometheus`), `source` says what is wrong.
+    pub fn input_failed(context: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        CliError::InputFailed {
             context: context.into(),
             source: source.into(),
         }

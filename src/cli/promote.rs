@@ -150,7 +150,7 @@ impl StateArgs {
     pub fn open(&self, trigger: &'static str) -> Result<Option<Arc<dyn PromoteState>>, CliError> {
         if let Some(dir) = &self.state_dir {
             let store = FileStore::open(dir)
-                .map_err(|e| CliError::Input(format!("--state-dir {}: {e}", dir.display())))?;
+                .map_err(|e| CliError::input_failed(format!("--state-dir {}", dir.display()), e))?;
             let store: Arc<dyn StateStore> = Arc::new(store);
             return Ok(Some(Arc::new(StoreState::new(store, trigger))));
         }
@@ -254,10 +254,16 @@ pub fn run(args: Args) -> Result<ExitStatus, CliError> {
     if let Err(e) = &result {
         report.promoted = false;
         report.reason = crate::ports::error_chain(e);
-        if matches!(e, CliError::Input(_) | CliError::Inputs(_))
-            && !report.gates.iter().any(|g| g.name == "input")
+        if matches!(
+            e,
+            CliError::Input(_)
+                | CliError::InputFailed { .. }
+                | CliError::InputFailure(_)
+                | CliError::Inputs(_)
+        ) && !report.gates.iter().any(|g| g.name == "input")
         {
-            report.gates.insert(0, gate::input_failed(&e.to_string()));
+            // The whole message: an input error's cause is its source.
+            report.gates.insert(0, gate::input_failed(&report.reason));
         }
     }
     match output {
@@ -280,6 +286,10 @@ impl From<PromoteError> for CliError {
     fn from(e: PromoteError) -> Self {
         match e {
             PromoteError::Input(m) => CliError::Input(m),
+            PromoteError::InputFailed { context, source } => {
+                CliError::InputFailed { context, source }
+            }
+            PromoteError::InputFailure(source) => CliError::InputFailure(source),
             PromoteError::Inputs(m) => CliError::Inputs(m),
             PromoteError::Failed { context, source } => CliError::Failed { context, source },
         }
@@ -400,7 +410,7 @@ fn slo_targets(args: &Args) -> Result<Vec<Target>, CliError> {
         .map(|slo| {
             let windows = settings
                 .for_slo(&slo)
-                .map_err(|e| input(format!("{}: {e}", slo.origin.file.display())))?;
+                .map_err(|e| CliError::input_failed(slo.origin.file.display().to_string(), e))?;
             Ok(Target {
                 slo: std::sync::Arc::new(slo),
                 windows,

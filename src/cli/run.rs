@@ -18,7 +18,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<ExitStatus, CliError> {
-    let cfg = Config::load(&args.config).map_err(|e| CliError::Input(e.to_string()))?;
+    let cfg = Config::load(&args.config).map_err(|e| CliError::InputFailure(Box::new(e)))?;
     tracing::info!("effective backends: {}", cfg.backends_line());
     let rt = super::runtime()?;
     if args.once {

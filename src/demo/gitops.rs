@@ -18,11 +18,27 @@ pub const STAGING: &str = "apps/checkout/overlays/staging";
 pub const STABLE_IMAGE: &str = "example/checkout";
 pub const CANARY_IMAGE: &str = "example/checkout-canary";
 
+/// A git command or a file write of the demo's repository that failed. `Io` and `Spawn`
+/// keep the io::Error as the source and show it in their message.
 #[derive(Debug, thiserror::Error)]
-#[error("git {args}: {message}")]
-pub struct GitError {
-    pub args: String,
-    pub message: String,
+pub enum GitError {
+    /// Git exited non-zero: `message` is its standard error.
+    #[error("git {args}: {message}")]
+    Failed { args: String, message: String },
+    /// Git could not be started.
+    #[error("git {args}: cannot run git: {source}")]
+    Spawn {
+        args: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A directory or file of the repository could not be written (`what` says which).
+    #[error("git {what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Run git with no user or system configuration, returning stdout.
@@ -52,14 +68,14 @@ pub fn commit_at(
     for (path, text) in files {
         let full = work.join(path);
         if let Some(parent) = full.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| GitError {
-                args: format!("mkdir {}", parent.display()),
-                message: e.to_string(),
+            std::fs::create_dir_all(parent).map_err(|source| GitError::Io {
+                what: format!("mkdir {}", parent.display()),
+                source,
             })?;
         }
-        std::fs::write(&full, text).map_err(|e| GitError {
-            args: format!("write {path}"),
-            message: e.to_string(),
+        std::fs::write(&full, text).map_err(|source| GitError::Io {
+            what: format!("write {path}"),
+            source,
         })?;
     }
     git(work, &["add", "--all"])?;
@@ -80,7 +96,7 @@ fn git_as(
     (name, email): (&str, &str),
     date: Option<&str>,
 ) -> Result<String, GitError> {
-    let fail = |message: String| GitError {
+    let fail = |message: String| GitError::Failed {
         args: args.join(" "),
         message,
     };
@@ -101,7 +117,10 @@ fn git_as(
         .env_remove("GIT_WORK_TREE")
         .env_remove("GIT_INDEX_FILE")
         .output()
-        .map_err(|e| fail(format!("cannot run git: {e}")))?;
+        .map_err(|source| GitError::Spawn {
+            args: args.join(" "),
+            source,
+        })?;
     if !out.status.success() {
         return Err(fail(
             String::from_utf8_lossy(&out.stderr).trim().to_string(),
@@ -212,9 +231,9 @@ spec:
 /// Create `<dir>/remote.git` (bare) with the app at v1 in staging and production, plus
 /// slogate's own specs under `slogate/`. Returns the remote's path.
 pub fn seed(dir: &Path, slos: &str, rollout: &str, windows: &str) -> Result<PathBuf, GitError> {
-    let io = |what: &str, e: std::io::Error| GitError {
-        args: what.to_string(),
-        message: e.to_string(),
+    let io = |what: &str, source: std::io::Error| GitError::Io {
+        what: what.to_string(),
+        source,
     };
     let remote = dir.join("remote.git");
     std::fs::create_dir_all(&remote).map_err(|e| io("mkdir remote.git", e))?;

@@ -42,6 +42,7 @@ use crate::model::traffic::Weights;
 use crate::ports::gitops::GitOpsRepo;
 use crate::ports::notify::{Notifier, NotifyError};
 use crate::ports::state::{DecisionQuery, DecisionRecord, StateStore};
+use crate::ports::BoxError;
 use crate::promote::state::StoreState;
 use crate::promote::usecase;
 use crate::rollout::{PhaseName, Rollout};
@@ -64,10 +65,24 @@ const MAX_TICKS: u32 = 200;
 const APP: &str = "checkout";
 const DEVELOPER: &str = "Dana Developer";
 
+/// Why the demo stopped. The setup errors are the user's (exit 2); `SetupFailed` and
+/// `SetupFailure` keep a step's error as the source and show it in their message.
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
+    /// A setup problem composed here, with no underlying error (a flag, a bundled spec).
     #[error("demo setup: {0}")]
     Setup(String),
+    /// A setup step failed: `context` says which (`cannot create <dir>`), the step's error
+    /// is the source.
+    #[error("demo setup: {context}: {source}")]
+    SetupFailed {
+        context: String,
+        #[source]
+        source: BoxError,
+    },
+    /// A setup step's own error as it is (it names what failed).
+    #[error("demo setup: {0}")]
+    SetupFailure(#[source] BoxError),
     #[error("demo git: {0}")]
     Git(#[from] gitops::GitError),
     #[error("{0}")]
@@ -546,8 +561,10 @@ fn work_dir(keep: Option<&Path>) -> Result<PathBuf, DemoError> {
             std::env::temp_dir().join(format!("slogate-demo-{}-{n:016x}", std::process::id()))
         }
     };
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| DemoError::Setup(format!("cannot create {}: {e}", dir.display())))?;
+    std::fs::create_dir_all(&dir).map_err(|e| DemoError::SetupFailed {
+        context: format!("cannot create {}", dir.display()),
+        source: Box::new(e),
+    })?;
     Ok(dir)
 }
 
@@ -584,7 +601,7 @@ async fn run_in(
         }
     };
     let windows = AlertWindows::from_yaml("slogate/windows.yml", WINDOWS)
-        .map_err(|e| DemoError::Setup(e.to_string()))?;
+        .map_err(|e| DemoError::SetupFailure(Box::new(e)))?;
     let rollout: Rollout = crate::rollout::load::from_yaml_str(ROLLOUT)
         .map_err(|e| DemoError::Setup(format!("slogate/rollout.yaml: {e}")))?;
     let rollout_key = rollout.key();
@@ -593,7 +610,7 @@ async fn run_in(
         let dir = dir.to_path_buf();
         tokio::task::spawn_blocking(move || gitops::seed(&dir, SLOS, ROLLOUT, WINDOWS))
             .await
-            .map_err(|e| DemoError::Setup(e.to_string()))??
+            .map_err(|e| DemoError::SetupFailure(Box::new(e)))??
     };
     let url = remote.display().to_string();
     let git = |workdir: &str, name: &str, email: &str| -> Result<GitCli, DemoError> {
@@ -601,7 +618,7 @@ async fn run_in(
         cfg.author_name = name.into();
         cfg.author_email = email.into();
         cfg.timeout = Duration::from_secs(60);
-        GitCli::new(cfg).map_err(|e| DemoError::Setup(e.to_string()))
+        GitCli::new(cfg).map_err(|e| DemoError::SetupFailure(Box::new(e)))
     };
     let slogate_repo: Arc<dyn GitOpsRepo> =
         Arc::new(git("slogate-clone", "slogate", "slogate@localhost")?);
@@ -614,8 +631,9 @@ async fn run_in(
     let sim = Arc::new(Mutex::new(sim));
     let metrics: Arc<dyn crate::ports::metrics::MetricsSource> = Arc::new(SimMetrics(sim.clone()));
 
-    let store =
-        Arc::new(FileStore::open(dir.join("state")).map_err(|e| DemoError::Setup(e.to_string()))?);
+    let store = Arc::new(
+        FileStore::open(dir.join("state")).map_err(|e| DemoError::SetupFailure(Box::new(e)))?,
+    );
     let inbox = Arc::new(Inbox::default());
     let app = AppGuard {
         app: APP.into(),
@@ -649,8 +667,10 @@ async fn run_in(
         &rollout.metadata.name,
     );
     if let Some(parent) = weights_path.parent() {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| DemoError::Setup(format!("{}: {e}", parent.display())))?;
+        std::fs::create_dir_all(parent).map_err(|e| DemoError::SetupFailed {
+            context: parent.display().to_string(),
+            source: Box::new(e),
+        })?;
     }
     let versions = Arc::new(StaticVersions::new());
     let mut deps = RolloutDeps::new(

@@ -11,6 +11,8 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use super::{error_chain, BoxError};
+use crate::model::yaml::YamlError;
 use crate::rollout::Rollout;
 
 /// The versions the two workloads run; `None` where unknown (no such workload, no label).
@@ -31,12 +33,42 @@ impl WorkloadVersions {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why the versions could not be read. Each variant keeps its cause as the source and
+/// shows it in its message too (the controller prints these with `{e}`).
+#[derive(Debug, thiserror::Error)]
 pub enum VersionError {
-    #[error("versions file {path}: {message}")]
-    File { path: String, message: String },
-    #[error("reading the versions of {rollout}: {message}")]
-    Backend { rollout: String, message: String },
+    /// The versions file could not be read or written.
+    #[error("versions file {path}: {source}")]
+    File {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The versions file does not hold the expected entries.
+    #[error(
+        "versions file {path}: {source}; expected `<namespace>/<name>: {{stable: <version>, \
+         canary: <version>}}` entries"
+    )]
+    Format {
+        path: String,
+        #[source]
+        source: YamlError,
+    },
+    /// The versions could not be written as YAML.
+    #[error("versions file {path}: {source}")]
+    Encode {
+        path: String,
+        #[source]
+        source: YamlError,
+    },
+    /// The backend's call failed: `what` is the call, the adapter's error is the source.
+    #[error("reading the versions of {rollout}: {what}: {}", error_chain(.source.as_ref()))]
+    Backend {
+        rollout: String,
+        what: String,
+        #[source]
+        source: BoxError,
+    },
 }
 
 /// Reads the versions of a Rollout's workloads. Implementations must be quick or bounded

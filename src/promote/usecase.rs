@@ -139,6 +139,17 @@ pub enum PromoteError {
     /// Bad input (a flag, file or field, named in the message).
     #[error("{0}")]
     Input(String),
+    /// Bad input with its cause: `context` names the flag or file, the source says what is
+    /// wrong with it.
+    #[error("{context}")]
+    InputFailed {
+        context: String,
+        #[source]
+        source: BoxError,
+    },
+    /// Bad input that is a lower layer's error as it is (it names the file and the field).
+    #[error(transparent)]
+    InputFailure(BoxError),
     /// Several input problems, one per line.
     #[error("{}", .0.join("\n"))]
     Inputs(Vec<String>),
@@ -156,7 +167,10 @@ impl PromoteError {
     /// `slogate promote`'s exit code: 2 for input, 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
-            PromoteError::Input(_) | PromoteError::Inputs(_) => 2,
+            PromoteError::Input(_)
+            | PromoteError::InputFailed { .. }
+            | PromoteError::InputFailure(_)
+            | PromoteError::Inputs(_) => 2,
             PromoteError::Failed { .. } => 1,
         }
     }
@@ -192,6 +206,19 @@ pub async fn run_to_exit_code(req: &Request) -> (u8, PromoteReport) {
 
 fn input(m: impl Into<String>) -> PromoteError {
     PromoteError::Input(m.into())
+}
+
+/// Bad input `context` (a flag, a file), with the error that says why.
+fn input_failed(context: impl Into<String>, source: impl Into<BoxError>) -> PromoteError {
+    PromoteError::InputFailed {
+        context: context.into(),
+        source: source.into(),
+    }
+}
+
+/// Bad input that `source` describes as it is.
+fn input_failure(source: impl Into<BoxError>) -> PromoteError {
+    PromoteError::InputFailure(source.into())
 }
 
 /// A temporary work tree, removed on drop.
@@ -236,7 +263,7 @@ fn read_overlay(
         let p = full.join(name);
         if std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_file()) {
             let text = std::fs::read_to_string(&p)
-                .map_err(|e| input(format!("{flag} {dir}/{name}: cannot read: {e}")))?;
+                .map_err(|e| input_failed(format!("{flag} {dir}/{name}: cannot read"), e))?;
             return Ok((format!("{dir}/{name}"), text));
         }
     }
@@ -250,8 +277,7 @@ async fn slo_gate(check: &SloCheck, min_budget_remaining: f64) -> Result<Gate, P
     let Some(url) = &check.prometheus else {
         return Ok(gate::slo_skipped());
     };
-    let prom =
-        Prometheus::new(url, check.timeout).map_err(|e| input(format!("--prometheus: {e}")))?;
+    let prom = Prometheus::new(url, check.timeout).map_err(|e| input_failed("--prometheus", e))?;
     let ev = evaluator::evaluate(&prom, &check.targets, check.at).await;
     let errors: Vec<&evaluator::EvalError> = ev.errors().collect();
     if let Some(e) = errors.iter().find(|e| e.is_unreachable()) {
@@ -311,8 +337,8 @@ pub async fn run(req: &Request, report: &mut PromoteReport) -> Result<Verdict, P
     let name = match &spec {
         Some(s) => s.name.clone(),
         None => {
-            let entries = kustomize::read_images(&source_file, &source_text)
-                .map_err(|e| input(e.to_string()))?;
+            let entries =
+                kustomize::read_images(&source_file, &source_text).map_err(input_failure)?;
             match entries.as_slice() {
                 [one] => one.name.clone(),
                 _ => {
@@ -329,7 +355,7 @@ pub async fn run(req: &Request, report: &mut PromoteReport) -> Result<Verdict, P
         Some(to) => to,
         None => {
             let entry = kustomize::read_image(&source_file, &source_text, &name)
-                .map_err(|e| input(format!("--copy-tag: {e}")))?;
+                .map_err(|e| input_failed("--copy-tag", e))?;
             let to = entry.current().ok_or_else(|| {
                 input(format!(
                     "--copy-tag: {source_file}: image `{name}` has neither `newTag` nor \
@@ -337,7 +363,7 @@ pub async fn run(req: &Request, report: &mut PromoteReport) -> Result<Verdict, P
                 ))
             })?;
             image::check_ref(&format!("{source_file}: {name}"), Some(&to))
-                .map_err(|e| input(format!("--copy-tag: {e}")))?;
+                .map_err(|e| input_failed("--copy-tag", e))?;
             to
         }
     };
@@ -347,7 +373,7 @@ pub async fn run(req: &Request, report: &mut PromoteReport) -> Result<Verdict, P
             kustomize::KustomizeError::NotListed { .. }
             | kustomize::KustomizeError::NoImages { .. },
         ) => None,
-        Err(e) => return Err(input(e.to_string())),
+        Err(e) => return Err(input_failure(e)),
     };
     report.image = Some(name.clone());
     report.from_tag = from.as_ref().map(|r| r.to_string());
@@ -357,8 +383,7 @@ pub async fn run(req: &Request, report: &mut PromoteReport) -> Result<Verdict, P
         new_name: req.new_name.clone(),
         to: Some(to.clone()),
     };
-    let edited = kustomize::set_image(&target_file, &target_text, &edit)
-        .map_err(|e| input(e.to_string()))?;
+    let edited = kustomize::set_image(&target_file, &target_text, &edit).map_err(input_failure)?;
     let change = Change::new(&cfg.url, target, &name, to.clone()).map_err(input)?;
     report.gates.push(gate::input_ok(
         format!(
@@ -419,7 +444,7 @@ pub async fn run(req: &Request, report: &mut PromoteReport) -> Result<Verdict, P
                 kustomize::KustomizeError::NotListed { .. }
                 | kustomize::KustomizeError::NoImages { .. },
             ) => None,
-            Err(e) => return Err(input(e.to_string())),
+            Err(e) => return Err(input_failure(e)),
         };
         gate::with_source_version(
             slo_gate(check, req.min_budget_remaining).await?,
@@ -672,6 +697,29 @@ mod tests {
     use super::*;
     // The git adapter's hermetic test helper (no user or system git config).
     use crate::adapters::git::tests::git;
+
+    /// Bad input with a cause exits 2 and prints the text composed before, the cause kept.
+    #[test]
+    fn an_input_error_keeps_its_cause() {
+        let e = input_failed(
+            "--source apps/x/kustomization.yaml: cannot read",
+            std::io::Error::other("permission denied"),
+        );
+        assert_eq!(
+            (e.exit_code(), crate::ports::error_chain(&e)),
+            (
+                2,
+                "--source apps/x/kustomization.yaml: cannot read: permission denied".to_string()
+            )
+        );
+        let source = std::error::Error::source(&e).expect("a source");
+        assert!(source.is::<std::io::Error>(), "{source:?}");
+        let e = input_failure(std::io::Error::other("apps/x: no images"));
+        assert_eq!(
+            (e.exit_code(), crate::ports::error_chain(&e)),
+            (2, "apps/x: no images".to_string())
+        );
+    }
 
     fn push_file(dev: &Path, rel: &str, text: &str, msg: &str) {
         git(dev, &["pull", "-q", "--ff-only", "origin", "main"]);

@@ -821,6 +821,14 @@ impl Default for ServerConfig {
 pub enum ConfigError {
     #[error("{file}: {message}")]
     Invalid { file: String, message: String },
+    /// The file and the environment could not be read into the configuration: the config
+    /// crate's error is the source.
+    #[error("{file}: {source}")]
+    Parse {
+        file: String,
+        #[source]
+        source: ::config::ConfigError,
+    },
 }
 
 /// Top-level keys a config file may have (environment variables that are not config, such
@@ -886,6 +894,10 @@ impl Config {
             file: name.clone(),
             message,
         };
+        let parse = |source| ConfigError::Parse {
+            file: name.clone(),
+            source,
+        };
         let (text, format) = match file.extension().and_then(|e| e.to_str()) {
             Some("toml") => (text.to_string(), config::FileFormat::Toml),
             _ => (
@@ -904,11 +916,9 @@ impl Config {
             .add_source(config::File::from_str(&text, format))
             .add_source(envsrc)
             .build()
-            .map_err(|e| invalid(e.to_string()))?;
+            .map_err(parse)?;
         let explicit = BACKEND_KEYS.map(|k| built.get::<config::Value>(k).is_ok());
-        let mut cfg: Config = built
-            .try_deserialize()
-            .map_err(|e| invalid(e.to_string()))?;
+        let mut cfg: Config = built.try_deserialize().map_err(parse)?;
         cfg.apply_cluster(in_cluster, explicit);
         cfg.check().map_err(invalid)?;
         Ok(cfg)
@@ -1263,6 +1273,24 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Config::load_with_env(&f, Some(env)).map_err(|e| e.to_string())
+    }
+
+    /// A value the configuration cannot take: the config crate's error is the source, shown
+    /// once after the file.
+    #[test]
+    fn a_value_that_does_not_fit_keeps_the_config_crate_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("slogate.yaml");
+        std::fs::write(&f, "server:\n  max_connections: lots\n").unwrap();
+        let e = Config::load_with_env(&f, Some(HashMap::new())).unwrap_err();
+        let source = std::error::Error::source(&e).expect("a source");
+        assert!(source.is::<::config::ConfigError>(), "{source:?}");
+        assert!(
+            matches!(&e, ConfigError::Parse { file, .. } if *file == f.display().to_string()),
+            "{e:?}"
+        );
+        assert_eq!(e.to_string(), format!("{}: {source}", f.display()));
+        assert_eq!(crate::ports::error_chain(&e), e.to_string());
     }
 
     /// Fuzzing (fuzz target `config`) found these: the config crate's YAML reader panicked

@@ -52,6 +52,15 @@ pub enum WindowsError {
     },
     #[error("{file}: {message}")]
     Invalid { file: String, message: String },
+    /// The file is not YAML, or its spec does not read as alert windows: `what` says
+    /// which, the YAML error is the source.
+    #[error("{file}: {what}: {source}")]
+    Yaml {
+        file: String,
+        what: &'static str,
+        #[source]
+        source: crate::model::yaml::YamlError,
+    },
     #[error("no built-in alert windows for period {0}: built-in periods are 30d and 28d; pass --windows FILE with a sloth.slok.dev/v1 AlertWindows catalog")]
     UnknownPeriod(PromDuration),
     #[error("SLO {slo} declares period {declared}, but the --windows catalog is for {catalog}: expected the same period")]
@@ -185,8 +194,15 @@ impl AlertWindows {
             file: file.to_string(),
             message,
         };
-        let doc: crate::model::yaml::Value = crate::model::yaml::from_str(text)
-            .map_err(|e| invalid(format!("not valid YAML: {e}")))?;
+        let yaml = |what| {
+            move |source| WindowsError::Yaml {
+                file: file.to_string(),
+                what,
+                source,
+            }
+        };
+        let doc: crate::model::yaml::Value =
+            crate::model::yaml::from_str(text).map_err(yaml("not valid YAML"))?;
         let api = doc.get("apiVersion").and_then(|v| v.as_str());
         let kind = doc.get("kind").and_then(|v| v.as_str());
         if api != Some("sloth.slok.dev/v1") || kind != Some("AlertWindows") {
@@ -200,8 +216,7 @@ impl AlertWindows {
             .get("spec")
             .cloned()
             .ok_or_else(|| invalid("spec: expected a mapping, found nothing".into()))?;
-        let w: AlertWindows =
-            crate::model::yaml::from_value(spec).map_err(|e| invalid(format!("spec: {e}")))?;
+        let w: AlertWindows = crate::model::yaml::from_value(spec).map_err(yaml("spec"))?;
         w.check().map_err(invalid)?;
         Ok(w)
     }
@@ -304,6 +319,24 @@ spec:
         let w = AlertWindows::from_yaml("w.yaml", text).unwrap();
         assert_eq!(w.slo_period.to_string(), "1w");
         assert!((w.page.quick.burn_rate_factor(w.slo_period) - 13.44).abs() < 1e-9);
+    }
+
+    /// Text that is not YAML, or a spec that does not read as windows: the YAML error is
+    /// the source, its text after the file and what was read.
+    #[test]
+    fn a_yaml_error_is_the_source() {
+        for (text, what) in [
+            ("[", "not valid YAML"),
+            (
+                "apiVersion: sloth.slok.dev/v1\nkind: AlertWindows\nspec: [1]\n",
+                "spec",
+            ),
+        ] {
+            let e = AlertWindows::from_yaml("w.yaml", text).unwrap_err();
+            let source = std::error::Error::source(&e).expect("a source");
+            assert!(source.is::<crate::model::yaml::YamlError>(), "{source:?}");
+            assert_eq!(e.to_string(), format!("w.yaml: {what}: {source}"));
+        }
     }
 
     #[test]

@@ -79,11 +79,12 @@ use async_trait::async_trait;
 use k8s_openapi::api::core::v1::ConfigMap;
 use serde_json::Value;
 
-use super::{call, CallError, DEFAULT_CALL_TIMEOUT, FIELD_MANAGER};
+use super::{call, error_chain, CallError, DEFAULT_CALL_TIMEOUT, FIELD_MANAGER};
 use crate::adapters::state::SharedDecisionLog;
 use crate::ports::state::{
     validate_key, DecisionQuery, DecisionRecord, StateError, StateStore, Versioned,
 };
+use crate::ports::BoxError;
 
 /// Prefix of the ConfigMaps' names.
 pub const NAME_PREFIX: &str = "slogate-state-";
@@ -117,14 +118,18 @@ pub fn configmap_name(key: &str) -> String {
 /// Why a state ConfigMap could not be read or written. Converted into
 /// [`StateError::Api`] (kept as its source); conflicts are [`StateError::Conflict`] and
 /// undecodable documents [`StateError::Corrupt`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+///
+/// `Api` and `List` keep the failed call's error as the source and show it, with its
+/// causes, in their message too (the state store's errors are printed with `{e}`).
+#[derive(Debug, thiserror::Error)]
 pub enum ConfigMapStoreError {
-    #[error("{op} ConfigMap {configmap} (state `{key}`): {message}")]
+    #[error("{op} ConfigMap {configmap} (state `{key}`): {}", error_chain(.source.as_ref()))]
     Api {
         op: &'static str,
         key: String,
         configmap: String,
-        message: String,
+        #[source]
+        source: BoxError,
     },
     #[error(
         "ConfigMap {configmap} (state `{key}`): metadata.resourceVersion is {found:?}; \
@@ -135,8 +140,15 @@ pub enum ConfigMapStoreError {
         configmap: String,
         found: Option<String>,
     },
-    #[error("list ConfigMaps in {namespace} with labels {LABEL_SELECTOR}: {message}")]
-    List { namespace: String, message: String },
+    #[error(
+        "list ConfigMaps in {namespace} with labels {LABEL_SELECTOR}: {}",
+        error_chain(.source.as_ref())
+    )]
+    List {
+        namespace: String,
+        #[source]
+        source: BoxError,
+    },
 }
 
 impl From<ConfigMapStoreError> for StateError {
@@ -226,7 +238,7 @@ impl ConfigMapStore {
             op,
             key: d.key.to_string(),
             configmap: d.label.clone(),
-            message: super::error_chain(&e),
+            source: Box::new(e),
         }
     }
 
@@ -405,7 +417,7 @@ impl ConfigMapStore {
                     .await
                     .map_err(|e| ConfigMapStoreError::List {
                         namespace: self.namespace.clone(),
-                        message: super::error_chain(&e),
+                        source: Box::new(e),
                     })?;
             for cm in &page.items {
                 let key = cm

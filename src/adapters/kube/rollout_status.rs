@@ -66,10 +66,11 @@ use ::kube::Client;
 use async_trait::async_trait;
 use serde_json::{json, Value};
 
-use super::{call, CallError, DEFAULT_CALL_TIMEOUT, FIELD_MANAGER};
+use super::{call, error_chain, CallError, DEFAULT_CALL_TIMEOUT, FIELD_MANAGER};
 use crate::ports::state::{
     validate_key, DecisionQuery, DecisionRecord, StateError, StateStore, Versioned,
 };
+use crate::ports::BoxError;
 
 /// The key prefix kept in Rollout statuses.
 pub const PREFIX: &str = "rollout/";
@@ -82,18 +83,30 @@ pub fn rollout_resource() -> ApiResource {
 
 /// Why a Rollout's status could not be read or written. Converted into
 /// [`StateError::Api`] (kept as its source); conflicts are [`StateError::Conflict`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+///
+/// `Api` and `Patch` keep their cause as the source and show it in their message too (the
+/// state store's errors are printed with `{e}`).
+#[derive(Debug, thiserror::Error)]
 pub enum RolloutStatusError {
     #[error(
         "Rollout {rollout} not found in the cluster: its state is kept in its status \
          (rollouts.state: kube), so the Rollout must be applied to the cluster first"
     )]
     NotFound { rollout: String },
-    #[error("{op} Rollout {rollout}: {message}")]
+    /// A call to the API server failed (the call's error, with its causes, is the source).
+    #[error("{op} Rollout {rollout}: {}", error_chain(.source.as_ref()))]
     Api {
         op: &'static str,
         rollout: String,
-        message: String,
+        #[source]
+        source: BoxError,
+    },
+    /// The status patch could not be built (unreachable for the ops `status_patch` builds).
+    #[error("patch status of Rollout {rollout}: building the JSON patch: {source}")]
+    Patch {
+        rollout: String,
+        #[source]
+        source: serde_json::Error,
     },
     #[error(
         "Rollout {rollout}: metadata.resourceVersion is {found:?}; expected a decimal \
@@ -236,7 +249,7 @@ impl RolloutStatusStore {
             e => RolloutStatusError::Api {
                 op,
                 rollout: t.label(),
-                message: super::error_chain(&e),
+                source: Box::new(e),
             },
         }
     }
@@ -302,12 +315,11 @@ impl RolloutStatusStore {
             },
         };
         let patch = Patch::Json::<()>(
-            serde_json::from_value(Self::status_patch(at, &value)).map_err(|e| {
-                RolloutStatusError::Api {
-                    op: "patch status of",
+            serde_json::from_value(Self::status_patch(at, &value)).map_err(|source| {
+                // Unreachable for the ops built by `status_patch`; reported, not panicked.
+                RolloutStatusError::Patch {
                     rollout: t.label(),
-                    // Unreachable for the ops built by `status_patch`; reported, not panicked.
-                    message: format!("building the JSON patch: {e}"),
+                    source,
                 }
             })?,
         );
@@ -389,7 +401,10 @@ mod tests {
         assert!(target("rollout").is_none());
         for bad in ["rollout/shop", "rollout/shop/checkout/x"] {
             let e = target(bad).unwrap().err().unwrap();
-            assert_eq!(e, RolloutStatusError::Key { key: bad.into() });
+            assert!(
+                matches!(&e, RolloutStatusError::Key { key } if key == bad),
+                "{e:?}"
+            );
         }
     }
 

@@ -202,14 +202,15 @@ impl KubeTrafficRouter {
         &self.label
     }
 
-    fn api_error(&self, what: &str, e: CallError) -> TrafficError {
+    fn api_error(&self, what: &'static str, e: CallError) -> TrafficError {
         match e {
             CallError::NotFound => TrafficError::NotFound {
                 target: self.label.clone(),
             },
             e => TrafficError::Api {
                 target: self.label.clone(),
-                message: format!("{what}: {}", super::error_chain(&e)),
+                what,
+                source: Box::new(e),
             },
         }
     }
@@ -292,9 +293,13 @@ impl TrafficRouter for KubeTrafficRouter {
                 self.shape_error("the object as read has no metadata.resourceVersion".into())
             })?;
             let patch = routing_patch(&rv, &located, routing);
-            let patch = Patch::Json::<()>(serde_json::from_value(patch).map_err(|e| {
+            let patch = Patch::Json::<()>(serde_json::from_value(patch).map_err(|source| {
                 // Unreachable for the ops built by `routing_patch`; reported, not panicked.
-                self.shape_error(format!("building the JSON patch: {e}"))
+                TrafficError::Encode {
+                    target: self.label.clone(),
+                    what: "building the JSON patch",
+                    source,
+                }
             })?);
             let params = PatchParams {
                 field_manager: Some(FIELD_MANAGER.to_string()),

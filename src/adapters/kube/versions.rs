@@ -97,16 +97,16 @@ impl KubeVersions {
             Err(e) => {
                 return Err(VersionError::Backend {
                     rollout: rollout.key(),
-                    message: format!(
-                        "get {:?} {namespace}/{} ({}): {}",
+                    what: format!(
+                        "get {:?} {namespace}/{} ({})",
                         w.kind,
                         w.name,
                         match side {
                             Side::Stable => "stable",
                             Side::Canary => "canary",
                         },
-                        super::error_chain(&e)
                     ),
+                    source: Box::new(e),
                 })
             }
         };
