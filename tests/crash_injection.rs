@@ -177,16 +177,9 @@ const GUARD: &[&str] = &[
     "effect.notify.after",
 ];
 
-/// `slogate run --once` for one guard case; `spec` arms a failpoint.
-fn guard_once(dir: &Path, config: &str, spec: Option<&str>) -> (std::process::ExitStatus, String) {
-    let path = dir.join("slogate.yaml");
-    std::fs::write(&path, config).unwrap();
-    let mut cmd = slogate();
-    cmd.args(["run", "--once", "--config"])
-        .arg(&path)
-        .env("SLOGATE_LOG", "info")
-        .env_remove("KUBERNETES_SERVICE_HOST")
-        .env_remove(ENV);
+/// Runs `cmd` with the failpoint `spec` armed (none: disarmed): its exit status and its
+/// stdout followed by its stderr.
+fn armed(cmd: &mut Command, spec: Option<&str>) -> (std::process::ExitStatus, String) {
     if let Some(s) = spec {
         cmd.env(ENV, s);
     }
@@ -199,6 +192,19 @@ fn guard_once(dir: &Path, config: &str, spec: Option<&str>) -> (std::process::Ex
             String::from_utf8_lossy(&out.stderr)
         ),
     )
+}
+
+/// `slogate run --once` for one guard case; `spec` arms a failpoint.
+fn guard_once(dir: &Path, config: &str, spec: Option<&str>) -> (std::process::ExitStatus, String) {
+    let path = dir.join("slogate.yaml");
+    std::fs::write(&path, config).unwrap();
+    let mut cmd = slogate();
+    cmd.args(["run", "--once", "--config"])
+        .arg(&path)
+        .env("SLOGATE_LOG", "info")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env_remove(ENV);
+    armed(&mut cmd, spec)
 }
 
 /// A fresh guard case: a remote with a bad deploy and a daemon config for it.
@@ -669,18 +675,7 @@ fn cli(args: &[&str], spec: Option<&str>) -> (std::process::ExitStatus, String) 
         .env_remove("SLOGATE_PROMETHEUS_URL")
         .env_remove("SLOGATE_ACTOR")
         .env_remove(ENV);
-    if let Some(s) = spec {
-        cmd.env(ENV, s);
-    }
-    let out = cmd.output().expect("run slogate");
-    (
-        out.status,
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    armed(&mut cmd, spec)
 }
 
 fn promote_args<'a>(remote: &'a str, state: &'a str, approval: bool) -> Vec<&'a str> {
