@@ -204,6 +204,10 @@ impl SloLoop {
             .filter(|t| wanted.contains(&t.slo.id))
             .collect();
         let ev = evaluator::evaluate(self.source.as_ref(), &targets, None).await;
+        // Counted like the schedule's queries: the metric says what Prometheus was sent.
+        let m = &self.state.metrics;
+        m.queries.inc_by(ev.queries);
+        m.query_errors.inc_by(ev.query_errors);
         for e in ev.errors() {
             tracing::warn!("{e}");
         }
