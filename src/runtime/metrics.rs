@@ -293,7 +293,7 @@ impl Metrics {
         );
         registry.register(
             "slogate_prometheus_queries",
-            "Queries sent to Prometheus",
+            "Instant queries of SLO evaluations (scheduled and alert-triggered) sent to Prometheus",
             m.queries.clone(),
         );
         registry.register(
