@@ -62,6 +62,8 @@ struct Behaviour {
     canary_error_rate: f64,
     /// The canary gets traffic at all.
     canary_receives: bool,
+    /// The canary's latency (ms); stable's is `STABLE_MS`.
+    canary_ms: f64,
 }
 
 #[derive(Default)]
@@ -148,7 +150,7 @@ impl App {
             "checkout-canary",
             canary,
             b.canary_error_rate,
-            CANARY_MS,
+            b.canary_ms,
         );
     }
 
@@ -263,14 +265,14 @@ async fn drive(
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn healthy_faulty_and_idle_canaries_against_a_real_prometheus() {
-    let Some(prom_bin) = common::require_bin("prometheus") else {
-        return;
-    };
-    let started = Instant::now();
-    let work = tempfile::tempdir().unwrap();
-
+/// The test app on a loopback port, its traffic split by the weights files under
+/// `<work>/weights` (as the file router writes them) for each namespace's behaviour, and a
+/// real Prometheus scraping it every second, returned once it has scraped the app twice.
+async fn serve_and_scrape(
+    prom_bin: PathBuf,
+    work: &Path,
+    behaviours: &[(&'static str, Behaviour)],
+) -> (Arc<Mutex<App>>, common::Prometheus) {
     // ---- the test app and its traffic ----------------------------------------------------
     let app = Arc::new(Mutex::new(App::default()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -286,30 +288,7 @@ async fn healthy_faulty_and_idle_canaries_against_a_real_prometheus() {
         );
         tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
     }
-    let weights_dir = work.path().join("weights");
-    let behaviours = [
-        (
-            "healthy",
-            Behaviour {
-                canary_error_rate: 0.0,
-                canary_receives: true,
-            },
-        ),
-        (
-            "faulty",
-            Behaviour {
-                canary_error_rate: 0.05,
-                canary_receives: true,
-            },
-        ),
-        (
-            "idle",
-            Behaviour {
-                canary_error_rate: 0.0,
-                canary_receives: false,
-            },
-        ),
-    ];
+    let weights_dir = work.join("weights");
     {
         let app = app.clone();
         let files: Vec<(&str, PathBuf, Behaviour)> = behaviours
@@ -329,11 +308,11 @@ async fn healthy_faulty_and_idle_canaries_against_a_real_prometheus() {
     }
 
     // ---- Prometheus scraping it every second -------------------------------------------
-    let data = work.path().join("prom-data");
+    let data = work.join("prom-data");
     let config = format!(
         "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: app\n    static_configs:\n      - targets: ['{app_addr}']\n"
     );
-    let dir = work.path().to_path_buf();
+    let dir = work.to_path_buf();
     // The harness waits with a blocking HTTP client: off the async runtime.
     let prom = tokio::task::spawn_blocking(move || {
         common::Prometheus::start(&prom_bin, &dir, &data, &config)
@@ -368,6 +347,46 @@ async fn healthy_faulty_and_idle_canaries_against_a_real_prometheus() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+
+    (app, prom)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthy_faulty_and_idle_canaries_against_a_real_prometheus() {
+    let Some(prom_bin) = common::require_bin("prometheus") else {
+        return;
+    };
+    let started = Instant::now();
+    let work = tempfile::tempdir().unwrap();
+
+    let behaviours = [
+        (
+            "healthy",
+            Behaviour {
+                canary_error_rate: 0.0,
+                canary_receives: true,
+                canary_ms: CANARY_MS,
+            },
+        ),
+        (
+            "faulty",
+            Behaviour {
+                canary_error_rate: 0.05,
+                canary_receives: true,
+                canary_ms: CANARY_MS,
+            },
+        ),
+        (
+            "idle",
+            Behaviour {
+                canary_error_rate: 0.0,
+                canary_receives: false,
+                canary_ms: CANARY_MS,
+            },
+        ),
+    ];
+    let (app, prom) = serve_and_scrape(prom_bin, work.path(), &behaviours).await;
+    let weights_dir = work.path().join("weights");
 
     // ---- GitOps repository: each namespace's canary commit is the newest on its path ----
     let remote = GitRemote::new();
@@ -687,4 +706,196 @@ async fn healthy_faulty_and_idle_canaries_against_a_real_prometheus() {
     let elapsed = started.elapsed();
     eprintln!("rollout e2e took {elapsed:?}");
     assert!(elapsed < Duration::from_secs(90), "took {elapsed:?}");
+}
+
+/// A Rollout judged by a sequential latency comparison (`compare.sequential`) whose canary
+/// runs in `ns`, with the daemon's file router.
+fn sequential_rollout(ns: &str) -> String {
+    format!(
+        r#"apiVersion: slogate.dev/v1alpha1
+kind: Rollout
+metadata: {{name: checkout, namespace: {ns}}}
+spec:
+  traffic:
+    virtualService: {{name: checkout, route: primary, subset: {{host: checkout, stable: stable, canary: canary}}}}
+  workloads: {{stable: {{name: checkout}}, canary: {{name: checkout-canary}}}}
+  steps: [10, 25, 50, 75, 100]
+  interval: 3s
+  failureLimit: 2
+  inconclusiveLimit: 3
+  minRequests: 10
+  progressDeadline: 30s
+  analysis:
+    metrics:
+      - {{name: request-success-rate, min: 0.99}}
+      - {{name: request-duration, compare: {{direction: increase, sequential: {{alpha: 0.02}}}}}}
+  gitops: {{app: {ns}-checkout, path: apps/{ns}/overlays/prod}}
+"#
+    )
+}
+
+/// `compare.sequential` through `slogate run` (file Rollouts, file router, a real Prometheus
+/// scraping the test app, a real bare remote). The latency metric is the built-in p99 from
+/// Istio's histogram, so each version's value repeats exactly while its requests stay in one
+/// bucket: `steady`'s canary is as fast as stable (every difference 0) and is promoted;
+/// `slower`'s canary answers in 40 ms against 20 (p99 49.75 against 24.85 ms in every
+/// interval) and is rolled back by the sequential test, with its canary commit reverted.
+/// (Before identical differences were given a scale, the test waited for differences that
+/// varied: these, 24.9 each, varied only by the rounding of their mean, at the third
+/// interval; a difference whose sums round exactly, such as 25, was never judged.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_judges_latency_with_the_sequential_comparison() {
+    use common::daemon::{port, Daemon};
+    let Some(prom_bin) = common::require_bin("prometheus") else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let behaviours = [
+        (
+            "steady",
+            Behaviour {
+                canary_error_rate: 0.0,
+                canary_receives: true,
+                canary_ms: STABLE_MS,
+            },
+        ),
+        (
+            "slower",
+            Behaviour {
+                canary_error_rate: 0.0,
+                canary_receives: true,
+                canary_ms: 40.0,
+            },
+        ),
+    ];
+    let (app, prom) = serve_and_scrape(prom_bin, work.path(), &behaviours).await;
+
+    let remote = GitRemote::new();
+    let mut canary_commits = HashMap::new();
+    let rollouts = work.path().join("rollouts");
+    std::fs::create_dir_all(&rollouts).unwrap();
+    let mut versions = String::new();
+    for (ns, _) in &behaviours {
+        remote.commit(
+            &[(&overlay_path(ns), &overlay(ns, "v1", "v1"))],
+            &format!("{ns}: checkout v1"),
+        );
+        let sha = remote.commit(
+            &[(&overlay_path(ns), &overlay(ns, "v1", "v2"))],
+            &format!("{ns}: checkout canary v2"),
+        );
+        canary_commits.insert(*ns, sha);
+        std::fs::write(rollouts.join(format!("{ns}.yaml")), sequential_rollout(ns)).unwrap();
+        versions.push_str(&format!("{ns}/checkout: {{stable: v1, canary: v2}}\n"));
+    }
+    let versions_file = work.path().join("versions.yaml");
+    std::fs::write(&versions_file, versions).unwrap();
+    let slos = work.path().join("slos");
+    std::fs::create_dir_all(&slos).unwrap();
+    let config = format!(
+        "cluster: off\nprometheus:\n  url: {prom}\nslos:\n  paths: [{slos}]\nserver:\n  listen: 127.0.0.1:{port}\nstate:\n  dir: {state}\nrollouts:\n  paths: [{rollouts}]\n  router: file\n  weights_dir: {weights}\n  versions_file: {versions}\n  resync_interval: 1s\ngitops:\n  url: {remote}\n  workdir: {repo}\n",
+        prom = prom.url,
+        slos = slos.display(),
+        port = port(),
+        state = work.path().join("state").display(),
+        rollouts = rollouts.display(),
+        weights = work.path().join("weights").display(),
+        versions = versions_file.display(),
+        remote = remote.url(),
+        repo = work.path().join("repo").display(),
+    );
+
+    let dir = work.path().to_path_buf();
+    let (d, statuses) = tokio::task::spawn_blocking(move || {
+        let mut d = Daemon::start(&dir, "sequential", &config, &[]);
+        let status = |d: &Daemon, ns: &str| -> Option<serde_json::Value> {
+            common::http()
+                .get(format!("{}/api/v1/rollouts/{ns}/checkout", d.base))
+                .send()
+                .ok()?
+                .json()
+                .ok()
+        };
+        let phase = |v: &serde_json::Value| v["status"]["phase"].as_str().unwrap_or("").to_string();
+        // Plays Argo CD for `steady`: once its promotion commit is pushed, stable runs v2.
+        let statuses = d.wait("both rollouts to finish", |d| {
+            let steady = status(d, "steady")?;
+            let slower = status(d, "slower")?;
+            if !steady["status"]["promotionCommit"].is_null()
+                && std::fs::read_to_string(&versions_file)
+                    .is_ok_and(|t| t.contains("steady/checkout: {stable: v1"))
+            {
+                let t = std::fs::read_to_string(&versions_file).unwrap();
+                std::fs::write(
+                    &versions_file,
+                    t.replace(
+                        "steady/checkout: {stable: v1, canary: v2}",
+                        "steady/checkout: {stable: v2, canary: v2}",
+                    ),
+                )
+                .unwrap();
+            }
+            let done = |p: String| p == "Succeeded" || p == "Failed";
+            (done(phase(&steady)) && done(phase(&slower))).then_some((steady, slower))
+        });
+        (d, statuses)
+    })
+    .await
+    .unwrap();
+    let (steady, slower) = statuses;
+
+    // steady: promoted; the latency comparison passed and never failed.
+    assert_eq!(
+        steady["status"]["phase"],
+        "Succeeded",
+        "{steady:#}\n{}",
+        d.log()
+    );
+    let log = remote.log();
+    assert!(
+        log.iter().any(|(_, m)| {
+            let t = parse_trailers(m);
+            trailer_values(&t, "Slogate-Rollout") == ["steady/checkout"]
+                && !trailer_values(&t, "Slogate-Promotion").is_empty()
+        }),
+        "a promotion commit for steady/checkout: {log:#?}"
+    );
+    // slower: rolled back by the sequential latency test, its canary commit reverted once.
+    assert_eq!(
+        slower["status"]["phase"],
+        "Failed",
+        "{slower:#}\n{}",
+        d.log()
+    );
+    let reason = slower["status"]["reason"].as_str().unwrap_or("");
+    assert!(
+        reason.contains("request-duration") && reason.contains("sequential p"),
+        "{reason}"
+    );
+    // Decided at the second interval, the variance looks of a 5-interval horizon: identical
+    // differences are a shift, not a missing variance.
+    assert!(reason.contains("first at interval 2;"), "{reason}");
+    let reverts: Vec<_> = log
+        .iter()
+        .map(|(_, m)| parse_trailers(m))
+        .filter(|t| trailer_values(t, "Slogate-Rollout") == ["slower/checkout"])
+        .filter(|t| !trailer_values(t, "Slogate-Breach").is_empty())
+        .collect();
+    assert_eq!(reverts.len(), 1, "{log:#?}");
+    assert_eq!(
+        trailer_values(&reverts[0], "Slogate-Reverts"),
+        [canary_commits["slower"].as_str()]
+    );
+    assert_eq!(
+        remote.show(&overlay_path("slower")),
+        overlay("slower", "v1", "v1")
+    );
+    let slower_weights = app.lock().unwrap().weights_seen["slower"].clone();
+    assert!(!slower_weights.contains(&100), "{slower_weights:?}");
+    // The history the test ran on is in the status (a restart resumes it).
+    let diffs = &slower["status"]["metricDifferences"];
+    assert!(diffs.to_string().contains("request-duration"), "{slower:#}");
+    assert!(tokio::task::spawn_blocking(move || d.terminate().success())
+        .await
+        .unwrap());
 }

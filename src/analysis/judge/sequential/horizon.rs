@@ -28,6 +28,10 @@
 //! nearly all of `α` is kept for the last looks, where the evidence is.) Before look `m` the
 //! p-value is 1; after look `K` it is frozen (the guarantee covers `K` looks).
 //! `TwoSided` uses `max |S_j|` and `4 · P(T ≥ ·)`.
+//! When the first `m` differences are all equal, `s_m = 0`: the test waits for one that
+//! differs if they are zero, and otherwise takes the scale as `10⁻⁹ ×` their size, so a shift
+//! repeated identically in every interval (a histogram quantile whose versions stay in their
+//! buckets) is decided on its sign at look `m`.
 //!
 //! # Validity (exact, for any `σ`, at every `α` at once)
 //!
@@ -56,6 +60,11 @@
 //! mSPRT detects 43 % and no level-α test at all can exceed 75 % (README, "Latency").
 
 use super::super::mann_whitney::Alternative;
+
+/// Identical differences smaller than this are rounding, not a shift (any unit: ms, ratios).
+const CONSTANT_SHIFT_FLOOR: f64 = 1e-12;
+/// The scale given to identical nonzero differences, as a fraction of their size.
+const CONSTANT_SHIFT_SCALE: f64 = 1e-9;
 use super::super::JudgeError;
 use super::{ensure_alpha, SequentialResult};
 use serde::{Deserialize, Serialize};
@@ -182,10 +191,25 @@ impl HorizonSequentialTest {
                     .map(|v| (v - mean) * (v - mean))
                     .sum::<f64>()
                     / (k - 1.0);
-                // all equal (probability 0 for continuous data): wait for one that is not
-                if var > 0.0 && var.is_finite() {
+                let (lo, hi) = self
+                    .burn_in
+                    .iter()
+                    .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+                        (lo.min(v), hi.max(v))
+                    });
+                // Equal up to rounding (the mean of equal numbers need not be exact).
+                let identical = hi - lo <= mean.abs() * CONSTANT_SHIFT_SCALE;
+                if !identical && var > 0.0 && var.is_finite() {
                     self.scale = Some((var.sqrt(), k - 1.0));
+                } else if identical && mean.abs() > CONSTANT_SHIFT_FLOOR {
+                    // Every difference is the same nonzero number. Not a probability-0 case
+                    // on real traffic: a histogram quantile whose versions sit in fixed
+                    // buckets repeats exactly. There is no wobble to scale by, and a shift
+                    // seen identically in every interval is systematic, so the scale is a
+                    // negligible part of it: the sign of the shift decides at once.
+                    self.scale = Some((mean.abs() * CONSTANT_SHIFT_SCALE, k - 1.0));
                 }
+                // All zero: wait for a difference that is not.
             }
         }
         if let Some((s, df)) = self.scale {
@@ -272,6 +296,48 @@ mod tests {
         let after = t.update(1e9).expect("finite");
         assert_eq!(after.p_value, at_horizon.p_value);
         assert_eq!(after.observations, 5);
+    }
+
+    /// A latency p99 from a histogram repeats exactly when each version stays in its bucket:
+    /// a canary always one bucket slower is rejected once the variance looks are in, one
+    /// always faster or identical is not.
+    #[test]
+    fn identical_differences_decide_on_their_sign() {
+        let config = HorizonTestConfig {
+            horizon: 30,
+            variance_looks: 5,
+            ..HorizonTestConfig::default()
+        };
+        let run = |d: f64, alternative: Alternative| {
+            let mut t = HorizonSequentialTest::new(HorizonTestConfig {
+                alternative,
+                ..config
+            })
+            .expect("valid");
+            (0..30)
+                .map(|_| t.update(d).expect("finite"))
+                .last()
+                .expect("30 looks")
+        };
+        // 25: every mean of equal values is exact, so the sample variance stays 0; 24.9: the
+        // mean of 6 of them rounds, which gave a variance of rounding error.
+        for d in [25.0, 24.9] {
+            let slower = run(d, Alternative::Greater);
+            assert!(slower.reject, "{d}: {slower:?}");
+            assert_eq!(slower.first_reject_look, Some(5), "{d}");
+        }
+        assert!(run(-24.9, Alternative::Less).reject);
+        assert!(run(24.9, Alternative::TwoSided).reject);
+        for (d, alt) in [
+            (-24.9, Alternative::Greater),
+            (24.9, Alternative::Less),
+            (0.0, Alternative::Greater),
+            (0.0, Alternative::TwoSided),
+            (1e-14, Alternative::Greater),
+        ] {
+            let r = run(d, alt);
+            assert!(!r.reject && r.p_value == 1.0, "{d} {alt:?}: {r:?}");
+        }
     }
 
     #[test]
