@@ -442,7 +442,7 @@ async fn remote(
             reply.status,
             reply.message()
         ))),
-        _ => Err(CliError::Runtime(reply.status_error().to_string())),
+        _ => Err(CliError::failure(reply.status_error())),
     }
 }
 
