@@ -524,9 +524,10 @@ impl RolloutController {
                     }
                     let value = serde_json::to_value(&d.next).map_err(|e| RolloutError::State {
                         rollout: self.key(),
-                        source: StateError::Corrupt {
+                        source: StateError::Undecodable {
                             key: status_key(&ns, &name),
-                            message: e.to_string(),
+                            at: None,
+                            source: Box::new(e),
                         },
                     })?;
                     // The round's records first, where a crash after the status is stored
