@@ -112,11 +112,14 @@ impl GitRequest {
         cfg.timeout = self.timeout;
         cfg.push_retries = self.push_retries;
         cfg.validate().map_err(|e| {
-            PromoteError::Input(format!(
-                "--repo {} --branch {}: {e}",
-                redact_url_userinfo(&self.url),
-                self.branch
-            ))
+            input_failed(
+                format!(
+                    "--repo {} --branch {}",
+                    redact_url_userinfo(&self.url),
+                    self.branch
+                ),
+                e,
+            )
         })?;
         Ok(cfg)
     }
