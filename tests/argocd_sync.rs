@@ -187,6 +187,21 @@ async fn configuration_is_checked_up_front() {
         .unwrap_err()
         .to_string()
         .contains("absent.pem"));
+    // The file's error is the source, and the message shows it after the file.
+    let e = ArgoCdClient::new(&cfg).unwrap_err();
+    let SyncError::Setup { what, source } = &e else {
+        panic!("{e:?}");
+    };
+    let absent = dir.path().join("absent.pem");
+    assert_eq!(what, &format!("argocd.ca_file {}", absent.display()));
+    assert!(source.is::<std::io::Error>(), "{source:?}");
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "sync configuration: argocd.ca_file {}: {source}",
+            absent.display()
+        )
+    );
 
     // The token must be readable now, not at the first breach.
     let cfg = ArgoCdConfig::new(

@@ -19,8 +19,8 @@ use slogate::model::notify::Notification;
 use slogate::model::trailers::{parse_trailers, trailer_values};
 use slogate::ports::gitops::RevertOutcome;
 use slogate::ports::notify::{Notifier, NotifyError};
-use slogate::ports::state::{DecisionQuery, StateStore};
-use slogate::runtime::guard::GuardRuntime;
+use slogate::ports::state::{DecisionQuery, DecisionRecord, StateError, StateStore, Versioned};
+use slogate::runtime::guard::{GuardError, GuardRuntime};
 use slogate::slo::budget::{Action, BudgetReport, Source};
 use slogate::slo::model::Guard;
 
@@ -704,4 +704,86 @@ async fn slogate_decisions_prints_the_log_with_numbers_and_shas() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--state-dir /nonexistent/slogate"));
     let out = common::slogate().args(["decisions"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// A store on which every write of a guard state loses the compare-and-swap.
+struct AlwaysChanged(FileStore);
+
+#[async_trait]
+impl StateStore for AlwaysChanged {
+    async fn get(&self, key: &str) -> Result<Option<Versioned>, StateError> {
+        self.0.get(key).await
+    }
+    async fn put(
+        &self,
+        key: &str,
+        value: serde_json::Value,
+        expected: Option<u64>,
+    ) -> Result<u64, StateError> {
+        if key.starts_with("guard/") {
+            return Err(StateError::Conflict {
+                key: key.into(),
+                expected,
+                found: Some(expected.unwrap_or(0) + 1),
+            });
+        }
+        self.0.put(key, value, expected).await
+    }
+    async fn delete(&self, key: &str, expected: u64) -> Result<(), StateError> {
+        self.0.delete(key, expected).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StateError> {
+        self.0.list(prefix).await
+    }
+    async fn append_decision(&self, record: &DecisionRecord) -> Result<(), StateError> {
+        self.0.append_decision(record).await
+    }
+    async fn decisions(&self, query: &DecisionQuery) -> Result<Vec<DecisionRecord>, StateError> {
+        self.0.decisions(query).await
+    }
+}
+
+/// A guard state that keeps changing under the guard: it gives up with the message printed
+/// before, and the last conflict is the error's source.
+#[tokio::test]
+async fn a_contended_state_gives_up_and_keeps_the_last_conflict() {
+    let s = Setup::new();
+    let app = AppGuard {
+        app: "checkout".into(),
+        path: PATH.into(),
+        slos: vec![SLO.into()],
+        thresholds: Guard::default(),
+        soak: Duration::from_secs(600),
+        verify: Default::default(),
+    };
+    let repo = GitCli::new(RepoConfig::new(
+        s.remote.url(),
+        "main",
+        s.remote.workdir("a"),
+    ))
+    .unwrap();
+    let g = GuardRuntime::new(
+        vec![app],
+        Arc::new(AlwaysChanged(FileStore::open(s.state_dir.path()).unwrap())),
+        Arc::new(repo),
+        HashMap::new(),
+        vec![],
+    );
+    let err = g
+        .mark_known_good("checkout", &s.c0, "rollout", t(0))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "guard state of `checkout` kept changing concurrently; gave up"
+    );
+    assert_eq!(err.metric_label(), "contended");
+    let GuardError::Contended { app, source } = &err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(app, "checkout");
+    assert!(
+        matches!(source, StateError::Conflict { key, .. } if key == "guard/checkout"),
+        "{source:?}"
+    );
 }

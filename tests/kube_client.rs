@@ -16,13 +16,16 @@ async fn no_cluster_config_is_a_clear_error() {
     let Err(err) = client(Duration::from_secs(10)).await else {
         panic!("a client was built without any configuration");
     };
-    assert!(matches!(err, ClientError::NoConfig(_)), "{err:?}");
+    assert!(matches!(err, ClientError::NoConfig { .. }), "{err:?}");
     let message = err.to_string();
     assert!(
         message.starts_with("no Kubernetes configuration found: not in a cluster"),
         "{message}"
     );
     assert!(message.contains("use the file router"), "{message}");
+    // kube's error is the source, and the message shows it.
+    let source = std::error::Error::source(&err).expect("kube's error as the source");
+    assert!(message.contains(&source.to_string()), "{message}");
 }
 
 /// `rollouts.state: kube` and `rollouts.versions: kube` need a client: without any cluster

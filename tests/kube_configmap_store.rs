@@ -379,9 +379,15 @@ async fn errors_name_the_key_and_the_configmap() {
         "{collision}"
     );
     assert!(
-        matches!(&corrupt, StateError::Corrupt { key, message } if key == KEY
-            && message.contains(&cm) && message.contains("not JSON")),
+        matches!(&corrupt, StateError::Undecodable { key, at: Some(at), source } if key == KEY
+            && at.contains(&cm) && at.contains("not JSON") && source.is::<serde_json::Error>()),
         "{corrupt}"
+    );
+    // The message is the one printed before: where, then the decoder's error.
+    let decoder = std::error::Error::source(&corrupt).expect("the decoder's error");
+    assert_eq!(
+        corrupt.to_string(),
+        format!("state `{KEY}` is corrupt: ConfigMap {cm}: data.value is not JSON: {decoder}")
     );
     assert!(
         list.starts_with(

@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::{conflict, finish, not_found, serve, status, Exchange};
 use k8s_openapi::jiff::Timestamp;
 use serde_json::{json, Value};
-use slogate::adapters::kube::lease::{LeaseConfig, LeaseElector, Outcome};
+use slogate::adapters::kube::lease::{LeaseConfig, LeaseElector, Outcome, Why};
 use slogate::ports::leader::LeaderElector;
 use tokio::time::{advance, Instant};
 
@@ -206,9 +206,16 @@ async fn steps_down_at_once_when_a_renew_conflicts() {
     drop(elector);
     finish(verifier).await;
     assert!(
-        matches!(&outcome, Outcome::SteppedDown(why) if why.starts_with("renewing the lease: conflict")),
+        matches!(&outcome, Outcome::SteppedDown(why) if why.is_conflict()
+            && why.to_string().starts_with("renewing the lease: conflict")),
         "{outcome:?}"
     );
+    // The 409 is the source: the call's error, shown with its chain.
+    let Outcome::SteppedDown(Why::Call { what, source }) = &outcome else {
+        panic!("{outcome:?}");
+    };
+    assert_eq!(*what, "renewing the lease");
+    assert!(source.to_string().starts_with("conflict"), "{source}");
 }
 
 #[tokio::test(start_paused = true)]
@@ -229,6 +236,12 @@ async fn steps_down_when_the_lease_cannot_be_read() {
     drop(elector);
     finish(verifier).await;
     assert!(matches!(outcome, Outcome::SteppedDown(_)), "{outcome:?}");
+    // Not a lost race: the API server's error, with what was being done.
+    assert!(
+        matches!(&outcome, Outcome::SteppedDown(why) if !why.is_conflict()
+            && why.to_string().starts_with("reading the lease: HTTP 500")),
+        "{outcome:?}"
+    );
     assert!(!leadership.is_leader());
 }
 

@@ -44,6 +44,7 @@ use serde_json::{json, Value};
 use crate::adapters::git::SecretSource;
 use crate::adapters::http;
 use crate::ports::sync::{SyncError, SyncTrigger};
+use crate::ports::BoxError;
 use crate::slo::PromDuration;
 
 /// The `argocd:` config section: how to reach the Argo CD API server.
@@ -164,10 +165,13 @@ impl ArgoCdClient {
         let t = cfg.timeout.as_std();
         let mut b = http::client_builder(t, t.min(Duration::from_secs(10)));
         if let Some(f) = &cfg.ca_file {
-            let pem = std::fs::read(f)
-                .map_err(|e| SyncError::Config(format!("argocd.ca_file {}: {e}", f.display())))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| SyncError::Config(format!("argocd.ca_file {}: {e}", f.display())))?;
+            let ca_file = |e: BoxError| SyncError::Setup {
+                what: format!("argocd.ca_file {}", f.display()),
+                source: e,
+            };
+            let pem = std::fs::read(f).map_err(|e| ca_file(e.into()))?;
+            let certs =
+                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| ca_file(e.into()))?;
             if certs.is_empty() {
                 return Err(SyncError::Config(format!(
                     "argocd.ca_file {}: no PEM certificate found",
@@ -178,9 +182,10 @@ impl ArgoCdClient {
                 b = b.add_root_certificate(c);
             }
         }
-        let client = b
-            .build()
-            .map_err(|e| SyncError::Config(format!("argocd HTTP client: {e}")))?;
+        let client = b.build().map_err(|e| SyncError::Setup {
+            what: "argocd HTTP client".into(),
+            source: e.into(),
+        })?;
         Ok(ArgoCdClient {
             client,
             server: cfg.server.trim_end_matches('/').to_string(),
@@ -238,7 +243,10 @@ impl ArgoCdSync {
             self.api.server,
             http::encode_segment(&self.app.name)
         ))
-        .map_err(|e| SyncError::Config(format!("argocd URL: {e}")))?;
+        .map_err(|e| SyncError::Setup {
+            what: "argocd URL".into(),
+            source: e.into(),
+        })?;
         if let Some(ns) = &self.app.app_namespace {
             u.query_pairs_mut().append_pair("appNamespace", ns);
         }

@@ -18,6 +18,7 @@ use prometheus_http_query::response::Data;
 use prometheus_http_query::{Client, Error as PromError};
 
 use crate::ports::metrics::{LabelValue, MetricsError, MetricsSource, Sample, Series};
+use crate::ports::BoxError;
 
 /// A Prometheus HTTP API client.
 #[derive(Clone)]
@@ -45,8 +46,15 @@ impl Prometheus {
             url: url.to_string(),
             message,
         };
-        let parsed = url::Url::parse(url)
-            .map_err(|e| bad_url(format!("invalid URL: {e}; expected e.g. http://host:9090")))?;
+        let client_error = |what, hint, e: BoxError| MetricsError::Client {
+            url: url.to_string(),
+            what,
+            hint,
+            source: e.into(),
+        };
+        let parsed = url::Url::parse(url).map_err(|e| {
+            client_error("invalid URL", "; expected e.g. http://host:9090", e.into())
+        })?;
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(bad_url(format!(
                 "unsupported scheme {:?}; expected http or https",
@@ -57,9 +65,9 @@ impl Prometheus {
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .build()
-            .map_err(|e| bad_url(format!("cannot build HTTP client: {e}")))?;
+            .map_err(|e| client_error("cannot build HTTP client", "", e.into()))?;
         let client = Client::from(http.clone(), url.trim_end_matches('/'))
-            .map_err(|e| bad_url(format!("invalid URL: {e}")))?;
+            .map_err(|e| client_error("invalid URL", "", e.into()))?;
         Ok(Prometheus {
             client,
             http,
@@ -606,5 +614,30 @@ mod label_values {
                 assert_eq!(api_error(bad), None);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A URL that does not parse: the message as before, url's error as the source.
+    #[test]
+    fn a_bad_url_keeps_the_parse_error() {
+        let e = Prometheus::new("not a url", Duration::from_secs(1)).unwrap_err();
+        let MetricsError::Client { what, source, .. } = &e else {
+            panic!("{e:?}");
+        };
+        assert_eq!(*what, "invalid URL");
+        assert!(source.is::<url::ParseError>(), "{source:?}");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "invalid Prometheus URL \"not a url\": invalid URL: {source}; expected e.g. \
+                 http://host:9090"
+            )
+        );
+        let e = Prometheus::new("ftp://x", Duration::from_secs(1)).unwrap_err();
+        assert!(matches!(e, MetricsError::InvalidUrl { .. }), "{e:?}");
     }
 }

@@ -193,7 +193,7 @@ pub fn run(args: Args) -> Result<ExitStatus, CliError> {
     };
     let (obs, queries) = super::runtime()?
         .block_on(run_interval(&prom, &rollout, &versions, window, timeout))
-        .map_err(|e| CliError::Input(format!("{}: {e}", args.file.display())))?;
+        .map_err(|e| CliError::input_failed(args.file.display().to_string(), e))?;
     let mut all = obs.checks.clone();
     if let Some(cfg) = &rollout.spec.analysis.error_counts {
         let batch = obs.error_counts.as_ref().and_then(checks::count_batch);

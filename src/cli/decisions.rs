@@ -80,7 +80,7 @@ pub fn run(args: Args) -> Result<ExitStatus, CliError> {
                 )));
             }
             let store = FileStore::open(dir)
-                .map_err(|e| CliError::Input(format!("--state-dir {}: {e}", dir.display())))?;
+                .map_err(|e| CliError::input_failed(format!("--state-dir {}", dir.display()), e))?;
             rt.block_on(store.decisions(&query))
                 .map_err(CliError::failure)?
         }

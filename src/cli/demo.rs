@@ -98,4 +98,24 @@ mod tests {
         let e = cli_error(DemoError::SetupFailure(Box::new(windows)));
         assert_eq!((e.exit_code(), error_chain(&e)), (2, text));
     }
+
+    /// A failed step is the demo's failure (exit 1) with its text, and keeps its error.
+    #[test]
+    fn a_failed_step_keeps_its_error() {
+        let json = serde_json::from_str::<crate::model::traffic::Weights>("{").expect_err("{");
+        let text = json.to_string();
+        let e = cli_error(DemoError::Step(Box::new(json)));
+        assert_eq!((e.exit_code(), error_chain(&e)), (1, text.clone()));
+        // The CLI's error is the demo's as it is: its source is the step's error.
+        let source = std::error::Error::source(&e).expect("the step's error");
+        assert!(source.is::<serde_json::Error>(), "{source:?}");
+        let e = cli_error(DemoError::StepFailed {
+            context: "/tmp/weights.json".into(),
+            source: Box::new(std::io::Error::other("permission denied")),
+        });
+        assert_eq!(
+            (e.exit_code(), error_chain(&e)),
+            (1, "/tmp/weights.json: permission denied".to_string())
+        );
+    }
 }

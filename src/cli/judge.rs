@@ -204,7 +204,7 @@ fn run_counts(args: &Args) -> Result<ExitStatus, CliError> {
         })?;
         last = Some(
             test.update(batch)
-                .map_err(|e| CliError::Input(format!("interval {}: {e}", i + 1)))?,
+                .map_err(|e| CliError::input_failed(format!("interval {}", i + 1), e))?,
         );
         let add = |sum: u64, x: u64, what: &str| {
             sum.checked_add(x).ok_or_else(|| {
@@ -310,8 +310,9 @@ fn print_value(value: &serde_json::Value, output: Output, keys: &[&str]) -> Resu
 /// Read a sample file: one number per line (blank lines and `#` comments skipped) or a JSON
 /// array of numbers. Errors name the file and line (or array element).
 pub fn read_sample(path: &Path) -> Result<Vec<f64>, CliError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| CliError::Input(format!("{}: cannot read the file: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        CliError::input_failed(format!("{}: cannot read the file", path.display()), e)
+    })?;
     parse_sample(path, &text)
 }
 
@@ -319,10 +320,10 @@ fn parse_sample(path: &Path, text: &str) -> Result<Vec<f64>, CliError> {
     let shown = path.display();
     let values = if text.trim_start().starts_with('[') {
         let v: Vec<serde_json::Value> = serde_json::from_str(text).map_err(|e| {
-            CliError::Input(format!(
-                "{shown}:{}: not a JSON array of numbers: {e}",
-                e.line()
-            ))
+            CliError::input_failed(
+                format!("{shown}:{}: not a JSON array of numbers", e.line()),
+                e,
+            )
         })?;
         v.iter()
             .enumerate()
@@ -383,6 +384,14 @@ mod tests {
         assert!(e.starts_with("s.txt: element 1"), "{e}");
         assert!(parse_sample(p, "# nothing\n").is_err());
         assert!(parse_sample(p, "inf\n").is_err());
+        // Malformed JSON: the file and line, serde's error as the source; exit 2.
+        let e = parse_sample(p, "[1,\n").unwrap_err();
+        let serde = std::error::Error::source(&e).expect("serde's error");
+        assert!(serde.is::<serde_json::Error>(), "{serde:?}");
+        assert_eq!(
+            (e.exit_code(), crate::ports::error_chain(&e)),
+            (2, format!("s.txt:2: not a JSON array of numbers: {serde}"))
+        );
     }
 
     #[test]

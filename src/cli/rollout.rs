@@ -130,7 +130,8 @@ fn open_state(dir: &std::path::Path) -> Result<FileStore, CliError> {
             dir.display()
         )));
     }
-    FileStore::open(dir).map_err(|e| CliError::Input(format!("--state-dir {}: {e}", dir.display())))
+    FileStore::open(dir)
+        .map_err(|e| CliError::input_failed(format!("--state-dir {}", dir.display()), e))
 }
 
 /// A client of the daemon at `--url`. The daemon applies a command with one reconcile
@@ -442,7 +443,7 @@ async fn remote(
             reply.status,
             reply.message()
         ))),
-        _ => Err(CliError::Runtime(reply.status_error().to_string())),
+        _ => Err(CliError::failure(reply.status_error())),
     }
 }
 

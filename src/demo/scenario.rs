@@ -85,14 +85,23 @@ pub enum DemoError {
     SetupFailure(#[source] BoxError),
     #[error("demo git: {0}")]
     Git(#[from] gitops::GitError),
+    /// A step of the scenario failed: its error as it is, the source (a message composed
+    /// here when there is none).
     #[error("{0}")]
-    Step(String),
+    Step(#[source] BoxError),
+    /// A step failed on a file: `context` names it, the step's error is the source.
+    #[error("{context}: {source}")]
+    StepFailed {
+        context: String,
+        #[source]
+        source: BoxError,
+    },
     #[error("the demo did not reach its expected outcome: {0}")]
     Outcome(String),
 }
 
-fn step(e: impl std::fmt::Display) -> DemoError {
-    DemoError::Step(e.to_string())
+fn step(e: impl Into<BoxError>) -> DemoError {
+    DemoError::Step(e.into())
 }
 
 #[derive(Debug, Clone)]
@@ -230,13 +239,20 @@ impl Demo {
         }
     }
 
+    /// The weights file could not be read: its path, the error as the source.
+    fn weights_failed(&self, e: impl Into<BoxError>) -> DemoError {
+        DemoError::StepFailed {
+            context: self.weights_path.display().to_string(),
+            source: e.into(),
+        }
+    }
+
     /// Serve one tick of traffic at the weights slogate set.
     async fn serve(&self) -> Result<(), DemoError> {
         let w = match tokio::fs::read_to_string(&self.weights_path).await {
-            Ok(t) => serde_json::from_str::<Weights>(&t)
-                .map_err(|e| step(format!("{}: {e}", self.weights_path.display())))?,
+            Ok(t) => serde_json::from_str::<Weights>(&t).map_err(|e| self.weights_failed(e))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Weights::canary(0),
-            Err(e) => return Err(step(format!("{}: {e}", self.weights_path.display()))),
+            Err(e) => return Err(self.weights_failed(e)),
         };
         let mut sim = self.sim.lock().unwrap_or_else(|p| p.into_inner());
         sim.weights = w;

@@ -134,6 +134,13 @@ pub enum GitOpsError {
     /// Something read from git that is not what was expected (the message says what).
     #[error("i/o: {0}")]
     Io(String),
+    /// A commit time in git's log that is not a number: the parse error is the source.
+    #[error("i/o: bad commit time {value:?}")]
+    CommitTime {
+        value: String,
+        #[source]
+        source: std::num::ParseIntError,
+    },
     /// Reading or writing a file of the work tree.
     #[error("i/o: {what}: {source}")]
     File {

@@ -29,8 +29,20 @@ pub struct Series {
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum MetricsError {
+    /// The URL is not one slogate can query (the message says why, no underlying error).
     #[error("invalid Prometheus URL {url:?}: {message}")]
     InvalidUrl { url: String, message: String },
+    /// No client could be set up for the URL: `what` failed (`invalid URL`, `cannot build
+    /// HTTP client`), the error is the source (shared, so that the error stays `Clone`), and
+    /// `hint` follows it.
+    #[error("invalid Prometheus URL {url:?}: {what}: {source}{hint}")]
+    Client {
+        url: String,
+        what: &'static str,
+        hint: &'static str,
+        #[source]
+        source: std::sync::Arc<dyn std::error::Error + Send + Sync>,
+    },
     #[error("Prometheus at {url} is unreachable: {message}; query: {query}")]
     Unreachable {
         url: String,

@@ -20,6 +20,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::BoxError;
+
 /// A document with the version it was read at. Callers only compare versions for equality
 /// and hand them back as `expected`: the file and memory stores start at 1 and add 1 per
 /// write, the Rollout status store (`crate::adapters::kube::rollout_status`) uses the
@@ -44,9 +46,23 @@ pub enum StateError {
     },
     #[error("invalid state key `{0}`: use non-empty segments of [A-Za-z0-9._-] separated by `/`")]
     InvalidKey(String),
-    /// A stored document or log line could not be decoded.
+    /// A stored document is not what it should be, with no underlying error (the message
+    /// says what: a foreign object, a missing field).
     #[error("state `{key}` is corrupt: {message}")]
     Corrupt { key: String, message: String },
+    /// A stored document or log line could not be decoded, or a value not encoded: the
+    /// decoder's error is the source. `at` says where when the key does not (`<path>`,
+    /// `<path> line 3`, `ConfigMap <name>: data.value is not JSON`).
+    #[error(
+        "state `{key}` is corrupt: {}{source}",
+        .at.as_deref().map(|at| format!("{at}: ")).unwrap_or_default()
+    )]
+    Undecodable {
+        key: String,
+        at: Option<String>,
+        #[source]
+        source: BoxError,
+    },
     #[error("state store i/o on `{path}`: {source}")]
     Io {
         path: String,
@@ -57,7 +73,7 @@ pub enum StateError {
     #[error("state store: {source}")]
     Api {
         #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
+        source: BoxError,
     },
     /// A blocking task of the store (file I/O off the async threads) panicked or was
     /// cancelled.

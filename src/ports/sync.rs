@@ -35,8 +35,18 @@ pub enum SyncError {
         #[source]
         source: BoxError,
     },
+    /// The configuration is unusable: the message names the key (no underlying error, or a
+    /// secret's, whose text is all that is kept).
     #[error("sync configuration: {0}")]
     Config(String),
+    /// The client could not be set up from the configuration: `what` names the setting
+    /// (`argocd.ca_file <path>`, `argocd HTTP client`), its error is the source.
+    #[error("sync configuration: {what}: {source}")]
+    Setup {
+        what: String,
+        #[source]
+        source: BoxError,
+    },
 }
 
 #[async_trait]

@@ -73,10 +73,15 @@ pub struct ImageEdit {
 
 /// Why a kustomization could not be read or edited. Every message names the file and
 /// says what was expected.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum KustomizeError {
-    #[error("{file}: invalid YAML: {message}")]
-    Yaml { file: String, message: String },
+    /// The file is not YAML: the parser's error is the source.
+    #[error("{file}: invalid YAML: {source}")]
+    Yaml {
+        file: String,
+        #[source]
+        source: yaml::YamlError,
+    },
     #[error("{file}: expected a Kustomization (a YAML mapping at the top level), found {found}")]
     NotAMapping { file: String, found: String },
     #[error(
@@ -324,9 +329,9 @@ fn kind_of(v: &Value) -> &'static str {
 }
 
 fn parse_doc(file: &str, body: &str) -> Result<Value, KustomizeError> {
-    let doc: Value = yaml::from_str(body).map_err(|e| KustomizeError::Yaml {
+    let doc: Value = yaml::from_str(body).map_err(|source| KustomizeError::Yaml {
         file: file.into(),
-        message: e.to_string(),
+        source,
     })?;
     if !doc.is_mapping() {
         return Err(KustomizeError::NotAMapping {
@@ -1696,6 +1701,13 @@ patches:
         assert!(e.contains("listed 2 times"), "{e}");
         let e = err("images:\n  - name: a\n  newTag: [\n", &tag("a", "v2"));
         assert!(e.contains("invalid YAML"), "{e}");
+        // The parser's error is the source, shown after the file.
+        let bad = read_images(F, "images:\n  - name: a\n  newTag: [\n").unwrap_err();
+        let KustomizeError::Yaml { file, source } = &bad else {
+            panic!("{bad:?}");
+        };
+        assert_eq!(file, F);
+        assert_eq!(bad.to_string(), format!("{F}: invalid YAML: {source}"));
         let e = err(
             "images: [{name: checkout, newTag: v1}]\n",
             &tag("checkout", "v2"),

@@ -112,11 +112,14 @@ impl GitRequest {
         cfg.timeout = self.timeout;
         cfg.push_retries = self.push_retries;
         cfg.validate().map_err(|e| {
-            PromoteError::Input(format!(
-                "--repo {} --branch {}: {e}",
-                redact_url_userinfo(&self.url),
-                self.branch
-            ))
+            input_failed(
+                format!(
+                    "--repo {} --branch {}",
+                    redact_url_userinfo(&self.url),
+                    self.branch
+                ),
+                e,
+            )
         })?;
         Ok(cfg)
     }
@@ -319,12 +322,13 @@ pub async fn run(req: &Request, report: &mut PromoteReport) -> Result<Verdict, P
     let cfg = req.git.config(&workdir)?;
     let repo_shown = redact_url_userinfo(&cfg.url);
     let where_ = format!("branch {} of {repo_shown}", cfg.branch);
-    let git = GitCli::new(cfg.clone()).map_err(|e| input(format!("--repo {repo_shown}: {e}")))?;
+    let git =
+        GitCli::new(cfg.clone()).map_err(|e| input_failed(format!("--repo {repo_shown}"), e))?;
     let head = git.sync().await.map_err(|e| {
-        input(format!(
-            "--repo {repo_shown} --branch {}: cannot fetch: {e}",
-            cfg.branch
-        ))
+        input_failed(
+            format!("--repo {repo_shown} --branch {}: cannot fetch", cfg.branch),
+            e,
+        )
     })?;
 
     // The overlays and the image.

@@ -47,8 +47,14 @@ pub enum GuardError {
     },
     #[error("GitOps repository: {0}")]
     Git(#[from] GitOpsError),
-    #[error("guard state of `{0}` kept changing concurrently; gave up")]
-    Contended(String),
+    /// The compare-and-swap of the app's state kept losing: the last conflict is the
+    /// source (the message is the one printed before, without it).
+    #[error("guard state of `{app}` kept changing concurrently; gave up")]
+    Contended {
+        app: String,
+        #[source]
+        source: StateError,
+    },
 }
 
 impl GuardError {
@@ -60,7 +66,7 @@ impl GuardError {
             GuardError::State(_) => "state",
             GuardError::Decode { .. } => "decode",
             GuardError::Git(_) => "git",
-            GuardError::Contended(_) => "contended",
+            GuardError::Contended { .. } => "contended",
         }
     }
 }
@@ -286,8 +292,11 @@ impl GuardRuntime {
                     break (d, stored);
                 }
                 Err(StateError::Conflict { .. }) if attempt < CAS_ATTEMPTS => continue,
-                Err(StateError::Conflict { .. }) => {
-                    return Err(GuardError::Contended(app.to_string()))
+                Err(source @ StateError::Conflict { .. }) => {
+                    return Err(GuardError::Contended {
+                        app: app.to_string(),
+                        source,
+                    })
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -647,6 +656,7 @@ impl GuardRuntime {
         app: &str,
         f: impl Fn(&mut AppGuardState) -> bool,
     ) -> Result<Stored, GuardError> {
+        let mut last = None;
         for _ in 0..CAS_ATTEMPTS {
             let (mut s, version) = self.state(app).await?;
             let read = s.clone();
@@ -661,11 +671,22 @@ impl GuardRuntime {
                     hit(fp::GUARD_STATE_AFTER);
                     return Ok(stored);
                 }
-                Err(StateError::Conflict { .. }) => continue,
+                Err(e @ StateError::Conflict { .. }) => last = Some(e),
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(GuardError::Contended(app.to_string()))
+        Err(match last {
+            Some(source) => GuardError::Contended {
+                app: app.to_string(),
+                source,
+            },
+            // CAS_ATTEMPTS is not 0: every round either returned or lost a conflict.
+            None => StateError::Backend(format!(
+                "{}: no compare-and-swap round ran",
+                gstate::key(app)
+            ))
+            .into(),
+        })
     }
 
     /// An override through the API: the next run lets the current deploys through.

@@ -54,11 +54,13 @@ impl Outbox {
         if records.is_empty() {
             return Ok(false);
         }
-        let value =
-            serde_json::to_value(Staged { before, records }).map_err(|e| StateError::Corrupt {
+        let value = serde_json::to_value(Staged { before, records }).map_err(|e| {
+            StateError::Undecodable {
                 key: self.key.clone(),
-                message: e.to_string(),
-            })?;
+                at: None,
+                source: Box::new(e),
+            }
+        })?;
         let current = self.store.get(&self.key).await?.map(|v| v.version);
         self.store.put(&self.key, value, current).await?;
         Ok(true)

@@ -196,7 +196,10 @@ fn parse_log(out: &str) -> Result<Vec<CommitInfo>, GitOpsError> {
         let secs: i64 = f[3]
             .trim()
             .parse()
-            .map_err(|_| GitOpsError::Io(format!("bad commit time {:?}", f[3])))?;
+            .map_err(|source| GitOpsError::CommitTime {
+                value: f[3].to_string(),
+                source,
+            })?;
         let time: DateTime<Utc> = DateTime::from_timestamp(secs, 0).unwrap_or_default();
         commits.push(CommitInfo {
             sha: f[0].trim().to_string(),
@@ -976,4 +979,24 @@ pub(crate) fn revert_message(
     m.push('\n');
     m.push_str(&format_trailers(&t));
     m
+}
+
+#[cfg(test)]
+mod log_tests {
+    use super::*;
+
+    /// A log record whose commit time is not a number: the message names it, the parse
+    /// error is the source.
+    #[test]
+    fn a_bad_commit_time_keeps_the_parse_error() {
+        let err = parse_log("abc\u{1f}subject\u{1f}A <a@x>\u{1f}soon\u{1f}\u{1e}").unwrap_err();
+        assert_eq!(err.to_string(), "i/o: bad commit time \"soon\"");
+        let GitOpsError::CommitTime { value, source } = &err else {
+            panic!("{err:?}");
+        };
+        assert_eq!(value, "soon");
+        assert_eq!(source, &"soon".parse::<i64>().unwrap_err());
+        let err = parse_log("abc\u{1f}subject\u{1e}").unwrap_err();
+        assert!(matches!(err, GitOpsError::Io(_)), "{err:?}");
+    }
 }

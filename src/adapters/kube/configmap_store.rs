@@ -117,7 +117,7 @@ pub fn configmap_name(key: &str) -> String {
 
 /// Why a state ConfigMap could not be read or written. Converted into
 /// [`StateError::Api`] (kept as its source); conflicts are [`StateError::Conflict`] and
-/// undecodable documents [`StateError::Corrupt`].
+/// undecodable documents [`StateError::Undecodable`] (a foreign one [`StateError::Corrupt`]).
 ///
 /// `Api` and `List` keep the failed call's error as the source and show it, with its
 /// causes, in their message too (the state store's errors are printed with `{e}`).
@@ -280,8 +280,14 @@ impl ConfigMapStore {
             .as_ref()
             .and_then(|m| m.get(VALUE_FIELD))
             .ok_or_else(|| Self::corrupt(d, format!("no data.{VALUE_FIELD}")))?;
-        let value = serde_json::from_str(text)
-            .map_err(|e| Self::corrupt(d, format!("data.{VALUE_FIELD} is not JSON: {e}")))?;
+        let value = serde_json::from_str(text).map_err(|e| StateError::Undecodable {
+            key: d.key.to_string(),
+            at: Some(format!(
+                "ConfigMap {}: data.{VALUE_FIELD} is not JSON",
+                d.label
+            )),
+            source: Box::new(e),
+        })?;
         Ok(Read {
             version: Self::version_of(d, cm)?,
             value,

@@ -260,9 +260,68 @@ pub enum Outcome {
         until: Instant,
     },
     /// Stopped leading, with why.
-    SteppedDown(String),
+    SteppedDown(Why),
     /// Not leading and could not act (lost a race, API error), with why.
-    Failed(String),
+    Failed(Why),
+}
+
+/// Why a round stepped down or could not act, printed as one line: what was being done
+/// and the API call's error with its whole chain, as before.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Why {
+    /// Composed here, with no underlying error (`the lease is held by slogate-1`).
+    #[error("{0}")]
+    Said(String),
+    /// An API call failed: `what` was being done (`renewing the lease`), the call's error
+    /// is the source.
+    #[error("{what}: {}", super::error_chain(.source.as_ref()))]
+    Call {
+        what: &'static str,
+        #[source]
+        source: Arc<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl Why {
+    fn call(what: &'static str, e: CallError) -> Self {
+        Why::Call {
+            what,
+            source: Arc::new(e),
+        }
+    }
+
+    /// A write that lost the race (409): the protocol working, not a failure to report.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Why::Call { source, .. }
+            if matches!(source.downcast_ref::<CallError>(), Some(CallError::Conflict(_))))
+    }
+}
+
+/// Two reasons are the same when they read the same (the source compares by its text).
+impl PartialEq for Why {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Why::Said(a), Why::Said(b)) => a == b,
+            (Why::Call { what: a, .. }, Why::Call { what: b, .. }) => {
+                a == b && self.to_string() == other.to_string()
+            }
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Why {}
+
+impl From<&str> for Why {
+    fn from(s: &str) -> Self {
+        Why::Said(s.to_string())
+    }
+}
+
+impl From<String> for Why {
+    fn from(s: String) -> Self {
+        Why::Said(s)
+    }
 }
 
 /// Leader election on a Lease: implements [`LeaderElector`].
@@ -324,7 +383,7 @@ impl LeaseElector {
         i32::try_from(self.cfg.lease_duration.as_secs()).unwrap_or(i32::MAX)
     }
 
-    fn step_down(&self, why: String) -> Outcome {
+    fn step_down(&self, why: Why) -> Outcome {
         if self.signal.deadline().is_some() {
             tracing::warn!(identity = %self.cfg.identity, %why, "stepping down");
         }
@@ -362,12 +421,8 @@ impl LeaseElector {
         let lease = match read {
             Ok(lease) => Some(lease),
             Err(CallError::NotFound) => None,
-            Err(e) if leading => {
-                return self.step_down(format!("reading the lease: {}", super::error_chain(&e)))
-            }
-            Err(e) => {
-                return Outcome::Failed(format!("reading the lease: {}", super::error_chain(&e)))
-            }
+            Err(e) if leading => return self.step_down(Why::call("reading the lease", e)),
+            Err(e) => return Outcome::Failed(Why::call("reading the lease", e)),
         };
         let now = Instant::now();
         let record = lease.as_ref().map(LeaseRecord::from_lease);
@@ -395,7 +450,7 @@ impl LeaseElector {
                 None => Outcome::Failed("no lease to renew".into()),
             },
             Decision::StepDown => self.step_down(match record.and_then(|r| r.holder) {
-                Some(h) => format!("the lease is held by {h}"),
+                Some(h) => format!("the lease is held by {h}").into(),
                 None => "the lease is gone".into(),
             }),
             Decision::Wait { until } => {
@@ -440,7 +495,7 @@ impl LeaseElector {
                 tracing::info!(identity = %self.cfg.identity, "created the lease; leading");
                 Outcome::Created
             }
-            Err(e) => Outcome::Failed(format!("creating the lease: {}", super::error_chain(&e))),
+            Err(e) => Outcome::Failed(Why::call("creating the lease", e)),
         }
     }
 
@@ -476,12 +531,10 @@ impl LeaseElector {
                     Outcome::Renewed
                 }
             }
-            (Err(e), false) => {
-                self.step_down(format!("renewing the lease: {}", super::error_chain(&e)))
-            }
+            (Err(e), false) => self.step_down(Why::call("renewing the lease", e)),
             (Err(e), true) => {
                 self.signal.revoke();
-                Outcome::Failed(format!("acquiring the lease: {}", super::error_chain(&e)))
+                Outcome::Failed(Why::call("acquiring the lease", e))
             }
         }
     }
@@ -525,16 +578,14 @@ impl LeaderElector for LeaseElector {
     async fn run(&self, mut stop: watch::Receiver<bool>) -> Result<(), LeaderError> {
         // The last failure warned about: a replica that cannot take part (TLS, RBAC) says
         // why once, and again only when the reason changes.
-        let mut warned: Option<String> = None;
+        let mut warned: Option<Why> = None;
         while !*stop.borrow_and_update() {
             let started = Instant::now();
             let outcome = self.round().await;
             tracing::debug!(identity = %self.cfg.identity, ?outcome, "lease round");
             match &outcome {
                 // A lost race (409) is the protocol working, not a failure to report.
-                Outcome::Failed(why)
-                    if warned.as_ref() != Some(why) && !why.contains(": conflict: ") =>
-                {
+                Outcome::Failed(why) if warned.as_ref() != Some(why) && !why.is_conflict() => {
                     tracing::warn!(identity = %self.cfg.identity, error = %why, "cannot take part in leader election; retrying");
                     warned = Some(why.clone());
                 }

@@ -228,13 +228,16 @@ pub fn covers(method: &str, uri: &str) -> bool {
 /// source.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
+    /// The cause shows inside the message, before the hint, and is the source too.
     #[error(
         "no Kubernetes configuration found: not in a cluster (KUBERNETES_SERVICE_HOST unset or no \
-         service account token) and no usable kubeconfig (KUBECONFIG or ~/.kube/config): {0}; \
+         service account token) and no usable kubeconfig (KUBECONFIG or ~/.kube/config): {source}; \
          to run without a cluster, use the file router and the file state store"
     )]
-    // The cause sits inside the message, before the hint, so it stays text here.
-    NoConfig(String),
+    NoConfig {
+        #[source]
+        source: ::kube::config::InferConfigError,
+    },
     #[error("building the Kubernetes client")]
     Build(#[source] ::kube::Error),
 }
@@ -253,7 +256,7 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub async fn client(read_timeout: Duration) -> Result<::kube::Client, ClientError> {
     let mut config = ::kube::Config::infer()
         .await
-        .map_err(|e| ClientError::NoConfig(e.to_string()))?;
+        .map_err(|source| ClientError::NoConfig { source })?;
     config.connect_timeout = Some(CONNECT_TIMEOUT);
     config.write_timeout = Some(CONNECT_TIMEOUT);
     config.read_timeout = Some(read_timeout);

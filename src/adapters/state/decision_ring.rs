@@ -159,9 +159,10 @@ impl SharedDecisionLog {
                 return Ok(());
             }
             doc.records.push(record.clone());
-            let value = serde_json::to_value(&doc).map_err(|e| StateError::Corrupt {
+            let value = serde_json::to_value(&doc).map_err(|e| StateError::Undecodable {
                 key: slot_key(slot),
-                message: e.to_string(),
+                at: None,
+                source: Box::new(e),
             })?;
             let full = doc.records.len() > CHUNK_RECORDS
                 || (doc.records.len() > 1 && value.to_string().len() > CHUNK_BYTES);

@@ -85,9 +85,10 @@ impl FileStore {
             Ok(bytes) => {
                 serde_json::from_slice(&bytes)
                     .map(Some)
-                    .map_err(|e| StateError::Corrupt {
+                    .map_err(|e| StateError::Undecodable {
                         key: key.to_string(),
-                        message: format!("{}: {e}", path.display()),
+                        at: Some(path.display().to_string()),
+                        source: Box::new(e),
                     })
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -156,9 +157,10 @@ impl FileStore {
     fn deleted_high_water(&self) -> Result<u64, StateError> {
         let path = self.high_water_path();
         match fs::read_to_string(&path) {
-            Ok(text) => text.trim().parse().map_err(|e| StateError::Corrupt {
+            Ok(text) => text.trim().parse().map_err(|e| StateError::Undecodable {
                 key: ".deleted-version".into(),
-                message: format!("{}: expected a version number: {e}", path.display()),
+                at: Some(format!("{}: expected a version number", path.display())),
+                source: Box::new(e),
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
             Err(e) => Err(io_err(&path, e)),
@@ -265,9 +267,10 @@ impl FileStore {
                     tracing::warn!(path = %path.display(), line = i + 1, "ignoring a torn line of the decision log");
                 }
                 Err(e) => {
-                    return Err(StateError::Corrupt {
+                    return Err(StateError::Undecodable {
                         key: "decisions".into(),
-                        message: format!("{} line {}: {e}", path.display(), i + 1),
+                        at: Some(format!("{} line {}", path.display(), i + 1)),
+                        source: Box::new(e),
                     })
                 }
             }
@@ -490,5 +493,48 @@ mod tests {
         std::fs::write(dir.path().join(".deleted-version"), "x\n").unwrap();
         let e = s.put("new", json!(0), None).await.unwrap_err();
         assert!(e.to_string().contains(".deleted-version"), "{e}");
+        let StateError::Undecodable { source, .. } = &e else {
+            panic!("{e:?}");
+        };
+        assert!(source.is::<std::num::ParseIntError>(), "{source:?}");
+    }
+
+    /// A document or a decision-log line that does not decode names the file (and the line),
+    /// and keeps serde's error as the source.
+    #[tokio::test]
+    async fn an_undecodable_document_or_line_keeps_the_decoder_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = FileStore::open(dir.path()).unwrap();
+        s.put("guard/x", json!(1), None).await.unwrap();
+        let doc = dir.path().join("docs/guard/x.json");
+        std::fs::write(&doc, "{").unwrap();
+        let e = s.get("guard/x").await.unwrap_err();
+        let StateError::Undecodable { key, at, source } = &e else {
+            panic!("{e:?}");
+        };
+        let serde = source
+            .downcast_ref::<serde_json::Error>()
+            .expect("serde's error");
+        assert_eq!(
+            (key.as_str(), at.clone()),
+            ("guard/x", Some(doc.display().to_string()))
+        );
+        assert_eq!(
+            e.to_string(),
+            format!("state `guard/x` is corrupt: {}: {serde}", doc.display())
+        );
+        let log = dir.path().join("decisions.jsonl");
+        std::fs::write(&log, "{}\n").unwrap();
+        let e = s.decisions(&DecisionQuery::default()).await.unwrap_err();
+        let StateError::Undecodable { source, .. } = &e else {
+            panic!("{e:?}");
+        };
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "state `decisions` is corrupt: {} line 1: {source}",
+                log.display()
+            )
+        );
     }
 }

@@ -102,9 +102,10 @@ pub fn new_command_id(now: DateTime<Utc>) -> String {
 }
 
 fn corrupt(key: &str, e: serde_json::Error) -> StateError {
-    StateError::Corrupt {
+    StateError::Undecodable {
         key: key.to_string(),
-        message: e.to_string(),
+        at: None,
+        source: Box::new(e),
     }
 }
 

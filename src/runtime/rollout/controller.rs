@@ -86,8 +86,12 @@ pub enum RolloutError {
     },
     #[error("rollout {rollout}: the status was changed by another writer since it was read; nothing more was applied, the next reconcile starts over")]
     Conflict { rollout: String },
-    #[error("rollout {rollout}: the query templates cannot be rendered: {message}")]
-    Template { rollout: String, message: String },
+    #[error("rollout {rollout}: the query templates cannot be rendered: {source}")]
+    Template {
+        rollout: String,
+        #[source]
+        source: checks::TemplateError,
+    },
 }
 
 impl RolloutError {
@@ -479,9 +483,9 @@ impl RolloutController {
                     self.deps.settings.query_timeout,
                 )
                 .await
-                .map_err(|e| RolloutError::Template {
+                .map_err(|source| RolloutError::Template {
                     rollout: self.key(),
-                    message: e.to_string(),
+                    source,
                 })?;
                 Some(obs)
             }
@@ -524,9 +528,10 @@ impl RolloutController {
                     }
                     let value = serde_json::to_value(&d.next).map_err(|e| RolloutError::State {
                         rollout: self.key(),
-                        source: StateError::Corrupt {
+                        source: StateError::Undecodable {
                             key: status_key(&ns, &name),
-                            message: e.to_string(),
+                            at: None,
+                            source: Box::new(e),
                         },
                     })?;
                     // The round's records first, where a crash after the status is stored

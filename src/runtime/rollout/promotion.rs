@@ -29,7 +29,7 @@ pub fn manifest_file(gitops_path: &str) -> String {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PromotionEditError {
     #[error("no image tag or `{label}` label `{from}` to replace with `{to}`: expected an `images:` entry with `newTag: {from}`, an `image: <repository>:{from}` or a `{label}: {from}` line")]
     NotFound {
@@ -39,8 +39,13 @@ pub enum PromotionEditError {
     },
     #[error("the stable version is unknown and the file has {count} `newTag:` entries: expected exactly one")]
     Ambiguous { count: usize },
-    #[error("invalid version label `{0}`")]
-    Label(String),
+    /// The label does not make a pattern: regex's error is the source.
+    #[error("invalid version label `{label}`")]
+    Label {
+        label: String,
+        #[source]
+        source: regex::Error,
+    },
 }
 
 /// Replace the stable version `from` with `to` (see the module docs).
@@ -54,7 +59,10 @@ pub fn promote_edit(
         r#"^(?P<pre>\s*(?:-\s+)?(?P<key>newTag|image|{}):[ \t]*)(?P<q>["']?)(?P<val>[^"'#\s]+)(?P<q2>["']?)(?P<post>\s*(?:#.*)?)$"#,
         regex::escape(version_label)
     ))
-    .map_err(|_| PromotionEditError::Label(version_label.to_string()))?;
+    .map_err(|source| PromotionEditError::Label {
+        label: version_label.to_string(),
+        source,
+    })?;
     let trailing_newline = content.ends_with('\n');
     let mut changed = 0usize;
     let mut already = false;

@@ -291,9 +291,10 @@ async fn commit(
         let known = if round == 0 { cached.take() } else { None };
         *cached = None;
         let from_cache = known.is_some();
-        let corrupt = |e: serde_json::Error| StateError::Corrupt {
+        let corrupt = |e: serde_json::Error| StateError::Undecodable {
             key: key.clone(),
-            message: e.to_string(),
+            at: None,
+            source: Box::new(e),
         };
         let (mut events, expected) = match known {
             Some(c) => (c.events, c.version),

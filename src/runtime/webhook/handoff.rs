@@ -87,9 +87,10 @@ pub async fn push(
         if doc.entries.len() > MAX_ENTRIES {
             doc.entries.drain(..doc.entries.len() - MAX_ENTRIES);
         }
-        let value = serde_json::to_value(&doc).map_err(|e| StateError::Corrupt {
+        let value = serde_json::to_value(&doc).map_err(|e| StateError::Undecodable {
             key: KEY.into(),
-            message: e.to_string(),
+            at: None,
+            source: Box::new(e),
         })?;
         match store.put(KEY, value, expected).await {
             Ok(_) => return Ok(seq),
