@@ -1,8 +1,10 @@
 //! Alertmanager's webhook payload through `runtime::webhook::payload::parse`, the decoder
 //! of the webhook route. Must not panic on any body.
 //!
-//! Invariant: a payload that parses, written back as an Alertmanager v4 body (the fields
-//! slogate keeps) and parsed again, is the same payload.
+//! Invariants: the typed fast path (`payload::fast`) either declines a body or decodes it
+//! exactly as the field-by-field walk (`payload::walk`) does, and `parse` answers as the
+//! walk; a payload that parses, written back as an Alertmanager v4 body (the fields slogate
+//! keeps) and parsed again, is the same payload.
 #![no_main]
 
 use chrono::SecondsFormat;
@@ -47,7 +49,12 @@ fn body(p: &Payload) -> Value {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(p) = payload::parse(data) else {
+    let walked = payload::walk(data);
+    if let Some(fast) = payload::fast::parse(data) {
+        assert_eq!(Ok(fast), walked, "the fast path decoded a body differently");
+    }
+    assert_eq!(payload::parse(data), walked, "parse differs from the walk");
+    let Ok(p) = walked else {
         return;
     };
     let again = serde_json::to_vec(&body(&p)).expect("JSON values serialise");

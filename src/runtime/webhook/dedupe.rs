@@ -36,7 +36,7 @@
 //! Documents of the previous layout (`webhook/alerts/<fingerprint>`) are no longer written;
 //! the state sweep deletes them once their events are older than the TTL.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -246,7 +246,8 @@ pub async fn record_all(
 /// else changed the document since (another replica, the sweep), and the next round reads.
 struct Cached {
     version: Option<u64>,
-    events: Vec<Kept>,
+    /// Oldest first; a deque, since a full document drops from the front at every write.
+    events: VecDeque<Kept>,
 }
 
 /// An event with its JSON text, written once when it is recorded (or read): an event never
@@ -299,20 +300,20 @@ async fn commit(
         let (mut events, expected) = match known {
             Some(c) => (c.events, c.version),
             None => match store.get(&key).await? {
-                None => (Vec::new(), None),
+                None => (VecDeque::new(), None),
                 Some(v) => match AlertDoc::from_value(v.value) {
                     Ok(doc) => (
                         doc.events
                             .into_iter()
                             .map(Kept::new)
-                            .collect::<Result<Vec<_>, _>>()
+                            .collect::<Result<VecDeque<_>, _>>()
                             .map_err(corrupt)?,
                         Some(v.version),
                     ),
                     Err(e) => {
                         // Replaced, not fatal: losing the history only risks one extra trigger.
                         tracing::warn!(%key, "dedupe record is unreadable, replacing it: {e}");
-                        (Vec::new(), Some(v.version))
+                        (VecDeque::new(), Some(v.version))
                     }
                 },
             },
@@ -329,7 +330,7 @@ async fn commit(
                 continue;
             }
             answers.push(Recorded::New);
-            events.push(
+            events.push_back(
                 Kept::new(Event {
                     fingerprint: fp,
                     status: alert.status,
