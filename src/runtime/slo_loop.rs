@@ -207,11 +207,8 @@ impl SloLoop {
         for e in ev.errors() {
             tracing::warn!("{e}");
         }
-        let reports: Vec<BudgetReport> = ev
-            .results
-            .into_iter()
-            .filter_map(|(_, r)| r.ok())
-            .collect();
+        let reports: Vec<BudgetReport> =
+            ev.results.into_iter().filter_map(|(_, r)| r.ok()).collect();
         for (app, trigger) in apps {
             // Failures are logged and counted by guard_app; the schedule retries.
             let _ = self.guard_app(g, &app, &reports, &targets, trigger).await;
@@ -342,11 +339,8 @@ impl SloLoop {
                 .reports
                 .write()
                 .unwrap_or_else(|p| p.into_inner());
-            let mut next: Vec<BudgetReport> = ev
-                .results
-                .into_iter()
-                .filter_map(|(_, r)| r.ok())
-                .collect();
+            let mut next: Vec<BudgetReport> =
+                ev.results.into_iter().filter_map(|(_, r)| r.ok()).collect();
             let fresh = next.len();
             // Keep the last good report of SLOs that failed this cycle.
             for l in &failed {
