@@ -114,7 +114,7 @@ fn v1_inline_good_total_is_sloths_raw_mapping() {
     assert_eq!(s.kind, SpecKind::OpenSloV1);
     // Single-valued metadata labels become Prometheus labels.
     assert_eq!(
-        s.labels,
+        s.labels.to_btree_map(),
         BTreeMap::from([
             ("team".to_string(), "payments".to_string()),
             ("tier".to_string(), "1".to_string())

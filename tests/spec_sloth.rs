@@ -1,11 +1,10 @@
 //! Sloth `prometheus/v1` and `sloth.slok.dev/v1 PrometheusServiceLevel` parsing, on Sloth's
 //! own examples (tests/fixtures/specs/sloth, copied from slok/sloth).
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use slogate::slo::spec::{load_paths, parse_str, LoadReport};
-use slogate::slo::{Sli, SpecKind};
+use slogate::slo::{LabelMap, Sli, SpecKind};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -21,7 +20,7 @@ fn load_clean(name: &str) -> LoadReport {
     r
 }
 
-fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+fn map(pairs: &[(&str, &str)]) -> LabelMap {
     pairs
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -110,8 +109,8 @@ fn slo_labels_merge_over_service_labels() {
     assert!(error_query.starts_with("(\n  sum(rate(apiserver_request_duration_seconds_count"));
     assert!(error_query.ends_with(")\n"), "{error_query:?}");
     assert_eq!(
-        r.slos[0].alerting.annotations["runbook"],
-        "https://github.com/kubernetes-monitoring/kubernetes-mixin/tree/master/runbook.md#alert-name-kubeapierrorshigh"
+        r.slos[0].alerting.annotations.get("runbook").map(String::as_str),
+        Some("https://github.com/kubernetes-monitoring/kubernetes-mixin/tree/master/runbook.md#alert-name-kubeapierrorshigh")
     );
 
     // An SLO label overrides the service label of the same name; numbers become text.
@@ -174,7 +173,7 @@ fn several_documents_per_file() {
             ("myservice2-requests-availability", 1, 99.99)
         ]
     );
-    assert_eq!(r.slos[1].labels["tier"], "1");
+    assert_eq!(r.slos[1].labels.get("tier").map(String::as_str), Some("1"));
 }
 
 #[test]

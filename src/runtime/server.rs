@@ -22,8 +22,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Set after the first evaluation cycle that reached Prometheus.
     pub ready: AtomicBool,
-    /// The latest report of every SLO.
-    pub reports: RwLock<Vec<BudgetReport>>,
+    /// The latest report of every SLO (shared with the cycle that made them, not copied).
+    pub reports: RwLock<Arc<Vec<BudgetReport>>>,
     /// Durable state and the decision log.
     pub store: Option<Arc<dyn StateStore>>,
     /// The guard, when apps are guarded.
@@ -85,7 +85,7 @@ async fn metrics(State(s): State<Arc<AppState>>) -> Response {
 async fn slos(State(s): State<Arc<AppState>>) -> Response {
     // A poisoned lock means a writer panicked mid-update; the vector itself is still whole.
     let reports = s.reports.read().unwrap_or_else(|p| p.into_inner()).clone();
-    Json(reports).into_response()
+    Json(&reports[..]).into_response()
 }
 
 /// Query string of `GET /api/v1/decisions`.

@@ -211,7 +211,8 @@ impl SloLoop {
         for e in ev.errors() {
             tracing::warn!("{e}");
         }
-        let reports: Vec<BudgetReport> = ev.reports().cloned().collect();
+        let reports: Vec<BudgetReport> =
+            ev.results.into_iter().filter_map(|(_, r)| r.ok()).collect();
         for (app, trigger) in apps {
             // Failures are logged and counted by guard_app; the schedule retries.
             let _ = self.guard_app(g, &app, &reports, &targets, trigger).await;
@@ -272,26 +273,26 @@ impl SloLoop {
     }
 
     /// Evaluate every SLO (abandonable: it only reads) and publish the results.
-    pub async fn evaluate(&self) -> (CycleSummary, Vec<BudgetReport>) {
+    pub async fn evaluate(&self) -> (CycleSummary, CycleReports) {
         let targets = self.targets();
         let span = tracing::info_span!("evaluation", slos = targets.len());
         let ev: Evaluation = evaluator::evaluate(self.source.as_ref(), &targets, None)
             .instrument(span)
             .await;
-        let summary = self.record(&targets, &ev);
-        // Move the reports out: at 10,000 SLOs a copy is megabytes.
-        let reports = ev.results.into_iter().filter_map(|(_, r)| r.ok()).collect();
-        (summary, reports)
+        self.record(&targets, ev)
     }
 
     /// One full cycle: evaluation, then the guard.
     pub async fn cycle(&self) -> CycleSummary {
         let (mut summary, reports) = self.evaluate().await;
-        summary.guard_errors = self.guard(&reports, None, Trigger::Schedule).await;
+        summary.guard_errors = self.guard(reports.fresh(), None, Trigger::Schedule).await;
         summary
     }
 
-    fn record(&self, targets: &[Target], ev: &Evaluation) -> CycleSummary {
+    /// Publish one evaluation: the self-metrics, the HTTP API's reports (this cycle's, and
+    /// the last good one of each SLO that failed it) and the summary. The reports are moved
+    /// out of `ev` and shared with the caller, not copied: at 10,000 SLOs a copy is megabytes.
+    fn record(&self, targets: &[Target], ev: Evaluation) -> (CycleSummary, CycleReports) {
         let m = &self.state.metrics;
         let label = |t: &Target| SloLabels::new(&t.slo.id, &t.slo.service, &t.slo.name);
         let current: Vec<SloLabels> = targets.iter().map(label).collect();
@@ -301,8 +302,11 @@ impl SloLoop {
             .filter(|(_, (_, r))| r.is_err())
             .map(|(t, _)| label(t))
             .collect();
-        let reports: Vec<_> = ev.reports().collect();
-        m.publish(&reports, &failed, &current);
+        {
+            let reports: Vec<_> = ev.reports().collect();
+            m.publish(&reports, &failed, &current);
+        }
+        drop(current);
         m.evaluations.inc();
         m.queries.inc_by(ev.queries);
         m.query_errors.inc_by(ev.query_errors);
@@ -324,21 +328,6 @@ impl SloLoop {
         if reached {
             self.state.ready.store(true, Ordering::Release);
         }
-        {
-            let mut latest = self
-                .state
-                .reports
-                .write()
-                .unwrap_or_else(|p| p.into_inner());
-            // Keep the last good report of SLOs that failed this cycle.
-            let mut next: Vec<_> = reports.iter().map(|r| (*r).clone()).collect();
-            for l in &failed {
-                if let Some(old) = latest.iter().find(|r| r.id == *l.sloth_id) {
-                    next.push(old.clone());
-                }
-            }
-            *latest = next;
-        }
         let summary = CycleSummary {
             slos: targets.len(),
             queries: ev.queries,
@@ -348,6 +337,25 @@ impl SloLoop {
             reached_prometheus: reached,
             guard_errors: Vec::new(),
         };
+        let reports = {
+            let mut latest = self
+                .state
+                .reports
+                .write()
+                .unwrap_or_else(|p| p.into_inner());
+            let mut next: Vec<BudgetReport> =
+                ev.results.into_iter().filter_map(|(_, r)| r.ok()).collect();
+            let fresh = next.len();
+            // Keep the last good report of SLOs that failed this cycle.
+            for l in &failed {
+                if let Some(old) = latest.iter().find(|r| r.id == *l.sloth_id) {
+                    next.push(old.clone());
+                }
+            }
+            let all = Arc::new(next);
+            *latest = all.clone();
+            CycleReports { all, fresh }
+        };
         tracing::info!(
             slos = summary.slos,
             queries = summary.queries,
@@ -355,7 +363,22 @@ impl SloLoop {
             seconds = summary.duration_seconds,
             "evaluation cycle done"
         );
-        summary
+        (summary, reports)
+    }
+}
+
+/// The reports of one evaluation cycle, shared with the HTTP API: this cycle's, then the
+/// last good report of each SLO that failed it.
+#[derive(Debug, Clone, Default)]
+pub struct CycleReports {
+    all: Arc<Vec<BudgetReport>>,
+    fresh: usize,
+}
+
+impl CycleReports {
+    /// The reports this cycle made (what the guard acts on).
+    pub fn fresh(&self) -> &[BudgetReport] {
+        self.all.get(..self.fresh).unwrap_or_default()
     }
 }
 
@@ -403,7 +426,7 @@ pub fn spawn_scheduler(
                 (_, reports) = d.evaluate() => reports,
                 _ = stop.changed() => break,
             };
-            d.guard(&reports, None, Trigger::Schedule).await;
+            d.guard(reports.fresh(), None, Trigger::Schedule).await;
             // While a deploy is under verification, evaluate once per slice.
             let every = match d.guard.as_ref().and_then(|g| g.verification_cadence()) {
                 Some(step) => interval.min(step.max(Duration::from_secs(1))),

@@ -107,11 +107,26 @@ impl SloStore {
         let changed = next != self.slos;
         self.slos = next;
         self.failing_files = bad.into_iter().collect();
+        release_free_memory();
         Reload {
             changed,
             errors,
             warnings: report.warnings,
         }
+    }
+}
+
+/// Give the memory a load freed back to the operating system. Files are parsed on several
+/// threads, and glibc's malloc keeps each thread's freed parse trees (YAML values, PromQL
+/// syntax trees, the texts) in that thread's arena, out of reach of the threads that run the
+/// evaluation: at 10,000 SLOs that is about 8 MiB of the peak RSS of `run --once` (measured
+/// with heaptrack and `MALLOC_ARENA_MAX=1`). `malloc_trim` returns every arena's free pages;
+/// it changes no allocation. Other allocators keep their own policy.
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim has no preconditions; it only releases pages malloc holds free.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

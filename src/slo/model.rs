@@ -41,6 +41,112 @@ impl SpecKind {
     }
 }
 
+/// Label or annotation names and their values, sorted by name, each name once: what a
+/// `BTreeMap<String, String>` gives the model (the same order, lookups and JSON), held in one
+/// allocation sized to its entries. A `BTreeMap` allocates an 11-entry node for even one
+/// label (544 bytes): 10,000 SLOs with a page and a ticket label held 11 MB in those nodes.
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct LabelMap(Box<[(String, String)]>);
+
+impl LabelMap {
+    pub fn new() -> Self {
+        LabelMap::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The entries in name order, as `BTreeMap::iter` gives them.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&String, &String)> + ExactSizeIterator {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+
+    pub fn keys(&self) -> impl DoubleEndedIterator<Item = &String> + ExactSizeIterator {
+        self.0.iter().map(|(k, _)| k)
+    }
+
+    pub fn values(&self) -> impl DoubleEndedIterator<Item = &String> + ExactSizeIterator {
+        self.0.iter().map(|(_, v)| v)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&String> {
+        self.0
+            .binary_search_by(|(k, _)| k.as_str().cmp(name))
+            .ok()
+            .map(|i| &self.0[i].1)
+    }
+
+    pub fn contains_key(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// The same entries in a `BTreeMap`, to merge or extend.
+    pub fn to_btree_map(&self) -> BTreeMap<String, String> {
+        self.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
+    /// The entries of `self` and `over`, those of `over` winning on equal names.
+    pub fn merged(&self, over: &LabelMap) -> LabelMap {
+        self.iter()
+            .chain(over.iter())
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+}
+
+impl From<BTreeMap<String, String>> for LabelMap {
+    fn from(m: BTreeMap<String, String>) -> Self {
+        LabelMap(m.into_iter().collect())
+    }
+}
+
+impl<const N: usize> From<[(String, String); N]> for LabelMap {
+    fn from(pairs: [(String, String); N]) -> Self {
+        pairs.into_iter().collect()
+    }
+}
+
+/// Later entries win on equal names, as inserting them into a `BTreeMap` in turn would.
+impl FromIterator<(String, String)> for LabelMap {
+    fn from_iter<I: IntoIterator<Item = (String, String)>>(iter: I) -> Self {
+        let mut m = BTreeMap::new();
+        for (k, v) in iter {
+            m.insert(k, v);
+        }
+        m.into()
+    }
+}
+
+impl<'a> IntoIterator for &'a LabelMap {
+    type Item = (&'a String, &'a String);
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (String, String)>,
+        fn(&'a (String, String)) -> (&'a String, &'a String),
+    >;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+}
+
+/// Printed as a map, as the `BTreeMap` it replaces was.
+impl std::fmt::Debug for LabelMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+/// A JSON (or YAML) mapping, as the `BTreeMap` it replaces was.
+impl serde::Serialize for LabelMap {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.iter())
+    }
+}
+
 /// Where a spec came from, for error messages and for grouping generated output.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Origin {
@@ -55,8 +161,8 @@ pub struct Origin {
 pub struct K8sMeta {
     pub name: String,
     pub namespace: Option<String>,
-    pub labels: BTreeMap<String, String>,
-    pub annotations: BTreeMap<String, String>,
+    pub labels: LabelMap,
+    pub annotations: LabelMap,
 }
 
 /// The service level indicator, always expressed as an error ratio in the end.
@@ -76,8 +182,8 @@ pub enum Sli {
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct AlertSpec {
     pub disable: bool,
-    pub labels: BTreeMap<String, String>,
-    pub annotations: BTreeMap<String, String>,
+    pub labels: LabelMap,
+    pub annotations: LabelMap,
 }
 
 /// Sloth's alerting block.
@@ -85,8 +191,8 @@ pub struct AlertSpec {
 pub struct Alerting {
     /// Alert name; Sloth's default is used when empty.
     pub name: String,
-    pub labels: BTreeMap<String, String>,
-    pub annotations: BTreeMap<String, String>,
+    pub labels: LabelMap,
+    pub annotations: LabelMap,
     pub page: AlertSpec,
     pub ticket: AlertSpec,
 }
@@ -123,7 +229,7 @@ pub struct Slo {
     /// Objective as a percentage exactly as written (99.9 means 99.9%), in (0, 100].
     pub objective_percent: f64,
     /// Service labels merged with SLO labels (SLO labels win).
-    pub labels: BTreeMap<String, String>,
+    pub labels: LabelMap,
     pub sli: Sli,
     pub alerting: Alerting,
     pub kind: SpecKind,

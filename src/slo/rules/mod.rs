@@ -411,7 +411,7 @@ pub fn generate_each(
 pub fn generate_slo(slo: &Slo, windows: &AlertWindows, opts: &RuleOptions) -> SloRules {
     let period = windows.slo_period;
     // Sloth merges the extra labels into the SLO labels, extra labels winning.
-    let mut slo_labels = slo.labels.clone();
+    let mut slo_labels = slo.labels.to_btree_map();
     slo_labels.extend(
         opts.extra_labels
             .iter()
@@ -678,10 +678,14 @@ fn alert_rules(slo: &Slo, windows: &AlertWindows, ids: &IdLabels) -> Vec<Rule> {
             expr,
             labels: merge([
                 &one(LABEL_SEVERITY, severity),
-                &slo.alerting.labels,
-                &spec.labels,
+                &slo.alerting.labels.to_btree_map(),
+                &spec.labels.to_btree_map(),
             ]),
-            annotations: merge([&defaults, &slo.alerting.annotations, &spec.annotations]),
+            annotations: merge([
+                &defaults,
+                &slo.alerting.annotations.to_btree_map(),
+                &spec.annotations.to_btree_map(),
+            ]),
         });
     }
     rules
@@ -705,7 +709,7 @@ pub fn is_legacy_label_name(name: &str) -> bool {
 /// `n` synthetic SLOs (events SLIs, alternating 99.9 and 99.5 objectives, spread over
 /// `n / 10 + 1` files and several documents per file), for benchmarks and scale tests.
 pub fn synthetic_slos(n: usize) -> Vec<Slo> {
-    use crate::slo::model::{AlertSpec, Alerting, Origin, Sli};
+    use crate::slo::model::{AlertSpec, Alerting, LabelMap, Origin, Sli};
     (0..n)
         .map(|i| {
             let service = format!("svc{}", i / 10);
@@ -716,7 +720,7 @@ pub fn synthetic_slos(n: usize) -> Vec<Slo> {
                 name,
                 description: format!("synthetic SLO {i}"),
                 objective_percent: if i % 2 == 0 { 99.9 } else { 99.5 },
-                labels: BTreeMap::from([("team".to_string(), format!("team{}", i % 7))]),
+                labels: LabelMap::from([("team".to_string(), format!("team{}", i % 7))]),
                 sli: Sli::Events {
                     error_query: format!(
                         "sum(rate(http_requests_total{{job=\"{service}\",code=~\"5..\"}}[{{{{.window}}}}]))"
@@ -727,14 +731,14 @@ pub fn synthetic_slos(n: usize) -> Vec<Slo> {
                 },
                 alerting: Alerting {
                     name: "HighErrorRate".into(),
-                    labels: BTreeMap::from([("category".to_string(), "availability".to_string())]),
-                    annotations: BTreeMap::new(),
+                    labels: LabelMap::from([("category".to_string(), "availability".to_string())]),
+                    annotations: LabelMap::new(),
                     page: AlertSpec {
-                        labels: BTreeMap::from([("severity".to_string(), "critical".to_string())]),
+                        labels: LabelMap::from([("severity".to_string(), "critical".to_string())]),
                         ..AlertSpec::default()
                     },
                     ticket: AlertSpec {
-                        labels: BTreeMap::from([("severity".to_string(), "warning".to_string())]),
+                        labels: LabelMap::from([("severity".to_string(), "warning".to_string())]),
                         ..AlertSpec::default()
                     },
                 },

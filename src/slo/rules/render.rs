@@ -176,7 +176,7 @@ fn render_document(doc: &OutputDocument) -> String {
                 api_version: "monitoring.coreos.com/v1",
                 kind: "PrometheusRule",
                 metadata: K8sMetadata {
-                    annotations: &meta.annotations,
+                    annotations: &meta.annotations.to_btree_map(),
                     labels,
                     name: &meta.name,
                     namespace: meta.namespace.as_deref(),

@@ -4,10 +4,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use super::*;
-use crate::slo::model::{AlertSpec, Alerting, K8sMeta, Origin, Sli, Slo, SpecKind};
+use crate::slo::model::{AlertSpec, Alerting, K8sMeta, LabelMap, Origin, Sli, Slo, SpecKind};
 use crate::slo::windows::WindowSettings;
 
-fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+fn labels<M: FromIterator<(String, String)>>(pairs: &[(&str, &str)]) -> M {
     pairs
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -34,12 +34,12 @@ fn getting_started() -> Slo {
             page: AlertSpec {
                 disable: false,
                 labels: labels(&[("severity", "pageteam"), ("routing_key", "myteam")]),
-                annotations: BTreeMap::new(),
+                annotations: LabelMap::new(),
             },
             ticket: AlertSpec {
                 disable: false,
                 labels: labels(&[("severity", "slack"), ("slack_channel", "#alerts-myteam")]),
-                annotations: BTreeMap::new(),
+                annotations: LabelMap::new(),
             },
         },
         kind: SpecKind::SlothPrometheusV1,
@@ -222,7 +222,7 @@ fn alerts_follow_sloth() {
 #[test]
 fn default_annotations_when_not_set() {
     let mut slo = getting_started();
-    slo.alerting.annotations.clear();
+    slo.alerting.annotations = LabelMap::new();
     slo.alerting.ticket.annotations = labels(&[("runbook", "https://runbooks/x")]);
     let r = gen(&slo, &opts());
     assert_eq!(
@@ -536,7 +536,7 @@ fn k8s_slo(doc_index: usize, service: &str) -> Slo {
         name: format!("sloth-slo-{service}"),
         namespace: Some("monitoring".into()),
         labels: labels(&[("prometheus", "prometheus"), ("app", "sloth")]),
-        annotations: BTreeMap::new(),
+        annotations: LabelMap::new(),
     });
     slo
 }
@@ -612,7 +612,7 @@ fn renders_prometheus_rule_objects() {
     let meta_labels: BTreeMap<String, String> =
         crate::model::yaml::from_value(d["metadata"]["labels"].clone()).unwrap();
     assert_eq!(
-        meta_labels,
+        LabelMap::from(meta_labels),
         labels(&[
             ("app", "sloth"),
             ("app.kubernetes.io/component", "SLO"),

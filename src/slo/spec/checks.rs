@@ -8,7 +8,6 @@
 //! (alert names: `[a-zA-Z_:][a-zA-Z0-9_:]*`) get a warning, because Prometheus 2 refuses
 //! a rule file with them.
 
-use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use regex::Regex;
@@ -77,7 +76,11 @@ pub(crate) fn check_name(ctx: &mut DocCtx, field: &str, what: &str, value: &str)
 
 /// Check Prometheus label names and values as Sloth v0.16 does: a non-empty UTF-8 name other
 /// than `__name__`, a non-empty value.
-pub(crate) fn check_labels(ctx: &mut DocCtx, field: &str, labels: &BTreeMap<String, String>) {
+pub(crate) fn check_labels<'a>(
+    ctx: &mut DocCtx,
+    field: &str,
+    labels: impl IntoIterator<Item = (&'a String, &'a String)>,
+) {
     for (k, v) in labels {
         let f = join(field, k);
         if !is_valid_label_name(k) {
@@ -106,10 +109,10 @@ pub(crate) fn check_labels(ctx: &mut DocCtx, field: &str, labels: &BTreeMap<Stri
 
 /// Check annotation names and values as Sloth v0.16 does: a non-empty UTF-8 name, a
 /// non-empty value.
-pub(crate) fn check_annotations(
+pub(crate) fn check_annotations<'a>(
     ctx: &mut DocCtx,
     field: &str,
-    annotations: &BTreeMap<String, String>,
+    annotations: impl IntoIterator<Item = (&'a String, &'a String)>,
 ) {
     for (k, v) in annotations {
         let f = join(field, k);

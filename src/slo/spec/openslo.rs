@@ -67,7 +67,7 @@ fn build(
         name: o.name,
         description: c.description.clone(),
         objective_percent: o.percent,
-        labels: c.labels.clone(),
+        labels: c.labels.clone().into(),
         sli,
         alerting: no_alerts(),
         kind: c.kind,

@@ -79,8 +79,8 @@ pub(crate) fn parse_k8s_v1(ctx: &mut DocCtx, root: &Map, out: &mut DocOutput) {
             name.map(|name| K8sMeta {
                 name,
                 namespace,
-                labels,
-                annotations,
+                labels: labels.into(),
+                annotations: annotations.into(),
             })
         }
     };
@@ -227,7 +227,7 @@ fn parse_slo(
         name,
         description,
         objective_percent: objective,
-        labels,
+        labels: labels.into(),
         sli,
         alerting,
         kind,
@@ -347,8 +347,8 @@ fn parse_alerting(ctx: &mut DocCtx, m: &Map, keys: &Keys) -> Option<Alerting> {
             &[],
         );
         alerting.name = a.opt_str(ctx, "name").unwrap_or_default();
-        alerting.labels = a.string_map(ctx, "labels");
-        alerting.annotations = a.string_map(ctx, "annotations");
+        alerting.labels = a.string_map(ctx, "labels").into();
+        alerting.annotations = a.string_map(ctx, "annotations").into();
         alerting.page = parse_alert(ctx, &a, keys.page_alert);
         alerting.ticket = parse_alert(ctx, &a, keys.ticket_alert);
     }
@@ -374,7 +374,7 @@ fn parse_alert(ctx: &mut DocCtx, a: &Map, key: &str) -> AlertSpec {
     m.check_keys(ctx, &["disable", "labels", "annotations"], &[]);
     AlertSpec {
         disable: m.opt_bool(ctx, "disable", false),
-        labels: m.string_map(ctx, "labels"),
-        annotations: m.string_map(ctx, "annotations"),
+        labels: m.string_map(ctx, "labels").into(),
+        annotations: m.string_map(ctx, "annotations").into(),
     }
 }
