@@ -310,3 +310,18 @@ fn oversized_files_and_alias_bombs_are_refused() {
         "{err}"
     );
 }
+
+/// Found by the `spec` fuzz target (`tests/fixtures/fuzz/`): a number in a duration's place
+/// that no duration holds made promql-parser panic, and `slogate validate` with it. Now the
+/// query is an error that names the number, with exit 2, and nothing panics.
+#[test]
+fn a_number_too_long_for_a_duration_is_an_error_not_a_crash() {
+    let out = validate(&[path_arg(&fixture("../fuzz/spec-duration-number.yml"))]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        stdout.contains("total_query") && stdout.contains("not a valid PromQL expression"),
+        "{stdout}"
+    );
+}

@@ -245,14 +245,17 @@ fn time(v: &Value, path: &str) -> Result<DateTime<Utc>, PayloadError> {
 /// The typed decoder of [`parse`]: `None` for anything it does not take exactly as
 /// [`walk`] would. It is stricter where serde is looser than the walk: objects only (a
 /// derived struct would also take an array of its fields), `null` refused where the walk
-/// refuses it (a `status`, a label map), duplicate fields refused (the walk keeps the last).
+/// refuses it (a `status`, a label map), duplicate fields refused (the walk keeps the last),
+/// and unknown fields refused: serde skips an unknown field's value without checking it
+/// (invalid UTF-8, a lone surrogate or `1e400` in it), where the walk's JSON tree refuses
+/// the body. Alertmanager sends no other fields, so its payloads all take this path.
 pub mod fast {
     use std::collections::BTreeMap;
     use std::fmt;
     use std::marker::PhantomData;
 
     use chrono::{DateTime, Utc};
-    use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+    use serde::de::{self, Deserializer, MapAccess, Visitor};
     use serde::Deserialize;
 
     use super::{Alert, AlertStatus, Payload};
@@ -322,7 +325,8 @@ pub mod fast {
                     f.write_str("an object of strings")
                 }
                 fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<StringMap, A::Error> {
-                    while map.next_entry::<IgnoredAny, AnyString>()?.is_some() {}
+                    // Keys read as strings, so they are checked as the tree checks them.
+                    while map.next_entry::<AnyString, AnyString>()?.is_some() {}
                     Ok(StringMap)
                 }
             }
@@ -331,6 +335,7 @@ pub mod fast {
     }
 
     #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
     struct Top {
         version: String,
         #[serde(default)]
@@ -353,6 +358,7 @@ pub mod fast {
     }
 
     #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
     struct FastAlert {
         status: AlertStatus,
         labels: BTreeMap<String, String>,
@@ -562,6 +568,23 @@ mod tests {
         ];
         for body in raw {
             same_as_the_walk(body.as_bytes());
+        }
+        // Found by the payload fuzz target: an unknown field's value was skipped unchecked
+        // (here invalid UTF-8 in `commonLab%ls`), so the fast path took a body the walk
+        // refuses. The same for a lone surrogate and an infinite number, and in a map key.
+        let unchecked: &[&[u8]] = &[
+            b"{\"version\":\"4\",\"commonLab%ls\":{\"a\":\"Checko\xff\xff\xff\xffailability\"},\"alerts\":[]}",
+            br#"{"version":"4","unknown":"\ud800","alerts":[]}"#,
+            br#"{"version":"4","unknown":1e400,"alerts":[]}"#,
+            br#"{"version":"4","alerts":[{"status":"firing","labels":{},"startsAt":"2026-11-23T08:37:55Z","x":"\udc00"}]}"#,
+            br#"{"version":"4","commonLabels":{"\ud800":"a"},"alerts":[]}"#,
+            b"{\"version\":\"4\",\"commonAnnotations\":{\"\xff\":\"a\"},\"alerts\":[]}",
+        ];
+        let found: &[u8] =
+            include_bytes!("../../../tests/fixtures/fuzz/payload-unknown-field-invalid-utf8.json");
+        for body in unchecked.iter().chain([&found]) {
+            assert!(!same_as_the_walk(body), "{}", String::from_utf8_lossy(body));
+            assert!(walk(body).is_err(), "{}", String::from_utf8_lossy(body));
         }
     }
 

@@ -218,6 +218,114 @@ pub(crate) fn has_window(query: &str) -> bool {
     window_re().is_match(query)
 }
 
+/// promql-parser's parse, with a panic of the parser turned into an error. It panics on
+/// some input: a number used as a duration that no `Duration` holds (`x[1e30]`, `offset
+/// 1e30`, or `[2222…2]`, a prefix [`error_position`] tries) reaches `Duration::from_secs_f64`
+/// (found by the `spec` fuzz target). Nothing is shared with the parse, so unwinding out of
+/// it leaves no state behind.
+fn promql_parse(expr: &str) -> Result<(), String> {
+    if let Some(n) = unbounded_duration_number(expr) {
+        return Err(format!(
+            "the number {n} is used as a duration but no duration is that long"
+        ));
+    }
+    match std::panic::catch_unwind(|| promql_parser::parser::parse(expr).map(drop)) {
+        Ok(r) => r,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".into());
+            Err(format!("the PromQL parser failed on it ({what})"))
+        }
+    }
+}
+
+/// A number in a duration's place (right after `[`, a subquery's `:` or `offset`, outside
+/// string literals) that `Duration::from_secs_f64` cannot take: not finite, or 10¹⁸
+/// seconds and more. promql-parser panics on those, so they are refused before it runs.
+/// Durations with a unit (`5m`) are parsed by the crate without panicking.
+fn unbounded_duration_number(expr: &str) -> Option<String> {
+    let b = expr.as_bytes();
+    let mut i = 0;
+    // Whether the last token makes the next number a duration.
+    let mut duration_place = false;
+    while i < b.len() {
+        let c = b[i];
+        match c {
+            b'"' | b'\'' | b'`' => {
+                // A string literal: skip it (backslash escapes, except in raw strings).
+                i += 1;
+                while i < b.len() && b[i] != c {
+                    i += if c != b'`' && b[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 1;
+                duration_place = false;
+            }
+            b'#' => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'[' | b':' => {
+                i += 1;
+                duration_place = true;
+            }
+            b'0'..=b'9' | b'.' => {
+                let start = i;
+                while i < b.len()
+                    && (b[i].is_ascii_alphanumeric()
+                        || b[i] == b'.'
+                        || b[i] == b'_'
+                        || ((b[i] == b'+' || b[i] == b'-')
+                            && matches!(b[i - 1], b'e' | b'E')
+                            && !b[start..i].starts_with(b"0x")))
+                {
+                    i += 1;
+                }
+                let token = &expr[start..i];
+                let value = token
+                    .strip_prefix("0x")
+                    .or_else(|| token.strip_prefix("0X"))
+                    .map_or_else(
+                        || token.parse::<f64>().ok(),
+                        |hex| u128::from_str_radix(hex, 16).ok().map(|v| v as f64),
+                    );
+                if duration_place {
+                    if let Some(v) = value {
+                        if !v.is_finite() || v >= 1e18 {
+                            return Some(token.to_string());
+                        }
+                    }
+                }
+                duration_place = false;
+            }
+            _ if c.is_ascii_alphabetic() || c == b'_' => {
+                let start = i;
+                while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b':')
+                {
+                    i += 1;
+                }
+                let word = &expr[start..i];
+                if duration_place
+                    && (word.eq_ignore_ascii_case("inf") || word.eq_ignore_ascii_case("nan"))
+                {
+                    return Some(word.to_string());
+                }
+                duration_place = word.eq_ignore_ascii_case("offset");
+            }
+            b'-' | b'+' if duration_place => i += 1,
+            _ if c.is_ascii_whitespace() => i += 1,
+            _ => {
+                i += 1;
+                duration_place = false;
+            }
+        }
+    }
+    None
+}
+
 /// Parse a PromQL expression; the error is the parser's message, one line, with the column
 /// where the expression stops being valid PromQL.
 pub(crate) fn parse_promql(expr: &str) -> Result<(), String> {
@@ -225,11 +333,11 @@ pub(crate) fn parse_promql(expr: &str) -> Result<(), String> {
     // ones (see `trivial_regexes`). It parses exactly when the original does, so only a
     // failure needs the original parse (for the parser's own message).
     if let Some(cheap) = trivial_regexes(expr) {
-        if promql_parser::parser::parse(&cheap).is_ok() {
+        if promql_parse(&cheap).is_ok() {
             return Ok(());
         }
     }
-    let Err(e) = promql_parser::parser::parse(expr) else {
+    let Err(e) = promql_parse(expr) else {
         return Ok(());
     };
     let message = e.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -356,7 +464,7 @@ fn error_position(expr: &str) -> usize {
         .find(|&k| {
             let prefix = &expr[..k];
             let completed = format!("{prefix}{}", closers(prefix));
-            !prefix.trim().is_empty() && promql_parser::parser::parse(&completed).is_ok()
+            !prefix.trim().is_empty() && promql_parse(&completed).is_ok()
         })
         .unwrap_or(0);
     let rest = &expr[valid_end..];
@@ -545,6 +653,45 @@ mod tests {
             }
             assert_eq!(parse_promql(expr).is_ok(), original, "{expr}");
         }
+        // Found by the `spec` fuzz target: promql-parser panics on a number used as a
+        // duration that no Duration holds; here it is an error naming the parser's failure.
+        for expr in [
+            "rate(x[1e30])",
+            "rate(x[99999999999999999999])",
+            "rate(x[5m]) offset 1e30",
+            "sum(rate(x{job=\"a\"}[2222222222222222222222222222222222222222222222222222222222222 5m]))",
+        ] {
+            let e = parse_promql(expr).unwrap_err();
+            assert!(e.contains("column"), "{expr}: {e}");
+        }
+        assert!(parse_promql("rate(x[1e30])")
+            .unwrap_err()
+            .contains("the number 1e30 is used as a duration but no duration is that long"));
+        for expr in [
+            "rate(x[Inf])",
+            "rate(x[nan])",
+            "rate(x[5m]) offset 0xffffffffffffffffff",
+            "x[5m:1e30]",
+            "rate(x[5m]) offset -1e30",
+        ] {
+            assert!(unbounded_duration_number(expr).is_some(), "{expr}");
+            assert!(parse_promql(expr).is_err(), "{expr}");
+        }
+        // Numbers elsewhere, and sane durations, are the parser's to judge.
+        for expr in [
+            "x > 1e30",
+            "clamp_max(x, Inf)",
+            "rate(x[300])",
+            "rate(x[5m]) offset 1h",
+            "x[5m:30s]",
+            r#"x{a="[1e30]"}"#,
+            "slo:sli_error:ratio_rate5m",
+            "rate(x[22222222222222222222m])",
+        ] {
+            assert_eq!(unbounded_duration_number(expr), None, "{expr}");
+        }
+        // No panic reaches the caller whatever the parser does (a backstop).
+        assert!(promql_parse("rate(x[5m])").is_ok());
         assert_eq!(
             trivial_regexes(r#"x{a=~"5..", b!~".*"} # =~"no""#).as_deref(),
             Some(r#"x{a=~"x", b!~""} # =~"no""#)
