@@ -175,6 +175,17 @@ pub fn set_image(file: &str, text: &str, edit: &ImageEdit) -> Result<String, Kus
     let doc = parse_doc(file, body)?;
     let (sets, removes) = planned_changes(file, edit)?;
     if doc.get("images").is_none() {
+        // A line that reads as an `images:` key although the YAML has none (it is inside a
+        // multi-line quoted string): a field added now would make the next edit read two
+        // (found by the `kustomize` fuzz target).
+        if let Some(&line) = images_key_lines(&split_lines(body)).1.first() {
+            return Err(unsupported(
+                file,
+                line,
+                "an `images:` line that the YAML reads as part of a string",
+                "one `images` field",
+            ));
+        }
         // As `kustomize edit set image` does: add the field, with the one entry.
         return add_images_field(file, bom, body, &doc, &edit.name, &sets);
     }
@@ -875,32 +886,35 @@ fn unsupported(file: &str, line: usize, what: impl Into<String>, expected: &str)
 const BLOCK_LIST: &str = "a block list: `images:` followed by `- name: IMAGE` lines";
 
 /// Find the top-level `images:` block and its entries.
-fn scan(file: &str, lines: &[Line<'_>]) -> Result<Scan, KustomizeError> {
-    // The top-level indentation: that of the first line with content.
+/// The top-level indentation (that of the first line with content) and the lines that
+/// read, line by line, as a top-level `images` key.
+fn images_key_lines(lines: &[Line<'_>]) -> (usize, Vec<usize>) {
     let top = lines
         .iter()
         .find(|l| !is_noise(l.text) && !is_document_start(l.text) && !l.text.starts_with('%'))
         .map(|l| indent(l.text))
         .unwrap_or(0);
-    let mut key_line = None;
-    for (i, l) in lines.iter().enumerate() {
-        if is_noise(l.text) || indent(l.text) != top {
-            continue;
-        }
-        if let Some((k, _)) = parse_key(l.text, top) {
-            if k == "images" {
-                if key_line.is_some() {
-                    return Err(unsupported(
-                        file,
-                        i,
-                        "a second `images` key",
-                        "one `images` field",
-                    ));
-                }
-                key_line = Some(i);
-            }
-        }
+    let keys = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| !is_noise(l.text) && indent(l.text) == top)
+        .filter(|(_, l)| parse_key(l.text, top).is_some_and(|(k, _)| k == "images"))
+        .map(|(i, _)| i)
+        .collect();
+    (top, keys)
+}
+
+fn scan(file: &str, lines: &[Line<'_>]) -> Result<Scan, KustomizeError> {
+    let (top, keys) = images_key_lines(lines);
+    if let Some(&second) = keys.get(1) {
+        return Err(unsupported(
+            file,
+            second,
+            "a second `images` key",
+            "one `images` field",
+        ));
     }
+    let key_line = keys.first().copied();
     // The callers scan only when the parse found `images`: not finding it here means the
     // scanner misreads the layout.
     let Some(key_line) = key_line else {
@@ -1773,6 +1787,37 @@ patches:
             set(dq, &tag("abc", "v2")),
             "images:\n  - name: \"a\\u0062c\"\n    newTag: \"v2\"\n"
         );
+    }
+
+    #[test]
+    fn an_images_line_inside_a_multi_line_string_is_refused_not_doubled() {
+        // Found by the `kustomize` fuzz target: the quoted value runs on to the `"` of the
+        // second entry, so `images:` is text inside it and the file has no images field.
+        let text = "imseages:\n  - name: a\n    newTag: \"v1 (disabled)\n\nimages:\n  - name: shop/checkout\n    newTag: %v1.4.0\"\n";
+        let doc: Value = yaml::from_str(text).unwrap();
+        assert!(doc.get("images").is_none(), "{doc:?}");
+        let edit = ImageEdit {
+            name: "shop/checkout".into(),
+            new_name: None,
+            to: Some(ImageRef::Tag("v2".into())),
+        };
+        match set_image("k.yaml", text, &edit) {
+            Err(KustomizeError::Unsupported { line, what, .. }) => {
+                assert_eq!(line, 5);
+                assert!(what.contains("part of a string"), "{what}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let found = include_str!("../../tests/fixtures/fuzz/kustomize-images-in-a-string.yaml");
+        let edit = ImageEdit {
+            name: "registry.example.com/shop/checkout".into(),
+            new_name: None,
+            to: Some(ImageRef::Tag("v2.0.1".into())),
+        };
+        assert!(matches!(
+            set_image("k.yaml", found, &edit),
+            Err(KustomizeError::Unsupported { .. })
+        ));
     }
 
     #[test]
