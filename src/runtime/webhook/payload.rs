@@ -338,8 +338,8 @@ pub mod fast {
     #[serde(deny_unknown_fields)]
     struct Top {
         version: String,
-        #[serde(default)]
-        status: Present<AlertStatus>,
+        #[serde(default, rename = "status")]
+        _status: Present<AlertStatus>,
         #[serde(default)]
         receiver: Option<String>,
         #[serde(default, rename = "groupKey")]
@@ -386,7 +386,6 @@ pub mod fast {
         if top.version != "4" {
             return None;
         }
-        let _ = top.status;
         let alerts = top
             .alerts
             .into_iter()

@@ -290,7 +290,15 @@ fn unbounded_duration_number(expr: &str) -> Option<String> {
                     .or_else(|| token.strip_prefix("0X"))
                     .map_or_else(
                         || token.parse::<f64>().ok(),
-                        |hex| u128::from_str_radix(hex, 16).ok().map(|v| v as f64),
+                        // Too many hex digits for a u128 is too long for a duration too.
+                        |hex| {
+                            (!hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit())).then(
+                                || {
+                                    u128::from_str_radix(hex, 16)
+                                        .map_or(f64::INFINITY, |v| v as f64)
+                                },
+                            )
+                        },
                     );
                 if duration_place {
                     if let Some(v) = value {
@@ -671,6 +679,7 @@ mod tests {
             "rate(x[Inf])",
             "rate(x[nan])",
             "rate(x[5m]) offset 0xffffffffffffffffff",
+            "rate(x[0xffffffffffffffffffffffffffffffffffffffff])",
             "x[5m:1e30]",
             "rate(x[5m]) offset -1e30",
         ] {
