@@ -254,48 +254,82 @@ impl DocMap {
 /// whole file). Documents before an error are kept; a syntax error or a limit ends the
 /// reading, another error (such as a duplicate key) skips only its document.
 pub fn parse_stream(text: &str) -> Stream {
+    read_stream(text, true)
+}
+
+/// [`parse_stream`]; `single_fast` allows skipping the document map for a one-document text.
+fn read_stream(text: &str, single_fast: bool) -> Stream {
+    let (values, failure) = read_until_error(text);
+    // The usual file: one document and no marker line. It is document 0 of 1, which the
+    // document map would say too; not scanning for it saves a second parse of the text.
+    if single_fast && failure.is_none() && values.len() == 1 && !has_document_markers(text) {
+        return Stream {
+            documents: values
+                .into_iter()
+                .map(|value| Document { index: 0, value })
+                .collect(),
+            error: None,
+            count: 1,
+        };
+    }
     let map = DocMap::scan(text);
-    let non_empty: Vec<usize> = map
+    let mut non_empty = map
         .starts
         .iter()
         .enumerate()
         .filter(|(_, (_, null))| !null)
-        .map(|(i, _)| i)
+        .map(|(i, _)| i);
+    let documents: Vec<Document> = values
+        .into_iter()
+        .map(|value| Document {
+            index: non_empty.next().unwrap_or(map.starts.len()),
+            value,
+        })
         .collect();
-    let mut next = 0usize;
-    let mut out = Stream {
+    let error = failure.map(|e| {
+        let line = e.location().map(|l| l.line() as usize).unwrap_or(0);
+        let index = if line == 0 {
+            non_empty.next().unwrap_or(0)
+        } else {
+            map.doc_at(line)
+        };
+        (index, convert(e))
+    });
+    Stream {
+        documents,
+        error,
         count: map.starts.len(),
-        ..Stream::default()
-    };
+    }
+}
+
+/// The documents of `text` up to its first error, and that error.
+fn read_until_error(text: &str) -> (Vec<Value>, Option<serde_saphyr::Error>) {
     let mut cursor = Cursor::new(text.as_bytes());
     let mut opts = options();
     if let Some(b) = opts.budget.as_mut() {
         b.max_reader_input_bytes = Some(text.len() + 1);
     }
+    let mut values = Vec::new();
     for item in serde_saphyr::read_with_options::<_, Value>(&mut cursor, opts) {
         match item {
-            Ok(value) => {
-                let index = non_empty.get(next).copied().unwrap_or(map.starts.len());
-                next += 1;
-                out.documents.push(Document { index, value });
-            }
-            Err(e) => {
-                let line = e.location().map(|l| l.line() as usize).unwrap_or(0);
-                let index = if line == 0 {
-                    non_empty.get(next).copied().unwrap_or(0)
-                } else {
-                    map.doc_at(line)
-                };
-                let err = convert(e);
-                out.error = Some((index, err));
-                // serde-saphyr ends the iteration after syntax errors and limits; other
-                // errors skip the document, but one error per file is enough to report,
-                // and what follows may be a consequence.
-                break;
-            }
+            Ok(value) => values.push(value),
+            // serde-saphyr ends the iteration after syntax errors and limits; other errors
+            // skip the document, but one error per file is enough to report, and what
+            // follows may be a consequence.
+            Err(e) => return (values, Some(e)),
         }
     }
-    out
+    (values, None)
+}
+
+/// Whether a line of `text` may start or end a document (`---`, `...`) or hold a directive
+/// (`%`); YAML also breaks lines at a lone carriage return. A byte order mark anywhere counts
+/// too. Without any, the text is one document at most.
+fn has_document_markers(text: &str) -> bool {
+    text.contains('\u{feff}')
+        || text
+            .split(['\n', '\r'])
+            .any(|line| line.starts_with("---") || line.starts_with("...") || line.starts_with('%'))
 }
 
 /// The non-empty documents of a stream, or its first error (for inputs slogate writes or
@@ -1213,6 +1247,40 @@ impl serde::ser::SerializeStructVariant for VariantBuilder<MapBuilder> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A one-document text read without the document map reads as with it; texts with
+    /// marker lines (or a lone carriage return before one) take the map.
+    #[test]
+    fn one_document_without_the_map_reads_as_with_it() {
+        for text in [
+            "a: 1\n",
+            "# c\na: [1, 2]\n",
+            "a: |\n  ---\n  ...\nb: 2\n",
+            "a: \"x\n --- y\"\n",
+            "~\n",
+            "[1, 2]",
+            "a: 1\r---\rb: 2\r",
+            "---\na: 1\n",
+            "a: 1\n...\n",
+            "%YAML 1.2\n---\na: 1\n",
+            "\u{feff}a: 1\n",
+            "a: 1\n---\n",
+            "---\n---\na: 1\n",
+            "",
+            "# only a comment\n",
+            "a: [1\n",
+            "a: 1\na: 2\n",
+        ] {
+            assert_eq!(
+                read_stream(text, true),
+                read_stream(text, false),
+                "{text:?}"
+            );
+        }
+        assert!(!has_document_markers("a: |\n  ---\n"));
+        assert!(has_document_markers("a: 1\r---\rb: 2"));
+        assert_eq!(read_stream("a: 1\r---\rb: 2\r", true).count, 2);
+    }
 
     /// Nine levels of ten aliases: 10^9 nodes once expanded, in a few hundred bytes.
     pub(crate) fn billion_laughs() -> String {
