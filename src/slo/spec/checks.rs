@@ -761,44 +761,21 @@ mod tests {
     #[test]
     fn trivial_regexes_keep_the_verdict_of_random_expressions() {
         const PIECES: &[&str] = &[
-            "x",
-            "{",
-            "}",
-            "a",
-            "b",
-            "=~",
-            "!~",
-            "=",
-            "!=",
-            "==",
-            "!",
-            "~",
-            "<",
-            ">=",
-            "\"5..\"",
-            "\".*\"",
-            "\"\"",
-            "\"(\"",
-            "'x|y'",
-            "`.+`",
-            ",",
-            " or ",
-            " ",
-            "(",
-            ")",
-            "sum",
-            "rate",
-            "[1m]",
-            "# c\n",
-            "__name__",
-            "bool",
+            "x", "{", "}", "a", "b", "=~", "!~", "=", "!=", "==", "!", "~", "<", ">=", "\"5..\"",
+            "\".*\"", "\"\"", "\"(\"", "'x|y'", "`.+`", ",", " or ", " ", "(", ")", "sum", "rate",
+            "[1m]", "# c\n", "__name__", "bool", ", ",
+        ];
+        // Whole matchers, used both ways: as pieces, and to build well-formed selectors.
+        const MATCHERS: &[&str] = &[
             "a=~\"5..\"",
             "b!~\".*\"",
             "a=~\"\"",
             "b=~'x|y'",
             "a!~\"\"",
             "c=\"d\"",
-            ", ",
+            "__name__=~\"x.*\"",
+            "d =~ `.+`",
+            "e!~\"(\"",
         ];
         let mut seed: u64 = 0x5eed;
         let mut next = |n: usize| {
@@ -812,17 +789,6 @@ mod tests {
             let mut expr = String::new();
             if next(3) == 0 {
                 // A well-formed selector of matchers (most of them valid).
-                const MATCHERS: &[&str] = &[
-                    "a=~\"5..\"",
-                    "b!~\".*\"",
-                    "a=~\"\"",
-                    "b=~'x|y'",
-                    "a!~\"\"",
-                    "c=\"d\"",
-                    "__name__=~\"x.*\"",
-                    "d =~ `.+`",
-                    "e!~\"(\"",
-                ];
                 expr.push_str(["x{", "{", "sum(rate(x{"][next(3)]);
                 for k in 0..1 + next(4) {
                     if k > 0 {
@@ -840,7 +806,8 @@ mod tests {
                     expr.push_str("x{");
                 }
                 for _ in 0..1 + next(10) {
-                    expr.push_str(PIECES[next(PIECES.len())]);
+                    let k = next(PIECES.len() + MATCHERS.len());
+                    expr.push_str(PIECES.get(k).unwrap_or_else(|| &MATCHERS[k - PIECES.len()]));
                 }
                 if next(2) == 0 {
                     expr.push('}');
