@@ -144,6 +144,16 @@ pub async fn evaluate(
     targets: &[Target],
     at: Option<DateTime<Utc>>,
 ) -> Evaluation {
+    evaluate_with(source, targets, at, targets.len() >= SPECULATE_FROM).await
+}
+
+/// [`evaluate`], sending the window reads together with `sloth_slo_info` when `speculate`.
+async fn evaluate_with(
+    source: &dyn MetricsSource,
+    targets: &[Target],
+    at: Option<DateTime<Utc>>,
+    speculate: bool,
+) -> Evaluation {
     let started = Instant::now();
     let counter = Counter {
         source,
@@ -151,11 +161,30 @@ pub async fn evaluate(
         errors: AtomicU64::new(0),
     };
 
-    // 1. Which SLOs have Sloth recording rules in Prometheus?
-    let with_rules: Result<BTreeSet<Box<str>>, MetricsError> = counter
-        .by_sloth_id("sloth_slo_info", at)
-        .await
-        .map(|v| v.into_iter().filter_map(|s| s.label).collect());
+    // 1. Which SLOs have Sloth recording rules in Prometheus? With many targets, the
+    //    window reads of step 2 are sent at once with this question, for every target's
+    //    windows: at most one query per distinct window is wasted when no SLO has rules,
+    //    and the cycle takes one round trip instead of two.
+    let (all_ids, all_windows) = if speculate {
+        let ids: HashMap<&str, usize> = targets
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.slo.id.as_str(), i))
+            .collect();
+        (ids, windows_of(targets.iter()))
+    } else {
+        (HashMap::new(), BTreeSet::new())
+    };
+    let info = async {
+        counter.by_sloth_id("sloth_slo_info", at).await.map(|v| {
+            v.into_iter()
+                .filter_map(|s| s.label)
+                .collect::<BTreeSet<Box<str>>>()
+        })
+    };
+    let (with_rules, speculative) =
+        futures::join!(info, read_windows(&counter, &all_windows, &all_ids, at));
+    drop(all_ids);
     let with_rules = match with_rules {
         Ok(ids) => ids,
         Err(e) => {
@@ -184,9 +213,9 @@ pub async fn evaluate(
         }
     };
 
-    // 2. Batched recording-rule reads: one query per distinct window, for all SLOs. Each
-    //    answer is folded into per-target values as soon as it arrives, so at most the
-    //    in-flight answers are held, never all of them.
+    // 2. Batched recording-rule reads: one query per distinct window, for all SLOs (already
+    //    sent in step 1 when speculating). Each answer is folded into per-target values as
+    //    soon as it arrives, so at most the in-flight answers are held, never all of them.
     let ruled: HashMap<&str, usize> = targets
         .iter()
         .enumerate()
@@ -194,36 +223,13 @@ pub async fn evaluate(
         .map(|(i, t)| (t.slo.id.as_str(), i))
         .collect();
     drop(with_rules);
-    let mut rule_windows: BTreeSet<PromDuration> = BTreeSet::new();
-    for &i in ruled.values() {
-        rule_windows.extend(targets[i].windows.windows());
-        rule_windows.insert(targets[i].windows.slo_period);
-    }
-    let recorded: HashMap<PromDuration, Result<Recorded, MetricsError>> =
-        stream::iter(rule_windows.iter().copied())
-            .map(|w| {
-                let counter = &counter;
-                let ruled = &ruled;
-                async move {
-                    let r = counter.by_sloth_id(&ratio_rule(w), at).await;
-                    let folded = r.map(|samples| {
-                        let mut by_target = Recorded::with_capacity(ruled.len());
-                        for s in samples {
-                            let Some(&i) = s.label.as_deref().and_then(|id| ruled.get(id)) else {
-                                continue;
-                            };
-                            let e = by_target.entry(i).or_insert((0, s.value));
-                            e.0 += 1;
-                            e.1 = s.value;
-                        }
-                        by_target
-                    });
-                    (w, folded)
-                }
-            })
-            .buffer_unordered(RAW_CONCURRENCY)
-            .collect()
-            .await;
+    let recorded = if speculate {
+        // Folded for every target; only the ruled ones are read from it (step 4).
+        speculative
+    } else {
+        let rule_windows = windows_of(ruled.values().map(|&i| &targets[i]));
+        read_windows(&counter, &rule_windows, &ruled, at).await
+    };
 
     // 3. Raw SLI queries for the rest, bounded concurrency.
     let raw_jobs: Vec<(usize, PromDuration, String)> = targets
@@ -274,6 +280,52 @@ pub async fn evaluate(
         elapsed: started.elapsed(),
         unreachable: false,
     }
+}
+
+/// From how many targets on the window reads are sent together with `sloth_slo_info`
+/// (step 1 of [`evaluate`]). Below it, a cycle sends no query it does not need (tests and
+/// small catalogs count them); above it, the at most one wasted query per window is under
+/// 2% of the raw queries the same targets would send without rules.
+pub const SPECULATE_FROM: usize = 64;
+
+/// Every distinct window (alert windows and SLO period) of `targets`.
+fn windows_of<'a>(targets: impl Iterator<Item = &'a Target>) -> BTreeSet<PromDuration> {
+    let mut ws = BTreeSet::new();
+    for t in targets {
+        ws.extend(t.windows.windows());
+        ws.insert(t.windows.slo_period);
+    }
+    ws
+}
+
+/// One `slo:sli_error:ratio_rate<w>` query per window, at most [`RAW_CONCURRENCY`] at once,
+/// each answer folded into the values of the targets in `ids` as it arrives.
+async fn read_windows(
+    counter: &Counter<'_>,
+    windows: &BTreeSet<PromDuration>,
+    ids: &HashMap<&str, usize>,
+    at: Option<DateTime<Utc>>,
+) -> HashMap<PromDuration, Result<Recorded, MetricsError>> {
+    stream::iter(windows.iter().copied())
+        .map(|w| async move {
+            let r = counter.by_sloth_id(&ratio_rule(w), at).await;
+            let folded = r.map(|samples| {
+                let mut by_target = Recorded::with_capacity(ids.len());
+                for s in samples {
+                    let Some(&i) = s.label.as_deref().and_then(|id| ids.get(id)) else {
+                        continue;
+                    };
+                    let e = by_target.entry(i).or_insert((0, s.value));
+                    e.0 += 1;
+                    e.1 = s.value;
+                }
+                by_target
+            });
+            (w, folded)
+        })
+        .buffer_unordered(RAW_CONCURRENCY)
+        .collect()
+        .await
 }
 
 fn single(slo: &str, query: &str, values: &[f64]) -> Result<Option<f64>, EvalError> {
@@ -458,6 +510,114 @@ mod tests {
             .build()
             .unwrap()
             .block_on(evaluate(f, targets, None))
+    }
+
+    fn run_with(f: &Fake, targets: &[Target], speculate: bool) -> Evaluation {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(evaluate_with(f, targets, None, speculate))
+    }
+
+    /// The results of a cycle, printed: what a caller sees, errors included.
+    fn outcome(ev: &Evaluation) -> Vec<String> {
+        ev.results
+            .iter()
+            .map(|(id, r)| match r {
+                Ok(report) => format!("{id} {report:?}"),
+                Err(e) => format!("{id} error {e}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn speculative_window_reads_change_no_result() {
+        // 100 targets: the first 60 have rules (one of them twice, one failing window), the
+        // rest are raw with answers for some windows.
+        let targets: Vec<Target> = (0..100).map(|i| target(&format!("s{i}"), 99.9)).collect();
+        let mut f = recorded(&targets[..60], 0.0005);
+        let w1h = ratio_rule(PromDuration::from_hours(1));
+        if let Some(Ok(v)) = f.answers.get_mut(&w1h) {
+            v.push(sample(&[("sloth_id", "svc-s7")], 0.9));
+            v.push(sample(&[("sloth_id", "svc-s80")], 0.9));
+        }
+        f.answers.insert(
+            ratio_rule(PromDuration::from_hours(6)),
+            Err(MetricsError::Query {
+                query: "slo:sli_error:ratio_rate6h".into(),
+                message: "boom".into(),
+            }),
+        );
+        for t in &targets[60..90] {
+            f.answers.insert(
+                t.slo.sli.error_ratio_query("1h"),
+                Ok(vec![sample(&[], 0.01)]),
+            );
+        }
+        let plain = run_with(&f, &targets, false);
+        let spec = run_with(&f, &targets, true);
+        assert_eq!(outcome(&plain), outcome(&spec));
+        assert!(outcome(&spec)
+            .iter()
+            .any(|r| r.contains("svc-s7 error") && r.contains("2 series")));
+        assert!(outcome(&spec)
+            .iter()
+            .any(|r| r.contains("svc-s1 error") && r.contains("boom")));
+        // The same windows are read: nothing is wasted when some SLO has rules.
+        assert_eq!(plain.queries, spec.queries);
+        assert_eq!(plain.query_errors, spec.query_errors);
+    }
+
+    #[test]
+    fn speculation_starts_at_its_threshold_and_costs_one_query_per_window_at_most() {
+        let targets: Vec<Target> = (0..SPECULATE_FROM)
+            .map(|i| target(&format!("s{i}"), 99.9))
+            .collect();
+        // No SLO has rules: the 8 window reads are wasted, on top of 8 raw queries each.
+        let f = Fake::default();
+        let ev = run(&f, &targets);
+        assert_eq!(ev.queries as usize, 1 + 8 + 8 * SPECULATE_FROM);
+        let asked = f.asked.lock().unwrap();
+        assert_eq!(
+            asked
+                .iter()
+                .filter(|q| q.starts_with("slo:sli_error:ratio_rate"))
+                .count(),
+            8
+        );
+        drop(asked);
+        // One target fewer: no speculation.
+        let f = Fake::default();
+        let ev = run(&f, &targets[1..]);
+        assert_eq!(ev.queries as usize, 1 + 8 * (SPECULATE_FROM - 1));
+    }
+
+    #[test]
+    fn unreachable_prometheus_fails_every_slo_when_speculating_too() {
+        let targets: Vec<Target> = (0..SPECULATE_FROM)
+            .map(|i| target(&format!("s{i}"), 99.9))
+            .collect();
+        let mut f = Fake::default();
+        let down = |q: &str| {
+            Err(MetricsError::Unreachable {
+                url: "http://p".into(),
+                query: q.into(),
+                message: "connection refused".into(),
+            })
+        };
+        f.answers
+            .insert("sloth_slo_info".into(), down("sloth_slo_info"));
+        let mut ws = AlertWindows::default_30d().windows();
+        ws.push(PromDuration::from_days(30));
+        for w in ws {
+            f.answers.insert(ratio_rule(w), down(&ratio_rule(w)));
+        }
+        let ev = run(&f, &targets);
+        assert!(ev.unreachable);
+        assert_eq!(ev.queries, 9);
+        assert_eq!(ev.query_errors, 9);
+        assert_eq!(ev.errors().count(), SPECULATE_FROM);
+        assert!(ev.errors().all(|e| e.is_unreachable()));
     }
 
     #[test]
