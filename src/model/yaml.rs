@@ -259,6 +259,20 @@ pub fn parse_stream(text: &str) -> Stream {
 
 /// [`parse_stream`]; `single_fast` allows skipping the document map for a one-document text.
 fn read_stream(text: &str, single_fast: bool) -> Stream {
+    // The usual file: one document and no marker line. Read from the string (serde-saphyr's
+    // reader input decodes the text again in chunks); anything else, an empty document or
+    // an error included, is read below as before.
+    if single_fast && !has_document_markers(text) {
+        if let Ok(value) = serde_saphyr::from_str_with_options::<Value>(text, options()) {
+            if !value.is_null() {
+                return Stream {
+                    documents: vec![Document { index: 0, value }],
+                    error: None,
+                    count: 1,
+                };
+            }
+        }
+    }
     let (values, failure) = read_until_error(text);
     // The usual file: one document and no marker line. It is document 0 of 1, which the
     // document map would say too; not scanning for it saves a second parse of the text.
@@ -1270,16 +1284,60 @@ mod tests {
             "# only a comment\n",
             "a: [1\n",
             "a: 1\na: 2\n",
+            "a: &x {b: [1, 2.5, .inf, -.nan, 0x1f, 0o17, 1e3, 0755, 1_000]}\nc: *x\n",
+            "<<: {a: 1}\nb: !!str 2\nc: !custom 3\nd: yes\ne: null\nf: ~\ng:\n",
+            "a: >-\n  folded\n  text\nb: '\\n'\nc: \"\\t\\u00e9\"\n? [k]\n: v\n",
+            "- 1\n- [2, {3: 4}]\n- \"x\"\n",
+            "a: \"unterminated\n",
+            "a:\n\t- tab\n",
+            "plain scalar only\n",
+            "null\n",
+            "a: *undefined\n",
         ] {
+            // Compared as printed: NaN is not equal to itself.
             assert_eq!(
-                read_stream(text, true),
-                read_stream(text, false),
+                format!("{:?}", read_stream(text, true)),
+                format!("{:?}", read_stream(text, false)),
                 "{text:?}"
             );
         }
         assert!(!has_document_markers("a: |\n  ---\n"));
         assert!(has_document_markers("a: 1\r---\rb: 2"));
         assert_eq!(read_stream("a: 1\r---\rb: 2\r", true).count, 2);
+    }
+
+    /// The same equivalence over every YAML file the repository holds: real-world specs,
+    /// rules, manifests and fixtures (which also hold broken and hostile inputs).
+    #[test]
+    fn every_yaml_file_of_the_repository_reads_as_with_the_map() {
+        fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+            for e in std::fs::read_dir(dir).unwrap().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(&p, out);
+                } else if matches!(p.extension().and_then(|x| x.to_str()), Some("yml" | "yaml")) {
+                    out.push(p);
+                }
+            }
+        }
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files = Vec::new();
+        for d in ["tests/fixtures", "examples", "deploy", "rules"] {
+            walk(&root.join(d), &mut files);
+        }
+        assert!(files.len() > 100, "{} files", files.len());
+        let mut single = 0;
+        for f in &files {
+            let Ok(text) = std::fs::read_to_string(f) else {
+                continue;
+            };
+            let fast = read_stream(&text, true);
+            let slow = read_stream(&text, false);
+            assert_eq!(format!("{fast:?}"), format!("{slow:?}"), "{}", f.display());
+            single += usize::from(fast.count == 1 && !has_document_markers(&text));
+        }
+        // The fast path was taken, for most of them.
+        assert!(single > files.len() / 3, "{single} of {}", files.len());
     }
 
     /// Nine levels of ten aliases: 10^9 nodes once expanded, in a few hundred bytes.
