@@ -268,7 +268,12 @@ pub async fn run_once(cfg: &Config) -> Result<CycleSummary, DaemonError> {
     let states = cluster::state_store(cfg, &client).await?;
     let d = wire(cfg, AlwaysLeader::new().leadership(), states)?;
     d.slos.reload().await;
-    Ok(d.slos.cycle().await)
+    let summary = d.slos.cycle().await;
+    // The process exits once the summary is printed: freeing the SLOs, reports and metric
+    // rows one by one would only delay that (about 15 ms at 10,000 SLOs). Nothing in `d`
+    // has work left to do on drop: no buffered writes, no temporary files.
+    std::mem::forget(d);
+    Ok(summary)
 }
 
 /// Run until `shutdown` resolves.
