@@ -14,7 +14,7 @@
 //! `serde_json::Value` would lose the key order (warnings follow the file) and non-string
 //! keys. [`Value`] keeps both, and reads like the `serde_yaml::Value` it replaces.
 //!
-//! Why a second reader ([`tree`]): for the plain one-document file (no anchors, tags or
+//! Why a second reader (`tree`): for the plain one-document file (no anchors, tags or
 //! merge keys, no scalar of uncertain type), building the value straight from the parser's
 //! events takes a third of serde-saphyr's time; it gives up on anything else, which
 //! serde-saphyr then reads.

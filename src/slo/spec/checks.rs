@@ -337,11 +337,16 @@ fn unbounded_duration_number(expr: &str) -> Option<String> {
 /// Parse a PromQL expression; the error is the parser's message, one line, with the column
 /// where the expression stops being valid PromQL.
 pub(crate) fn parse_promql(expr: &str) -> Result<(), String> {
-    // Fast path: the same expression with its regex matchers' values swapped for trivial
-    // ones (see `trivial_regexes`). It parses exactly when the original does, so only a
-    // failure needs the original parse (for the parser's own message).
-    if let Some(cheap) = trivial_regexes(expr) {
-        if promql_parse(&cheap).is_ok() {
+    // Fast path: the expression's shape (see `shape`) parses exactly when the expression
+    // does, and shapes repeat across SLOs (the same query for another service or SLO), so
+    // each valid shape is parsed once per process. Only a failure needs the original parse
+    // (for the parser's own message).
+    if let Some(shape) = shape(expr) {
+        if valid_shapes().contains(&shape) {
+            return Ok(());
+        }
+        if promql_parse(&shape).is_ok() {
+            valid_shapes().insert(shape);
             return Ok(());
         }
     }
@@ -362,23 +367,65 @@ pub(crate) fn parse_promql(expr: &str) -> Result<(), String> {
     })
 }
 
-/// `expr` with every regex matcher (`=~"…"`, `!~"…"`) inside braces whose regex is valid
-/// turned into an equality matcher (`="…"`, `!="…"`) whose value is `""` when that regex
-/// matches the empty string and `"x"` otherwise; `None` when nothing was replaced.
+/// The shapes known to parse, for [`parse_promql`]: a memo of a pure function (the parse
+/// verdict of a text), bounded, shared by the loader's threads.
+struct ValidShapes(std::sync::Mutex<std::collections::HashSet<String>>);
+
+impl ValidShapes {
+    fn set(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+        // A panic while holding the lock cannot leave the set half-changed (insert and
+        // clear complete or do nothing): the set is still a set of valid shapes.
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+    fn contains(&self, shape: &str) -> bool {
+        self.set().contains(shape)
+    }
+    fn insert(&self, shape: String) {
+        let mut set = self.set();
+        if set.len() >= 16_384 && !set.contains(&shape) {
+            set.clear();
+        }
+        set.insert(shape);
+    }
+}
+
+fn valid_shapes() -> &'static ValidShapes {
+    static SHAPES: OnceLock<ValidShapes> = OnceLock::new();
+    SHAPES.get_or_init(|| ValidShapes(Default::default()))
+}
+
+/// Which matcher operator a string follows.
+#[derive(Clone, Copy)]
+enum Op {
+    /// `=~` or `!~`.
+    Regex,
+    /// `=` or `!=`.
+    Equal,
+}
+
+/// `expr` with its matchers' values reduced to what the parser's verdict depends on, or
+/// `None` when this scanner cannot vouch for the lexer's reading (an unterminated string,
+/// an operator the lexer would read otherwise). Inside braces:
+/// - every regex matcher (`=~"…"`, `!~"…"`) whose regex is valid becomes an equality
+///   matcher (`="…"`, `!="…"`) whose value is `""` when that regex matches the empty string
+///   and `"x"` otherwise;
+/// - every equality matcher's non-empty value becomes `"x"`.
 ///
 /// Why: promql-parser compiles every matcher's regex while parsing, and compiling even
 /// `"5.."` (a Unicode `.`) costs far more than parsing the rest: 10,000 SLOs with a
 /// `code=~"5.."` matcher spent about 70% of spec loading there. Real specs repeat a few
 /// regexes, so each distinct one is compiled once per process (as promql-parser does,
-/// anchored `^(?:…)$`) and the parse sees an equality matcher, which compiles nothing (even
-/// a trivial regex cost a regex compilation per matcher: about a tenth of loading 10,000
-/// SLOs). Validity and "matches the empty string" are all the parser uses a matcher's regex
-/// for (the empty-matcher rule; its grammar takes the four operators alike), and `=""`/`!=""`
-/// match the empty string exactly when `=~`/`!~` of such a regex do, so the rewritten
-/// expression parses exactly when the original does. Values with a backslash, regexes the
-/// `regex` crate refuses as written, and an operator that the lexer would read otherwise
-/// (outside braces, or right after `=`, `!`, `<`, `>` or `~`) are left for the parser itself.
-fn trivial_regexes(expr: &str) -> Option<String> {
+/// anchored `^(?:…)$`), and the same query for another service or SLO has the same shape,
+/// which [`parse_promql`] parses once. Validity and "matches the empty string" are all the
+/// parser uses a matcher's value for (the empty-matcher rule; its grammar takes the four
+/// operators alike; a value is never otherwise inspected), and `=""`/`!=""` match the
+/// empty string exactly when `=~`/`!~` of such a regex do, and `="x"`/`!="x"` exactly when
+/// `="v"`/`!="v"` of any non-empty `v` do, so the shape parses exactly when the original
+/// does. Values with a backslash or a line break, regexes the `regex` crate refuses as
+/// written, strings after a comment, and strings outside braces are kept as written.
+fn shape(expr: &str) -> Option<String> {
     static CACHE: OnceLock<std::sync::Mutex<std::collections::HashMap<String, Option<bool>>>> =
         OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
@@ -401,16 +448,16 @@ fn trivial_regexes(expr: &str) -> Option<String> {
     let bytes = expr.as_bytes();
     let mut out = String::with_capacity(expr.len());
     let mut copied = 0; // bytes of `expr` already in `out`
-    let mut replaced = false;
     let mut i = 0;
     let mut quote: Option<u8> = None;
-    // Where the regex operator before the next string starts, while only blanks follow it.
-    let mut regex_op: Option<usize> = None;
+    // Where the matcher operator before the next string starts, while only blanks follow.
+    let mut op: Option<(usize, Op)> = None;
     let mut braces = 0usize;
     while i < bytes.len() {
         let c = bytes[i];
         if let Some(q) = quote {
-            if c == b'\\' && q != b'`' {
+            // promql-parser's lexer reads escapes in all three kinds of quotes.
+            if c == b'\\' {
                 i += 2;
                 continue;
             }
@@ -420,62 +467,79 @@ fn trivial_regexes(expr: &str) -> Option<String> {
             i += 1;
             continue;
         }
-        if let (b'"' | b'\'' | b'`', Some(op)) = (c, regex_op) {
-            regex_op = None;
+        if let (b'"' | b'\'' | b'`', Some((at, kind))) = (c, op) {
+            op = None;
             let start = i + 1;
             let end = expr[start..].find(c as char).map(|k| start + k);
             let Some(end) = end else {
                 return None; // unterminated: the parser reports it
             };
             let value = &expr[start..end];
-            if !value.contains('\\') {
-                if let Some(empty) = matches_empty(value) {
-                    out.push_str(&expr[copied..op]);
-                    out.push_str(if bytes[op] == b'=' { "=" } else { "!=" });
-                    out.push_str(&expr[op + 2..start]);
-                    out.push_str(if empty { "" } else { "x" });
-                    copied = end;
-                    replaced = true;
+            // A backslash or a line break makes the value's own spelling matter (the parser
+            // refuses a line break in a quoted string, and unknown escapes).
+            if !value.contains(['\\', '\n', '\r']) {
+                match kind {
+                    Op::Regex => {
+                        if let Some(empty) = matches_empty(value) {
+                            out.push_str(&expr[copied..at]);
+                            out.push_str(if bytes[at] == b'=' { "=" } else { "!=" });
+                            out.push_str(&expr[at + 2..start]);
+                            out.push_str(if empty { "" } else { "x" });
+                            copied = end;
+                        }
+                    }
+                    Op::Equal if !value.is_empty() => {
+                        out.push_str(&expr[copied..start]);
+                        out.push('x');
+                        copied = end;
+                    }
+                    Op::Equal => {}
                 }
             }
             i = end + 1;
             continue;
         }
+        // An operator right after one of these is lexed otherwise (`==`, `<=`, `=~=`...).
+        let glued = i > 0 && matches!(bytes[i - 1], b'=' | b'!' | b'<' | b'>' | b'~');
         match c {
             b'#' => {
                 // A comment runs to the end of the line.
                 while i < bytes.len() && bytes[i] != b'\n' {
                     i += 1;
                 }
-                regex_op = None;
+                op = None;
                 continue;
             }
             b'=' | b'!' if bytes.get(i + 1) == Some(&b'~') => {
-                if braces == 0
-                    || (i > 0 && matches!(bytes[i - 1], b'=' | b'!' | b'<' | b'>' | b'~'))
-                {
+                if braces == 0 || glued {
                     return None; // not lexed as a matcher operator: the parser judges it
                 }
-                regex_op = Some(i);
+                op = Some((i, Op::Regex));
                 i += 2;
+                continue;
+            }
+            b'=' | b'!' if braces > 0 && (c == b'=' || bytes.get(i + 1) == Some(&b'=')) => {
+                let len = if c == b'=' { 1 } else { 2 };
+                if glued || matches!(bytes.get(i + len), Some(b'=' | b'~')) {
+                    return None; // `==`, `!==`, `=!=`...: the parser judges it
+                }
+                op = Some((i, Op::Equal));
+                i += len;
                 continue;
             }
             b'"' | b'\'' | b'`' => quote = Some(c),
             b'{' => {
                 braces += 1;
-                regex_op = None;
+                op = None;
             }
             b'}' => {
                 braces = braces.saturating_sub(1);
-                regex_op = None;
+                op = None;
             }
             c if c.is_ascii_whitespace() => {}
-            _ => regex_op = None,
+            _ => op = None,
         }
         i += 1;
-    }
-    if !replaced {
-        return None;
     }
     out.push_str(&expr[copied..]);
     Some(out)
@@ -649,7 +713,7 @@ mod tests {
     /// the original does, across valid and invalid regexes, empty-matching regexes, strings,
     /// comments and function arguments.
     #[test]
-    fn trivial_regexes_keep_the_parse_verdict() {
+    fn shapes_keep_the_parse_verdict() {
         let cases = [
             r#"sum(rate(http_requests_total{code=~"5..",job="a"}[1m]))"#,
             r#"{job=~".*"}"#,
@@ -688,10 +752,45 @@ mod tests {
                 "b"}"#,
             r#"x{a=~~"b"}"#,
             r#"x{a=~"b"=~"c"}"#,
+            // Equality matchers: only a value's emptiness matters to the parser.
+            r#"{a="b"}"#,
+            r#"{a=""}"#,
+            r#"{a!=""}"#,
+            r#"{a!="b"}"#,
+            r#"{a="", b!="c"}"#,
+            r#"{a="" or b=""}"#,
+            r#"{a="b" or c=""}"#,
+            r#"x{__name__="y"}"#,
+            r#"{__name__=""}"#,
+            r#"{"a.b"="c"}"#,
+            r#"{"x.y", a="b"}"#,
+            r#"{"x.y"}"#,
+            r#"x{a="b"="c"}"#,
+            r#"x{a=="b"}"#,
+            r#"x{a<="b"}"#,
+            r#"x{a!=="b"}"#,
+            r#"x{a=!="b"}"#,
+            r#"x{a!=~"b"}"#,
+            r#"x{a="b\q"}"#,
+            r#"x{a="b\n"}"#,
+            r#"x{a=`b\q`}"#,
+            r#"x{a=`\`, b="q"}"#,
+            r#"x{a="b
+c"}"#,
+            r#"x{a="b"} != "c""#,
+            r#"x != "c""#,
+            r#"label_replace(x{a="b"}, "d", "$1", "e", "(.*)")"#,
+            r#"count_values("v", x{a="b"})"#,
+            r#"x{a="b"} offset 5m"#,
+            r#"x{a="unterminated}"#,
+            "x{a=~\"b\nc\"}",
+            "x{a=~'b\nc'}",
+            "x{a=~`b\nc`}",
+            "x{a='b\rc'}",
         ];
         for expr in cases {
             let original = promql_parser::parser::parse(expr).is_ok();
-            if let Some(cheap) = trivial_regexes(expr) {
+            if let Some(cheap) = shape(expr) {
                 assert_eq!(
                     promql_parser::parser::parse(&cheap).is_ok(),
                     original,
@@ -702,13 +801,10 @@ mod tests {
         }
         // The parser sees equality matchers, so it compiles no regex.
         assert_eq!(
-            trivial_regexes(r#"sum(rate(x{code=~"5..",job="a", env!~"dev|test"}[1m]))"#).as_deref(),
-            Some(r#"sum(rate(x{code="x",job="a", env!="x"}[1m]))"#)
+            shape(r#"sum(rate(x{code=~"5..",job="a", env!~"dev|test"}[1m]))"#).as_deref(),
+            Some(r#"sum(rate(x{code="x",job="x", env!="x"}[1m]))"#)
         );
-        assert_eq!(
-            trivial_regexes(r#"{a =~ ".*"}"#).as_deref(),
-            Some(r#"{a = ""}"#)
-        );
+        assert_eq!(shape(r#"{a =~ ".*"}"#).as_deref(), Some(r#"{a = ""}"#));
         // Found by the `spec` fuzz target: promql-parser panics on a number used as a
         // duration that no Duration holds; here it is an error naming the parser's failure.
         for expr in [
@@ -750,20 +846,64 @@ mod tests {
         // No panic reaches the caller whatever the parser does (a backstop).
         assert!(promql_parse("rate(x[5m])").is_ok());
         assert_eq!(
-            trivial_regexes(r#"x{a=~"5..", b!~".*"} # =~"no""#).as_deref(),
+            shape(r#"x{a=~"5..", b!~".*"} # =~"no""#).as_deref(),
             Some(r#"x{a="x", b!=""} # =~"no""#)
         );
-        assert_eq!(trivial_regexes(r#"x{a="5.."}"#), None);
+        // Equality values: only emptiness is kept; outside braces nothing changes.
+        assert_eq!(
+            shape(r#"x{a="5..", b!="", c!="y"}"#).as_deref(),
+            Some(r#"x{a="x", b!="", c!="x"}"#)
+        );
+        assert_eq!(
+            shape(r#"x{"a.b"="c"} != "d""#).as_deref(),
+            Some(r#"x{"a.b"="x"} != "d""#)
+        );
+        assert_eq!(shape(r#"x{a="q\"r"}"#).as_deref(), Some(r#"x{a="q\"r"}"#));
+        assert_eq!(shape(r#"x{a=="b"}"#), None);
     }
 
     /// The same property on 5,000 random expressions built from matcher pieces, operators
     /// next to each other, braces, strings and comments (a fixed-seed generator).
     #[test]
-    fn trivial_regexes_keep_the_verdict_of_random_expressions() {
+    fn shapes_keep_the_verdict_of_random_expressions() {
         const PIECES: &[&str] = &[
-            "x", "{", "}", "a", "b", "=~", "!~", "=", "!=", "==", "!", "~", "<", ">=", "\"5..\"",
-            "\".*\"", "\"\"", "\"(\"", "'x|y'", "`.+`", ",", " or ", " ", "(", ")", "sum", "rate",
-            "[1m]", "# c\n", "__name__", "bool", ", ",
+            "x",
+            "{",
+            "}",
+            "a",
+            "b",
+            "=~",
+            "!~",
+            "=",
+            "!=",
+            "==",
+            "!",
+            "~",
+            "<",
+            ">=",
+            "\"5..\"",
+            "\".*\"",
+            "\"\"",
+            "\"(\"",
+            "'x|y'",
+            "`.+`",
+            ",",
+            " or ",
+            " ",
+            "(",
+            ")",
+            "sum",
+            "rate",
+            "[1m]",
+            "# c\n",
+            "__name__",
+            "bool",
+            ", ",
+            "\"a.b\"",
+            "\"q\\\\\"",
+            "`\\`",
+            "''",
+            "\"l\nm\"",
         ];
         // Whole matchers, used both ways: as pieces, and to build well-formed selectors.
         const MATCHERS: &[&str] = &[
@@ -776,6 +916,10 @@ mod tests {
             "__name__=~\"x.*\"",
             "d =~ `.+`",
             "e!~\"(\"",
+            "f=\"\"",
+            "g!=\"h\"",
+            "h!=\"\"",
+            "\"i.j\"=\"k\"",
         ];
         let mut seed: u64 = 0x5eed;
         let mut next = |n: usize| {
@@ -815,7 +959,7 @@ mod tests {
             }
             let original = promql_parse(&expr).is_ok();
             valid += usize::from(original);
-            if let Some(cheap) = trivial_regexes(&expr) {
+            if let Some(cheap) = shape(&expr) {
                 rewritten += 1;
                 assert_eq!(promql_parse(&cheap).is_ok(), original, "{expr} -> {cheap}");
             }
