@@ -399,6 +399,15 @@ mod tests {
             "just a scalar\n",
             "spec:\n  template:\n    metadata:\n      labels: {app: x}\n",
             "a: 1\nb: 2\nc: 3\nd: 4\ne: 5\nf: 6\ng: 7\nh: 8\ni: 9\nj: 10\n",
+            "{a, b: 1}\n",
+            "[a: 1, b]\n",
+            "? a\n: 1\n",
+            "a:\n  - 1\n  -\n  - ''\n",
+            "a: \"\"\nb: ''\nc: ~\n",
+            "a: [[[], {}], {b: [c]}]\n",
+            "key with spaces: value with:colon # and a comment\n",
+            "url: http://example.com:8080/path\n",
+            "a: -x\nb: +x\nd: x.\n",
         ] {
             assert!(agree(text), "gave up on {text:?}");
         }
