@@ -417,6 +417,81 @@ mod tests {
         assert!(!agree(&format!("{many}k7: 2\n")));
     }
 
+    /// 20,000 random texts from YAML pieces (indentation, block and flow collections, keys,
+    /// quotes, anchors, aliases, tags, merge keys, comments, block scalars; a fixed-seed
+    /// generator), most of them broken: whenever this reader answers, it is serde-saphyr's
+    /// value.
+    #[test]
+    fn random_texts_agree_or_are_left_to_serde_saphyr() {
+        const PIECES: &[&str] = &[
+            "a",
+            "b",
+            ": ",
+            ":",
+            "- ",
+            "-",
+            "\n",
+            "  ",
+            "    ",
+            "{",
+            "}",
+            "[",
+            "]",
+            ", ",
+            "'q'",
+            "\"d\"",
+            "\"e\\n\"",
+            "1",
+            "0.5",
+            "-2",
+            "true",
+            "null",
+            "~",
+            "&x ",
+            "*x",
+            "!t ",
+            "<<",
+            "? ",
+            " #c",
+            "|\n  t\n",
+            ">\n  f\n",
+            "0x1",
+            "1e3",
+            "5m",
+            "''",
+            "\t",
+            "---",
+            "...",
+            "%",
+            "\"",
+            "'",
+            "a: 1\n",
+            "- 2\n",
+            "k:\n  - v\n",
+        ];
+        let mut seed: u64 = 0x7ee5;
+        let mut next = |n: usize| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((seed >> 33) as usize) % n
+        };
+        let mut answered = 0;
+        for _ in 0..20_000 {
+            let mut text = String::new();
+            for _ in 0..1 + next(16) {
+                text.push_str(PIECES[next(PIECES.len())]);
+            }
+            text.push('\n');
+            if !super::super::has_document_markers(&text) && agree(&text) {
+                answered += 1;
+            }
+        }
+        eprintln!("tree reader: {answered} of 20000 random texts answered");
+        // Enough of them are valid and plain for the comparison to mean something.
+        assert!(answered > 2_000, "{answered} answered");
+    }
+
     /// Generated scalars of every shape near the numbers: each answer is serde-saphyr's.
     #[test]
     fn generated_scalars_agree_or_are_left_to_serde_saphyr() {
