@@ -244,6 +244,8 @@ fn decimal(t: &str) -> Option<Number> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::rngs::StdRng;
+    use rand::{RngExt, SeedableRng};
 
     /// What serde-saphyr reads, with slogate's options.
     fn saphyr(text: &str) -> Option<Value> {
@@ -469,13 +471,8 @@ mod tests {
             "- 2\n",
             "k:\n  - v\n",
         ];
-        let mut seed: u64 = 0x7ee5;
-        let mut next = |n: usize| {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((seed >> 33) as usize) % n
-        };
+        let mut rng = StdRng::seed_from_u64(0x7ee5);
+        let mut next = |n: usize| rng.random_range(0..n);
         let mut answered = 0;
         for _ in 0..20_000 {
             let mut text = String::new();

@@ -708,6 +708,8 @@ pub(crate) fn fmt_num(x: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::rngs::StdRng;
+    use rand::{RngExt, SeedableRng};
 
     /// The fast path never changes the verdict: the rewritten expression parses exactly when
     /// the original does, across valid and invalid regexes, empty-matching regexes, strings,
@@ -921,13 +923,8 @@ c"}"#,
             "h!=\"\"",
             "\"i.j\"=\"k\"",
         ];
-        let mut seed: u64 = 0x5eed;
-        let mut next = |n: usize| {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((seed >> 33) as usize) % n
-        };
+        let mut rng = StdRng::seed_from_u64(0x5eed);
+        let mut next = |n: usize| rng.random_range(0..n);
         let (mut rewritten, mut valid) = (0, 0);
         for _ in 0..5_000 {
             let mut expr = String::new();
