@@ -502,3 +502,97 @@ async fn exposes_receiver_metrics_on_the_daemon_endpoint() {
         assert!(m.contains(line), "missing `{line}` in\n{m}");
     }
 }
+
+/// A memory store whose writes take a while.
+struct SlowWrites(MemoryStore, Duration);
+
+#[async_trait]
+impl StateStore for SlowWrites {
+    async fn get(&self, key: &str) -> Result<Option<Versioned>, StateError> {
+        self.0.get(key).await
+    }
+    async fn put(&self, key: &str, value: Value, expected: Option<u64>) -> Result<u64, StateError> {
+        tokio::time::sleep(self.1).await;
+        self.0.put(key, value, expected).await
+    }
+    async fn delete(&self, key: &str, expected: u64) -> Result<(), StateError> {
+        self.0.delete(key, expected).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StateError> {
+        self.0.list(prefix).await
+    }
+    async fn append_decision(&self, r: &DecisionRecord) -> Result<(), StateError> {
+        self.0.append_decision(r).await
+    }
+    async fn decisions(&self, q: &DecisionQuery) -> Result<Vec<DecisionRecord>, StateError> {
+        self.0.decisions(q).await
+    }
+}
+
+/// Alertmanager gives up on a slow receiver (its own timeout) while the alert is being
+/// written: the write completes, the trigger is sent, and the retry is a duplicate that
+/// triggers nothing more.
+#[tokio::test]
+async fn a_client_that_hangs_up_mid_write_still_gets_its_alert_recorded_and_triggered() {
+    let store: Arc<dyn StateStore> =
+        Arc::new(SlowWrites(MemoryStore::new(), Duration::from_millis(400)));
+    let mut r = start_with(store.clone(), 1024 * 1024, "SLOGATE_TEST_WH_PW_HANGUP").await;
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let gone = impatient
+        .post(&r.url)
+        .header("content-type", "application/json")
+        .bearer_auth(TOKEN)
+        .body(FIRING)
+        .send()
+        .await;
+    assert!(gone.is_err(), "the client gave up first: {gone:?}");
+    let t = r.next_trigger().await;
+    assert_eq!(t.fingerprint, "bdef0648ce50a622");
+    assert!(store
+        .get("webhook/slo-alerts/checkout-availability")
+        .await
+        .unwrap()
+        .is_some());
+    let (status, retry) = r.send(FIRING).await;
+    assert_eq!((status, retry["duplicates"].as_u64()), (200, Some(1)));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    r.no_more_triggers();
+}
+
+/// With the trigger queue full (a stuck guard), the alerts are still recorded and answered;
+/// the triggers that find no room are dropped and counted, the rest are delivered.
+#[tokio::test]
+async fn a_full_trigger_queue_drops_and_counts_the_excess_triggers() {
+    let mut r = start("SLOGATE_TEST_WH_PW_FULL").await;
+    let mut body: Value = serde_json::from_str(FIRING).unwrap();
+    let one = body["alerts"][0].clone();
+    // The test receiver's queue holds 64 triggers and nothing consumes them meanwhile.
+    let alerts: Vec<Value> = (0..70)
+        .map(|i| {
+            let mut a = one.clone();
+            a["fingerprint"] = format!("{i:016x}").into();
+            a
+        })
+        .collect();
+    body["alerts"] = Value::Array(alerts);
+    let (status, summary) = r.send(&body.to_string()).await;
+    assert_eq!(status, 200, "{summary}");
+    assert_eq!(summary["recorded"], 70);
+    let m = r.metrics().await;
+    assert!(
+        m.contains("slogate_webhook_triggers_dropped_total 6"),
+        "{m}"
+    );
+    assert!(
+        m.contains("slogate_webhook_alerts_total{result=\"recorded\"} 70"),
+        "{m}"
+    );
+    let mut delivered = 0;
+    while r.triggers.try_recv().is_ok() {
+        delivered += 1;
+    }
+    assert_eq!(delivered, 64);
+}

@@ -26,8 +26,10 @@
 //! SLO's document is in flight, the alerts of further requests for that SLO queue up and go
 //! into the next one together, so a burst of N deliveries costs a few document writes
 //! instead of N writes that conflict with each other (and back off). The answers and the
-//! guarantee are those of [`record_all`] over the queued alerts in arrival order; the commit
-//! runs in its own task, so a caller that goes away never strands the others' answers.
+//! guarantee are those of [`record_all`] over the queued alerts in arrival order. One
+//! writer task per SLO runs while anything is queued; it also runs the follow-up of each
+//! write ([`AfterCommit`]: the receiver's triggers) before answering, so a caller that goes
+//! away neither strands the others' answers nor loses the follow-up of its stored events.
 //!
 //! Alertmanager's fingerprint (16 hex digits) is used when it is a valid key segment;
 //! otherwise (absent, or odd characters from another sender) the same FNV-1a hash of the
@@ -212,7 +214,14 @@ pub fn labels_fingerprint(labels: &BTreeMap<String, String>) -> u64 {
 
 /// At most [`MAX_LABEL_CHARS`] characters of a label value.
 fn cut(v: Option<&String>) -> Option<String> {
-    v.map(|s| s.chars().take(MAX_LABEL_CHARS).collect())
+    v.map(|s| {
+        if s.len() <= MAX_LABEL_CHARS {
+            // At most as many characters as bytes: nothing to cut.
+            s.clone()
+        } else {
+            s.chars().take(MAX_LABEL_CHARS).collect()
+        }
+    })
 }
 
 /// Store the alert's event unless it is already stored ([`record_all`] of one alert).
@@ -256,15 +265,38 @@ struct Cached {
 struct Kept {
     event: Event,
     json: String,
+    /// [`ident`] of the event, compared before the event itself.
+    ident: u64,
 }
 
 impl Kept {
     fn new(event: Event) -> Result<Kept, serde_json::Error> {
         Ok(Kept {
             json: serde_json::to_string(&event)?,
+            ident: ident(&event.fingerprint, event.status, event.starts_at),
             event,
         })
     }
+
+    fn is(&self, ident: u64, fingerprint: &str, status: AlertStatus, at: DateTime<Utc>) -> bool {
+        self.ident == ident
+            && self.event.starts_at == at
+            && self.event.status == status
+            && self.event.fingerprint == fingerprint
+    }
+}
+
+/// A hash of what identifies an event, so that looking an alert up among a document's
+/// events compares one number per event (equal numbers are then checked in full).
+fn ident(fingerprint: &str, status: AlertStatus, starts_at: DateTime<Utc>) -> u64 {
+    let at = starts_at.timestamp().to_le_bytes();
+    let nanos = starts_at.timestamp_subsec_nanos().to_le_bytes();
+    fnv1a([
+        fingerprint.as_bytes(),
+        status.as_str().as_bytes(),
+        &at[..],
+        &nanos[..],
+    ])
 }
 
 /// [`record_all`], starting from `cached` when given, which it leaves holding the document
@@ -322,9 +354,10 @@ async fn commit(
         let mut answers = Vec::with_capacity(alerts.len());
         for alert in alerts {
             let fp = fingerprint(alert);
-            let seen = events.iter().any(|Kept { event: e, .. }| {
-                e.fingerprint == fp && e.status == alert.status && e.starts_at == alert.starts_at
-            });
+            let id = ident(&fp, alert.status, alert.starts_at);
+            let seen = events
+                .iter()
+                .any(|k| k.is(id, &fp, alert.status, alert.starts_at));
             if seen {
                 answers.push(Recorded::Duplicate);
                 continue;
@@ -393,18 +426,53 @@ async fn commit(
         .unwrap_or_else(|| StateError::Backend(format!("{key}: no compare-and-swap round ran"))))
 }
 
+/// Told of each group commit's outcome before the requests of the group get their answers.
+/// The receiver sends an evaluation trigger per new event from here, in the writer task, so
+/// that a request cancelled after its events are stored cannot lose their triggers.
+#[async_trait::async_trait]
+pub trait AfterCommit: Send + Sync {
+    /// `events` pairs each alert of the commit with its answer, in arrival order.
+    async fn committed(&self, slo_id: &str, events: &[(&Alert, Recorded)]);
+}
+
+/// Does nothing: a batcher whose callers only want the answers.
+pub struct NoFollowUp;
+
+#[async_trait::async_trait]
+impl AfterCommit for NoFollowUp {
+    async fn committed(&self, _: &str, _: &[(&Alert, Recorded)]) {}
+}
+
 /// Group commit of [`record_all`] per SLO (see the module docs).
-#[derive(Default)]
+///
+/// A request queues its alerts in its SLO's slot; if no writer runs for that SLO it starts
+/// one. The writer takes everything queued, records it in one compare-and-swap, tells
+/// [`AfterCommit`], answers, and goes on while more is queued, so a burst of N requests
+/// costs one task and a few writes, not N of each.
 pub struct Batcher {
     slots: Mutex<HashMap<String, Arc<Slot>>>,
+    after: Arc<dyn AfterCommit>,
+}
+
+impl Default for Batcher {
+    fn default() -> Self {
+        Batcher::new(Arc::new(NoFollowUp))
+    }
 }
 
 #[derive(Default)]
 struct Slot {
-    /// Held by the task writing this SLO's document; holds the document as last written.
-    writer: tokio::sync::Mutex<Option<Cached>>,
+    state: Mutex<SlotState>,
+}
+
+#[derive(Default)]
+struct SlotState {
     /// Alerts waiting for the next write, with where to send their answers.
-    queue: Mutex<Vec<Pending>>,
+    queue: Vec<Pending>,
+    /// A writer task runs for this SLO and takes the queue before it stops.
+    writing: bool,
+    /// The document as last written or read; the running writer holds it meanwhile.
+    cached: Option<Cached>,
 }
 
 struct Pending {
@@ -417,40 +485,153 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// The answer to alerts handed to a [`Batcher`].
+pub struct Ticket {
+    key: String,
+    answer: tokio::sync::oneshot::Receiver<Result<Vec<Recorded>, StateError>>,
+}
+
+impl Ticket {
+    /// One answer per alert, in order. Dropping the ticket does not withdraw the alerts:
+    /// they are recorded (and followed up) all the same.
+    pub async fn answer(self) -> Result<Vec<Recorded>, StateError> {
+        self.answer.await.unwrap_or_else(|_| {
+            Err(StateError::Backend(format!(
+                "{}: the dedupe write task ended without an answer",
+                self.key
+            )))
+        })
+    }
+}
+
+/// The role of the writer task of one slot: released when the task ends, however it ends.
+/// A writer that panicked drops the requests it had not answered (they get an error) and
+/// leaves the slot free for the next request to start a writer.
+struct Writing {
+    slot: Arc<Slot>,
+    cached: Option<Cached>,
+    /// Released already, under the slot's lock, when the queue was found empty.
+    released: bool,
+}
+
+impl Drop for Writing {
+    fn drop(&mut self) {
+        if self.released {
+            return;
+        }
+        let mut st = lock(&self.slot.state);
+        st.writing = false;
+        st.cached = self.cached.take();
+        if std::thread::panicking() {
+            st.queue.clear();
+        }
+    }
+}
+
 impl Batcher {
+    pub fn new(after: Arc<dyn AfterCommit>) -> Self {
+        Batcher {
+            slots: Mutex::new(HashMap::new()),
+            after,
+        }
+    }
+
     /// [`record_all`] of `alerts`, written together with the alerts of any other request
     /// for the same SLO that is waiting at the same time.
     pub async fn record_all(
         &self,
         store: &Arc<dyn StateStore>,
         slo_id: &str,
-        alerts: &[&Alert],
+        alerts: Vec<Alert>,
         ttl: Duration,
     ) -> Result<Vec<Recorded>, StateError> {
-        let slot = lock(&self.slots)
-            .entry(slo_id.to_string())
-            .or_default()
-            .clone();
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        lock(&slot.queue).push(Pending {
-            alerts: alerts.iter().map(|a| (*a).clone()).collect(),
-            reply,
-        });
-        let store = Arc::clone(store);
-        let slo = slo_id.to_string();
-        // The write runs in its own task: it answers every request it took from the queue
-        // even if this one is cancelled.
-        tokio::spawn(async move {
-            let mut cached = slot.writer.lock().await;
-            let batch = std::mem::take(&mut *lock(&slot.queue));
-            if batch.is_empty() {
-                return; // an earlier task took this request's alerts
+        self.submit(store, slo_id, alerts, ttl).answer().await
+    }
+
+    /// Queue `alerts` (all of SLO `slo_id`) for the SLO's next write, starting its writer
+    /// when none runs. From here on they are recorded even if the ticket is dropped.
+    pub fn submit(
+        &self,
+        store: &Arc<dyn StateStore>,
+        slo_id: &str,
+        alerts: Vec<Alert>,
+        ttl: Duration,
+    ) -> Ticket {
+        let slot = {
+            let mut slots = lock(&self.slots);
+            match slots.get(slo_id) {
+                Some(s) => s.clone(),
+                None => slots.entry(slo_id.to_string()).or_default().clone(),
             }
+        };
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let start = {
+            let mut st = lock(&slot.state);
+            st.queue.push(Pending { alerts, reply });
+            !std::mem::replace(&mut st.writing, true)
+        };
+        if start {
+            let writer = Writer {
+                store: Arc::clone(store),
+                after: Arc::clone(&self.after),
+                slo: slo_id.to_string(),
+                ttl,
+            };
+            tokio::spawn(writer.run(slot));
+        }
+        Ticket {
+            key: key(slo_id),
+            answer,
+        }
+    }
+}
+
+/// The writer task of one SLO's slot.
+struct Writer {
+    store: Arc<dyn StateStore>,
+    after: Arc<dyn AfterCommit>,
+    slo: String,
+    ttl: Duration,
+}
+
+impl Writer {
+    async fn run(self, slot: Arc<Slot>) {
+        let cached = lock(&slot.state).cached.take();
+        let mut role = Writing {
+            slot,
+            cached,
+            released: false,
+        };
+        loop {
+            let batch = {
+                let mut st = lock(&role.slot.state);
+                if st.queue.is_empty() {
+                    // Still under the lock: a request queued after this sees `writing`
+                    // false and starts the next writer.
+                    st.writing = false;
+                    st.cached = role.cached.take();
+                    role.released = true;
+                    return;
+                }
+                std::mem::take(&mut st.queue)
+            };
             let all: Vec<&Alert> = batch.iter().flat_map(|p| p.alerts.iter()).collect();
             // One error answers every request of the batch: each gets it as its source.
-            let result = commit(store.as_ref(), &slo, &all, Utc::now(), ttl, &mut cached)
-                .await
-                .map_err(Arc::new);
+            let result = commit(
+                self.store.as_ref(),
+                &self.slo,
+                &all,
+                Utc::now(),
+                self.ttl,
+                &mut role.cached,
+            )
+            .await
+            .map_err(Arc::new);
+            if let Ok(answers) = &result {
+                let events: Vec<(&Alert, Recorded)> =
+                    all.iter().copied().zip(answers.iter().copied()).collect();
+                self.after.committed(&self.slo, &events).await;
+            }
             let mut at = 0;
             for p in batch {
                 let n = p.alerts.len();
@@ -464,13 +645,7 @@ impl Batcher {
                 // The requester may be gone; its answer is then not needed.
                 let _ = p.reply.send(mine);
             }
-        });
-        answer.await.unwrap_or_else(|_| {
-            Err(StateError::Backend(format!(
-                "{}: the dedupe write task ended without an answer",
-                key(slo_id)
-            )))
-        })
+        }
     }
 }
 
@@ -744,7 +919,7 @@ mod tests {
             tasks.push(tokio::spawn(async move {
                 let mut a = alert();
                 a.fingerprint = Some(format!("{i:016x}"));
-                batcher.record_all(&store, "slo-a", &[&a], ttl).await
+                batcher.record_all(&store, "slo-a", vec![a], ttl).await
             }));
         }
         for t in tasks {
@@ -763,7 +938,9 @@ mod tests {
         for _ in 0..20 {
             let (store, batcher) = (store.clone(), batcher.clone());
             tasks.push(tokio::spawn(async move {
-                batcher.record_all(&store, "slo-b", &[&alert()], ttl).await
+                batcher
+                    .record_all(&store, "slo-b", vec![alert()], ttl)
+                    .await
             }));
         }
         let mut new = 0;
@@ -787,7 +964,10 @@ mod tests {
         let mut b = alert();
         b.fingerprint = Some("00000000000000bb".into());
         assert_eq!(
-            batcher.record_all(&store, "x", &[&a], ttl).await.unwrap(),
+            batcher
+                .record_all(&store, "x", vec![a.clone()], ttl)
+                .await
+                .unwrap(),
             vec![Recorded::New]
         );
         // Another replica records b directly in the store.
@@ -802,7 +982,7 @@ mod tests {
         c.fingerprint = Some("00000000000000cc".into());
         assert_eq!(
             batcher
-                .record_all(&store, "x", &[&b, &c], ttl)
+                .record_all(&store, "x", vec![b, c], ttl)
                 .await
                 .unwrap(),
             vec![Recorded::Duplicate, Recorded::New]
@@ -811,8 +991,41 @@ mod tests {
         let v = store.get(&key("x")).await.unwrap().unwrap().version;
         store.delete(&key("x"), v).await.unwrap();
         assert_eq!(
-            batcher.record_all(&store, "x", &[&a], ttl).await.unwrap(),
+            batcher
+                .record_all(&store, "x", vec![a.clone()], ttl)
+                .await
+                .unwrap(),
             vec![Recorded::New]
         );
+    }
+
+    /// Panics on the first read only.
+    struct PanicOnce(std::sync::atomic::AtomicBool);
+
+    #[async_trait::async_trait]
+    impl AfterGet for PanicOnce {
+        async fn after_get(&self, _: &MemoryStore, _: &str, _: Option<&Versioned>) {
+            if !self.0.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                panic!("injected: the writer task dies mid-write");
+            }
+        }
+    }
+
+    /// A writer task that dies answers its requests with an error and leaves the SLO's slot
+    /// free: the next request starts a new writer instead of waiting for ever.
+    #[tokio::test]
+    async fn a_writer_that_panics_fails_its_requests_and_frees_the_slot() {
+        let store: Arc<dyn StateStore> = Arc::new(Hooked::new(PanicOnce(Default::default())));
+        let batcher = Batcher::default();
+        let ttl = Duration::from_secs(3600);
+        let first = batcher.record_all(&store, "x", vec![alert()], ttl).await;
+        assert!(first.is_err(), "{first:?}");
+        let second = tokio::time::timeout(
+            Duration::from_secs(5),
+            batcher.record_all(&store, "x", vec![alert()], ttl),
+        )
+        .await
+        .expect("a new writer answers");
+        assert_eq!(second.unwrap(), vec![Recorded::New]);
     }
 }

@@ -23,13 +23,17 @@
 //!    triggered twice.
 //! 7. **Trigger**: after its event is stored, each new alert is sent as an [`AlertTrigger`] on
 //!    the daemon's channel. The answer, `200` with `{received, recorded, resolved,
-//!    duplicates, unknown}`, is sent only once every alert of the request is stored.
+//!    duplicates, unknown}`, is sent only once every alert of the request is stored and
+//!    triggered.
 //!
-//! The work of a request runs in its own task: a client that hangs up cannot cancel it
-//! between "event stored" and "trigger sent".
+//! Steps 6 and 7 run in the SLO's writer task ([`dedupe::Batcher`]), which the request
+//! hands its alerts to and then waits on: a client that hangs up cannot cancel the work
+//! between "event stored" and "trigger sent", and the request itself needs no task of its
+//! own.
 //!
 //! A trigger is a hint, not the record: if the queue stays full for [`TRIGGER_WAIT`] (the
-//! guard is stuck) or is closed (shutdown), the trigger is dropped and counted
+//! guard is stuck; one wait for all the alerts written together) or is closed (shutdown),
+//! the trigger is dropped and counted
 //! (`slogate_webhook_triggers_dropped_total`). The alert stays recorded, and the SLO is
 //! evaluated at the next scheduled cycle anyway.
 //!
@@ -141,7 +145,6 @@ pub struct WebhookState {
     auth: Authenticator,
     store: Arc<dyn StateStore>,
     slos: Arc<dyn SloIndex>,
-    triggers: mpsc::Sender<AlertTrigger>,
     metrics: WebhookMetrics,
     max_body_bytes: usize,
     dedupe_ttl: Duration,
@@ -164,11 +167,13 @@ impl WebhookState {
             auth,
             store,
             slos,
-            triggers,
-            metrics,
             max_body_bytes: d.max_body_bytes,
             dedupe_ttl: d.dedupe_ttl.as_std(),
-            dedupe: Arc::new(dedupe::Batcher::default()),
+            dedupe: Arc::new(dedupe::Batcher::new(Arc::new(Deliver {
+                triggers: triggers.clone(),
+                metrics: metrics.clone(),
+            }))),
+            metrics,
         }
     }
 
@@ -224,20 +229,7 @@ pub struct Summary {
 
 async fn receive(State(s): State<Arc<WebhookState>>, headers: HeaderMap, body: Body) -> Response {
     let start = Instant::now();
-    // In its own task, so that a client hanging up mid-request cannot cancel the work
-    // between "event recorded" and "trigger sent" (a retry would then be a duplicate and
-    // never trigger).
-    let task = {
-        let s = s.clone();
-        tokio::spawn(async move { handle(&s, &headers, body).await })
-    };
-    let resp = match task.await {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::error!("webhook handler failed: {e}");
-            error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
-        }
-    };
+    let resp = handle(&s, &headers, body).await;
     s.metrics
         .requests
         .get_or_create(&CodeLabels {
@@ -323,8 +315,8 @@ async fn handle(s: &WebhookState, headers: &HeaderMap, body: Body) -> Response {
     };
     // The alerts of each SLO, in the order the SLOs first appear: recorded per SLO in one
     // compare-and-swap of its bounded dedupe document.
-    let mut by_slo: Vec<(String, Vec<&payload::Alert>)> = Vec::new();
-    for alert in &payload.alerts {
+    let mut by_slo: Vec<(String, Vec<payload::Alert>)> = Vec::new();
+    for alert in payload.alerts {
         let Some(slo_id) = slo_of(&alert.labels, s.slos.as_ref()) else {
             // Label values are the sender's: escaped, so that they cannot forge log lines.
             let label = |k: &str| logsafe::opt(alert.labels.get(k));
@@ -344,12 +336,19 @@ async fn handle(s: &WebhookState, headers: &HeaderMap, body: Body) -> Response {
             None => by_slo.push((slo_id, vec![alert])),
         }
     }
-    for (slo_id, alerts) in by_slo {
-        let recorded = s
-            .dedupe
-            .record_all(&s.store, &slo_id, &alerts, s.dedupe_ttl)
-            .await;
-        let answers = match recorded {
+    // Every SLO's alerts are handed to its writer before any answer is awaited: from then
+    // on the writer task records and triggers them even if this request is cancelled (the
+    // client hangs up), so a stored event never misses its trigger.
+    let tickets: Vec<_> = by_slo
+        .into_iter()
+        .map(|(slo_id, alerts)| {
+            let statuses: Vec<AlertStatus> = alerts.iter().map(|a| a.status).collect();
+            let ticket = s.dedupe.submit(&s.store, &slo_id, alerts, s.dedupe_ttl);
+            (slo_id, statuses, ticket)
+        })
+        .collect();
+    for (slo_id, statuses, ticket) in tickets {
+        let answers = match ticket.answer().await {
             Ok(a) => a,
             Err(e) => {
                 tracing::error!(slo = %slo_id, "cannot record alert: {e}");
@@ -359,25 +358,42 @@ async fn handle(s: &WebhookState, headers: &HeaderMap, body: Body) -> Response {
                 );
             }
         };
-        for (alert, answer) in alerts.iter().zip(answers) {
-            if answer == dedupe::Recorded::Duplicate {
-                summary.duplicates += 1;
-                s.metrics.alert(AlertResult::Duplicate);
+        for (status, answer) in statuses.into_iter().zip(answers) {
+            match (answer, status) {
+                (dedupe::Recorded::Duplicate, _) => summary.duplicates += 1,
+                (dedupe::Recorded::New, AlertStatus::Firing) => summary.recorded += 1,
+                (dedupe::Recorded::New, AlertStatus::Resolved) => summary.resolved += 1,
+            }
+        }
+    }
+    (StatusCode::OK, Json(summary)).into_response()
+}
+
+/// What the receiver does once a group of alerts is stored, in the SLO's writer task:
+/// counts each alert and sends a trigger per new event, before the requests are answered.
+struct Deliver {
+    triggers: mpsc::Sender<AlertTrigger>,
+    metrics: WebhookMetrics,
+}
+
+#[async_trait::async_trait]
+impl dedupe::AfterCommit for Deliver {
+    async fn committed(&self, slo_id: &str, events: &[(&payload::Alert, dedupe::Recorded)]) {
+        // One wait for the whole group: a full queue (a stuck guard) delays the group's
+        // answers by at most TRIGGER_WAIT, not by TRIGGER_WAIT per alert.
+        let deadline = tokio::time::Instant::now() + TRIGGER_WAIT;
+        for (alert, answer) in events {
+            let result = match (answer, alert.status) {
+                (dedupe::Recorded::Duplicate, _) => AlertResult::Duplicate,
+                (dedupe::Recorded::New, AlertStatus::Firing) => AlertResult::Recorded,
+                (dedupe::Recorded::New, AlertStatus::Resolved) => AlertResult::Resolved,
+            };
+            self.metrics.alert(result);
+            if result == AlertResult::Duplicate {
                 continue;
             }
-            let result = match alert.status {
-                AlertStatus::Firing => {
-                    summary.recorded += 1;
-                    AlertResult::Recorded
-                }
-                AlertStatus::Resolved => {
-                    summary.resolved += 1;
-                    AlertResult::Resolved
-                }
-            };
-            s.metrics.alert(result);
             let trigger = AlertTrigger {
-                slo_id: slo_id.clone(),
+                slo_id: slo_id.to_string(),
                 status: alert.status,
                 fingerprint: dedupe::fingerprint(alert),
                 alertname: alert.labels.get("alertname").cloned(),
@@ -390,23 +406,33 @@ async fn handle(s: &WebhookState, headers: &HeaderMap, body: Body) -> Response {
                 fingerprint = %trigger.fingerprint,
                 "alert recorded; evaluating the SLO now"
             );
-            send_trigger(s, trigger).await;
+            self.send(trigger, deadline).await;
         }
     }
-    (StatusCode::OK, Json(summary)).into_response()
 }
 
-async fn send_trigger(s: &WebhookState, t: AlertTrigger) {
-    let slo = t.slo_id.clone();
-    match tokio::time::timeout(TRIGGER_WAIT, s.triggers.send(t)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(_)) => {
-            s.metrics.triggers_dropped.inc();
-            tracing::warn!(%slo, "trigger queue closed; the SLO is evaluated on schedule");
-        }
-        Err(_) => {
-            s.metrics.triggers_dropped.inc();
-            tracing::warn!(%slo, "trigger queue full; the SLO is evaluated on schedule");
+impl Deliver {
+    async fn send(&self, t: AlertTrigger, deadline: tokio::time::Instant) {
+        let t = match self.triggers.try_send(t) {
+            Ok(()) => return,
+            Err(mpsc::error::TrySendError::Full(t)) => t,
+            Err(mpsc::error::TrySendError::Closed(t)) => {
+                self.metrics.triggers_dropped.inc();
+                tracing::warn!(slo = %t.slo_id, "trigger queue closed; the SLO is evaluated on schedule");
+                return;
+            }
+        };
+        let slo = t.slo_id.clone();
+        match tokio::time::timeout_at(deadline, self.triggers.send(t)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => {
+                self.metrics.triggers_dropped.inc();
+                tracing::warn!(%slo, "trigger queue closed; the SLO is evaluated on schedule");
+            }
+            Err(_) => {
+                self.metrics.triggers_dropped.inc();
+                tracing::warn!(%slo, "trigger queue full; the SLO is evaluated on schedule");
+            }
         }
     }
 }
