@@ -29,6 +29,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use slogate::adapters::git::SecretSource;
 use slogate::adapters::state::MemoryStore;
+use slogate::ports::state::StateStore;
 use slogate::runtime::server::{self, AppState};
 use slogate::runtime::webhook::{self, Authenticator, SloIds, WebhookState};
 
@@ -37,7 +38,10 @@ const TOKEN: &str = "bench-token";
 const ROUNDS: usize = 3;
 const WARMUP: usize = 500;
 
-async fn start_slogate(delivered: Arc<AtomicUsize>) -> anyhow::Result<SocketAddr> {
+async fn start_slogate(
+    delivered: Arc<AtomicUsize>,
+    store: Arc<MemoryStore>,
+) -> anyhow::Result<SocketAddr> {
     std::env::set_var("SLOGATE_BENCH_WEBHOOK_TOKEN", TOKEN);
     let auth = Authenticator::bearer(SecretSource::Env("SLOGATE_BENCH_WEBHOOK_TOKEN".into()))
         .map_err(anyhow::Error::msg)?;
@@ -50,7 +54,7 @@ async fn start_slogate(delivered: Arc<AtomicUsize>) -> anyhow::Result<SocketAddr
     });
     let state = WebhookState::new(
         auth,
-        Arc::new(MemoryStore::new()),
+        store,
         Arc::new(SloIds::new(["checkout-availability".to_string()])),
         tx,
         app.metrics.webhook.clone(),
@@ -107,6 +111,8 @@ fn payloads(n: usize, offset: usize) -> anyhow::Result<Vec<Vec<u8>>> {
 
 struct Run {
     rps: f64,
+    /// CPU time of the whole process (client and server) per request.
+    cpu: Duration,
     p50: Duration,
     p99: Duration,
 }
@@ -119,6 +125,7 @@ async fn run(
 ) -> anyhow::Result<Run> {
     let next = Arc::new(AtomicUsize::new(0));
     let bodies = Arc::new(bodies.to_vec());
+    let cpu0 = cpu_time();
     let start = Instant::now();
     let workers: Vec<_> = (0..concurrency)
         .map(|_| {
@@ -155,6 +162,7 @@ async fn run(
         lat.extend(w.await??);
     }
     let elapsed = start.elapsed();
+    let cpu = cpu_time().saturating_sub(cpu0);
     lat.sort_unstable();
     let q = |p: f64| {
         let i = ((lat.len().saturating_sub(1)) as f64 * p).round() as usize;
@@ -162,9 +170,21 @@ async fn run(
     };
     Ok(Run {
         rps: bodies.len() as f64 / elapsed.as_secs_f64(),
+        cpu: cpu / bodies.len().max(1) as u32,
         p50: q(0.5),
         p99: q(0.99),
     })
+}
+
+/// User and system CPU time of this process so far.
+fn cpu_time() -> Duration {
+    // SAFETY: getrusage writes into the struct it is given and reads nothing else.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) } != 0 {
+        return Duration::ZERO;
+    }
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(u.ru_utime) + tv(u.ru_stime)
 }
 
 fn median(mut runs: Vec<Run>) -> Run {
@@ -183,7 +203,8 @@ async fn main() -> anyhow::Result<()> {
     let concurrency = args.get(1).copied().unwrap_or(32).max(1);
 
     let delivered = Arc::new(AtomicUsize::new(0));
-    let slogate = start_slogate(delivered.clone()).await?;
+    let store = Arc::new(MemoryStore::new());
+    let slogate = start_slogate(delivered.clone(), store.clone()).await?;
     let bare = start_bare().await?;
     let slogate_url = format!("http://{slogate}/webhook/alertmanager");
     let bare_url = format!("http://{bare}/webhook/alertmanager");
@@ -220,22 +241,32 @@ async fn main() -> anyhow::Result<()> {
         FIXTURE.len()
     );
     println!(
-        "{:<34} {:>10} {:>10} {:>10}",
-        "server", "req/s", "p50", "p99"
+        "{:<34} {:>10} {:>10} {:>10} {:>12}",
+        "server", "req/s", "p50", "p99", "CPU/request"
     );
     for (name, r) in [
         ("slogate /webhook/alertmanager", &s),
         ("bare hyper 1 (200 ok)", &b),
     ] {
         println!(
-            "{:<34} {:>10.0} {:>8.0}us {:>8.0}us",
+            "{:<34} {:>10.0} {:>8.0}us {:>8.0}us {:>10.1}us",
             name,
             r.rps,
             r.p50.as_secs_f64() * 1e6,
-            r.p99.as_secs_f64() * 1e6
+            r.p99.as_secs_f64() * 1e6,
+            r.cpu.as_secs_f64() * 1e6
         );
     }
     println!("ratio slogate / bare: {:.2}", s.rps / b.rps);
     println!("triggers delivered: {got} of {expected} requests");
+    // The memory store adds one to a document's version per write.
+    let writes = store
+        .get("webhook/slo-alerts/checkout-availability")
+        .await?
+        .map_or(0, |d| d.version);
+    println!(
+        "dedupe document writes: {writes} for {expected} requests ({:.1} requests per write)",
+        expected as f64 / writes.max(1) as f64
+    );
     Ok(())
 }

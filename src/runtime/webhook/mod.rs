@@ -52,7 +52,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -227,9 +227,11 @@ pub struct Summary {
     pub unknown: usize,
 }
 
-async fn receive(State(s): State<Arc<WebhookState>>, headers: HeaderMap, body: Body) -> Response {
+async fn receive(State(s): State<Arc<WebhookState>>, req: Request) -> Response {
     let start = Instant::now();
-    let resp = handle(&s, &headers, body).await;
+    // The request taken whole: axum's `HeaderMap` extractor would copy the headers.
+    let (parts, body) = req.into_parts();
+    let resp = handle(&s, &parts.headers, body).await;
     s.metrics
         .requests
         .get_or_create(&CodeLabels {

@@ -250,6 +250,7 @@ fn time(v: &Value, path: &str) -> Result<DateTime<Utc>, PayloadError> {
 /// (invalid UTF-8, a lone surrogate or `1e400` in it), where the walk's JSON tree refuses
 /// the body. Alertmanager sends no other fields, so its payloads all take this path.
 pub mod fast {
+    use std::borrow::Cow;
     use std::collections::BTreeMap;
     use std::fmt;
     use std::marker::PhantomData;
@@ -334,10 +335,12 @@ pub mod fast {
         }
     }
 
+    // Strings only read here are borrowed from the body when they hold no escape.
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
-    struct Top {
-        version: String,
+    struct Top<'a> {
+        #[serde(borrow)]
+        version: Cow<'a, str>,
         #[serde(default, rename = "status")]
         _status: Present<AlertStatus>,
         #[serde(default)]
@@ -354,20 +357,21 @@ pub mod fast {
         _common_annotations: Present<StringMap>,
         #[serde(default, rename = "truncatedAlerts")]
         truncated_alerts: Option<u64>,
-        alerts: Vec<ObjectOnly<FastAlert>>,
+        #[serde(borrow)]
+        alerts: Vec<ObjectOnly<FastAlert<'a>>>,
     }
 
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
-    struct FastAlert {
+    struct FastAlert<'a> {
         status: AlertStatus,
         labels: BTreeMap<String, String>,
         #[serde(default, rename = "annotations")]
         _annotations: Present<StringMap>,
-        #[serde(rename = "startsAt")]
-        starts_at: String,
-        #[serde(default, rename = "endsAt")]
-        ends_at: Option<String>,
+        #[serde(borrow, rename = "startsAt")]
+        starts_at: Cow<'a, str>,
+        #[serde(default, borrow, rename = "endsAt")]
+        ends_at: Option<Cow<'a, str>>,
         #[serde(default, rename = "generatorURL")]
         _generator_url: Option<AnyString>,
         #[serde(default)]
@@ -382,7 +386,11 @@ pub mod fast {
 
     /// The payload, when the typed decoder takes it (see the module).
     pub fn parse(body: &[u8]) -> Option<Payload> {
-        let ObjectOnly(top) = serde_json::from_slice::<ObjectOnly<Top>>(body).ok()?;
+        // One UTF-8 check of the whole body instead of one per string (the tree refuses
+        // invalid UTF-8 anywhere in a body too: inside a string or outside, where it is
+        // a syntax error).
+        let text = std::str::from_utf8(body).ok()?;
+        let ObjectOnly(top) = serde_json::from_str::<ObjectOnly<Top>>(text).ok()?;
         if top.version != "4" {
             return None;
         }
