@@ -78,6 +78,10 @@ pub(crate) enum PrPrepared {
     Branch(PrBranch),
 }
 
+/// How old a fetch the first round of a pushed revert may build on (see
+/// [`Repo::revert_and_push`]).
+pub(crate) const REUSE_FETCH: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The blocking operations on one work tree.
 pub(crate) struct Repo<'a> {
     pub cfg: &'a RepoConfig,
@@ -265,7 +269,16 @@ impl Repo<'_> {
 
     /// Fetch the remote branch (no change to the work tree) and check it exists.
     fn fetch(&self) -> Result<(), GitOpsError> {
-        self.ensure_repo()?;
+        // The remote is checked (and the repository created) until a fetch succeeds; after
+        // that only this process touches the work tree's configuration.
+        let fetched_before = self
+            .fetched
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some();
+        if !fetched_before || !self.wd().join(".git").exists() {
+            self.ensure_repo()?;
+        }
         let started = Instant::now();
         self.git.run_opts(
             &["fetch", "--prune", "--no-tags", "--quiet", "origin"],
@@ -293,20 +306,21 @@ impl Repo<'_> {
     /// Make the remote-tracking branch at least as fresh as the remote was at `asked`:
     /// fetch, unless a fetch that started at or after `asked` already succeeded (it saw
     /// everything pushed before then). For reads of history; the work tree is not touched.
-    pub(crate) fn fetch_since(&self, asked: Instant) -> Result<(), GitOpsError> {
+    /// `Ok(true)` when it fetched, `Ok(false)` when it shared the earlier fetch.
+    pub(crate) fn fetch_since(&self, asked: Instant) -> Result<bool, GitOpsError> {
         let last = *self.fetched.lock().unwrap_or_else(|p| p.into_inner());
         if last.is_some_and(|t| t >= asked) && self.wd().join(".git").exists() {
-            return Ok(());
+            return Ok(false);
         }
-        self.fetch()
+        self.fetch()?;
+        Ok(true)
     }
 
     /// Fetch, and reset the work tree to the remote branch head. Any local state (an
     /// unpushed commit of a crashed run, a half-applied patch) is discarded.
     pub(crate) fn sync(&self) -> Result<Sha, GitOpsError> {
         self.fetch()?;
-        let remote = self.remote_ref();
-        self.reset_to(&remote)?;
+        self.reset_to(&self.remote_ref())?;
         self.rev_parse("HEAD")
     }
 
@@ -517,9 +531,15 @@ impl Repo<'_> {
             .collect())
     }
 
-    /// Reverse-apply the app-path part of `c` on the index and work tree (three-way).
-    /// `Ok(None)` on success, `Ok(Some(files))` on conflict (work tree restored to HEAD).
-    fn revert_one(&self, c: &CommitInfo, ps: &str) -> Result<Option<Vec<String>>, GitOpsError> {
+    /// Reverse-apply the app-path part of `c` on the index and work tree (three-way), and
+    /// commit it when `commit`. `Ok(None)` on success, `Ok(Some(files))` on conflict (work
+    /// tree restored to HEAD).
+    fn revert_one(
+        &self,
+        c: &CommitInfo,
+        ps: &str,
+        commit: bool,
+    ) -> Result<Option<Vec<String>>, GitOpsError> {
         let parent = self.parent_or_empty(&c.sha)?;
         let diff_args = [
             "diff",
@@ -548,6 +568,9 @@ impl Repo<'_> {
             },
         )?;
         if applied.success() {
+            if !commit {
+                return Ok(None);
+            }
             self.git.run(&[
                 "commit",
                 "-q",
@@ -601,13 +624,15 @@ impl Repo<'_> {
     }
 
     /// Fetch, check idempotence, revert locally in one commit. Pushes nothing.
+    #[cfg(test)]
     pub(crate) fn prepare_revert(&self, req: &RevertRequest) -> Result<Prepared, GitOpsError> {
         Self::validate_request(req)?;
-        self.sync()?;
-        self.prepare_on_synced(req)
+        let head = self.sync()?;
+        self.prepare_on_synced(req, head)
     }
 
-    fn prepare_on_synced(&self, req: &RevertRequest) -> Result<Prepared, GitOpsError> {
+    /// The revert on the work tree just reset to the remote branch, whose head is `base`.
+    fn prepare_on_synced(&self, req: &RevertRequest, base: Sha) -> Result<Prepared, GitOpsError> {
         if let Some(sha) = self.find_breach_commit(&req.breach_id, req.known_good.as_deref())? {
             tracing::info!(breach = %req.breach_id, %sha, "breach already reverted");
             return Ok(Prepared::Already { sha });
@@ -618,12 +643,20 @@ impl Repo<'_> {
         }
         let path = validate_repo_path(&req.app_path)?;
         let ps = pathspec(&path);
-        let base = self.rev_parse("HEAD")?;
         let mut reverted = Vec::new();
         let mut unreverted = Vec::new();
-        for c in candidates {
-            match self.revert_one(&c, &ps)? {
-                None => reverted.push(c),
+        let n = candidates.len();
+        // Each revert but the last is committed on its own, so that a conflict in a later
+        // one (whose changes are then discarded) keeps the earlier ones; the last stays in
+        // the index, and all of them become one commit below.
+        let mut committed = false;
+        for (i, c) in candidates.into_iter().enumerate() {
+            let keep = i + 1 < n;
+            match self.revert_one(&c, &ps, keep)? {
+                None => {
+                    committed |= keep;
+                    reverted.push(c)
+                }
                 Some(files) => unreverted.push(Conflicted { commit: c, files }),
             }
         }
@@ -640,7 +673,9 @@ impl Repo<'_> {
                 files: files.into_iter().collect(),
             });
         }
-        self.git.run(&["reset", "-q", "--soft", &base])?;
+        if committed {
+            self.git.run(&["reset", "-q", "--soft", &base])?;
+        }
         let unchanged = self
             .git
             .run_raw(&["diff", "--cached", "--quiet", &base], RunOpts::default())?;
@@ -709,16 +744,41 @@ impl Repo<'_> {
     }
 
     /// Revert and push to the branch, redoing the revert on a new head after a rejection.
+    ///
+    /// The first round may build on a fetch that started at most [`REUSE_FETCH`] ago (the
+    /// guard reads the app's history, fetching, just before it asks for the revert), but
+    /// only to make a commit and push it: the push, which never forces, refuses a revert
+    /// built on a head the remote has left, and that refusal is redone on a new fetch
+    /// without counting as one of the `push_retries`. Any other outcome of that round
+    /// (already reverted, nothing to revert, a conflict, an error) is decided again on a
+    /// new fetch: a commit pushed since the earlier fetch must not be missed.
     pub(crate) fn revert_and_push(&self, req: &RevertRequest) -> Result<Prepared, GitOpsError> {
+        Self::validate_request(req)?;
         let attempts = self.cfg.push_retries + 1;
-        for attempt in 0..attempts {
-            let prepared = self.prepare_revert(req)?;
-            let Prepared::Commit { .. } = &prepared else {
-                return Ok(prepared);
+        let mut reuse = Instant::now().checked_sub(REUSE_FETCH);
+        let mut attempt = 0;
+        while attempt < attempts {
+            let shared = match reuse.take() {
+                Some(since) => !self.fetch_since(since)?,
+                None => {
+                    self.fetch()?;
+                    false
+                }
+            };
+            self.reset_to(&self.remote_ref())?;
+            let head = self.rev_parse("HEAD")?;
+            let prepared = match self.prepare_on_synced(req, head) {
+                Ok(p @ Prepared::Commit { .. }) => p,
+                // An earlier fetch decides nothing but a push, which the remote checks:
+                // "already reverted", "nothing to revert", a conflict or an error (an
+                // unknown known-good commit) are only answered from a fetch of this call.
+                _ if shared => continue,
+                other => return other,
             };
             match self.push(&self.cfg.branch, attempt)? {
                 PushResult::Pushed => return Ok(prepared),
-                PushResult::Stale => continue,
+                PushResult::Stale if shared => {}
+                PushResult::Stale => attempt += 1,
             }
         }
         Err(GitOpsError::PushRejected {
@@ -734,7 +794,7 @@ impl Repo<'_> {
         let branch = pr_branch_name(&req.breach_id);
         let attempts = self.cfg.push_retries + 1;
         for attempt in 0..attempts {
-            self.sync()?;
+            let head = self.sync()?;
             let pr_ref = format!("refs/remotes/origin/{branch}");
             let exists = self.git.run_raw(
                 &["rev-parse", "--verify", "-q", &pr_ref],
@@ -753,7 +813,7 @@ impl Repo<'_> {
                     self.pr_branch_from_commit(&sha, &branch)?,
                 ));
             }
-            let prepared = self.prepare_on_synced(req)?;
+            let prepared = self.prepare_on_synced(req, head)?;
             let Prepared::Commit { sha, .. } = &prepared else {
                 return Ok(PrPrepared::Done(prepared));
             };

@@ -1577,3 +1577,71 @@ fn the_module_never_force_pushes() {
     let repo_src = include_str!("repo.rs");
     assert_eq!(repo_src.matches("\"push\".to_string()").count(), 1);
 }
+
+/// The guard reads the app's history (fetching) and asks for the revert right after: the
+/// revert builds on that fetch. A push made in between (to another app here) makes the
+/// remote refuse the first push; the revert is redone on a new fetch, on top of that push,
+/// and the refusal does not count against `push_retries` (0 here).
+#[tokio::test]
+async fn a_revert_right_after_a_read_shares_its_fetch_and_misses_no_push() {
+    let f = Arc::new(Fixture::new());
+    let c1 = f.commit(&[(CHECKOUT_DEPLOY, &deploy("checkout", "v2", 3))], "c1");
+    let calls = Arc::new(AtomicU32::new(0));
+    let hook: repo::BeforePushHook = {
+        let calls = calls.clone();
+        Arc::new(move |_| {
+            calls.fetch_add(1, Ordering::SeqCst);
+        })
+    };
+    let mut cfg = f.config();
+    cfg.push_retries = 0;
+    let cli = GitCli::new(cfg).unwrap().with_before_push(hook);
+    let read = cli.commits_touching(CHECKOUT, Some(&f.c0)).await.unwrap();
+    assert_eq!(read.len(), 1);
+    let other = f.commit(
+        &[(PAYMENTS_DEPLOY, &deploy("payments", "v9", 2))],
+        "payments v9",
+    );
+    let out = cli
+        .revert(&request("breach-shared", Some(&f.c0)))
+        .await
+        .unwrap();
+    let RevertOutcome::Reverted { sha, reverted } = out else {
+        panic!("unexpected {out:?}")
+    };
+    assert_eq!(reverted, vec![c1]);
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        2,
+        "the push built on the shared fetch is refused, the one on a new fetch lands"
+    );
+    assert_eq!(f.remote_head(), sha);
+    assert_eq!(parent(&f, &sha), other);
+    assert_eq!(
+        f.remote_file("main", PAYMENTS_DEPLOY),
+        deploy("payments", "v9", 2)
+    );
+
+    // Nothing pushed since the read: one push, on the shared fetch.
+    let c2 = f.commit(&[(CHECKOUT_DEPLOY, &deploy("checkout", "v3", 3))], "c2");
+    assert_eq!(
+        cli.commits_touching(CHECKOUT, Some(&f.c0)).await.unwrap()[0].sha,
+        c2
+    );
+    calls.store(0, Ordering::SeqCst);
+    let out = cli.revert(&request("breach-c2", None)).await.unwrap();
+    assert!(
+        matches!(&out, RevertOutcome::Reverted { reverted, .. } if reverted == &vec![c2.clone()]),
+        "{out:?}"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+    // A commit to the app pushed after the last read is not missed: the shared view's
+    // "nothing to revert" is not trusted, a new fetch finds it.
+    let c3 = f.commit(&[(CHECKOUT_DEPLOY, &deploy("checkout", "v4", 3))], "c3");
+    let out = cli.revert(&request("breach-c3", None)).await.unwrap();
+    assert!(
+        matches!(&out, RevertOutcome::Reverted { reverted, .. } if reverted == &vec![c3.clone()]),
+        "{out:?}"
+    );
+}
