@@ -320,6 +320,11 @@ impl Repo<'_> {
     /// unpushed commit of a crashed run, a half-applied patch) is discarded.
     pub(crate) fn sync(&self) -> Result<Sha, GitOpsError> {
         self.fetch()?;
+        self.reset_to_remote()
+    }
+
+    /// Reset the work tree to the remote-tracking branch as last fetched; its head.
+    fn reset_to_remote(&self) -> Result<Sha, GitOpsError> {
         self.reset_to(&self.remote_ref())?;
         self.rev_parse("HEAD")
     }
@@ -765,8 +770,7 @@ impl Repo<'_> {
                     false
                 }
             };
-            self.reset_to(&self.remote_ref())?;
-            let head = self.rev_parse("HEAD")?;
+            let head = self.reset_to_remote()?;
             let prepared = match self.prepare_on_synced(req, head) {
                 Ok(p @ Prepared::Commit { .. }) => p,
                 // An earlier fetch decides nothing but a push, which the remote checks:

@@ -487,7 +487,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// The answer to alerts handed to a [`Batcher`].
 pub struct Ticket {
-    key: String,
     answer: tokio::sync::oneshot::Receiver<Result<Vec<Recorded>, StateError>>,
 }
 
@@ -496,10 +495,9 @@ impl Ticket {
     /// they are recorded (and followed up) all the same.
     pub async fn answer(self) -> Result<Vec<Recorded>, StateError> {
         self.answer.await.unwrap_or_else(|_| {
-            Err(StateError::Backend(format!(
-                "{}: the dedupe write task ended without an answer",
-                self.key
-            )))
+            Err(StateError::Backend(
+                "the dedupe write task ended without an answer".into(),
+            ))
         })
     }
 }
@@ -514,14 +512,23 @@ struct Writing {
     released: bool,
 }
 
+impl Writing {
+    /// Give the slot back, under its lock: a request queued after this starts a new writer.
+    fn release(&mut self, st: &mut SlotState) {
+        st.writing = false;
+        st.cached = self.cached.take();
+        self.released = true;
+    }
+}
+
 impl Drop for Writing {
     fn drop(&mut self) {
         if self.released {
             return;
         }
-        let mut st = lock(&self.slot.state);
-        st.writing = false;
-        st.cached = self.cached.take();
+        let slot = Arc::clone(&self.slot);
+        let mut st = lock(&slot.state);
+        self.release(&mut st);
         if std::thread::panicking() {
             st.queue.clear();
         }
@@ -579,10 +586,7 @@ impl Batcher {
             };
             tokio::spawn(writer.run(slot));
         }
-        Ticket {
-            key: key(slo_id),
-            answer,
-        }
+        Ticket { answer }
     }
 }
 
@@ -609,13 +613,10 @@ impl Writer {
             // twelve.)
             tokio::task::yield_now().await;
             let batch = {
-                let mut st = lock(&role.slot.state);
+                let slot = Arc::clone(&role.slot);
+                let mut st = lock(&slot.state);
                 if st.queue.is_empty() {
-                    // Still under the lock: a request queued after this sees `writing`
-                    // false and starts the next writer.
-                    st.writing = false;
-                    st.cached = role.cached.take();
-                    role.released = true;
+                    role.release(&mut st);
                     return;
                 }
                 std::mem::take(&mut st.queue)

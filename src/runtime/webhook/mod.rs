@@ -329,7 +329,7 @@ async fn handle(s: &WebhookState, headers: &HeaderMap, body: Body) -> Response {
                 sloth_slo = %label("sloth_slo"),
                 "alert maps to no loaded SLO; ignored"
             );
-            summary.unknown += 1;
+            summary.count(AlertResult::Unknown);
             s.metrics.alert(AlertResult::Unknown);
             continue;
         };
@@ -361,11 +361,7 @@ async fn handle(s: &WebhookState, headers: &HeaderMap, body: Body) -> Response {
             }
         };
         for (status, answer) in statuses.into_iter().zip(answers) {
-            match (answer, status) {
-                (dedupe::Recorded::Duplicate, _) => summary.duplicates += 1,
-                (dedupe::Recorded::New, AlertStatus::Firing) => summary.recorded += 1,
-                (dedupe::Recorded::New, AlertStatus::Resolved) => summary.resolved += 1,
-            }
+            summary.count(result_of(answer, status));
         }
     }
     (StatusCode::OK, Json(summary)).into_response()
@@ -385,11 +381,7 @@ impl dedupe::AfterCommit for Deliver {
         // answers by at most TRIGGER_WAIT, not by TRIGGER_WAIT per alert.
         let deadline = tokio::time::Instant::now() + TRIGGER_WAIT;
         for (alert, answer) in events {
-            let result = match (answer, alert.status) {
-                (dedupe::Recorded::Duplicate, _) => AlertResult::Duplicate,
-                (dedupe::Recorded::New, AlertStatus::Firing) => AlertResult::Recorded,
-                (dedupe::Recorded::New, AlertStatus::Resolved) => AlertResult::Resolved,
-            };
+            let result = result_of(*answer, alert.status);
             self.metrics.alert(result);
             if result == AlertResult::Duplicate {
                 continue;
@@ -418,23 +410,38 @@ impl Deliver {
         let t = match self.triggers.try_send(t) {
             Ok(()) => return,
             Err(mpsc::error::TrySendError::Full(t)) => t,
-            Err(mpsc::error::TrySendError::Closed(t)) => {
-                self.metrics.triggers_dropped.inc();
-                tracing::warn!(slo = %t.slo_id, "trigger queue closed; the SLO is evaluated on schedule");
-                return;
-            }
+            Err(mpsc::error::TrySendError::Closed(t)) => return self.dropped(&t.slo_id, "closed"),
         };
         let slo = t.slo_id.clone();
         match tokio::time::timeout_at(deadline, self.triggers.send(t)).await {
             Ok(Ok(())) => {}
-            Ok(Err(_)) => {
-                self.metrics.triggers_dropped.inc();
-                tracing::warn!(%slo, "trigger queue closed; the SLO is evaluated on schedule");
-            }
-            Err(_) => {
-                self.metrics.triggers_dropped.inc();
-                tracing::warn!(%slo, "trigger queue full; the SLO is evaluated on schedule");
-            }
+            Ok(Err(_)) => self.dropped(&slo, "closed"),
+            Err(_) => self.dropped(&slo, "full"),
+        }
+    }
+
+    fn dropped(&self, slo: &str, why: &str) {
+        self.metrics.triggers_dropped.inc();
+        tracing::warn!(%slo, "trigger queue {why}; the SLO is evaluated on schedule");
+    }
+}
+
+/// What a stored alert counts as, from its dedupe answer and its status.
+fn result_of(answer: dedupe::Recorded, status: AlertStatus) -> AlertResult {
+    match (answer, status) {
+        (dedupe::Recorded::Duplicate, _) => AlertResult::Duplicate,
+        (dedupe::Recorded::New, AlertStatus::Firing) => AlertResult::Recorded,
+        (dedupe::Recorded::New, AlertStatus::Resolved) => AlertResult::Resolved,
+    }
+}
+
+impl Summary {
+    fn count(&mut self, result: AlertResult) {
+        match result {
+            AlertResult::Recorded => self.recorded += 1,
+            AlertResult::Resolved => self.resolved += 1,
+            AlertResult::Duplicate => self.duplicates += 1,
+            AlertResult::Unknown => self.unknown += 1,
         }
     }
 }
