@@ -37,8 +37,8 @@ impl fmt::Display for Escaped<'_> {
 }
 
 /// [`Escaped`] of an optional value (`""` when absent).
-pub fn opt(v: Option<&String>) -> Escaped<'_> {
-    Escaped(v.map(String::as_str).unwrap_or(""))
+pub fn opt(v: Option<&str>) -> Escaped<'_> {
+    Escaped(v.unwrap_or(""))
 }
 
 #[cfg(test)]

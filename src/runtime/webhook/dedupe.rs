@@ -38,13 +38,14 @@
 //! Documents of the previous layout (`webhook/alerts/<fingerprint>`) are no longer written;
 //! the state sweep deletes them once their events are older than the TTL.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::labels::Labels;
 use super::payload::{Alert, AlertStatus};
 use crate::adapters::state::conflict_backoff;
 use crate::ports::state::{StateError, StateStore};
@@ -203,7 +204,7 @@ fn fnv1a<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> u64 {
 
 /// Prometheus' `LabelSet.Fingerprint()`: FNV-1a 64 over the labels sorted by name, each
 /// name and value followed by the byte 0xff.
-pub fn labels_fingerprint(labels: &BTreeMap<String, String>) -> u64 {
+pub fn labels_fingerprint(labels: &Labels) -> u64 {
     const SEP: &[u8] = &[0xff];
     fnv1a(
         labels
@@ -213,11 +214,11 @@ pub fn labels_fingerprint(labels: &BTreeMap<String, String>) -> u64 {
 }
 
 /// At most [`MAX_LABEL_CHARS`] characters of a label value.
-fn cut(v: Option<&String>) -> Option<String> {
+fn cut(v: Option<&str>) -> Option<String> {
     v.map(|s| {
         if s.len() <= MAX_LABEL_CHARS {
             // At most as many characters as bytes: nothing to cut.
-            s.clone()
+            s.to_string()
         } else {
             s.chars().take(MAX_LABEL_CHARS).collect()
         }
@@ -272,7 +273,7 @@ struct Kept {
 impl Kept {
     fn new(event: Event) -> Result<Kept, serde_json::Error> {
         Ok(Kept {
-            json: serde_json::to_string(&event)?,
+            json: event_json(&event)?,
             ident: ident(&event.fingerprint, event.status, event.starts_at),
             event,
         })
@@ -284,6 +285,90 @@ impl Kept {
             && self.event.status == status
             && self.event.fingerprint == fingerprint
     }
+}
+
+/// `serde_json::to_string(event)`, written field by field: the derived serializer formats
+/// each time through chrono's general formatter, which was most of the writer task's work
+/// under a flood. The text is the same (a test compares them over random events).
+fn event_json(e: &Event) -> Result<String, serde_json::Error> {
+    let mut out = String::with_capacity(160 + e.fingerprint.len());
+    out.push_str("{\"fingerprint\":");
+    push_json_str(&mut out, &e.fingerprint)?;
+    out.push_str(",\"status\":\"");
+    out.push_str(e.status.as_str());
+    out.push_str("\",\"starts_at\":");
+    push_time(&mut out, e.starts_at)?;
+    if let Some(t) = e.ends_at {
+        out.push_str(",\"ends_at\":");
+        push_time(&mut out, t)?;
+    }
+    out.push_str(",\"received_at\":");
+    push_time(&mut out, e.received_at)?;
+    if let Some(v) = &e.alertname {
+        out.push_str(",\"alertname\":");
+        push_json_str(&mut out, v)?;
+    }
+    if let Some(v) = &e.severity {
+        out.push_str(",\"severity\":");
+        push_json_str(&mut out, v)?;
+    }
+    out.push('}');
+    Ok(out)
+}
+
+/// A JSON string literal: as is between quotes when nothing needs escaping (fingerprints,
+/// usual label values), else through serde_json's escaping.
+fn push_json_str(out: &mut String, s: &str) -> Result<(), serde_json::Error> {
+    if s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.push_str(&serde_json::to_string(s)?);
+    } else {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    }
+    Ok(())
+}
+
+/// A time as chrono serializes it (RFC 3339, UTC as `Z`, the fraction in 0, 3, 6 or 9
+/// digits), quoted. Years 0 to 9999 and no leap second are written here; others through
+/// chrono.
+fn push_time(out: &mut String, t: DateTime<Utc>) -> Result<(), serde_json::Error> {
+    use chrono::{Datelike, Timelike};
+    let (year, nanos) = (t.year(), t.nanosecond());
+    if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
+        out.push_str(&serde_json::to_string(&t)?);
+        return Ok(());
+    }
+    fn digits(out: &mut String, v: u32, n: u32) {
+        for i in (0..n).rev() {
+            let d = (v / 10u32.pow(i)) % 10;
+            out.push(char::from(b'0' + d as u8));
+        }
+    }
+    out.push('"');
+    digits(out, year.unsigned_abs(), 4);
+    out.push('-');
+    digits(out, t.month(), 2);
+    out.push('-');
+    digits(out, t.day(), 2);
+    out.push('T');
+    digits(out, t.hour(), 2);
+    out.push(':');
+    digits(out, t.minute(), 2);
+    out.push(':');
+    digits(out, t.second(), 2);
+    if nanos != 0 {
+        out.push('.');
+        if nanos % 1_000_000 == 0 {
+            digits(out, nanos / 1_000_000, 3);
+        } else if nanos % 1_000 == 0 {
+            digits(out, nanos / 1_000, 6);
+        } else {
+            digits(out, nanos, 9);
+        }
+    }
+    out.push_str("Z\"");
+    Ok(())
 }
 
 /// A hash of what identifies an event, so that looking an alert up among a document's
@@ -371,7 +456,7 @@ async fn commit(
                     ends_at: alert.ends_at,
                     received_at: now,
                     alertname: cut(alert.labels.get("alertname")),
-                    severity: cut(severity(&alert.labels).as_ref()),
+                    severity: cut(severity(&alert.labels)),
                 })
                 .map_err(corrupt)?,
             );
@@ -656,11 +741,10 @@ impl Writer {
 }
 
 /// Sloth's `sloth_severity` (`page`/`ticket`), else the common `severity` label.
-pub fn severity(labels: &BTreeMap<String, String>) -> Option<String> {
+pub fn severity(labels: &Labels) -> Option<&str> {
     labels
         .get("sloth_severity")
         .or_else(|| labels.get("severity"))
-        .cloned()
 }
 
 #[cfg(test)]
@@ -674,6 +758,80 @@ mod tests {
     fn alert() -> Alert {
         let body = include_str!("../../../tests/fixtures/alertmanager/firing-sloth-id.json");
         parse(body.as_bytes()).unwrap().alerts.remove(0)
+    }
+
+    /// The hand-written event text is serde's, over random times (fractions of 0, 3, 6 and
+    /// 9 digits, years outside 0-9999, leap seconds) and strings that need escaping.
+    #[test]
+    fn event_text_is_serdes() {
+        use chrono::{NaiveDate, TimeZone};
+        let mut seed: u64 = 0x853c_49e6_748f_ea9b;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let strings = [
+            "",
+            "a",
+            "bdef0648ce50a622",
+            "\"",
+            "\\",
+            "\n\t",
+            "\u{1}",
+            "\u{7f}",
+            "é",
+            "€𝄞",
+            "a\"b\\c\u{1f}d",
+        ];
+        let time = |next: &mut dyn FnMut(u64) -> u64| {
+            let year = match next(4) {
+                0 => next(10_000) as i32,
+                1 => -(next(5000) as i32),
+                2 => 10_000 + next(200_000) as i32,
+                _ => 1970 + next(100) as i32,
+            };
+            let nanos = match next(5) {
+                0 => 0,
+                1 => next(1000) as u32 * 1_000_000,
+                2 => next(1_000_000) as u32 * 1_000,
+                3 => next(1_000_000_000) as u32,
+                _ => 1_000_000_000 + next(1_000_000_000) as u32,
+            };
+            let date =
+                NaiveDate::from_ymd_opt(year, 1 + next(12) as u32, 1 + next(28) as u32).unwrap();
+            let naive = if nanos >= 1_000_000_000 {
+                date.and_hms_nano_opt(23, 59, 59, nanos)
+            } else {
+                date.and_hms_nano_opt(next(24) as u32, next(60) as u32, next(60) as u32, nanos)
+            };
+            Utc.from_utc_datetime(&naive.unwrap())
+        };
+        for _ in 0..20_000 {
+            let pick = |next: &mut dyn FnMut(u64) -> u64| match next(3) {
+                0 => None,
+                _ => Some(strings[next(strings.len() as u64) as usize].to_string()),
+            };
+            let e = Event {
+                fingerprint: strings[next(strings.len() as u64) as usize].to_string(),
+                status: if next(2) == 0 {
+                    AlertStatus::Firing
+                } else {
+                    AlertStatus::Resolved
+                },
+                starts_at: time(&mut next),
+                ends_at: if next(2) == 0 {
+                    None
+                } else {
+                    Some(time(&mut next))
+                },
+                received_at: time(&mut next),
+                alertname: pick(&mut next),
+                severity: pick(&mut next),
+            };
+            assert_eq!(event_json(&e).unwrap(), serde_json::to_string(&e).unwrap());
+        }
     }
 
     #[test]
@@ -838,9 +996,9 @@ mod tests {
             .map(|i| {
                 let mut a = alert();
                 a.fingerprint = None;
-                a.labels.insert("instance".into(), format!("i-{i}"));
+                a.labels.insert("instance", &format!("i-{i}"));
                 if i == 1999 {
-                    a.labels.insert("alertname".into(), huge.clone());
+                    a.labels.insert("alertname", &huge);
                 }
                 a
             })

@@ -45,9 +45,10 @@ pub mod auth;
 pub mod config;
 pub mod dedupe;
 pub mod handoff;
+pub mod labels;
 pub mod payload;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -70,6 +71,7 @@ pub use crate::ports::slo_index::SloIndex;
 
 pub use auth::Authenticator;
 pub use config::WebhookConfig;
+pub use labels::Labels;
 pub use payload::AlertStatus;
 
 /// Where Alertmanager posts.
@@ -119,10 +121,10 @@ impl SloIndex for SloIds {
 }
 
 /// The SLO an alert belongs to: `sloth_id`, else `<sloth_service>-<sloth_slo>`, when loaded.
-pub fn slo_of(labels: &BTreeMap<String, String>, slos: &dyn SloIndex) -> Option<String> {
+pub fn slo_of(labels: &Labels, slos: &dyn SloIndex) -> Option<String> {
     if let Some(id) = labels.get("sloth_id") {
         if slos.contains(id) {
-            return Some(id.clone());
+            return Some(id.to_string());
         }
     }
     if let (Some(service), Some(slo)) = (labels.get("sloth_service"), labels.get("sloth_slo")) {
@@ -307,7 +309,7 @@ async fn handle(s: &WebhookState, headers: &HeaderMap, body: Body) -> Response {
     if payload.truncated_alerts > 0 {
         tracing::warn!(
             truncated = payload.truncated_alerts,
-            group_key = %logsafe::opt(payload.group_key.as_ref()),
+            group_key = %logsafe::opt(payload.group_key.as_deref()),
             "Alertmanager truncated the alert group (max_alerts); the missing alerts' SLOs are evaluated on schedule"
         );
     }
@@ -390,8 +392,8 @@ impl dedupe::AfterCommit for Deliver {
                 slo_id: slo_id.to_string(),
                 status: alert.status,
                 fingerprint: dedupe::fingerprint(alert),
-                alertname: alert.labels.get("alertname").cloned(),
-                severity: dedupe::severity(&alert.labels),
+                alertname: alert.labels.get("alertname").map(str::to_string),
+                severity: dedupe::severity(&alert.labels).map(str::to_string),
                 starts_at: alert.starts_at,
             };
             tracing::info!(
@@ -453,12 +455,7 @@ mod tests {
     #[test]
     fn maps_by_sloth_id_then_service_and_slo() {
         let slos = SloIds::new(["checkout-availability".to_string()]);
-        let l = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect()
-        };
+        let l = |pairs: &[(&str, &str)]| -> Labels { pairs.iter().copied().collect() };
         assert_eq!(
             slo_of(&l(&[("sloth_id", "checkout-availability")]), &slos).as_deref(),
             Some("checkout-availability")

@@ -23,6 +23,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+pub use super::labels::Labels;
+
 /// Firing or resolved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -54,7 +56,7 @@ pub struct Payload {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Alert {
     pub status: AlertStatus,
-    pub labels: BTreeMap<String, String>,
+    pub labels: Labels,
     pub starts_at: DateTime<Utc>,
     /// `None` for Alertmanager's zero time (`0001-01-01T00:00:00Z`, a firing alert).
     pub ends_at: Option<DateTime<Utc>>,
@@ -171,7 +173,7 @@ fn alert(v: &Value, path: &str) -> Result<Alert, PayloadError> {
     let status = opt_status(a, "status", &f("status"))?
         .ok_or_else(|| err(f("status"), "missing; expected \"firing\" or \"resolved\""))?;
     let labels = match a.get("labels") {
-        Some(v) => string_map(v, &f("labels"))?,
+        Some(v) => string_map(v, &f("labels"))?.into_iter().collect(),
         None => return Err(err(f("labels"), "missing; expected an object of strings")),
     };
     if let Some(v) = a.get("annotations") {
@@ -251,7 +253,6 @@ fn time(v: &Value, path: &str) -> Result<DateTime<Utc>, PayloadError> {
 /// the body. Alertmanager sends no other fields, so its payloads all take this path.
 pub mod fast {
     use std::borrow::Cow;
-    use std::collections::BTreeMap;
     use std::fmt;
     use std::marker::PhantomData;
 
@@ -259,7 +260,7 @@ pub mod fast {
     use serde::de::{self, Deserializer, MapAccess, Visitor};
     use serde::Deserialize;
 
-    use super::{Alert, AlertStatus, Payload};
+    use super::{Alert, AlertStatus, Labels, Payload};
 
     /// A field that may be absent, but is checked as a `T` when present (`null` included).
     struct Present<T>(Option<T>);
@@ -365,7 +366,7 @@ pub mod fast {
     #[serde(deny_unknown_fields)]
     struct FastAlert<'a> {
         status: AlertStatus,
-        labels: BTreeMap<String, String>,
+        labels: Labels,
         #[serde(default, rename = "annotations")]
         _annotations: Present<StringMap>,
         #[serde(borrow, rename = "startsAt")]
@@ -438,7 +439,7 @@ mod tests {
         assert_eq!(p.alerts.len(), 1);
         let a = &p.alerts[0];
         assert_eq!(a.status, AlertStatus::Firing);
-        assert_eq!(a.labels["sloth_id"], "checkout-availability");
+        assert_eq!(a.labels.get("sloth_id"), Some("checkout-availability"));
         assert_eq!(a.fingerprint.as_deref(), Some("bdef0648ce50a622"));
         assert_eq!(a.ends_at, None, "the zero time means not ended");
 
