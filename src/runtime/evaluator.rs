@@ -277,16 +277,33 @@ async fn evaluate_with(
         raw.entry(i).or_default().push((w, q, r));
     }
 
-    // 4. Assemble one report per target.
+    // 4. Assemble one report per target. Each distinct window is formatted once (a
+    //    handful), not once per target and window (80,000 at 10,000 SLOs).
+    let mut names: Vec<(PromDuration, String)> = Vec::new();
     let mut results = Vec::with_capacity(targets.len());
     for (i, t) in targets.iter().enumerate() {
         let id = t.slo.id.clone();
         let windows = t.windows.windows();
         let period = t.windows.slo_period;
+        for &w in windows.iter().chain([&period]) {
+            if !names.iter().any(|(d, _)| *d == w) {
+                names.push((w, w.to_string()));
+            }
+        }
+        let name = |w: PromDuration| match names.iter().find(|(d, _)| *d == w) {
+            Some((_, n)) => n.clone(),
+            None => w.to_string(),
+        };
         let outcome = if ruled[i] {
-            from_recorded(i, t, &recorded, &windows, period)
+            from_recorded(i, t, &recorded, &windows, period, &name)
         } else {
-            from_raw(t, raw.remove(&i).unwrap_or_default(), &windows, period)
+            from_raw(
+                t,
+                raw.remove(&i).unwrap_or_default(),
+                &windows,
+                period,
+                &name,
+            )
         };
         results.push((id, outcome));
     }
@@ -366,6 +383,7 @@ fn from_recorded(
     recorded: &Windows,
     windows: &[PromDuration],
     period: PromDuration,
+    name: &dyn Fn(PromDuration) -> String,
 ) -> Result<BudgetReport, EvalError> {
     let id = &t.slo.id;
     let value = |w: PromDuration| -> Result<Option<f64>, EvalError> {
@@ -393,12 +411,13 @@ fn from_recorded(
     for w in windows {
         m.window_error_ratios.insert(*w, value(*w)?);
     }
-    Ok(budget::assess(
+    Ok(budget::assess_named(
         &t.slo,
         period,
         windows,
         &m,
         Source::RecordingRules,
+        name,
     ))
 }
 
@@ -407,6 +426,7 @@ fn from_raw(
     answers: Vec<RawAnswer>,
     windows: &[PromDuration],
     period: PromDuration,
+    name: &dyn Fn(PromDuration) -> String,
 ) -> Result<BudgetReport, EvalError> {
     let id = &t.slo.id;
     let mut by_window: HashMap<PromDuration, Option<f64>> = HashMap::new();
@@ -425,7 +445,14 @@ fn from_raw(
             .map(|w| (*w, by_window.get(w).copied().flatten()))
             .collect(),
     };
-    Ok(budget::assess(&t.slo, period, windows, &m, Source::Raw))
+    Ok(budget::assess_named(
+        &t.slo,
+        period,
+        windows,
+        &m,
+        Source::Raw,
+        name,
+    ))
 }
 
 #[cfg(test)]

@@ -108,6 +108,19 @@ pub fn assess(
     m: &Measurements,
     source: Source,
 ) -> BudgetReport {
+    assess_named(slo, period, windows, m, source, &|w| w.to_string())
+}
+
+/// [`assess`], with the Prometheus-formatted name of each window (and of the period) from
+/// `name`: an evaluation of many SLOs formats each distinct window once, not once per SLO.
+pub fn assess_named(
+    slo: &Slo,
+    period: PromDuration,
+    windows: &[PromDuration],
+    m: &Measurements,
+    source: Source,
+    name: &dyn Fn(PromDuration) -> String,
+) -> BudgetReport {
     let budget = slo.error_budget_ratio();
     let per_budget = |r: Option<f64>| measured(r).map(|r| burn_rate(r, budget));
     let error_ratio = measured(m.period_error_ratio);
@@ -116,7 +129,7 @@ pub fn assess(
         .iter()
         .map(|w| {
             let r = m.window_error_ratios.get(w).copied().flatten();
-            (w.to_string(), per_budget(r))
+            (name(*w), per_budget(r))
         })
         .collect();
     let guard = slo.guard.clone().unwrap_or_default();
@@ -125,7 +138,7 @@ pub fn assess(
         service: slo.service.clone(),
         slo: slo.name.clone(),
         objective: slo.objective_ratio(),
-        period: period.to_string(),
+        period: name(period),
         error_ratio,
         budget_consumed: consumed,
         budget_remaining: consumed.map(|c| 1.0 - c),
