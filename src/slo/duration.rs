@@ -122,6 +122,18 @@ impl FromStr for PromDuration {
     }
 }
 
+/// The terms of Prometheus' duration text, largest first: unit, milliseconds, and whether
+/// the unit is only used when it divides the duration exactly (years and weeks).
+const TERMS: [(&str, u64, bool); 7] = [
+    ("y", YEAR, true),
+    ("w", WEEK, true),
+    ("d", DAY, false),
+    ("h", HOUR, false),
+    ("m", MIN, false),
+    ("s", SEC, false),
+    ("ms", MS, false),
+];
+
 impl fmt::Display for PromDuration {
     /// Prometheus' `model.Duration.String()`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -129,21 +141,12 @@ impl fmt::Display for PromDuration {
         if ms == 0 {
             return f.write_str("0s");
         }
-        let terms: [(&str, u64, bool); 7] = [
-            ("y", YEAR, true),
-            ("w", WEEK, true),
-            ("d", DAY, false),
-            ("h", HOUR, false),
-            ("m", MIN, false),
-            ("s", SEC, false),
-            ("ms", MS, false),
-        ];
         // Written into a buffer and out in one piece: `write!` per term went through the
         // general formatter, the larger part of building a budget report (seven windows per
         // SLO, 10,000 SLOs per cycle). At most 7 terms of at most 20 digits and 2 letters.
         let mut buf = [0u8; 7 * 22];
         let mut n = 0;
-        for (unit, mult, exact) in terms {
+        for (unit, mult, exact) in TERMS {
             if exact && !ms.is_multiple_of(mult) {
                 continue;
             }
@@ -200,15 +203,7 @@ mod tests {
                 return "0s".into();
             }
             let mut out = String::new();
-            for (unit, mult, exact) in [
-                ("y", YEAR, true),
-                ("w", WEEK, true),
-                ("d", DAY, false),
-                ("h", HOUR, false),
-                ("m", MIN, false),
-                ("s", SEC, false),
-                ("ms", MS, false),
-            ] {
+            for (unit, mult, exact) in TERMS {
                 if exact && !ms.is_multiple_of(mult) {
                     continue;
                 }

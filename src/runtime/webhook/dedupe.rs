@@ -347,16 +347,16 @@ fn push_time(out: &mut String, t: DateTime<Utc>) -> Result<(), serde_json::Error
     }
     out.push('"');
     digits(out, year.unsigned_abs(), 4);
-    out.push('-');
-    digits(out, t.month(), 2);
-    out.push('-');
-    digits(out, t.day(), 2);
-    out.push('T');
-    digits(out, t.hour(), 2);
-    out.push(':');
-    digits(out, t.minute(), 2);
-    out.push(':');
-    digits(out, t.second(), 2);
+    for (sep, v) in [
+        ('-', t.month()),
+        ('-', t.day()),
+        ('T', t.hour()),
+        (':', t.minute()),
+        (':', t.second()),
+    ] {
+        out.push(sep);
+        digits(out, v, 2);
+    }
     if nanos != 0 {
         out.push('.');
         if nanos % 1_000_000 == 0 {
