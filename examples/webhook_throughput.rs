@@ -16,6 +16,12 @@
 //!
 //! Run: `cargo run --release --example webhook_throughput [-- REQUESTS CONCURRENCY]`
 //! (defaults 20000 and 32).
+//!
+//! With `--only=slogate`, `--only=bare` or `--only=none`, it sends REQUESTS requests to that
+//! server alone (none: to neither, after the same set-up) and prints nothing: run under
+//! `valgrind --tool=callgrind`, the differences of the three instruction counts are each
+//! server's instructions per request, client included, which repeat from run to run on a
+//! machine whose speed does not (`scripts/bench` prints them).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -199,6 +205,7 @@ async fn main() -> anyhow::Result<()> {
         .skip(1)
         .filter_map(|a| a.parse().ok())
         .collect();
+    let only = std::env::args().find_map(|a| a.strip_prefix("--only=").map(str::to_string));
     let n = args.first().copied().unwrap_or(20_000);
     let concurrency = args.get(1).copied().unwrap_or(32).max(1);
 
@@ -212,6 +219,21 @@ async fn main() -> anyhow::Result<()> {
         .pool_max_idle_per_host(concurrency)
         .timeout(Duration::from_secs(30))
         .build()?;
+
+    if let Some(only) = only {
+        let bodies = payloads(n, 0)?;
+        match only.as_str() {
+            "slogate" => {
+                run(&client, &slogate_url, &bodies, concurrency).await?;
+            }
+            "bare" => {
+                run(&client, &bare_url, &bodies, concurrency).await?;
+            }
+            "none" => {}
+            other => anyhow::bail!("--only={other}: expected slogate, bare or none"),
+        }
+        return Ok(());
+    }
 
     let warm = payloads(WARMUP, 0)?;
     run(&client, &slogate_url, &warm, concurrency).await?;
