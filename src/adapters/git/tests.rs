@@ -471,6 +471,26 @@ async fn known_good_must_exist_and_be_an_ancestor() {
 // Concurrent pushes
 // ---------------------------------------------------------------------------------------
 
+/// `out` reverted exactly `reverted`, its commit is the remote's head and sits on top of
+/// `concurrent` (the payments commit pushed in between, which it kept): the revert's sha.
+fn landed_on_top(f: &Fixture, out: RevertOutcome, reverted: &str, concurrent: &str) -> String {
+    let RevertOutcome::Reverted { sha, reverted: got } = out else {
+        panic!("unexpected {out:?}")
+    };
+    assert_eq!(got, vec![reverted.to_string()]);
+    assert_eq!(f.remote_head(), sha);
+    assert_eq!(
+        parent(f, &sha),
+        concurrent,
+        "revert sits on top of the concurrent commit"
+    );
+    assert_eq!(
+        f.remote_file("main", PAYMENTS_DEPLOY),
+        deploy("payments", "v9", 2)
+    );
+    sha
+}
+
 #[tokio::test]
 async fn concurrent_push_between_fetch_and_push_is_retried_on_the_new_head() {
     let f = Arc::new(Fixture::new());
@@ -496,27 +516,14 @@ async fn concurrent_push_between_fetch_and_push_is_retried_on_the_new_head() {
         .revert(&request("breach-race", Some(&f.c0)))
         .await
         .unwrap();
-    let RevertOutcome::Reverted { sha, reverted } = out else {
-        panic!("unexpected {out:?}")
-    };
-    assert_eq!(reverted, vec![c1]);
     assert_eq!(
         calls.load(Ordering::SeqCst),
         2,
         "one rejected push, one retry"
     );
     let concurrent = concurrent.lock().unwrap().clone();
-    assert_eq!(f.remote_head(), sha);
-    assert_eq!(
-        parent(&f, &sha),
-        concurrent,
-        "revert sits on top of the concurrent commit"
-    );
+    let sha = landed_on_top(&f, out, &c1, &concurrent);
     assert_eq!(f.breach_commits("breach-race"), vec![sha]);
-    assert_eq!(
-        f.remote_file("main", PAYMENTS_DEPLOY),
-        deploy("payments", "v9", 2)
-    );
     assert_eq!(
         f.remote_file("main", CHECKOUT_DEPLOY),
         deploy("checkout", "v1", 3)
@@ -1606,21 +1613,12 @@ async fn a_revert_right_after_a_read_shares_its_fetch_and_misses_no_push() {
         .revert(&request("breach-shared", Some(&f.c0)))
         .await
         .unwrap();
-    let RevertOutcome::Reverted { sha, reverted } = out else {
-        panic!("unexpected {out:?}")
-    };
-    assert_eq!(reverted, vec![c1]);
     assert_eq!(
         calls.load(Ordering::SeqCst),
         2,
         "the push built on the shared fetch is refused, the one on a new fetch lands"
     );
-    assert_eq!(f.remote_head(), sha);
-    assert_eq!(parent(&f, &sha), other);
-    assert_eq!(
-        f.remote_file("main", PAYMENTS_DEPLOY),
-        deploy("payments", "v9", 2)
-    );
+    landed_on_top(&f, out, &c1, &other);
 
     // Nothing pushed since the read: one push, on the shared fetch.
     let c2 = f.commit(&[(CHECKOUT_DEPLOY, &deploy("checkout", "v3", 3))], "c2");
