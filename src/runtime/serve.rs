@@ -15,6 +15,11 @@
 //!   its head: what a slow-loris client does) is closed to make room; when every connection
 //!   runs a request, the new one gets `503` and is closed at once. Either way the number of
 //!   open sockets stays bounded and new clients are not starved by stalled ones.
+//! - **Half-close**: a client may shut its sending side once its request is sent and still
+//!   get the answer. A running request is not cancelled when its client goes away: it
+//!   finishes (each handler is bounded by its own timeouts), and its answer is discarded.
+//!   The webhook receiver guarantees as much anyway (its writer task records and triggers
+//!   what a request handed it), and the eviction above only ever picks idle connections.
 //! - **Graceful shutdown**: when `stop` fires, idle connections close, running requests get
 //!   [`SHUTDOWN_GRACE`] to finish, and then the rest are dropped.
 //!
@@ -255,7 +260,12 @@ async fn connection(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
-        .max_buf_size(MAX_HEAD_BYTES);
+        .max_buf_size(MAX_HEAD_BYTES)
+        // A request runs to its end even when the client shuts its sending side (see the
+        // module docs): hyper then does not read ahead on the socket while the handler
+        // runs, a read that found nothing and, with the body still held by the handler,
+        // made it allocate a new read buffer for every request.
+        .half_close(true);
     let conn = builder.serve_connection(TokioIo::new(stream), service);
     tokio::pin!(conn);
     let mut stopping = false;
