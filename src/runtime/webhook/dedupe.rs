@@ -256,8 +256,58 @@ pub async fn record_all(
 /// else changed the document since (another replica, the sweep), and the next round reads.
 struct Cached {
     version: Option<u64>,
-    /// Oldest first; a deque, since a full document drops from the front at every write.
-    events: VecDeque<Kept>,
+    events: Events,
+}
+
+/// A document's events, oldest first (a deque: a full document drops from the front at every
+/// write), with a count of each [`ident`] among them, so that looking an alert up is one hash
+/// lookup instead of a scan of up to [`MAX_EVENTS`] events (the events are scanned only
+/// when the ident is there: a repeat, or a collision).
+#[derive(Default)]
+struct Events {
+    kept: VecDeque<Kept>,
+    idents: HashMap<u64, u32>,
+}
+
+impl Events {
+    fn push(&mut self, k: Kept) {
+        *self.idents.entry(k.ident).or_insert(0) += 1;
+        self.kept.push_back(k);
+    }
+
+    /// Whether the event `(fingerprint, status, at)`, of ident `id`, is among them.
+    fn contains(&self, id: u64, fingerprint: &str, status: AlertStatus, at: DateTime<Utc>) -> bool {
+        self.idents.contains_key(&id) && self.kept.iter().any(|k| k.is(id, fingerprint, status, at))
+    }
+
+    /// Drop the events received before `horizon`.
+    fn received_since(&mut self, horizon: DateTime<Utc>) {
+        let before = self.kept.len();
+        self.kept.retain(|k| k.event.received_at >= horizon);
+        if self.kept.len() != before {
+            self.idents.clear();
+            for k in &self.kept {
+                *self.idents.entry(k.ident).or_insert(0) += 1;
+            }
+        }
+    }
+
+    /// Keep the newest `n`.
+    fn keep_last(&mut self, n: usize) {
+        let extra = self.kept.len().saturating_sub(n);
+        for k in self.kept.drain(..extra) {
+            if let Some(count) = self.idents.get_mut(&k.ident) {
+                *count -= 1;
+                if *count == 0 {
+                    self.idents.remove(&k.ident);
+                }
+            }
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Kept> {
+        self.kept.iter()
+    }
 }
 
 /// An event with its JSON text, written once when it is recorded (or read): an event never
@@ -330,8 +380,8 @@ fn push_json_str(out: &mut String, s: &str) -> Result<(), serde_json::Error> {
 }
 
 /// A time as chrono serializes it (RFC 3339, UTC as `Z`, the fraction in 0, 3, 6 or 9
-/// digits), quoted. Years 0 to 9999 and no leap second are written here; others through
-/// chrono.
+/// digits), quoted. Years 0 to 9999 and no leap second are written here, into a fixed
+/// buffer; others through chrono.
 fn push_time(out: &mut String, t: DateTime<Utc>) -> Result<(), serde_json::Error> {
     use chrono::{Datelike, Timelike};
     let (year, nanos) = (t.year(), t.nanosecond());
@@ -339,35 +389,39 @@ fn push_time(out: &mut String, t: DateTime<Utc>) -> Result<(), serde_json::Error
         out.push_str(&serde_json::to_string(&t)?);
         return Ok(());
     }
-    fn digits(out: &mut String, v: u32, n: u32) {
-        for i in (0..n).rev() {
-            let d = (v / 10u32.pow(i)) % 10;
-            out.push(char::from(b'0' + d as u8));
+    /// `v`'s last `n` decimal digits into `b[at..at + n]`.
+    fn digits(b: &mut [u8], at: usize, n: usize, mut v: u32) {
+        for i in (at..at + n).rev() {
+            b[i] = b'0' + (v % 10) as u8;
+            v /= 10;
         }
     }
-    out.push('"');
-    digits(out, year.unsigned_abs(), 4);
-    for (sep, v) in [
-        ('-', t.month()),
-        ('-', t.day()),
-        ('T', t.hour()),
-        (':', t.minute()),
-        (':', t.second()),
-    ] {
-        out.push(sep);
-        digits(out, v, 2);
-    }
-    if nanos != 0 {
-        out.push('.');
-        if nanos % 1_000_000 == 0 {
-            digits(out, nanos / 1_000_000, 3);
-        } else if nanos % 1_000 == 0 {
-            digits(out, nanos / 1_000, 6);
-        } else {
-            digits(out, nanos, 9);
-        }
-    }
-    out.push_str("Z\"");
+    let mut b = *b"\"0000-00-00T00:00:00.000000000Z\"";
+    digits(&mut b, 1, 4, year.unsigned_abs());
+    digits(&mut b, 6, 2, t.month());
+    digits(&mut b, 9, 2, t.day());
+    digits(&mut b, 12, 2, t.hour());
+    digits(&mut b, 15, 2, t.minute());
+    digits(&mut b, 18, 2, t.second());
+    // The fraction's digits, after the '.' at 20.
+    let n = if nanos == 0 {
+        0
+    } else if nanos % 1_000_000 == 0 {
+        digits(&mut b, 21, 3, nanos / 1_000_000);
+        3
+    } else if nanos % 1_000 == 0 {
+        digits(&mut b, 21, 6, nanos / 1_000);
+        6
+    } else {
+        digits(&mut b, 21, 9, nanos);
+        9
+    };
+    let end = if n == 0 { 20 } else { 21 + n };
+    b[end] = b'Z';
+    b[end + 1] = b'"';
+    // ASCII only, so this never fails; an error would be serde's own kind.
+    let text = std::str::from_utf8(&b[..end + 2]).map_err(serde::ser::Error::custom)?;
+    out.push_str(text);
     Ok(())
 }
 
@@ -417,38 +471,34 @@ async fn commit(
         let (mut events, expected) = match known {
             Some(c) => (c.events, c.version),
             None => match store.get(&key).await? {
-                None => (VecDeque::new(), None),
+                None => (Events::default(), None),
                 Some(v) => match AlertDoc::from_value(v.value) {
-                    Ok(doc) => (
-                        doc.events
-                            .into_iter()
-                            .map(Kept::new)
-                            .collect::<Result<VecDeque<_>, _>>()
-                            .map_err(corrupt)?,
-                        Some(v.version),
-                    ),
+                    Ok(doc) => {
+                        let mut events = Events::default();
+                        for e in doc.events {
+                            events.push(Kept::new(e).map_err(corrupt)?);
+                        }
+                        (events, Some(v.version))
+                    }
                     Err(e) => {
                         // Replaced, not fatal: losing the history only risks one extra trigger.
                         tracing::warn!(%key, "dedupe record is unreadable, replacing it: {e}");
-                        (VecDeque::new(), Some(v.version))
+                        (Events::default(), Some(v.version))
                     }
                 },
             },
         };
-        events.retain(|k| k.event.received_at >= horizon);
+        events.received_since(horizon);
         let mut answers = Vec::with_capacity(alerts.len());
         for alert in alerts {
             let fp = fingerprint(alert);
             let id = ident(&fp, alert.status, alert.starts_at);
-            let seen = events
-                .iter()
-                .any(|k| k.is(id, &fp, alert.status, alert.starts_at));
-            if seen {
+            if events.contains(id, &fp, alert.status, alert.starts_at) {
                 answers.push(Recorded::Duplicate);
                 continue;
             }
             answers.push(Recorded::New);
-            events.push_back(
+            events.push(
                 Kept::new(Event {
                     fingerprint: fp,
                     status: alert.status,
@@ -474,9 +524,7 @@ async fn commit(
             });
             return Ok(answers);
         }
-        if events.len() > MAX_EVENTS {
-            events.drain(..events.len() - MAX_EVENTS);
-        }
+        events.keep_last(MAX_EVENTS);
         let mut packed =
             String::with_capacity(events.iter().map(|k| k.json.len() + 1).sum::<usize>() + 2);
         packed.push('[');
