@@ -16,6 +16,10 @@ use std::time::{Duration, Instant};
 
 use axum::routing::post;
 
+/// The `slogate` binary's allocator, so that the figures are the daemon's.
+#[global_allocator]
+static ALLOCATOR: slogate::Allocator = slogate::Allocator;
+
 const APPS: usize = 100;
 const TOKEN: &str = "bench-webhook-token";
 
@@ -43,8 +47,17 @@ fn kustomization(tag: &str) -> String {
     format!("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nimages:\n  - name: example/app\n    newTag: {tag}\n")
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
+    // Before the runtime's threads start, as the binary's main does.
+    slogate::tune_allocator();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+        .block_on(bench());
+}
+
+async fn bench() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
 

@@ -39,6 +39,10 @@ use slogate::ports::state::StateStore;
 use slogate::runtime::server::{self, AppState};
 use slogate::runtime::webhook::{self, Authenticator, SloIds, WebhookState};
 
+/// The `slogate` binary's allocator, so that the figures are the daemon's.
+#[global_allocator]
+static ALLOCATOR: slogate::Allocator = slogate::Allocator;
+
 const FIXTURE: &str = include_str!("../tests/fixtures/alertmanager/firing-sloth-id.json");
 const TOKEN: &str = "bench-token";
 const ROUNDS: usize = 3;
@@ -199,8 +203,16 @@ fn median(mut runs: Vec<Run>) -> Run {
     runs.swap_remove(runs.len() / 2)
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    // Before the runtime's threads start, as the binary's main does.
+    slogate::tune_allocator();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(bench())
+}
+
+async fn bench() -> anyhow::Result<()> {
     let args: Vec<usize> = std::env::args()
         .skip(1)
         .filter_map(|a| a.parse().ok())

@@ -1029,7 +1029,14 @@ fn dockerfile_is_multi_stage_and_runs_as_non_root() {
     // Only what the build needs is sent to the builder.
     let ignore = read(".dockerignore");
     assert!(ignore.lines().any(|l| l.trim() == "*"));
-    for keep in ["!Cargo.toml", "!Cargo.lock", "!src/"] {
+    for keep in ["!Cargo.toml", "!Cargo.lock", "!src/", "!.cargo/"] {
         assert!(ignore.lines().any(|l| l.trim() == keep), "{keep}");
     }
+    // The cargo configuration (how mimalloc is built) is in place before the first build.
+    let copy_cargo = lines.iter().position(|l| *l == "COPY .cargo ./.cargo");
+    let first_build = lines.iter().position(|l| l.contains("cargo build"));
+    assert!(
+        matches!((copy_cargo, first_build), (Some(c), Some(b)) if c < b),
+        "the Dockerfile copies .cargo before building: {copy_cargo:?} {first_build:?}"
+    );
 }
