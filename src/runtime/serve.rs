@@ -403,7 +403,11 @@ pub async fn read_body(
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(BodyError::TooLarge(limit));
     }
-    let mut out = Vec::with_capacity(declared.map_or(0, |n| n as usize));
+    // A body that arrives as one chunk (the usual case: hyper reads a small body with its
+    // head) is returned as that chunk, without a copy; the chunks of a longer one are joined.
+    let mut whole: Option<Bytes> = None;
+    let mut joined: Vec<u8> = Vec::new();
+    let mut len = 0usize;
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| {
@@ -414,12 +418,24 @@ pub async fn read_body(
                 BodyError::Read(inner)
             }
         })?;
-        if out.len() + chunk.len() > limit {
+        if len + chunk.len() > limit {
             return Err(BodyError::TooLarge(limit));
         }
-        out.extend_from_slice(&chunk);
+        len += chunk.len();
+        if chunk.is_empty() {
+            continue;
+        }
+        match whole.take() {
+            None if joined.is_empty() => whole = Some(chunk),
+            None => joined.extend_from_slice(&chunk),
+            Some(first) => {
+                joined.reserve(declared.map_or(0, |n| n as usize).max(len));
+                joined.extend_from_slice(&first);
+                joined.extend_from_slice(&chunk);
+            }
+        }
     }
-    Ok(Bytes::from(out))
+    Ok(whole.unwrap_or_else(|| Bytes::from(joined)))
 }
 
 #[cfg(test)]
@@ -452,6 +468,46 @@ mod tests {
         let full = DeadlineBody::new(Body::from("complete"), Duration::from_secs(5));
         let bytes = full.collect().await.unwrap().to_bytes();
         assert_eq!(&bytes[..], b"complete");
+    }
+
+    #[tokio::test]
+    async fn read_body_joins_chunks_and_keeps_its_limit() {
+        let chunked = |parts: Vec<&'static [u8]>| {
+            Body::from_stream(futures::stream::iter(
+                parts
+                    .into_iter()
+                    .map(|p| Ok::<_, std::io::Error>(Bytes::from_static(p))),
+            ))
+        };
+        let h = axum::http::HeaderMap::new();
+        let cases: Vec<(Vec<&'static [u8]>, &[u8])> = vec![
+            (vec![], b""),
+            (vec![b""], b""),
+            (vec![b"one"], b"one"),
+            (vec![b"", b"one"], b"one"),
+            (vec![b"one", b"", b"two"], b"onetwo"),
+            (vec![b"a", b"b", b"c", b"d"], b"abcd"),
+        ];
+        for (parts, want) in cases {
+            let got = read_body(&h, chunked(parts.clone()), 16).await.unwrap();
+            assert_eq!(&got[..], want, "{parts:?}");
+        }
+        for parts in [
+            vec![&b"0123456789abcdefg"[..]],
+            vec![b"0123456789", b"abcdefg"],
+        ] {
+            assert!(matches!(
+                read_body(&h, chunked(parts), 16).await,
+                Err(BodyError::TooLarge(16))
+            ));
+        }
+        assert_eq!(
+            &read_body(&h, chunked(vec![b"0123456789", b"abcdef"]), 16)
+                .await
+                .unwrap()[..],
+            b"0123456789abcdef",
+            "exactly the limit"
+        );
     }
 
     #[test]
