@@ -508,6 +508,52 @@ mod tests {
             b"0123456789abcdef",
             "exactly the limit"
         );
+        // A body of one chunk is that chunk, not a copy.
+        let one: &'static [u8] = b"the whole body";
+        let got = read_body(&h, chunked(vec![one]), 16).await.unwrap();
+        assert_eq!(got.as_ptr(), one.as_ptr(), "returned without a copy");
+    }
+
+    /// A client that shuts its sending side right after its request still gets the answer
+    /// of a handler that takes a while: the connection is not torn down at its EOF.
+    #[tokio::test]
+    async fn a_half_closed_client_gets_its_answer() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let router = Router::new().route(
+            "/slow",
+            axum::routing::post(|| async {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                "done"
+            }),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let limits = Limits {
+            max_connections: 8,
+            header_read_timeout: Duration::from_secs(5),
+            body_timeout: Duration::from_secs(5),
+        };
+        let (_stop_tx, stop) = watch::channel(false);
+        tokio::spawn(serve(
+            listener,
+            router,
+            limits,
+            HttpMetrics::default(),
+            stop,
+        ));
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi")
+            .await
+            .unwrap();
+        s.shutdown().await.unwrap();
+        let mut out = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out))
+            .await
+            .expect("the server answers and closes within 5 s")
+            .unwrap();
+        let text = String::from_utf8_lossy(&out);
+        assert!(text.starts_with("HTTP/1.1 200"), "{text:?}");
+        assert!(text.ends_with("done"), "{text:?}");
     }
 
     #[test]

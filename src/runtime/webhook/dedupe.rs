@@ -808,6 +808,66 @@ mod tests {
         parse(body.as_bytes()).unwrap().alerts.remove(0)
     }
 
+    /// The ident index answers as a scan of the events would, through pushes, expiry and
+    /// trimming, with idents that collide (forced here: one ident for several events).
+    #[test]
+    fn the_ident_index_answers_as_a_scan() {
+        use chrono::TimeZone;
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let at = |m: u64| Utc.timestamp_opt(1_700_000_000 + 60 * m as i64, 0).unwrap();
+        let event = |fp: u64, firing: bool, start: u64, received: u64| Event {
+            fingerprint: format!("{fp:016x}"),
+            status: if firing {
+                AlertStatus::Firing
+            } else {
+                AlertStatus::Resolved
+            },
+            starts_at: at(start),
+            ends_at: None,
+            received_at: at(received),
+            alertname: None,
+            severity: None,
+        };
+        let mut events = Events::default();
+        for round in 0..3_000u64 {
+            let e = event(next(12), next(2) == 0, next(4), round);
+            let mut k = Kept::new(e.clone()).unwrap();
+            // Half the events share one of three idents whatever their fields.
+            if next(2) == 0 {
+                k.ident = next(3);
+            }
+            let id = k.ident;
+            let scanned = events
+                .iter()
+                .any(|x| x.is(id, &e.fingerprint, e.status, e.starts_at));
+            assert_eq!(
+                events.contains(id, &e.fingerprint, e.status, e.starts_at),
+                scanned,
+                "round {round}"
+            );
+            if !scanned {
+                events.push(k);
+            }
+            match next(10) {
+                0 => events.received_since(at(round.saturating_sub(next(40)))),
+                1 => events.keep_last(next(30) as usize),
+                _ => events.keep_last(MAX_EVENTS),
+            }
+            // The counts are those of the kept events.
+            let mut counted: HashMap<u64, u32> = HashMap::new();
+            for k in events.iter() {
+                *counted.entry(k.ident).or_insert(0) += 1;
+            }
+            assert_eq!(counted, events.idents, "round {round}");
+        }
+    }
+
     /// The hand-written event text is serde's, over random times (fractions of 0, 3, 6 and
     /// 9 digits, years outside 0-9999, leap seconds) and strings that need escaping.
     #[test]
